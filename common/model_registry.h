@@ -16,7 +16,7 @@ struct KnownModel {
   std::string file_name;     // inside $CONVEYOR_HOME/models
   std::uint64_t size_bytes;  // checked at resolution; the hash is checked at install
   std::string sha256;
-  std::string source;        // where install-model.sh gets it
+  std::string source;  // where install-model.sh gets it
 };
 
 const std::vector<KnownModel>& known_models();

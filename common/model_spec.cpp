@@ -5,8 +5,8 @@
 namespace conveyor {
 namespace {
 
-constexpr std::int64_t kMaxDim = std::int64_t{1} << 20;     // 1M: far above any real width
-constexpr std::int64_t kMaxVocab = std::int64_t{1} << 24;   // 16M tokens
+constexpr std::int64_t kMaxDim = std::int64_t{1} << 20;    // 1M: far above any real width
+constexpr std::int64_t kMaxVocab = std::int64_t{1} << 24;  // 16M tokens
 constexpr std::int64_t kMaxLayers = 4096;
 
 void require(bool ok, const std::string& what) {

@@ -20,9 +20,9 @@ enum class RopeScalingType { kNone, kLinear, kLlama3 };
 struct RopeScaling {
   RopeScalingType type = RopeScalingType::kNone;
   double factor = 1.0;
-  double low_freq_factor = 1.0;               // llama3
-  double high_freq_factor = 4.0;              // llama3
-  std::int64_t original_max_positions = 0;    // llama3
+  double low_freq_factor = 1.0;             // llama3
+  double high_freq_factor = 4.0;            // llama3
+  std::int64_t original_max_positions = 0;  // llama3
 };
 
 struct ModelSpec {

@@ -15,12 +15,13 @@ namespace conveyor {
 struct TensorRef {
   std::string name;
   DType dtype = DType::kF32;
-  std::vector<std::int64_t> shape;       // outermost first
-  std::span<const std::uint8_t> bytes;   // exactly dtype_bytes(dtype, elements()) long
+  std::vector<std::int64_t> shape;      // outermost first
+  std::span<const std::uint8_t> bytes;  // exactly dtype_bytes(dtype, elements()) long
 
   std::int64_t elements() const {
     std::int64_t n = 1;
-    for (auto d : shape) n *= d;  // loaders have already checked the product
+    for (auto d : shape)
+      n *= d;  // loaders have already checked the product
     return n;
   }
 };

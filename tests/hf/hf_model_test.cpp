@@ -271,7 +271,9 @@ TEST_CASE("hf model: directories that are not models") {
 TEST_CASE("hf model: pickle checkpoints are refused, never read") {
   TempDir dir;
   // A pickle that would run code if unpickled; the loader must not even open it.
-  write_text(dir.path() / "pytorch_model.bin", "\x80\x04\x95" "cos\nsystem\n(S'true'\ntR.");
+  write_text(dir.path() / "pytorch_model.bin",
+             "\x80\x04\x95"
+             "cos\nsystem\n(S'true'\ntR.");
   fs::copy_file(hf_fixture("llama-tiny") / "config.json", dir.path() / "config.json");
 
   SUBCASE("a path to a .bin file") {

@@ -3,6 +3,8 @@
 // allocation.
 #include <doctest/doctest.h>
 
+#include <cstring>
+#include <random>
 #include <string>
 
 #include "common/hf/safetensors_file.h"
@@ -263,4 +265,41 @@ TEST_CASE("safetensors: dtypes") {
         open_header(dir, R"({"a": {"dtype": "I64", "shape": [2], "data_offsets": [0, 8]}})", 8),
         ErrorCode::kMalformed, "needs 16 bytes");
   }
+}
+
+TEST_CASE("safetensors: random corruption of a real file ends in a Status, never a crash") {
+  TempDir dir;
+  const std::string source = (hf_fixture("qwen2-tiny") / "model.safetensors").string();
+  const std::string text = read_text(source);
+  const std::vector<std::uint8_t> original(text.begin(), text.end());
+  std::uint64_t header_len = 0;
+  std::memcpy(&header_len, original.data(), 8);
+
+  std::mt19937 rng(1234);  // fixed: a failure must reproduce
+  std::uniform_int_distribution<std::size_t> in_header(0, 8 + header_len - 1);
+  std::uniform_int_distribution<int> byte(0, 255);
+  const std::string digits_and_syntax = "0123456789[]{},:\"-";
+  std::size_t rejected = 0;
+  for (int round = 0; round < 500; ++round) {
+    std::vector<std::uint8_t> bytes = original;
+    const int edits = 1 + round % 4;
+    for (int e = 0; e < edits; ++e) {
+      const std::size_t at = in_header(rng);
+      // Mostly characters that keep the JSON plausible, so the later checks are reached.
+      bytes[at] =
+          round % 3 == 0
+              ? static_cast<std::uint8_t>(byte(rng))
+              : static_cast<std::uint8_t>(digits_and_syntax[static_cast<std::size_t>(byte(rng)) %
+                                                            digits_and_syntax.size()]);
+    }
+    if (round % 7 == 0) bytes.resize(in_header(rng));  // truncation
+    const auto file = open_bytes(dir, bytes);
+    if (!file.ok()) {
+      ++rejected;
+      const ErrorCode code = file.status().code();
+      CHECK((code == ErrorCode::kMalformed || code == ErrorCode::kOutOfRange ||
+             code == ErrorCode::kUnsupported));
+    }
+  }
+  CHECK(rejected > 400);
 }

@@ -1,0 +1,181 @@
+// Backend: the ops the model code calls, one call per op per step over the whole
+// micro-batch (never per token or per head), so that a device backend can launch one
+// kernel per call. The CPU backend is the reference; a CUDA backend implements the
+// same interface and is tested against it op by op.
+//
+// Memory spaces. Activations, KV blocks and logits live in backend memory: plain host
+// memory for the CPU backend, device memory for a GPU backend. Ops take `float*` into
+// that space; the model never dereferences them itself, it moves data in and out with
+// copy_from_host()/copy_to_host(). Small step metadata (token ids, positions, block
+// tables) is passed as host spans: a device backend copies it once per step.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/model_spec.h"
+#include "common/tensor_ref.h"
+
+namespace conveyor {
+
+// A block of backend memory, owned by whoever holds the pointer.
+class BackendBuffer {
+ public:
+  virtual ~BackendBuffer() = default;
+  virtual void* data() = 0;
+  virtual std::size_t bytes() const = 0;
+  float* floats() { return static_cast<float*>(data()); }
+};
+
+// A weight in the form the backend prefers (the CPU backend: dequantised f32; a GPU
+// backend may keep a quantised copy in device memory). The model only passes it back.
+class BackendWeight {
+ public:
+  virtual ~BackendWeight() = default;
+  const std::string& name() const { return name_; }
+  std::int64_t rows() const { return rows_; }  // out_features, or the length of a vector
+  std::int64_t cols() const { return cols_; }  // in_features; 1 for a vector
+  DType source_dtype() const { return source_dtype_; }
+  virtual std::size_t resident_bytes() const = 0;
+
+ protected:
+  BackendWeight(std::string name, std::int64_t rows, std::int64_t cols, DType source_dtype)
+      : name_(std::move(name)), rows_(rows), cols_(cols), source_dtype_(source_dtype) {}
+
+ private:
+  std::string name_;
+  std::int64_t rows_;
+  std::int64_t cols_;
+  DType source_dtype_;
+};
+
+struct BackendCapabilities {
+  bool device_memory = false;        // buffers are not host-addressable
+  bool quantized_weights = false;    // keeps weights quantised instead of dequantising at load
+  bool paged_attention = true;       // attention reads K/V through block tables
+  int threads = 1;                   // CPU worker threads, including the caller
+  std::vector<DType> weight_dtypes;  // stored types upload_weight() accepts
+};
+
+struct BackendMemoryInfo {
+  std::uint64_t total_bytes = 0;      // memory the backend allocates from
+  std::uint64_t available_bytes = 0;  // what it could still allocate
+  std::uint64_t weight_bytes = 0;     // held by weights it uploaded and that are alive
+  std::uint64_t buffer_bytes = 0;     // held by buffers it allocated and that are alive
+};
+
+// Rotary embedding for one model: per-frequency inverse wavelengths, already scaled
+// (linear, llama3, per-frequency factors). Built by make_rope_config() in
+// kernels/rope_config.h.
+struct RopeConfig {
+  std::int64_t num_heads = 0;
+  std::int64_t num_kv_heads = 0;
+  std::int64_t head_dim = 0;
+  RopePairing pairing = RopePairing::kHalfSplit;
+  std::vector<float> inv_freq;  // [head_dim / 2]
+};
+
+// One layer's paged K/V storage in backend memory. Both K and V are
+// f32 [num_blocks, block_size, kv_dim]; kv_dim = num_kv_heads * head_dim. Token at
+// position p of a sequence lives in block block_table[p / block_size], row
+// p % block_size; its "slot" is block * block_size + row.
+struct KvLayerView {
+  float* k = nullptr;
+  float* v = nullptr;
+  std::int64_t num_blocks = 0;
+  std::int64_t block_size = 0;
+  std::int64_t kv_dim = 0;
+};
+
+// One sequence's share of an attention call. Its new tokens occupy rows
+// [first_row, first_row + num_new) of q and out, at positions start_position + i;
+// the K/V of every position below start_position + num_new must already be stored.
+struct AttentionSequence {
+  std::int64_t first_row = 0;
+  std::int64_t num_new = 0;
+  std::int64_t start_position = 0;
+  std::span<const std::int32_t> block_table;
+};
+
+struct AttentionConfig {
+  std::int64_t num_heads = 0;
+  std::int64_t num_kv_heads = 0;
+  std::int64_t head_dim = 0;
+  float scale = 0;                  // usually 1 / sqrt(head_dim)
+  std::int64_t sliding_window = 0;  // > 0: query at position i sees keys j with i - j < window
+};
+
+struct GemmOptions {
+  const BackendWeight* bias = nullptr;  // [n], added to every row
+  bool accumulate = false;              // y += x W^T instead of y = x W^T (residual adds)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string name() const = 0;  // "cpu", "cuda:0"
+  virtual BackendCapabilities capabilities() const = 0;
+  virtual BackendMemoryInfo memory_info() const = 0;
+
+  // ---- memory ----
+  // Zero-filled, aligned for vector loads.
+  virtual std::unique_ptr<BackendBuffer> allocate(std::size_t bytes) = 0;
+  virtual void copy_from_host(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void copy_to_host(void* dst, const void* src, std::size_t bytes) = 0;
+  // Waits until every op issued so far has finished (a no-op for synchronous backends).
+  virtual void synchronize() = 0;
+
+  // A stored tensor (any dtype in capabilities().weight_dtypes) made ready for the ops
+  // below. 2-D tensors are [rows, cols]; 1-D tensors are vectors (rows = length).
+  // Throws Error(kUnsupported) for a dtype the backend cannot take.
+  virtual std::shared_ptr<const BackendWeight> upload_weight(const TensorRef& tensor) = 0;
+
+  // ---- ops ----
+  // y = x W^T (+ bias), or y += ... with options.accumulate.
+  // x: f32 [m, k]; w: [n, k]; y: f32 [m, n].
+  virtual void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
+                    const GemmOptions& options = {}) = 0;
+
+  // out = x / rms(x) * weight, row by row; x, out: f32 [rows, weight.rows()].
+  // With residual_add, first x += residual_add (x is the residual stream), then norm;
+  // the updated x is kept. out may not alias x.
+  virtual void rmsnorm(float* x, const float* residual_add, std::int64_t rows,
+                       const BackendWeight& weight, float eps, float* out) = 0;
+
+  // out[i] = table[tokens[i]]; table: [vocab, hidden]; out: f32 [tokens.size(), hidden].
+  // Throws Error(kInvalidArgument) for a token outside the table.
+  virtual void embed(const BackendWeight& table, std::span<const std::int32_t> tokens,
+                     float* out) = 0;
+
+  // Rotates q and k in place by their positions.
+  // q: f32 [positions.size(), num_heads * head_dim]; k: f32 [.., num_kv_heads * head_dim].
+  virtual void rope(float* q, float* k, std::span<const std::int32_t> positions,
+                    const RopeConfig& config) = 0;
+
+  // Writes row i of k and v (f32 [slots.size(), kv_dim]) to slot slots[i] of the layer.
+  virtual void store_kv(const float* k, const float* v, std::span<const std::int64_t> slots,
+                        const KvLayerView& layer) = 0;
+
+  // Causal (optionally sliding-window) GQA attention of every new token over its own
+  // sequence's cached K/V. q, out: f32 [rows, num_heads * head_dim].
+  virtual void attention(const float* q, const KvLayerView& layer,
+                         std::span<const AttentionSequence> sequences,
+                         const AttentionConfig& config, float* out) = 0;
+
+  // out = silu(gate) * up, elementwise over n values; out may alias gate.
+  virtual void swiglu(const float* gate, const float* up, std::int64_t n, float* out) = 0;
+
+  // Final norm and output projection for the chosen rows of the residual stream.
+  // hidden: f32 [*, hidden]; out: f32 [rows.size(), vocab].
+  virtual void logits(const float* hidden, std::span<const std::int64_t> rows,
+                      const BackendWeight& norm, float eps, const BackendWeight& output,
+                      float* out) = 0;
+};
+
+}  // namespace conveyor

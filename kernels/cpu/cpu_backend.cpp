@@ -1,0 +1,280 @@
+#include "kernels/cpu/cpu_backend.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "common/dequantize.h"
+#include "common/status.h"
+#include "kernels/cpu/cpu_attention.h"
+#include "kernels/cpu/cpu_elementwise.h"
+#include "kernels/cpu/cpu_gemm.h"
+#include "kernels/cpu/cpu_rope.h"
+
+namespace conveyor {
+namespace {
+
+// Cache-line and AVX-512 aligned.
+constexpr std::size_t kAlignment = 64;
+
+struct AlignedFree {
+  void operator()(void* p) const { std::free(p); }
+};
+
+std::unique_ptr<void, AlignedFree> aligned_zeroed(std::size_t bytes) {
+  const std::size_t rounded =
+      (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  if (p == nullptr) {
+    fail(ErrorCode::kResourceExhausted,
+         "cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
+  }
+  std::memset(p, 0, rounded);
+  return std::unique_ptr<void, AlignedFree>(p);
+}
+
+class CpuBuffer final : public BackendBuffer {
+ public:
+  CpuBuffer(std::size_t bytes, std::shared_ptr<CpuBackend::Usage> usage)
+      : memory_(aligned_zeroed(bytes)), bytes_(bytes), usage_(std::move(usage)) {
+    usage_->buffer_bytes += bytes_;
+  }
+  ~CpuBuffer() override { usage_->buffer_bytes -= bytes_; }
+  void* data() override { return memory_.get(); }
+  std::size_t bytes() const override { return bytes_; }
+
+ private:
+  std::unique_ptr<void, AlignedFree> memory_;
+  std::size_t bytes_;
+  std::shared_ptr<CpuBackend::Usage> usage_;
+};
+
+// 1-D weights are stored plainly; 2-D weights in the GEMM's panel layout
+// (cpu_gemm.h), which embedding lookups read back row by row.
+class CpuWeight final : public BackendWeight {
+ public:
+  CpuWeight(const TensorRef& tensor, std::int64_t rows, std::int64_t cols, bool packed,
+            std::shared_ptr<CpuBackend::Usage> usage)
+      : BackendWeight(tensor.name, rows, cols, tensor.dtype),
+        packed_(packed),
+        bytes_(
+            static_cast<std::size_t>(packed ? cpu::packed_weight_floats(rows, cols) : rows * cols) *
+            sizeof(float)),
+        memory_(aligned_zeroed(bytes_)),
+        usage_(std::move(usage)) {
+    usage_->weight_bytes += bytes_;
+  }
+  ~CpuWeight() override { usage_->weight_bytes -= bytes_; }
+  std::size_t resident_bytes() const override { return bytes_; }
+  bool packed() const { return packed_; }
+  float* data() { return static_cast<float*>(memory_.get()); }
+  const float* data() const { return static_cast<const float*>(memory_.get()); }
+
+ private:
+  bool packed_;
+  std::size_t bytes_;
+  std::unique_ptr<void, AlignedFree> memory_;
+  std::shared_ptr<CpuBackend::Usage> usage_;
+};
+
+// Every weight a CpuBackend sees was made by CpuBackend::upload_weight.
+const CpuWeight& cpu_weight(const BackendWeight& w) {
+  return static_cast<const CpuWeight&>(w);
+}
+
+const float* matrix_data(const BackendWeight& w, const char* what) {
+  const CpuWeight& cw = cpu_weight(w);
+  if (!cw.packed())
+    fail(ErrorCode::kInvalidArgument, std::string(what) + ": " + w.name() + " is not a matrix");
+  return cw.data();
+}
+
+const float* vector_data(const BackendWeight& w, const char* what) {
+  const CpuWeight& cw = cpu_weight(w);
+  if (cw.packed())
+    fail(ErrorCode::kInvalidArgument, std::string(what) + ": " + w.name() + " is not a vector");
+  return cw.data();
+}
+
+std::uint64_t meminfo_kib(const std::string& key) {
+  std::ifstream in("/proc/meminfo");
+  std::string name;
+  std::uint64_t value = 0;
+  std::string unit;
+  while (in >> name >> value >> unit) {
+    if (name == key + ":") return value;
+  }
+  return 0;
+}
+
+void check_width(const BackendWeight& w, std::int64_t expected, const char* what) {
+  if (w.rows() != expected || w.cols() != 1) {
+    fail(ErrorCode::kInvalidArgument, std::string(what) + ": weight " + w.name() +
+                                          " does not have " + std::to_string(expected) +
+                                          " elements");
+  }
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(const CpuBackendOptions& options)
+    : pool_(options.threads),
+      isa_(options.isa.value_or(detect_cpu_isa())),
+      usage_(std::make_shared<Usage>()) {
+  // Refuse an instruction set the CPU lacks rather than crash on the first op.
+  if (static_cast<int>(isa_) > static_cast<int>(detect_cpu_isa())) isa_ = detect_cpu_isa();
+}
+
+BackendCapabilities CpuBackend::capabilities() const {
+  BackendCapabilities caps;
+  caps.device_memory = false;
+  caps.quantized_weights = false;
+  caps.paged_attention = true;
+  caps.threads = pool_.size();
+  caps.weight_dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
+                        DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K};
+  return caps;
+}
+
+BackendMemoryInfo CpuBackend::memory_info() const {
+  BackendMemoryInfo info;
+  info.total_bytes = meminfo_kib("MemTotal") * 1024;
+  info.available_bytes = meminfo_kib("MemAvailable") * 1024;
+  info.weight_bytes = usage_->weight_bytes.load();
+  info.buffer_bytes = usage_->buffer_bytes.load();
+  return info;
+}
+
+std::unique_ptr<BackendBuffer> CpuBackend::allocate(std::size_t bytes) {
+  return std::make_unique<CpuBuffer>(bytes, usage_);
+}
+
+void CpuBackend::copy_from_host(void* dst, const void* src, std::size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+
+void CpuBackend::copy_to_host(void* dst, const void* src, std::size_t bytes) {
+  std::memcpy(dst, src, bytes);
+}
+
+std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& tensor) {
+  if (tensor.shape.empty() || tensor.shape.size() > 2) {
+    fail(ErrorCode::kUnsupported, "cpu backend: tensor " + tensor.name + " is not 1-D or 2-D");
+  }
+  const std::int64_t rows = tensor.shape[0];
+  const std::int64_t cols = tensor.shape.size() == 2 ? tensor.shape[1] : 1;
+  const auto row_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(cols));
+  const auto total_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(rows * cols));
+  if (rows <= 0 || cols <= 0 || !row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) {
+    fail(ErrorCode::kMalformed, "cpu backend: tensor " + tensor.name +
+                                    " has a shape that does not match its " +
+                                    std::string(dtype_name(tensor.dtype)) + " data");
+  }
+  const bool packed = tensor.shape.size() == 2;
+  auto weight = std::make_shared<CpuWeight>(tensor, rows, cols, packed, usage_);
+  const std::uint8_t* src = tensor.bytes.data();
+  float* dst = weight->data();
+  if (!packed) {
+    dequantize_row(tensor.dtype, src, dst, rows);
+    return weight;
+  }
+  // One panel of rows per task over the pool: dequantising and packing a large model
+  // is otherwise a slow load.
+  const std::int64_t panels = (rows + cpu::kPanelWidth - 1) / cpu::kPanelWidth;
+  std::vector<std::vector<float>> staging(static_cast<std::size_t>(pool_.size()));
+  pool_.run(panels, [&](std::int64_t panel, int thread) {
+    auto& rows_f32 = staging[static_cast<std::size_t>(thread)];
+    rows_f32.resize(static_cast<std::size_t>(cpu::kPanelWidth * cols));
+    const std::int64_t begin = panel * cpu::kPanelWidth;
+    const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
+    for (std::int64_t r = begin; r < end; ++r) {
+      dequantize_row(tensor.dtype, src + static_cast<std::uint64_t>(r) * *row_bytes,
+                     rows_f32.data() + (r - begin) * cols, cols);
+    }
+    cpu::pack_weight_rows(rows_f32.data(), begin, end, cols, dst);
+  });
+  return weight;
+}
+
+void CpuBackend::gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
+                      const GemmOptions& options) {
+  if (options.bias != nullptr) check_width(*options.bias, w.rows(), "gemm bias");
+  cpu::GemmProblem problem;
+  problem.x = x;
+  problem.packed = matrix_data(w, "gemm");
+  problem.y = y;
+  problem.bias = options.bias != nullptr ? vector_data(*options.bias, "gemm bias") : nullptr;
+  problem.m = m;
+  problem.n = w.rows();
+  problem.k = w.cols();
+  problem.accumulate = options.accumulate;
+  cpu::gemm_f32(pool_, isa_, problem);
+}
+
+void CpuBackend::rmsnorm(float* x, const float* residual_add, std::int64_t rows,
+                         const BackendWeight& weight, float eps, float* out) {
+  cpu::rmsnorm_f32(pool_, x, residual_add, rows, weight.rows(), vector_data(weight, "rmsnorm"), eps,
+                   out);
+}
+
+void CpuBackend::embed(const BackendWeight& table, std::span<const std::int32_t> tokens,
+                       float* out) {
+  const float* data = matrix_data(table, "embed");
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= table.rows()) {
+      fail(ErrorCode::kInvalidArgument, "embed: token " + std::to_string(tokens[i]) +
+                                            " outside a vocabulary of " +
+                                            std::to_string(table.rows()));
+    }
+  }
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    cpu::unpack_weight_row(data, tokens[i], table.cols(),
+                           out + static_cast<std::int64_t>(i) * table.cols());
+  }
+}
+
+void CpuBackend::rope(float* q, float* k, std::span<const std::int32_t> positions,
+                      const RopeConfig& config) {
+  if (static_cast<std::int64_t>(config.inv_freq.size()) * 2 != config.head_dim) {
+    fail(ErrorCode::kInvalidArgument, "rope: inv_freq does not cover head_dim");
+  }
+  cpu::rope_f32(pool_, q, k, positions, config);
+}
+
+void CpuBackend::store_kv(const float* k, const float* v, std::span<const std::int64_t> slots,
+                          const KvLayerView& layer) {
+  cpu::store_kv_f32(k, v, slots, layer);
+}
+
+void CpuBackend::attention(const float* q, const KvLayerView& layer,
+                           std::span<const AttentionSequence> sequences,
+                           const AttentionConfig& config, float* out) {
+  cpu::attention_f32(pool_, isa_, q, layer, sequences, config, out, attention_scratch_);
+}
+
+void CpuBackend::swiglu(const float* gate, const float* up, std::int64_t n, float* out) {
+  cpu::swiglu_f32(pool_, gate, up, n, out);
+}
+
+void CpuBackend::logits(const float* hidden, std::span<const std::int64_t> rows,
+                        const BackendWeight& norm, float eps, const BackendWeight& output,
+                        float* out) {
+  const std::int64_t width = output.cols();
+  check_width(norm, width, "logits norm");
+  const auto count = static_cast<std::int64_t>(rows.size());
+  // Gather first: only the chosen rows are normed and projected.
+  logits_rows_.resize(static_cast<std::size_t>(2 * count * width));
+  float* gathered = logits_rows_.data();
+  float* normed = gathered + count * width;
+  cpu::gather_rows_f32(hidden, width, rows, gathered);
+  cpu::rmsnorm_f32(pool_, gathered, nullptr, count, width, vector_data(norm, "logits norm"), eps,
+                   normed);
+  gemm(normed, count, output, out);
+}
+
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options) {
+  return std::make_unique<CpuBackend>(options);
+}
+
+}  // namespace conveyor

@@ -1,0 +1,70 @@
+// The CPU reference backend: weights dequantised to f32 at upload, every op
+// multi-threaded over one persistent thread pool.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/thread_pool.h"
+
+namespace conveyor {
+
+struct CpuBackendOptions {
+  int threads = 0;            // <= 0: one per hardware thread
+  std::optional<CpuIsa> isa;  // default: the best the CPU supports
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const CpuBackendOptions& options = {});
+
+  std::string name() const override { return "cpu"; }
+  BackendCapabilities capabilities() const override;
+  BackendMemoryInfo memory_info() const override;
+  CpuIsa isa() const { return isa_; }
+
+  std::unique_ptr<BackendBuffer> allocate(std::size_t bytes) override;
+  void copy_from_host(void* dst, const void* src, std::size_t bytes) override;
+  void copy_to_host(void* dst, const void* src, std::size_t bytes) override;
+  void synchronize() override {}
+
+  std::shared_ptr<const BackendWeight> upload_weight(const TensorRef& tensor) override;
+
+  void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
+            const GemmOptions& options = {}) override;
+  void rmsnorm(float* x, const float* residual_add, std::int64_t rows, const BackendWeight& weight,
+               float eps, float* out) override;
+  void embed(const BackendWeight& table, std::span<const std::int32_t> tokens, float* out) override;
+  void rope(float* q, float* k, std::span<const std::int32_t> positions,
+            const RopeConfig& config) override;
+  void store_kv(const float* k, const float* v, std::span<const std::int64_t> slots,
+                const KvLayerView& layer) override;
+  void attention(const float* q, const KvLayerView& layer,
+                 std::span<const AttentionSequence> sequences, const AttentionConfig& config,
+                 float* out) override;
+  void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override;
+  void logits(const float* hidden, std::span<const std::int64_t> rows, const BackendWeight& norm,
+              float eps, const BackendWeight& output, float* out) override;
+
+  // Byte counters shared with the weights and buffers this backend hands out, which
+  // may outlive it.
+  struct Usage {
+    std::atomic<std::uint64_t> weight_bytes{0};
+    std::atomic<std::uint64_t> buffer_bytes{0};
+  };
+
+ private:
+  ThreadPool pool_;
+  CpuIsa isa_;
+  std::shared_ptr<Usage> usage_;
+  std::vector<std::vector<float>> attention_scratch_;  // per pool thread
+  std::vector<float> logits_rows_;                     // f32 [rows, hidden] for logits()
+};
+
+std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options = {});
+
+}  // namespace conveyor

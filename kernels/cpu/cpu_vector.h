@@ -1,0 +1,74 @@
+// Fixed-width float vectors (GCC/Clang vector extensions) for the CPU kernels. The
+// compiler lowers them to whatever the enclosing function's target supports: one
+// AVX-512 register, two AVX registers, four SSE registers, or scalar code.
+//
+// Every reduction goes through these helpers in one fixed order, so a value computed
+// by any kernel variant (tile shape, thread split, batch size) is bit-for-bit the same
+// for a given instruction set.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace conveyor::cpu {
+
+// (A typedef inside a class template: GCC ignores vector_size on a dependent alias
+// template and would silently make Vec<L> a plain float.) Vectors are only ever held
+// in local variables and reached through pointers, never passed or returned by value,
+// so no function's calling convention depends on the target.
+template <int L>
+struct VecType {
+  typedef float type __attribute__((vector_size(L * sizeof(float))));
+  // The same vector at any float alignment, allowed to alias float data.
+  typedef float unaligned __attribute__((vector_size(L * sizeof(float)), aligned(4), may_alias));
+};
+template <int L>
+using Vec = typename VecType<L>::type;
+static_assert(sizeof(Vec<8>) == 8 * sizeof(float));
+
+// The L floats at p, as one vector: `Vec<L> v = *vec_at<L>(p);`.
+template <int L>
+[[gnu::always_inline]] inline const typename VecType<L>::unaligned* vec_at(const float* p) {
+  return reinterpret_cast<const typename VecType<L>::unaligned*>(p);
+}
+template <int L>
+[[gnu::always_inline]] inline typename VecType<L>::unaligned* vec_at(float* p) {
+  return reinterpret_cast<typename VecType<L>::unaligned*>(p);
+}
+
+template <int L>
+[[gnu::always_inline]] inline float reduce_add(const Vec<L>& v) {
+  float lanes[L] = {};
+  std::memcpy(lanes, &v, sizeof(v));
+  // Pairwise halving: fixed order, and more accurate than a running sum.
+  for (int width = L / 2; width > 0; width /= 2) {
+    for (int i = 0; i < width; ++i)
+      lanes[i] += lanes[i + width];
+  }
+  return lanes[0];
+}
+
+// sum_i a[i] * b[i]: L-lane partial sums over whole vectors, reduced, then the tail.
+template <int L>
+[[gnu::always_inline]] inline float dot(const float* a, const float* b, std::int64_t n) {
+  Vec<L> acc = {};
+  std::int64_t i = 0;
+  for (; i + L <= n; i += L)
+    acc += *vec_at<L>(a + i) * *vec_at<L>(b + i);
+  float sum = reduce_add<L>(acc);
+  for (; i < n; ++i)
+    sum += a[i] * b[i];
+  return sum;
+}
+
+// y[i] += a * x[i]
+template <int L>
+[[gnu::always_inline]] inline void axpy(float a, const float* x, float* y, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + L <= n; i += L)
+    *vec_at<L>(y + i) += a * *vec_at<L>(x + i);
+  for (; i < n; ++i)
+    y[i] += a * x[i];
+}
+
+}  // namespace conveyor::cpu

@@ -1,0 +1,57 @@
+// Helpers shared by the CPU kernel tests: random data and f32 tensors wrapped as
+// TensorRefs so that they can be uploaded like model weights.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/tensor_ref.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace conveyor::testing {
+
+inline CpuBackendOptions cpu_options(int threads, std::optional<CpuIsa> isa = std::nullopt) {
+  CpuBackendOptions options;
+  options.threads = threads;
+  options.isa = isa;
+  return options;
+}
+
+inline std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v)
+    x = dist(rng);
+  return v;
+}
+
+// A TensorRef viewing `data` (which must outlive it).
+inline TensorRef f32_tensor(const std::string& name, const std::vector<float>& data,
+                            std::vector<std::int64_t> shape) {
+  TensorRef t;
+  t.name = name;
+  t.dtype = DType::kF32;
+  t.shape = std::move(shape);
+  t.bytes = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()),
+                                          data.size() * sizeof(float));
+  return t;
+}
+
+inline float max_abs_diff(const float* a, const float* b, std::size_t n) {
+  float m = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+inline bool bitwise_equal(const float* a, const float* b, std::size_t n) {
+  return std::memcmp(a, b, n * sizeof(float)) == 0;
+}
+
+}  // namespace conveyor::testing

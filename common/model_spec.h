@@ -42,6 +42,10 @@ struct ModelSpec {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   RopePairing rope_pairing = RopePairing::kHalfSplit;
+  // Per-frequency divisors, head_dim / 2 of them, or empty. When present, rotary
+  // frequency i is theta^(-2i/head_dim) / rope_freq_factors[i], as llama.cpp applies
+  // a GGUF file's rope_freqs.weight (llama3 scaling precomputed at conversion).
+  std::vector<float> rope_freq_factors;
 
   std::int64_t sliding_window = 0;  // 0: full attention
   bool qkv_bias = false;            // Qwen2

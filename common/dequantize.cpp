@@ -1,0 +1,235 @@
+#include "common/dequantize.h"
+
+#include <bit>
+#include <cstring>
+#include <string>
+
+#include "common/status.h"
+
+// ggml's reference (and gguf-py's) computes `d * q + m` as a rounded product
+// followed by a rounded sum. A fused multiply-add rounds once and gives different
+// bits, so contraction is switched off for this file whatever -march is used.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
+namespace conveyor {
+namespace {
+
+constexpr int kQK = 32;    // elements per Q8_0 / Q4_0 / Q4_1 block
+constexpr int kQKK = 256;  // elements per K-quant super-block
+
+std::uint16_t load_u16(const std::uint8_t* p) {
+  // Little-endian, unaligned: block structs are packed and may start anywhere.
+  return static_cast<std::uint16_t>(p[0] | (p[1] << 8));
+}
+
+inline float half_to_float(std::uint16_t h) {
+  const std::uint32_t sign = static_cast<std::uint32_t>(h & 0x8000u) << 16;
+  const std::uint32_t magnitude = h & 0x7FFFu;
+  const std::uint32_t exponent = magnitude & 0x7C00u;
+  // Normal: move exponent and mantissa into place and rebias the exponent 15 -> 127.
+  const std::uint32_t normal = (magnitude << 13) + (112u << 23);
+  // Inf/NaN: exponent all ones, mantissa (NaN payload) kept.
+  const std::uint32_t inf_nan = (magnitude << 13) | 0x7F800000u;
+  // Subnormal: mantissa * 2^-24, exact in binary32 (which has the range for it).
+  const std::uint32_t subnormal =
+      std::bit_cast<std::uint32_t>(static_cast<float>(magnitude) * 0x1p-24f);
+  const std::uint32_t bits = exponent == 0x7C00u ? inf_nan : (exponent == 0 ? subnormal : normal);
+  return std::bit_cast<float>(sign | bits);
+}
+
+void dequantize_f32(const std::uint8_t* src, float* dst, std::int64_t n) {
+  std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(float));
+}
+
+void dequantize_f16(const std::uint8_t* src, float* dst, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i)
+    dst[i] = half_to_float(load_u16(src + 2 * i));
+}
+
+void dequantize_bf16(const std::uint8_t* src, float* dst, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    dst[i] = std::bit_cast<float>(static_cast<std::uint32_t>(load_u16(src + 2 * i)) << 16);
+  }
+}
+
+// block_q8_0 { f16 d; int8 qs[32]; }: y = qs * d
+void dequantize_q8_0(const std::uint8_t* src, float* dst, std::int64_t blocks) {
+  for (std::int64_t b = 0; b < blocks; ++b, src += 34, dst += kQK) {
+    const float d = half_to_float(load_u16(src));
+    const std::uint8_t* qs = src + 2;
+    for (int j = 0; j < kQK; ++j) {
+      dst[j] = static_cast<float>(static_cast<std::int8_t>(qs[j])) * d;
+    }
+  }
+}
+
+// block_q4_0 { f16 d; u8 qs[16]; }: low nibbles are elements 0..15, high 16..31;
+// y = (nibble - 8) * d
+void dequantize_q4_0(const std::uint8_t* src, float* dst, std::int64_t blocks) {
+  for (std::int64_t b = 0; b < blocks; ++b, src += 18, dst += kQK) {
+    const float d = half_to_float(load_u16(src));
+    const std::uint8_t* qs = src + 2;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int x0 = (qs[j] & 0x0F) - 8;
+      const int x1 = (qs[j] >> 4) - 8;
+      dst[j] = static_cast<float>(x0) * d;
+      dst[j + kQK / 2] = static_cast<float>(x1) * d;
+    }
+  }
+}
+
+// block_q4_1 { f16 d; f16 m; u8 qs[16]; }: y = nibble * d + m
+void dequantize_q4_1(const std::uint8_t* src, float* dst, std::int64_t blocks) {
+  for (std::int64_t b = 0; b < blocks; ++b, src += 20, dst += kQK) {
+    const float d = half_to_float(load_u16(src));
+    const float m = half_to_float(load_u16(src + 2));
+    const std::uint8_t* qs = src + 4;
+    for (int j = 0; j < kQK / 2; ++j) {
+      const int x0 = qs[j] & 0x0F;
+      const int x1 = qs[j] >> 4;
+      dst[j] = static_cast<float>(x0) * d + m;
+      dst[j + kQK / 2] = static_cast<float>(x1) * d + m;
+    }
+  }
+}
+
+// The 6-bit scale and min of sub-block j (0..7) from Q4_K's 12 packed bytes
+// (ggml's get_scale_min_k4).
+inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t* scale, std::uint8_t* min) {
+  if (j < 4) {
+    *scale = q[j] & 63;
+    *min = q[j + 4] & 63;
+  } else {
+    *scale = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    *min = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+// block_q4_K { f16 d; f16 dmin; u8 scales[12]; u8 qs[128]; }: eight sub-blocks of 32,
+// y = (d * scale) * nibble - (dmin * min)
+void dequantize_q4_k(const std::uint8_t* src, float* dst, std::int64_t blocks) {
+  for (std::int64_t b = 0; b < blocks; ++b, src += 144) {
+    const float d = half_to_float(load_u16(src));
+    const float dmin = half_to_float(load_u16(src + 2));
+    const std::uint8_t* scales = src + 4;
+    const std::uint8_t* q = src + 16;
+    for (int j = 0, is = 0; j < kQKK; j += 64, is += 2, q += 32) {
+      std::uint8_t sc = 0;
+      std::uint8_t mn = 0;
+      scale_min_k4(is, scales, &sc, &mn);
+      const float d1 = d * static_cast<float>(sc);
+      const float m1 = dmin * static_cast<float>(mn);
+      scale_min_k4(is + 1, scales, &sc, &mn);
+      const float d2 = d * static_cast<float>(sc);
+      const float m2 = dmin * static_cast<float>(mn);
+      for (int l = 0; l < 32; ++l)
+        *dst++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
+      for (int l = 0; l < 32; ++l)
+        *dst++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+    }
+  }
+}
+
+// block_q6_K { u8 ql[128]; u8 qh[64]; i8 scales[16]; f16 d; }: 6-bit values from a
+// low nibble and two high bits, y = (d * scale) * (q - 32)
+void dequantize_q6_k(const std::uint8_t* src, float* dst, std::int64_t blocks) {
+  for (std::int64_t b = 0; b < blocks; ++b, src += 210) {
+    const float d = half_to_float(load_u16(src + 208));
+    const std::uint8_t* ql = src;
+    const std::uint8_t* qh = src + 128;
+    const std::uint8_t* sc_bytes = src + 192;
+    for (int n = 0; n < kQKK; n += 128, dst += 128, ql += 64, qh += 32, sc_bytes += 8) {
+      float ds[8];
+      for (int k = 0; k < 8; ++k) {
+        ds[k] = d * static_cast<float>(static_cast<std::int8_t>(sc_bytes[k]));
+      }
+      for (int l = 0; l < 32; ++l) {
+        const int is = l / 16;
+        const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        dst[l] = ds[is + 0] * static_cast<float>(q1);
+        dst[l + 32] = ds[is + 2] * static_cast<float>(q2);
+        dst[l + 64] = ds[is + 4] * static_cast<float>(q3);
+        dst[l + 96] = ds[is + 6] * static_cast<float>(q4);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+float fp16_to_fp32(std::uint16_t h) {
+  return half_to_float(h);
+}
+
+float bf16_to_fp32(std::uint16_t h) {
+  return std::bit_cast<float>(static_cast<std::uint32_t>(h) << 16);
+}
+
+void dequantize_row(DType type, const std::uint8_t* src, float* dst, std::int64_t n) {
+  const DTypeLayout layout = dtype_layout(type);
+  if (n < 0 || n % layout.block_elements != 0) {
+    fail(ErrorCode::kInvalidArgument,
+         "dequantize_row: " + std::to_string(n) + " elements is not a whole number of " +
+             std::string(dtype_name(type)) + " blocks of " + std::to_string(layout.block_elements));
+  }
+  const std::int64_t blocks = n / layout.block_elements;
+  switch (type) {
+    case DType::kF32:
+      return dequantize_f32(src, dst, n);
+    case DType::kF16:
+      return dequantize_f16(src, dst, n);
+    case DType::kBF16:
+      return dequantize_bf16(src, dst, n);
+    case DType::kQ8_0:
+      return dequantize_q8_0(src, dst, blocks);
+    case DType::kQ4_0:
+      return dequantize_q4_0(src, dst, blocks);
+    case DType::kQ4_1:
+      return dequantize_q4_1(src, dst, blocks);
+    case DType::kQ4_K:
+      return dequantize_q4_k(src, dst, blocks);
+    case DType::kQ6_K:
+      return dequantize_q6_k(src, dst, blocks);
+  }
+  fail(ErrorCode::kInternal, "dequantize_row: unknown dtype");
+}
+
+void dequantize_tensor(const TensorRef& tensor, std::span<float> out) {
+  const std::int64_t elements = tensor.elements();
+  const std::int64_t row = tensor.shape.empty() ? 1 : tensor.shape.back();
+  const DTypeLayout layout = dtype_layout(tensor.dtype);
+  if (row <= 0 || row % layout.block_elements != 0) {
+    fail(ErrorCode::kInvalidArgument, "tensor " + tensor.name + ": row length " +
+                                          std::to_string(row) + " is not a whole number of " +
+                                          std::string(dtype_name(tensor.dtype)) + " blocks");
+  }
+  const auto bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(elements));
+  if (!bytes || *bytes != tensor.bytes.size()) {
+    fail(ErrorCode::kInvalidArgument, "tensor " + tensor.name + ": " +
+                                          std::to_string(tensor.bytes.size()) +
+                                          " bytes do not match its shape and dtype");
+  }
+  if (out.size() != static_cast<std::size_t>(elements)) {
+    fail(ErrorCode::kInvalidArgument, "tensor " + tensor.name + ": output holds " +
+                                          std::to_string(out.size()) + " floats, need " +
+                                          std::to_string(elements));
+  }
+  // Rows are contiguous and blocks never straddle them, so one pass over the
+  // whole tensor equals converting row by row.
+  dequantize_row(tensor.dtype, tensor.bytes.data(), out.data(), elements);
+}
+
+std::vector<float> dequantize_tensor(const TensorRef& tensor) {
+  std::vector<float> out(static_cast<std::size_t>(tensor.elements()));
+  dequantize_tensor(tensor, out);
+  return out;
+}
+
+}  // namespace conveyor

@@ -1,0 +1,135 @@
+#include "common/gguf/gguf_tokenizer.h"
+
+#include <string>
+
+namespace conveyor {
+namespace {
+
+constexpr const char* kModelKey = "tokenizer.ggml.model";
+constexpr const char* kTokensKey = "tokenizer.ggml.tokens";
+
+// Checks the array's length before decoding it, so that a lying array costs no
+// memory beyond its own bytes.
+void check_length(const GgufMetadata& meta, const char* key, std::size_t expected) {
+  const GgufValue* v = meta.find(key);
+  if (v == nullptr || v->type != GgufValueType::kArray) return;  // the typed get reports it
+  if (v->count != expected) {
+    fail(ErrorCode::kMalformed, std::string(key) + " has " + std::to_string(v->count) +
+                                    " entries, but " + kTokensKey + " has " +
+                                    std::to_string(expected));
+  }
+}
+
+std::int64_t token_id(const GgufMetadata& meta, const char* key, std::int64_t n_tokens) {
+  const auto id = meta.get_int(key);
+  if (!id) return -1;
+  if (*id < 0 || *id >= n_tokens) {
+    fail(ErrorCode::kMalformed, std::string(key) + " " + std::to_string(*id) +
+                                    " is outside the vocabulary of " + std::to_string(n_tokens) +
+                                    " tokens");
+  }
+  return *id;
+}
+
+bool is_hex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// SentencePiece byte-fallback tokens are spelled exactly "<0xNN>".
+bool is_byte_token(std::string_view text) {
+  return text.size() == 6 && text.substr(0, 3) == "<0x" && is_hex(text[3]) && is_hex(text[4]) &&
+         text[5] == '>';
+}
+
+TokenizerData read_tokenizer(const GgufMetadata& meta) {
+  const auto model = meta.get_string(kModelKey);
+  if (!model || *model == "none") fail(ErrorCode::kNotFound, "the file carries no tokenizer");
+
+  TokenizerData tok;
+  if (*model == "gpt2") {
+    tok.kind = TokenizerKind::kByteLevelBpe;
+  } else if (*model == "llama") {
+    tok.kind = TokenizerKind::kSentencePieceBpe;
+  } else {
+    fail(ErrorCode::kUnsupported,
+         "tokenizer model '" + std::string(*model) + "' is not supported (gpt2 and llama are)");
+  }
+  if (const auto pre = meta.get_string("tokenizer.ggml.pre")) tok.pre = std::string(*pre);
+
+  const auto tokens = meta.get_string_array(kTokensKey);
+  if (!tokens || tokens->empty()) {
+    fail(ErrorCode::kMalformed, std::string(kTokensKey) + " is missing or empty");
+  }
+  const std::size_t n = tokens->size();
+  tok.tokens.assign(tokens->begin(), tokens->end());
+
+  check_length(meta, "tokenizer.ggml.scores", n);
+  if (auto scores = meta.get_float_array("tokenizer.ggml.scores")) tok.scores = std::move(*scores);
+
+  check_length(meta, "tokenizer.ggml.token_type", n);
+  if (const auto types = meta.get_int_array("tokenizer.ggml.token_type")) {
+    tok.token_types.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::int64_t t = (*types)[i];
+      if (t < static_cast<std::int64_t>(TokenType::kUndefined) ||
+          t > static_cast<std::int64_t>(TokenType::kByte)) {
+        fail(ErrorCode::kMalformed, "tokenizer.ggml.token_type of token " + std::to_string(i) +
+                                        " is " + std::to_string(t) + " (0 to 6 are valid)");
+      }
+      tok.token_types.push_back(static_cast<TokenType>(t));
+      if (tok.kind == TokenizerKind::kSentencePieceBpe &&
+          tok.token_types.back() == TokenType::kByte && !is_byte_token(tok.tokens[i])) {
+        fail(ErrorCode::kMalformed, "byte token " + std::to_string(i) + " is spelled '" +
+                                        tok.tokens[i] + "', expected <0xNN>");
+      }
+    }
+  }
+
+  if (const auto merges = meta.get_string_array("tokenizer.ggml.merges")) {
+    tok.merges.reserve(merges->size());
+    for (std::size_t i = 0; i < merges->size(); ++i) {
+      const std::string_view m = (*merges)[i];
+      const std::size_t space = m.find(' ', 1);
+      if (space == std::string_view::npos || space + 1 >= m.size()) {
+        fail(ErrorCode::kMalformed, "tokenizer.ggml.merges entry " + std::to_string(i) + " '" +
+                                        std::string(m) +
+                                        "' is not two tokens separated by a space");
+      }
+      tok.merges.emplace_back(m);
+    }
+  } else if (tok.kind == TokenizerKind::kByteLevelBpe) {
+    fail(ErrorCode::kMalformed, "a gpt2 tokenizer needs tokenizer.ggml.merges");
+  }
+
+  const auto n_tokens = static_cast<std::int64_t>(n);
+  tok.bos_id = token_id(meta, "tokenizer.ggml.bos_token_id", n_tokens);
+  tok.eos_id = token_id(meta, "tokenizer.ggml.eos_token_id", n_tokens);
+  tok.unk_id = token_id(meta, "tokenizer.ggml.unknown_token_id", n_tokens);
+  tok.pad_id = token_id(meta, "tokenizer.ggml.padding_token_id", n_tokens);
+  for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    const std::int64_t id = token_id(meta, key, n_tokens);
+    if (id >= 0) tok.eot_ids.push_back(id);
+  }
+  // llama.cpp's defaults when the file does not say: SentencePiece models start
+  // with BOS, byte-level BPE models do not.
+  tok.add_bos = meta.get_bool("tokenizer.ggml.add_bos_token")
+                    .value_or(tok.kind == TokenizerKind::kSentencePieceBpe);
+  tok.add_eos = meta.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
+  if (const auto tmpl = meta.get_string("tokenizer.chat_template")) {
+    tok.chat_template = std::string(*tmpl);
+  }
+  return tok;
+}
+
+}  // namespace
+
+bool gguf_has_tokenizer(const GgufMetadata& metadata) {
+  const GgufValue* v = metadata.find(kModelKey);
+  return v != nullptr && !(v->type == GgufValueType::kString && v->as_string_view() == "none");
+}
+
+Expected<TokenizerData> read_gguf_tokenizer(const GgufMetadata& metadata) {
+  return to_expected([&] { return read_tokenizer(metadata); });
+}
+
+}  // namespace conveyor

@@ -317,8 +317,9 @@ class GgufParser {
     // any later in-place use; a converter never produces that.
     std::vector<std::size_t> order(tensors.size());
     std::iota(order.begin(), order.end(), std::size_t{0});
-    std::stable_sort(order.begin(), order.end(),
-              [&](std::size_t a, std::size_t b) { return tensors[a].offset < tensors[b].offset; });
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+      return tensors[a].offset < tensors[b].offset;
+    });
     for (std::size_t i = 1; i < order.size(); ++i) {
       const auto& prev = tensors[order[i - 1]];
       const auto& cur = tensors[order[i]];

@@ -1,0 +1,77 @@
+#include "worker/kv_cache.h"
+
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "common/status.h"
+#include "kernels/cpu/cpu_backend.h"
+
+using namespace conveyor;
+
+namespace {
+
+KvCacheConfig small_config() {
+  KvCacheConfig c;
+  c.num_layers = 2;
+  c.num_blocks = 6;
+  c.block_size = 4;
+  c.kv_dim = 8;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("kv cache hands out blocks per sequence and takes them back") {
+  CpuBackend backend;
+  KvCache cache(backend, small_config());
+  CHECK(cache.free_blocks() == 6);
+  CHECK(cache.blocks_for(0) == 0);
+  CHECK(cache.blocks_for(4) == 1);
+  CHECK(cache.blocks_for(5) == 2);
+
+  REQUIRE(cache.reserve(7, 5));
+  CHECK(cache.block_table(7).size() == 2);
+  CHECK(cache.capacity(7) == 8);
+  REQUIRE(cache.reserve(7, 8));  // already covered
+  CHECK(cache.block_table(7).size() == 2);
+  REQUIRE(cache.reserve(9, 12));
+  CHECK(cache.free_blocks() == 1);
+
+  std::set<std::int32_t> used;
+  for (auto id : {7, 9}) {
+    for (auto b : cache.block_table(id))
+      CHECK(used.insert(b).second);  // never shared
+  }
+
+  CHECK_FALSE(cache.reserve(11, 8));  // needs two, one free
+  CHECK_FALSE(cache.contains(11));
+  CHECK(cache.free_blocks() == 1);
+  CHECK_FALSE(cache.reserve(7, 20));  // growing fails without partial allocation
+  CHECK(cache.block_table(7).size() == 2);
+
+  cache.release(9);
+  CHECK(cache.free_blocks() == 4);
+  CHECK(cache.block_table(9).empty());
+  cache.release(9);  // unknown: ignored
+  REQUIRE(cache.reserve(11, 16));
+  CHECK(cache.free_blocks() == 0);
+}
+
+TEST_CASE("kv cache layers are disjoint views of the storage") {
+  CpuBackend backend;
+  const auto config = small_config();
+  KvCache cache(backend, config);
+  const KvLayerView a = cache.layer(0);
+  const KvLayerView b = cache.layer(1);
+  const std::int64_t layer_floats = config.num_blocks * config.block_size * config.kv_dim;
+  CHECK(b.k - a.k == layer_floats);
+  CHECK(b.v - a.v == layer_floats);
+  CHECK(a.block_size == 4);
+  CHECK(a.kv_dim == 8);
+  CHECK_THROWS_AS(cache.layer(2), Error);
+  CHECK(kv_block_bytes(config) == 2u * 2 * 4 * 8 * 4);
+  KvCacheConfig bad = config;
+  bad.num_blocks = 0;
+  CHECK_THROWS_AS(KvCache(backend, bad), Error);
+}

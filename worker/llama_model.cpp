@@ -1,0 +1,192 @@
+#include "worker/llama_model.h"
+
+#include <cmath>
+#include <string>
+
+#include "common/status.h"
+#include "kernels/rope_config.h"
+
+namespace conveyor {
+
+// Activation buffers in backend memory, grown to the largest step seen.
+struct LlamaModel::Workspace {
+  std::int64_t token_capacity = 0;
+  std::int64_t logit_capacity = 0;
+  std::unique_ptr<BackendBuffer> hidden;  // f32 [tokens, hidden]: the residual stream
+  std::unique_ptr<BackendBuffer> normed;  // f32 [tokens, hidden]
+  std::unique_ptr<BackendBuffer> q;       // f32 [tokens, q_dim]
+  std::unique_ptr<BackendBuffer> k;       // f32 [tokens, kv_dim]
+  std::unique_ptr<BackendBuffer> v;       // f32 [tokens, kv_dim]
+  std::unique_ptr<BackendBuffer> attn;    // f32 [tokens, q_dim]
+  std::unique_ptr<BackendBuffer> delta;   // f32 [tokens, hidden]: attention output
+  std::unique_ptr<BackendBuffer> gate;    // f32 [tokens, ff]: gate, then swiglu(gate, up)
+  std::unique_ptr<BackendBuffer> up;      // f32 [tokens, ff]
+  std::unique_ptr<BackendBuffer> logits;  // f32 [rows, vocab]
+};
+
+namespace {
+
+void invalid(const std::string& message) {
+  fail(ErrorCode::kInvalidArgument, message);
+}
+
+std::size_t f32_bytes(std::int64_t rows, std::int64_t cols) {
+  return static_cast<std::size_t>(rows * cols) * sizeof(float);
+}
+
+}  // namespace
+
+LlamaModel::LlamaModel(Backend& backend, ModelWeights weights, KvCache& cache)
+    : backend_(backend),
+      weights_(std::move(weights)),
+      cache_(cache),
+      ws_(std::make_unique<Workspace>()) {
+  const ModelSpec& s = weights_.spec();
+  if (cache.config().num_layers != weights_.layers().size() ||
+      cache.config().kv_dim != s.kv_dim()) {
+    invalid("kv cache of " + std::to_string(cache.config().num_layers) + " layers x " +
+            std::to_string(cache.config().kv_dim) + " does not fit " +
+            std::to_string(weights_.layers().size()) + " layers x " + std::to_string(s.kv_dim()));
+  }
+  rope_ = make_rope_config(s);
+  attention_.num_heads = s.num_heads;
+  attention_.num_kv_heads = s.num_kv_heads;
+  attention_.head_dim = s.head_dim;
+  // As transformers: head_dim ** -0.5, applied to the f32 scores.
+  attention_.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
+  attention_.sliding_window = s.sliding_window;
+}
+
+LlamaModel::~LlamaModel() = default;
+
+void LlamaModel::ensure_workspace(std::int64_t tokens, std::int64_t logit_rows) {
+  const ModelSpec& s = spec();
+  Workspace& ws = *ws_;
+  if (tokens > ws.token_capacity) {
+    // Grow geometrically so a run of slightly larger steps does not reallocate each time.
+    const std::int64_t n = std::max(tokens, ws.token_capacity * 2);
+    ws.hidden = backend_.allocate(f32_bytes(n, s.hidden_size));
+    ws.normed = backend_.allocate(f32_bytes(n, s.hidden_size));
+    ws.q = backend_.allocate(f32_bytes(n, s.q_dim()));
+    ws.k = backend_.allocate(f32_bytes(n, s.kv_dim()));
+    ws.v = backend_.allocate(f32_bytes(n, s.kv_dim()));
+    ws.attn = backend_.allocate(f32_bytes(n, s.q_dim()));
+    ws.delta = backend_.allocate(f32_bytes(n, s.hidden_size));
+    ws.gate = backend_.allocate(f32_bytes(n, s.intermediate_size));
+    ws.up = backend_.allocate(f32_bytes(n, s.intermediate_size));
+    ws.token_capacity = n;
+  }
+  if (logit_rows > ws.logit_capacity) {
+    const std::int64_t n = std::max(logit_rows, ws.logit_capacity * 2);
+    ws.logits = backend_.allocate(f32_bytes(n, s.vocab_size));
+    ws.logit_capacity = n;
+  }
+}
+
+StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const float* hidden_in) {
+  const ModelSpec& s = spec();
+  if (sequences.empty()) invalid("forward: a step needs at least one sequence");
+  if (weights_.has_embedding() == (hidden_in != nullptr)) {
+    invalid(weights_.has_embedding()
+                ? "forward: the first stage takes tokens, not hidden states"
+                : "forward: a later stage needs the previous stage's hidden states");
+  }
+
+  // Step metadata: one position and cache slot per token, one attention entry and the
+  // wanted logit rows per sequence.
+  tokens_.clear();
+  positions_.clear();
+  slots_.clear();
+  logit_rows_.clear();
+  std::vector<AttentionSequence> attention;
+  attention.reserve(sequences.size());
+  StepResult result;
+  result.logits_begin.reserve(sequences.size() + 1);
+  const std::int64_t block_size = cache_.config().block_size;
+  for (const SequenceStep& seq : sequences) {
+    const auto n = static_cast<std::int64_t>(seq.tokens.size());
+    if (n == 0) invalid("forward: a sequence with no new tokens");
+    if (seq.start_position < 0) invalid("forward: negative start position");
+    const std::int64_t end = seq.start_position + n;
+    if (static_cast<std::int64_t>(seq.block_table.size()) * block_size < end) {
+      invalid("forward: block table holds " +
+              std::to_string(static_cast<std::int64_t>(seq.block_table.size()) * block_size) +
+              " positions, the step needs " + std::to_string(end));
+    }
+    const auto first_row = static_cast<std::int64_t>(tokens_.size());
+    attention.push_back({first_row, n, seq.start_position, seq.block_table});
+    result.logits_begin.push_back(static_cast<std::int64_t>(logit_rows_.size()));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const std::int64_t position = seq.start_position + i;
+      tokens_.push_back(seq.tokens[static_cast<std::size_t>(i)]);
+      positions_.push_back(static_cast<std::int32_t>(position));
+      slots_.push_back(seq.block_table[static_cast<std::size_t>(position / block_size)] *
+                           block_size +
+                       position % block_size);
+      if (seq.logits == LogitsWanted::kAll || (seq.logits == LogitsWanted::kLast && i == n - 1)) {
+        logit_rows_.push_back(first_row + i);
+      }
+    }
+  }
+  result.logits_begin.push_back(static_cast<std::int64_t>(logit_rows_.size()));
+  const auto tokens = static_cast<std::int64_t>(tokens_.size());
+  ensure_workspace(tokens, static_cast<std::int64_t>(logit_rows_.size()));
+  Workspace& ws = *ws_;
+
+  if (weights_.has_embedding()) {
+    backend_.embed(weights_.token_embd(), tokens_, ws.hidden->floats());
+  } else {
+    backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
+  }
+  for (std::int64_t l = 0; l < weights_.layers().size(); ++l)
+    run_layer(l, tokens, attention);
+
+  if (!weights_.has_output()) {
+    result.hidden.resize(static_cast<std::size_t>(tokens * s.hidden_size));
+    backend_.copy_to_host(result.hidden.data(), ws.hidden->data(),
+                          f32_bytes(tokens, s.hidden_size));
+    backend_.synchronize();
+    return result;
+  }
+  if (!logit_rows_.empty()) {
+    backend_.logits(ws.hidden->floats(), logit_rows_, weights_.output_norm(),
+                    static_cast<float>(s.rms_norm_eps), weights_.output(), ws.logits->floats());
+    result.logits.resize(logit_rows_.size() * static_cast<std::size_t>(s.vocab_size));
+    backend_.copy_to_host(result.logits.data(), ws.logits->data(),
+                          result.logits.size() * sizeof(float));
+  }
+  backend_.synchronize();
+  return result;
+}
+
+void LlamaModel::run_layer(std::int64_t local, std::int64_t tokens,
+                           std::span<const AttentionSequence> attention) {
+  const ModelSpec& s = spec();
+  const LayerWeights& w = weights_.layer(local);
+  Workspace& ws = *ws_;
+  const auto eps = static_cast<float>(s.rms_norm_eps);
+  float* hidden = ws.hidden->floats();  // f32 [tokens, hidden]
+  float* normed = ws.normed->floats();  // f32 [tokens, hidden]
+
+  // Attention block: x += W_o attn(rope(W_q n), rope(W_k n), W_v n), n = norm(x).
+  backend_.rmsnorm(hidden, nullptr, tokens, *w.attn_norm, eps, normed);
+  backend_.gemm(normed, tokens, *w.attn_q, ws.q->floats(), {w.attn_q_bias.get(), false});
+  backend_.gemm(normed, tokens, *w.attn_k, ws.k->floats(), {w.attn_k_bias.get(), false});
+  backend_.gemm(normed, tokens, *w.attn_v, ws.v->floats(), {w.attn_v_bias.get(), false});
+  backend_.rope(ws.q->floats(), ws.k->floats(), positions_, rope_);
+  const KvLayerView kv = cache_.layer(local);
+  backend_.store_kv(ws.k->floats(), ws.v->floats(), slots_, kv);
+  backend_.attention(ws.q->floats(), kv, attention, attention_, ws.attn->floats());
+  backend_.gemm(ws.attn->floats(), tokens, *w.attn_output, ws.delta->floats());
+
+  // MLP block: x += W_down (silu(W_gate n) * W_up n), n = norm(x); the residual add of
+  // the attention output is fused into this norm, the MLP's into the down projection.
+  backend_.rmsnorm(hidden, ws.delta->floats(), tokens, *w.ffn_norm, eps, normed);
+  backend_.gemm(normed, tokens, *w.ffn_gate, ws.gate->floats());
+  backend_.gemm(normed, tokens, *w.ffn_up, ws.up->floats());
+  backend_.swiglu(ws.gate->floats(), ws.up->floats(), tokens * s.intermediate_size,
+                  ws.gate->floats());
+  backend_.gemm(ws.gate->floats(), tokens, *w.ffn_down, hidden, {nullptr, true});
+}
+
+}  // namespace conveyor

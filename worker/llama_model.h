@@ -1,0 +1,88 @@
+// The Llama-family forward pass (Llama 2/3, Mistral, Qwen2, SmolLM2, TinyLlama): one
+// block implementation parameterised by ModelSpec, run over a layer range on a
+// Backend, with K/V in a paged KvCache.
+//
+// One forward() call is one batch step: several sequences, each with a run of new
+// tokens (a prefill chunk of any length or a single decode token) at consecutive
+// positions after the ones already cached. Every op runs once over all tokens of the
+// step, so a decode step for a whole batch reads the weights once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kernels/backend.h"
+#include "worker/kv_cache.h"
+#include "worker/model_weights.h"
+
+namespace conveyor {
+
+enum class LogitsWanted { kNone, kLast, kAll };
+
+struct SequenceStep {
+  std::span<const std::int32_t> tokens;  // the new tokens, at least one
+  std::int64_t start_position = 0;       // positions already in the cache
+  // Blocks covering start_position + tokens.size() positions (KvCache::block_table).
+  std::span<const std::int32_t> block_table;
+  LogitsWanted logits = LogitsWanted::kLast;
+};
+
+struct StepResult {
+  // f32 [rows, vocab]: the rows each sequence asked for, sequences in order; sequence
+  // i owns rows [logits_begin[i], logits_begin[i + 1]).
+  std::vector<float> logits;
+  std::vector<std::int64_t> logits_begin;  // size: sequences + 1
+  // f32 [tokens, hidden]: the residual stream after the last layer held, for the next
+  // pipeline stage; filled only when this range has no output head.
+  std::vector<float> hidden;
+
+  std::span<const float> row(std::int64_t r, std::int64_t vocab) const {
+    return std::span<const float>(logits).subspan(static_cast<std::size_t>(r * vocab),
+                                                  static_cast<std::size_t>(vocab));
+  }
+};
+
+class LlamaModel {
+ public:
+  // `cache` must hold as many layers as `weights`, with the spec's kv_dim; both must
+  // outlive the model.
+  LlamaModel(Backend& backend, ModelWeights weights, KvCache& cache);
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  const ModelSpec& spec() const { return weights_.spec(); }
+  const ModelWeights& weights() const { return weights_; }
+  KvCache& cache() { return cache_; }
+
+  // Runs one step. Writes the new tokens' K/V into the cache. `hidden_in`
+  // (f32 [tokens, hidden], host memory) is the previous stage's output and is required
+  // exactly when this range does not start at layer 0.
+  // Throws Error(kInvalidArgument) for an empty step, an empty sequence, a block table
+  // that does not cover the positions, a token outside the vocabulary.
+  StepResult forward(std::span<const SequenceStep> sequences, const float* hidden_in = nullptr);
+
+ private:
+  struct Workspace;
+
+  void run_layer(std::int64_t local, std::int64_t tokens,
+                 std::span<const AttentionSequence> attention);
+  void ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
+
+  Backend& backend_;
+  ModelWeights weights_;
+  KvCache& cache_;
+  RopeConfig rope_;
+  AttentionConfig attention_;
+  std::unique_ptr<Workspace> ws_;
+
+  // Host-side metadata for the current step.
+  std::vector<std::int32_t> tokens_;
+  std::vector<std::int32_t> positions_;
+  std::vector<std::int64_t> slots_;
+  std::vector<std::int64_t> logit_rows_;
+};
+
+}  // namespace conveyor

@@ -44,8 +44,9 @@ void dequantize_f32(const std::uint8_t* src, float* dst, std::int64_t n) {
 }
 
 void dequantize_f16(const std::uint8_t* src, float* dst, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i)
+  for (std::int64_t i = 0; i < n; ++i) {
     dst[i] = half_to_float(load_u16(src + 2 * i));
+  }
 }
 
 void dequantize_bf16(const std::uint8_t* src, float* dst, std::int64_t n) {
@@ -124,10 +125,12 @@ void dequantize_q4_k(const std::uint8_t* src, float* dst, std::int64_t blocks) {
       scale_min_k4(is + 1, scales, &sc, &mn);
       const float d2 = d * static_cast<float>(sc);
       const float m2 = dmin * static_cast<float>(mn);
-      for (int l = 0; l < 32; ++l)
+      for (int l = 0; l < 32; ++l) {
         *dst++ = d1 * static_cast<float>(q[l] & 0xF) - m1;
-      for (int l = 0; l < 32; ++l)
+      }
+      for (int l = 0; l < 32; ++l) {
         *dst++ = d2 * static_cast<float>(q[l] >> 4) - m2;
+      }
     }
   }
 }

@@ -11,8 +11,9 @@ namespace conveyor {
 GgufModel::GgufModel(GgufFile file) : file_(std::move(file)) {
   spec_ = gguf_model_spec(file_);
   tensors_.reserve(file_.tensors().size());
-  for (const auto& info : file_.tensors())
+  for (const auto& info : file_.tensors()) {
     tensors_.push_back(file_.tensor_ref(info));
+  }
   check_tensor_shapes(spec_, tensors_, file_.path());
 
   if (gguf_has_tokenizer(file_.metadata())) {

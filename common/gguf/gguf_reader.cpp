@@ -54,12 +54,14 @@ class GgufParser {
 
   void parse() {
     parse_header();
-    for (std::uint64_t i = 0; i < kv_count_; ++i)
+    for (std::uint64_t i = 0; i < kv_count_; ++i) {
       parse_entry(i);
+    }
     parse_alignment();
     out_.tensors_.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(tensor_count_, 4096)));
-    for (std::uint64_t i = 0; i < tensor_count_; ++i)
+    for (std::uint64_t i = 0; i < tensor_count_; ++i) {
       parse_tensor_info(i);
+    }
     place_data_section();
     check_tensor_extents();
   }
@@ -115,8 +117,9 @@ class GgufParser {
   void parse_entry(std::uint64_t index) {
     const std::string what = "the key of metadata entry " + std::to_string(index);
     const std::string_view key = cursor_.read_string(what, GgufLimits::kMaxKeyBytes);
-    if (key.empty())
+    if (key.empty()) {
       fail(ErrorCode::kMalformed, "metadata entry " + std::to_string(index) + " has an empty key");
+    }
     const std::string context = "metadata key " + quoted(key);
     const auto type_id = cursor_.read<std::uint32_t>("the value type of " + context);
     const auto type = gguf_value_type_from_id(type_id);
@@ -339,8 +342,9 @@ class GgufParser {
 std::vector<std::int64_t> GgufTensorInfo::shape() const {
   std::vector<std::int64_t> out;
   out.reserve(n_dims);
-  for (std::uint32_t d = n_dims; d > 0; --d)
+  for (std::uint32_t d = n_dims; d > 0; --d) {
     out.push_back(ne[d - 1]);
+  }
   return out;
 }
 

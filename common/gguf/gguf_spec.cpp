@@ -113,8 +113,9 @@ ModelSpec gguf_model_spec(const GgufFile& file) {
   s.max_positions = meta.get_int(key("context_length")).value_or(0);
   s.sliding_window = meta.get_int(key("attention.sliding_window")).value_or(0);
 
-  if (s.num_heads <= 0)
+  if (s.num_heads <= 0) {
     fail(ErrorCode::kMalformed, key("attention.head_count") + " must be positive");
+  }
   if (const auto key_length = meta.get_int(key("attention.key_length"))) {
     s.head_dim = *key_length;
   } else {

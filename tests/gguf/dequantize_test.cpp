@@ -72,18 +72,21 @@ TEST_CASE("dequantize_row decodes hand-built blocks of every quantised type") {
   SUBCASE("q8_0: y = q * d") {
     std::vector<std::uint8_t> b(34, 0);
     put_f16(b, 0, kHalfHalf);
-    for (int j = 0; j < 32; ++j)
+    for (int j = 0; j < 32; ++j) {
       b[2 + j] = static_cast<std::uint8_t>(static_cast<std::int8_t>(j - 16));
+    }
     std::vector<float> y(32);
     dequantize_row(DType::kQ8_0, b.data(), y.data(), 32);
-    for (int j = 0; j < 32; ++j)
+    for (int j = 0; j < 32; ++j) {
       CHECK(y[j] == 0.5f * static_cast<float>(j - 16));
+    }
   }
   SUBCASE("q4_0: low nibbles first, y = (q - 8) * d") {
     std::vector<std::uint8_t> b(18, 0);
     put_f16(b, 0, kHalfTwo);
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < 16; ++j) {
       b[2 + j] = static_cast<std::uint8_t>(j | ((15 - j) << 4));
+    }
     std::vector<float> y(32);
     dequantize_row(DType::kQ4_0, b.data(), y.data(), 32);
     for (int j = 0; j < 16; ++j) {
@@ -95,8 +98,9 @@ TEST_CASE("dequantize_row decodes hand-built blocks of every quantised type") {
     std::vector<std::uint8_t> b(20, 0);
     put_f16(b, 0, kHalfHalf);
     put_f16(b, 2, 0xBC00);  // m = -1
-    for (int j = 0; j < 16; ++j)
+    for (int j = 0; j < 16; ++j) {
       b[4 + j] = static_cast<std::uint8_t>(j | (3 << 4));
+    }
     std::vector<float> y(32);
     dequantize_row(DType::kQ4_1, b.data(), y.data(), 32);
     for (int j = 0; j < 16; ++j) {
@@ -116,8 +120,9 @@ TEST_CASE("dequantize_row decodes hand-built blocks of every quantised type") {
       b[4 + j + 4] = static_cast<std::uint8_t>(j | ((mn_hi >> 4) << 6));
       b[4 + j + 8] = static_cast<std::uint8_t>((sc_hi & 0xF) | ((mn_hi & 0xF) << 4));
     }
-    for (int l = 0; l < 128; ++l)
+    for (int l = 0; l < 128; ++l) {
       b[16 + l] = static_cast<std::uint8_t>((l % 16) | (((l + 3) % 16) << 4));
+    }
     std::vector<float> y(256);
     dequantize_row(DType::kQ4_K, b.data(), y.data(), 256);
     for (int sub = 0; sub < 8; ++sub) {
@@ -134,12 +139,15 @@ TEST_CASE("dequantize_row decodes hand-built blocks of every quantised type") {
   SUBCASE("q6_k: 4 low + 2 high bits, signed scales, y = d * scale * (q - 32)") {
     std::vector<std::uint8_t> b(210, 0);
     put_f16(b, 208, kHalfOne);
-    for (int i = 0; i < 16; ++i)
+    for (int i = 0; i < 16; ++i) {
       b[192 + i] = static_cast<std::uint8_t>(static_cast<std::int8_t>(i - 8));
-    for (int i = 0; i < 128; ++i)
+    }
+    for (int i = 0; i < 128; ++i) {
       b[i] = static_cast<std::uint8_t>(i * 7);
-    for (int i = 0; i < 64; ++i)
+    }
+    for (int i = 0; i < 64; ++i) {
       b[128 + i] = static_cast<std::uint8_t>(i * 13);
+    }
     std::vector<float> y(256);
     dequantize_row(DType::kQ6_K, b.data(), y.data(), 256);
     // Element e of a 128-half: ql nibble from byte (e % 64), high bits from qh (e % 32).

@@ -127,16 +127,18 @@ class GgufBuilder {
   GgufBuilder& kv_string_array(const std::string& k, const std::vector<std::string>& v) {
     ByteWriter w;
     w.u32(gguf_t::kString).u64(v.size());
-    for (const auto& s : v)
+    for (const auto& s : v) {
       w.str(s);
+    }
     return kv_raw(k, gguf_t::kArray, w.take());
   }
   template <typename T>
   GgufBuilder& kv_array(const std::string& k, std::uint32_t element_type, const std::vector<T>& v) {
     ByteWriter w;
     w.u32(element_type).u64(v.size());
-    for (const auto& x : v)
+    for (const auto& x : v) {
       w.put(x);
+    }
     return kv_raw(k, gguf_t::kArray, w.take());
   }
 
@@ -149,11 +151,13 @@ class GgufBuilder {
   GgufBuilder& tensor_f32(const std::string& name, std::vector<std::uint64_t> shape,
                           float fill = 0.0f) {
     std::uint64_t n = 1;
-    for (auto d : shape)
+    for (auto d : shape) {
       n *= d;
+    }
     ByteWriter w;
-    for (std::uint64_t i = 0; i < n; ++i)
+    for (std::uint64_t i = 0; i < n; ++i) {
       w.put(fill);
+    }
     return tensor({name, 0, {shape.rbegin(), shape.rend()}, w.take(), std::nullopt});
   }
   GgufBuilder& remove_tensor(const std::string& name) {
@@ -167,8 +171,9 @@ class GgufBuilder {
     w.u32(0x46554747).u32(version);
     w.u64(tensor_count_override.value_or(tensors_.size()));
     w.u64(kv_count_override.value_or(kvs_.size()));
-    for (const auto& kv : kvs_)
+    for (const auto& kv : kvs_) {
       w.str(kv.key).u32(kv.type).raw(kv.value);
+    }
     std::vector<std::uint64_t> offsets;
     std::uint64_t next = 0;
     for (const auto& t : tensors_) {
@@ -179,8 +184,9 @@ class GgufBuilder {
     for (std::size_t i = 0; i < tensors_.size(); ++i) {
       const auto& t = tensors_[i];
       w.str(t.name).u32(static_cast<std::uint32_t>(t.ne.size()));
-      for (auto d : t.ne)
+      for (auto d : t.ne) {
         w.u64(d);
+      }
       w.u32(t.ggml_type).u64(t.offset.value_or(offsets[i]));
     }
     if (!tensors_.empty()) w.pad_to(alignment);

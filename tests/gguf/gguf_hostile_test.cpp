@@ -170,8 +170,9 @@ TEST_CASE("element-type confusion and unknown types in metadata") {
   }
   SUBCASE("arrays nested deeper than the limit") {
     ByteWriter w;
-    for (int i = 0; i < 6; ++i)
+    for (int i = 0; i < 6; ++i) {
       w.u32(gguf_t::kArray).u64(1);
+    }
     w.u32(gguf_t::kU8).u64(0);
     GgufBuilder b = one_tensor();
     b.kv_raw("k", gguf_t::kArray, w.take());

@@ -25,6 +25,26 @@ enum class TokenType : std::int32_t {
   kByte = 6,
 };
 
+// A token matched verbatim in the raw text before pre-tokenization (tokenizer.json's
+// "added_tokens"). GGUF files carry no such list; for them the control and
+// user-defined token types stand in for it.
+struct AddedToken {
+  std::int64_t id = -1;
+  std::string content;
+  bool special = true;       // false: matched even when the caller does not parse specials
+  bool lstrip = false;       // the match swallows whitespace to its left
+  bool rstrip = false;       // ... and to its right
+  bool single_word = false;  // only matched when not inside a word
+};
+
+// Where a SentencePiece-style tokenizer puts its "▁" prefix when add_space_prefix is set.
+// Text is cut into runs at special tokens first; the rules differ in which runs get one.
+enum class SpacePrefixRule {
+  kEveryRun,             // llama.cpp and HF's legacy Prepend normalizer: every run, always
+  kEveryRunUnlessSpace,  // HF Metaspace "always": every run not already starting with a space
+  kFirstRunUnlessSpace,  // HF Metaspace "first": only a run at the very start of the text
+};
+
 struct TokenizerData {
   TokenizerKind kind = TokenizerKind::kByteLevelBpe;
   // Pre-tokenizer name as GGUF spells it in tokenizer.ggml.pre ("smollm", "llama-bpe",
@@ -34,6 +54,9 @@ struct TokenizerData {
   std::vector<float> scores;           // SentencePiece scores (may be empty for BPE)
   std::vector<TokenType> token_types;  // may be empty: all normal
   std::vector<std::string> merges;     // "a b" pairs in rank order (byte-level BPE)
+  // A SentencePiece-style tokenizer merges by score when scores are present (GGUF,
+  // as SentencePiece itself does) and by merge rank otherwise (tokenizer.json, as
+  // the tokenizers library does).
 
   std::int64_t bos_id = -1;
   std::int64_t eos_id = -1;
@@ -44,6 +67,27 @@ struct TokenizerData {
   bool add_eos = false;
 
   std::string chat_template;  // Jinja source as shipped; used to pick a template family
+
+  // ---- rules beyond what GGUF states; the defaults reproduce llama.cpp ----
+
+  // Tokens matched in raw text, with their matching flags. Empty: every control,
+  // user-defined and unknown token is matched, none strips whitespace.
+  std::vector<AddedToken> added_tokens;
+  // Split regexes (tokenizers' Split with "Isolated" behaviour) applied in order,
+  // each to every piece the previous one produced. Non-empty: used instead of `pre`.
+  std::vector<std::string> pre_regexes;
+  // A pre-token that is itself in the vocabulary is emitted whole, merges skipped
+  // (tokenizers' BPE ignore_merges; Llama-3 sets it).
+  bool ignore_merges = false;
+  // Unicode NFC normalisation before anything else (Qwen2's tokenizer.json).
+  bool normalize_nfc = false;
+
+  // SentencePiece-style only: prefix "▁" (tokenizer.ggml.add_space_prefix).
+  bool add_space_prefix = true;
+  SpacePrefixRule space_prefix_rule = SpacePrefixRule::kEveryRun;
+  // SentencePiece-style only: characters missing from the vocabulary become <0xNN>
+  // byte tokens; otherwise the unknown token.
+  bool byte_fallback = true;
 };
 
 }  // namespace conveyor

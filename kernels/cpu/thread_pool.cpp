@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <stdexcept>
 
 namespace conveyor {
 namespace {
@@ -36,16 +37,25 @@ ThreadPool::~ThreadPool() {
     w.join();
 }
 
-void ThreadPool::drain(int thread) {
+void ThreadPool::drain(std::uint32_t job, int thread) {
   for (;;) {
-    const std::int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= job_tasks_) return;
+    std::uint64_t claim = claim_.load(std::memory_order_acquire);
+    if (claim >> 32 != job) return;
+    // Read before claiming; if the claim succeeds, `job` was still current, so its slot
+    // had not been reused and the count is this job's.
+    const JobSlot& slot = slots_[job & 1];
+    const std::int64_t tasks = slot.tasks.load(std::memory_order_relaxed);
+    const auto task = static_cast<std::int64_t>(claim & 0xffffffffu);
+    if (task >= tasks) return;
+    if (!claim_.compare_exchange_weak(claim, claim + 1, std::memory_order_acq_rel)) continue;
     try {
-      job_fn_(job_ctx_, task, thread);
+      slot.fn.load(std::memory_order_relaxed)(slot.ctx.load(std::memory_order_relaxed), task,
+                                              thread);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
     }
+    done_.fetch_add(1, std::memory_order_release);
   }
 }
 
@@ -57,12 +67,15 @@ void ThreadPool::run_erased(std::int64_t tasks, TaskFn fn, void* ctx) {
       fn(ctx, t, 0);
     return;
   }
-  job_fn_ = fn;
-  job_ctx_ = ctx;
-  job_tasks_ = tasks;
+  if (tasks > 0xffffffffll) throw std::length_error("thread pool: too many tasks in one run");
+  const std::uint32_t job = ++last_job_;
+  JobSlot& slot = slots_[job & 1];
+  slot.fn.store(fn, std::memory_order_relaxed);
+  slot.ctx.store(ctx, std::memory_order_relaxed);
+  slot.tasks.store(tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
   error_ = nullptr;
-  next_task_.store(0, std::memory_order_relaxed);
-  busy_workers_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  claim_.store(static_cast<std::uint64_t>(job) << 32, std::memory_order_release);
   {
     // Under the lock so that a worker between its predicate check and its wait
     // cannot miss the bump.
@@ -70,12 +83,12 @@ void ThreadPool::run_erased(std::int64_t tasks, TaskFn fn, void* ctx) {
     generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
-  drain(0);
-  for (int spins = 0; busy_workers_.load(std::memory_order_acquire) != 0; ++spins) {
+  drain(job, 0);
+  for (int spins = 0; done_.load(std::memory_order_acquire) != tasks; ++spins) {
     if (spins < 4096) {
       cpu_relax();
     } else {
-      std::this_thread::yield();  // a descheduled worker: let it run
+      std::this_thread::yield();  // a task's thread was descheduled: let it run
     }
   }
   if (error_) std::rethrow_exception(error_);
@@ -96,8 +109,8 @@ void ThreadPool::worker_main(int thread) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    drain(thread);
-    busy_workers_.fetch_sub(1, std::memory_order_acq_rel);
+    const auto job = static_cast<std::uint32_t>(claim_.load(std::memory_order_acquire) >> 32);
+    drain(job, thread);
   }
 }
 

@@ -61,20 +61,30 @@ class ThreadPool {
 
   void run_erased(std::int64_t tasks, TaskFn fn, void* ctx);
   void worker_main(int thread);
-  void drain(int thread);
+  void drain(std::uint32_t job, int thread);
 
   std::vector<std::thread> workers_;
   std::mutex run_mutex_;  // one run() at a time
+  std::uint32_t last_job_ = 0;
 
-  // The current job; written by run() before the generation bump that publishes it.
-  TaskFn job_fn_ = nullptr;
-  void* job_ctx_ = nullptr;
-  std::int64_t job_tasks_ = 0;
-  std::atomic<std::int64_t> next_task_{0};
-  std::atomic<int> busy_workers_{0};
+  // Tasks are claimed through claim_ = (job << 32) | next task, so a thread that wakes
+  // late for a finished job claims nothing: the caller waits for tasks to finish, never
+  // for every worker to wake up (which, on a machine busier than its cores, can take a
+  // whole scheduler time slice). Jobs alternate between two slots: a late thread may
+  // still read job k's slot while job k + 1 is being set up in the other one, and any
+  // claim it then tries fails because claim_ has moved on.
+  struct JobSlot {
+    std::atomic<TaskFn> fn{nullptr};
+    std::atomic<void*> ctx{nullptr};
+    std::atomic<std::int64_t> tasks{0};
+  };
+  JobSlot slots_[2];
+  std::atomic<std::uint64_t> claim_{0};
+  std::atomic<std::int64_t> done_{0};
   std::exception_ptr error_;
   std::mutex error_mutex_;
 
+  // Wakes the workers: bumped (under wake_mutex_) for every job and at shutdown.
   std::atomic<std::uint64_t> generation_{0};
   std::atomic<bool> stop_{false};
   std::mutex wake_mutex_;

@@ -62,3 +62,15 @@ TEST_CASE("a single-thread pool runs tasks on the caller") {
   });
   CHECK(sum == 10);
 }
+
+TEST_CASE("an oversubscribed pool finishes every job, with late-waking workers") {
+  ThreadPool pool(8);  // more threads than this machine may have cores
+  std::atomic<std::int64_t> total{0};
+  std::int64_t expected = 0;
+  for (int round = 0; round < 3000; ++round) {
+    const std::int64_t tasks = 2 + round % 5;
+    pool.run(tasks, [&](std::int64_t t, int) { total += t + 1; });
+    expected += tasks * (tasks + 1) / 2;
+    REQUIRE(total.load() == expected);  // run() returns only after every task
+  }
+}

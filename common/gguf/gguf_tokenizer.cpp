@@ -115,6 +115,9 @@ TokenizerData read_tokenizer(const GgufMetadata& meta) {
   tok.add_bos = meta.get_bool("tokenizer.ggml.add_bos_token")
                     .value_or(tok.kind == TokenizerKind::kSentencePieceBpe);
   tok.add_eos = meta.get_bool("tokenizer.ggml.add_eos_token").value_or(false);
+  if (const auto prefix = meta.get_bool("tokenizer.ggml.add_space_prefix")) {
+    tok.add_space_prefix = *prefix;
+  }
   if (const auto tmpl = meta.get_string("tokenizer.chat_template")) {
     tok.chat_template = std::string(*tmpl);
   }

@@ -250,7 +250,8 @@ TEST_CASE("SentencePiece tokenizers: scores, byte tokens, add_bos default") {
   REQUIRE(tok.has_value());
   CHECK(tok->kind == TokenizerKind::kSentencePieceBpe);
   CHECK(tok->scores.size() == 12);
-  CHECK(tok->add_bos);  // llama.cpp's default for SentencePiece models
+  CHECK(tok->add_bos);           // llama.cpp's default for SentencePiece models
+  CHECK(tok->add_space_prefix);  // the default when the file does not say
 
   spm.kv_string_array("tokenizer.ggml.tokens", {"<unk>", "<s>", "</s>", "<0x-1>", "<0xFF>", "a",
                                                 "b", "c", "d", "e", "f", "g"});
@@ -326,5 +327,6 @@ TEST_CASE("SmolLM2-135M-Instruct Q4_1 from the model cache") {
   CHECK(tok->eos_id == 2);
   CHECK(tok->tokens[2] == "<|im_end|>");
   CHECK(!tok->add_bos);
+  CHECK(!tok->add_space_prefix);
   CHECK(tok->chat_template.find("<|im_start|>") != std::string::npos);
 }

@@ -22,7 +22,7 @@ struct AlignedFree {
   void operator()(void* p) const { std::free(p); }
 };
 
-std::unique_ptr<void, AlignedFree> aligned_zeroed(std::size_t bytes) {
+std::unique_ptr<void, AlignedFree> aligned_block(std::size_t bytes, bool zeroed) {
   const std::size_t rounded =
       (std::max<std::size_t>(bytes, 1) + kAlignment - 1) / kAlignment * kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
@@ -30,14 +30,14 @@ std::unique_ptr<void, AlignedFree> aligned_zeroed(std::size_t bytes) {
     fail(ErrorCode::kResourceExhausted,
          "cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
   }
-  std::memset(p, 0, rounded);
+  if (zeroed) std::memset(p, 0, rounded);
   return std::unique_ptr<void, AlignedFree>(p);
 }
 
 class CpuBuffer final : public BackendBuffer {
  public:
   CpuBuffer(std::size_t bytes, std::shared_ptr<CpuBackend::Usage> usage)
-      : memory_(aligned_zeroed(bytes)), bytes_(bytes), usage_(std::move(usage)) {
+      : memory_(aligned_block(bytes, true)), bytes_(bytes), usage_(std::move(usage)) {
     usage_->buffer_bytes += bytes_;
   }
   ~CpuBuffer() override { usage_->buffer_bytes -= bytes_; }
@@ -61,7 +61,8 @@ class CpuWeight final : public BackendWeight {
         bytes_(
             static_cast<std::size_t>(packed ? cpu::packed_weight_floats(rows, cols) : rows * cols) *
             sizeof(float)),
-        memory_(aligned_zeroed(bytes_)),
+        // Not zeroed: upload_weight writes every element (and the panel padding).
+        memory_(aligned_block(bytes_, false)),
         usage_(std::move(usage)) {
     usage_->weight_bytes += bytes_;
   }
@@ -164,13 +165,18 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
   }
   const std::int64_t rows = tensor.shape[0];
   const std::int64_t cols = tensor.shape.size() == 2 ? tensor.shape[1] : 1;
-  const auto row_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(cols));
-  const auto total_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(rows * cols));
-  if (rows <= 0 || cols <= 0 || !row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) {
+  auto malformed = [&] {
     fail(ErrorCode::kMalformed, "cpu backend: tensor " + tensor.name +
                                     " has a shape that does not match its " +
                                     std::string(dtype_name(tensor.dtype)) + " data");
-  }
+  };
+  // 2^40 elements (4 TiB as f32) is beyond any real tensor and keeps rows * cols, with
+  // panel padding, far from overflow.
+  constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;
+  if (rows <= 0 || cols <= 0 || rows > kMaxElements / cols) malformed();
+  const auto row_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(cols));
+  const auto total_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(rows * cols));
+  if (!row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) malformed();
   const bool packed = tensor.shape.size() == 2;
   auto weight = std::make_shared<CpuWeight>(tensor, rows, cols, packed, usage_);
   const std::uint8_t* src = tensor.bytes.data();
@@ -182,6 +188,9 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
   // One panel of rows per task over the pool: dequantising and packing a large model
   // is otherwise a slow load.
   const std::int64_t panels = (rows + cpu::kPanelWidth - 1) / cpu::kPanelWidth;
+  const std::int64_t panel_floats = cpu::kPanelWidth * cols;
+  std::memset(dst + (panels - 1) * panel_floats, 0,
+              static_cast<std::size_t>(panel_floats) * sizeof(float));  // padding rows
   std::vector<std::vector<float>> staging(static_cast<std::size_t>(pool_.size()));
   pool_.run(panels, [&](std::int64_t panel, int thread) {
     auto& rows_f32 = staging[static_cast<std::size_t>(thread)];

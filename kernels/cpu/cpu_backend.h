@@ -1,5 +1,7 @@
-// The CPU reference backend: weights dequantised to f32 at upload, every op
-// multi-threaded over one persistent thread pool.
+// The CPU reference backend: weights dequantised to f32 at upload (matrices packed for
+// the GEMM, cpu_gemm.h), every op multi-threaded over one persistent thread pool. Ops
+// run synchronously on the calling thread and the pool; like a device stream, one
+// backend takes ops from one thread at a time.
 #pragma once
 
 #include <atomic>
@@ -14,7 +16,7 @@
 namespace conveyor {
 
 struct CpuBackendOptions {
-  int threads = 0;            // <= 0: one per hardware thread
+  int threads = 0;            // <= 0: one per CPU this process may run on
   std::optional<CpuIsa> isa;  // default: the best the CPU supports
 };
 

@@ -4,6 +4,10 @@
 #include <chrono>
 #include <stdexcept>
 
+#if defined(__linux__)
+#include <sched.h>
+#endif
+
 namespace conveyor {
 namespace {
 
@@ -17,10 +21,20 @@ inline void cpu_relax() {
 // two ops of one step, short enough not to burn a core between steps.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
 
+// CPUs this process may run on: a container or taskset may allow fewer than the
+// machine has, and threads beyond them only contend.
+int available_cpus() {
+#if defined(__linux__)
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+#endif
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
-  if (threads <= 0) threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (threads <= 0) threads = available_cpus();
   workers_.reserve(static_cast<std::size_t>(threads - 1));
   for (int t = 1; t < threads; ++t)
     workers_.emplace_back([this, t] { worker_main(t); });

@@ -19,7 +19,7 @@ namespace conveyor {
 
 class ThreadPool {
  public:
-  // threads <= 0: one per hardware thread.
+  // threads <= 0: one per CPU this process may run on.
   explicit ThreadPool(int threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

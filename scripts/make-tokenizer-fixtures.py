@@ -12,6 +12,8 @@ Needs tokenizers, transformers, sentencepiece, protobuf and gguf. What it writes
   smollm2.merges.txt           from the GGUF, as the real tokenizer.json is too big
   gpt2-bpe/, llama3-bpe/,      small byte-level BPE tokenizers trained here with
   qwen2-bpe/                   each family's exact pre-tokenizer configuration
+  gpt2-added/                  gpt2-bpe plus added tokens with lstrip, rstrip,
+                               single_word and non-special flags
   spm-llama/, spm-metaspace/   a SentencePiece BPE with byte fallback, converted to
                                tokenizer.json in the legacy (Llama-2) and the
                                Metaspace (newer transformers) style
@@ -107,6 +109,16 @@ CORPUS = [
 ]
 
 
+ADDED_TOKEN_CORPUS = [
+    ("lstrip", "fill <mask> here and   <mask>there\t<mask>"),
+    ("rstrip", "[END]   next line\n[END]\tx [END]"),
+    ("single_word", "foo food foo_bar afoo foo. (foo) foo1 \u00e9foo foo"),
+    ("user_defined", "<tool>call</tool> <tool><tool>"),
+    ("longest", "<tool><mask> and <tool> <mask>"),
+    ("mixed", "\u00e9<mask>  [END]foo <|endoftext|>foo"),
+]
+
+
 def corpus_text(value):
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
 
@@ -175,10 +187,10 @@ def write_json(path, obj):
         f.write("\n")
 
 
-def references(tok, add_special=True):
+def references(tok, add_special=True, corpus=None):
     """Reference ids for every corpus text from a tokenizers.Tokenizer."""
     cases = []
-    for name, value in CORPUS:
+    for name, value in corpus or CORPUS:
         text = corpus_text(value)
         tok.encode_special_tokens = False
         ids = tok.encode(text, add_special_tokens=add_special).ids
@@ -299,10 +311,10 @@ def make_smollm2(gguf_path):
     rendered = []
     for messages in conversations:
         for gen in (False, True):
-            rendered.append({
-                "messages": messages, "add_generation_prompt": gen,
-                "expected": hf.apply_chat_template(messages, tokenize=False,
-                                                   add_generation_prompt=gen)})
+            text = hf.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
+            rendered.append({"messages": messages, "add_generation_prompt": gen,
+                             "expected": text,
+                             "expected_ids": real.encode(text, add_special_tokens=False).ids})
     return {"name": "smollm2", "family": "chatml",
             "template": gguf_string(reader, "tokenizer.chat_template"),
             "bos_token": tokens[gguf_scalar(reader, "tokenizer.ggml.bos_token_id")],
@@ -326,6 +338,20 @@ def make_gpt2():
 
     tok = save_tokenizer_dir("gpt2-bpe", tok, edit=legacy_merges)
     write_json(os.path.join(OUT, "gpt2-bpe.expected.json"), {"cases": references(tok)})
+
+    # Added tokens with every matching flag, on texts made to exercise them.
+    tok.add_special_tokens([
+        AddedToken("<mask>", lstrip=True, rstrip=False, normalized=False, special=True),
+        AddedToken("[END]", lstrip=False, rstrip=True, normalized=False, special=True),
+    ])
+    tok.add_tokens([
+        AddedToken("foo", single_word=True, normalized=False, special=False),
+        AddedToken("<tool>", normalized=False, special=False),
+        AddedToken("<tool><mask>", normalized=False, special=False),
+    ])
+    tok = save_tokenizer_dir("gpt2-added", tok)
+    write_json(os.path.join(OUT, "gpt2-added.expected.json"),
+               {"cases": references(tok, corpus=ADDED_TOKEN_CORPUS)})
     return tok
 
 

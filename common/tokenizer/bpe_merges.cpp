@@ -60,9 +60,36 @@ BpeMerges::Merge BpeMerges::find(std::int32_t left, std::int32_t right) const {
   }
 }
 
+void BpeMerges::apply_short(std::vector<std::int32_t>& symbols) const {
+  // Most pre-tokens are a handful of symbols: a scan for the best pair over a
+  // small array beats a heap, and picks the same pair (lowest rank, leftmost).
+  Merge pairs[kShortWord];
+  std::size_t n = symbols.size();
+  for (std::size_t i = 0; i + 1 < n; ++i)
+    pairs[i] = find(symbols[i], symbols[i + 1]);
+  while (n > 1) {
+    std::size_t best = n;
+    for (std::size_t i = 0; i + 1 < n; ++i) {
+      if (pairs[i].rank >= 0 && (best == n || pairs[i].rank < pairs[best].rank)) best = i;
+    }
+    if (best == n) break;
+    symbols[best] = pairs[best].merged;
+    symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(best) + 1);
+    --n;
+    for (std::size_t i = best; i + 1 < n; ++i)
+      pairs[i] = pairs[i + 1];
+    if (best > 0) pairs[best - 1] = find(symbols[best - 1], symbols[best]);
+    if (best + 1 < n) pairs[best] = find(symbols[best], symbols[best + 1]);
+  }
+}
+
 void BpeMerges::apply(std::vector<std::int32_t>& symbols) const {
   const std::size_t n = symbols.size();
   if (n < 2) return;
+  if (n <= kShortWord) {
+    apply_short(symbols);
+    return;
+  }
   // A doubly linked list over the symbols, and a min-heap of candidate merges
   // keyed by (rank, position). Entries go stale when a neighbour merges; they are
   // recognised on pop by re-checking the pair, as tokenizers' Word::merge_all does.

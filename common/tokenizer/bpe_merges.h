@@ -41,6 +41,8 @@ class BpeMerges {
            static_cast<std::uint32_t>(right);
   }
   void grow();
+  static constexpr std::size_t kShortWord = 32;
+  void apply_short(std::vector<std::int32_t>& symbols) const;
 
   // Open addressing with linear probing: lookups are the inner loop of encoding.
   std::vector<Slot> slots_;

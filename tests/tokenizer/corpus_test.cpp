@@ -67,3 +67,7 @@ TEST_CASE("SentencePiece BPE from a legacy Llama-2 tokenizer.json matches Huggin
 TEST_CASE("SentencePiece BPE from a Metaspace tokenizer.json matches Hugging Face") {
   check_corpus(from_json("spm-metaspace"), "spm-metaspace");
 }
+
+TEST_CASE("Added tokens honour lstrip, rstrip, single_word and the special flag") {
+  check_corpus(from_json("gpt2-added"), "gpt2-added");
+}

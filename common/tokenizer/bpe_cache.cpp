@@ -41,8 +41,9 @@ struct ThreadTables {
     next_victim = (next_victim + 1) % kTablesPerThread;
     t.owner = owner;
     if (!t.slots) t.slots = std::make_unique<Slot[]>(kSlots);
-    for (std::size_t i = 0; i < kSlots; ++i)
+    for (std::size_t i = 0; i < kSlots; ++i) {
       t.slots[i].count = 0;
+    }
     return t;
   }
 };

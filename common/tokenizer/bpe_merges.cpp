@@ -18,8 +18,9 @@ std::uint64_t mix(std::uint64_t x) {
 
 BpeMerges::BpeMerges(std::size_t expected) {
   std::size_t cap = 16;
-  while (cap < expected * 2)
+  while (cap < expected * 2) {
     cap *= 2;
+  }
   slots_.resize(cap);
 }
 
@@ -65,8 +66,9 @@ void BpeMerges::apply_short(std::vector<std::int32_t>& symbols) const {
   // small array beats a heap, and picks the same pair (lowest rank, leftmost).
   Merge pairs[kShortWord];
   std::size_t n = symbols.size();
-  for (std::size_t i = 0; i + 1 < n; ++i)
+  for (std::size_t i = 0; i + 1 < n; ++i) {
     pairs[i] = find(symbols[i], symbols[i + 1]);
+  }
   while (n > 1) {
     std::size_t best = n;
     for (std::size_t i = 0; i + 1 < n; ++i) {
@@ -76,8 +78,9 @@ void BpeMerges::apply_short(std::vector<std::int32_t>& symbols) const {
     symbols[best] = pairs[best].merged;
     symbols.erase(symbols.begin() + static_cast<std::ptrdiff_t>(best) + 1);
     --n;
-    for (std::size_t i = best; i + 1 < n; ++i)
+    for (std::size_t i = best; i + 1 < n; ++i) {
       pairs[i] = pairs[i + 1];
+    }
     if (best > 0) pairs[best - 1] = find(symbols[best - 1], symbols[best]);
     if (best + 1 < n) pairs[best] = find(symbols[best], symbols[best + 1]);
   }
@@ -147,8 +150,9 @@ void BpeMerges::apply(std::vector<std::int32_t>& symbols) const {
     }
   }
   std::size_t out = 0;
-  for (std::int32_t i = 0; i >= 0; i = next[i])
+  for (std::int32_t i = 0; i >= 0; i = next[i]) {
     symbols[out++] = symbols[i];
+  }
   symbols.resize(out);
 }
 

@@ -39,8 +39,9 @@ std::string_view char_for_byte(std::uint8_t b) {
 
 void encode(std::string_view bytes, std::string& out) {
   const Tables& t = tables();
-  for (char c : bytes)
+  for (char c : bytes) {
     out.append(t.char_for_byte[static_cast<std::uint8_t>(c)]);
+  }
 }
 
 void decode(std::string_view text, std::string& out) {

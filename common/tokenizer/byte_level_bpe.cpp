@@ -61,8 +61,9 @@ void ByteLevelBpe::encode(std::string_view run, bool /*at_text_start*/,
   thread_local std::vector<std::string_view> pieces;
   pieces.clear();
   pre_.split(run, pieces);
-  for (std::string_view piece : pieces)
+  for (std::string_view piece : pieces) {
     encode_piece(piece, out);
+  }
 }
 
 void ByteLevelBpe::encode_piece(std::string_view piece, std::vector<std::int32_t>& out) const {

@@ -82,8 +82,9 @@ std::string trim(std::string_view s) {
   };
   std::size_t begin = 0;
   std::size_t next = 0;
-  while (begin < s.size() && space_at(begin, next))
+  while (begin < s.size() && space_at(begin, next)) {
     begin = next;
+  }
   std::size_t end = begin;
   for (std::size_t pos = begin; pos < s.size();) {
     const bool space = space_at(pos, next);

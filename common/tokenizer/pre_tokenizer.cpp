@@ -57,6 +57,8 @@ std::vector<std::string> PreTokenizer::regexes_for(const std::string& name) {
       name == "codeshell" || name == "exaone" || name == "minerva-7b") {
     return {kDigitsRegex, kGpt2Regex};
   }
+  // No splitting: the whole text is one piece (a tokenizer.json without a regex).
+  if (name == "none") return {};
   if (name == "default") {
     // llama.cpp's fallback for BPE vocabularies without a known pre-tokenizer.
     return {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2Regex, R"(\p{N}+)", "[0-9][0-9][0-9]"};

@@ -14,7 +14,8 @@ namespace conveyor {
 class PreTokenizer {
  public:
   // The stage regexes for a GGUF tokenizer.ggml.pre name ("gpt2", "llama-bpe",
-  // "qwen2", "smollm", "default" and their aliases). Throws Error(kUnsupported).
+  // "qwen2", "smollm", "default" and their aliases; "none" for no splitting).
+  // Throws Error(kUnsupported).
   static std::vector<std::string> regexes_for(const std::string& name);
 
   // Compiles the stages (PCRE2, UTF + UCP, JIT when available). Throws

@@ -168,11 +168,13 @@ void SentencePieceBpe::emit_symbol(std::string_view text, std::vector<std::int32
 void SentencePieceBpe::emit_bytes(std::string_view text, std::vector<std::int32_t>& out) const {
   if (byte_fallback_) {
     bool all = true;
-    for (char c : text)
+    for (char c : text) {
       all = all && vocab_.byte_token(static_cast<std::uint8_t>(c)) >= 0;
+    }
     if (all) {
-      for (char c : text)
+      for (char c : text) {
         out.push_back(vocab_.byte_token(static_cast<std::uint8_t>(c)));
+      }
       return;
     }
   }

@@ -12,8 +12,9 @@ namespace {
 // Start of the code point that ends just before pos.
 std::size_t previous_char(std::string_view text, std::size_t pos) {
   std::size_t p = pos - 1;
-  while (p > 0 && (static_cast<unsigned char>(text[p]) & 0xC0) == 0x80)
+  while (p > 0 && (static_cast<unsigned char>(text[p]) & 0xC0) == 0x80) {
     --p;
+  }
   return p;
 }
 

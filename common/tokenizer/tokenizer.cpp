@@ -55,8 +55,9 @@ Tokenizer::Tokenizer(const TokenizerData& data)
   specials_ = std::make_unique<SpecialTokenMatcher>(*vocab_, data);
 
   if (eos_id_ >= 0) eog_ids_.push_back(eos_id_);
-  for (std::int64_t id : data.eot_ids)
+  for (std::int64_t id : data.eot_ids) {
     eog_ids_.push_back(narrow_id(id));
+  }
   for (std::int32_t id = 0; id < vocab_->size(); ++id) {
     if (vocab_->type(id) == TokenType::kControl && ends_turn(vocab_->text(id))) {
       eog_ids_.push_back(id);
@@ -126,8 +127,9 @@ bool Tokenizer::strips_leading_space() const {
 
 std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_special) const {
   std::string bytes;
-  for (std::int32_t id : ids)
+  for (std::int32_t id : ids) {
     append_piece(id, skip_special, bytes);
+  }
   if (model_->strips_leading_space() && !bytes.empty() && bytes.front() == ' ') bytes.erase(0, 1);
   return utf8::sanitize(bytes);
 }

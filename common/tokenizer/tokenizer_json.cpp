@@ -75,8 +75,9 @@ void read_normalizer(const json& node, Pipeline& p) {
   if (node.is_null()) return;
   const std::string type = type_of(node);
   if (type == "Sequence") {
-    for (const json& n : node.at("normalizers"))
+    for (const json& n : node.at("normalizers")) {
       read_normalizer(n, p);
+    }
   } else if (type == "NFC") {
     p.nfc = true;
   } else if (type == "Prepend" && node.value("prepend", "") == kSpaceMark) {
@@ -94,8 +95,9 @@ void read_pre_tokenizer(const json& node, Pipeline& p) {
   if (node.is_null()) return;
   const std::string type = type_of(node);
   if (type == "Sequence") {
-    for (const json& n : node.at("pretokenizers"))
+    for (const json& n : node.at("pretokenizers")) {
       read_pre_tokenizer(n, p);
+    }
   } else if (type == "ByteLevel") {
     if (flag(node, "add_prefix_space", false)) unsupported("ByteLevel with add_prefix_space");
     p.byte_level = true;
@@ -127,9 +129,10 @@ void read_pre_tokenizer(const json& node, Pipeline& p) {
       unsupported("Metaspace prepend_scheme " + scheme);
     }
     // split: each "▁" starts a new piece (MergedWithNext).
-    if (flag(node, "split", true))
+    if (flag(node, "split", true)) {
       p.regexes.push_back(std::string(kSpaceMark) + "[^" + kSpaceMark + "]*|[^" + kSpaceMark +
                           "]+");
+    }
   } else {
     unsupported("pre-tokenizer " + type);
   }
@@ -148,8 +151,9 @@ void read_post_processor(const json& node, Pipeline& p) {
   if (node.is_null()) return;
   const std::string type = type_of(node);
   if (type == "Sequence") {
-    for (const json& n : node.at("processors"))
+    for (const json& n : node.at("processors")) {
       read_post_processor(n, p);
+    }
   } else if (type == "ByteLevel") {
     // Only adjusts offsets.
   } else if (type == "TemplateProcessing") {
@@ -229,7 +233,7 @@ TokenizerData convert(const json& root, const json* config, const std::string& j
   data.normalize_nfc = p.nfc;
   data.ignore_merges = flag(model, "ignore_merges", false);
   // Name the pre-tokenizer when it is a known one; the regexes stay authoritative.
-  data.pre = "custom";
+  data.pre = p.regexes.empty() ? "none" : "custom";
   for (const char* name : {"gpt2", "llama-bpe", "qwen2", "smollm"}) {
     if (data.kind == TokenizerKind::kByteLevelBpe && p.regexes == PreTokenizer::regexes_for(name)) {
       data.pre = name;
@@ -238,8 +242,9 @@ TokenizerData convert(const json& root, const json* config, const std::string& j
 
   // Token table: the model's vocabulary plus the added tokens.
   std::map<std::int64_t, std::string> by_id;
-  for (const auto& [text, id] : model.at("vocab").items())
+  for (const auto& [text, id] : model.at("vocab").items()) {
     by_id[id.get<std::int64_t>()] = text;
+  }
   std::vector<AddedToken> added;
   for (const json& t : root.value("added_tokens", json::array())) {
     AddedToken a;
@@ -258,8 +263,9 @@ TokenizerData convert(const json& root, const json* config, const std::string& j
     malformed("token ids are not 0..n-1 without gaps");
   }
   data.tokens.reserve(by_id.size());
-  for (auto& [id, text] : by_id)
+  for (auto& [id, text] : by_id) {
     data.tokens.push_back(std::move(text));
+  }
   data.token_types.assign(data.tokens.size(), TokenType::kNormal);
   if (byte_fallback) {
     for (std::size_t i = 0; i < data.tokens.size(); ++i) {

@@ -114,8 +114,9 @@ std::string nfc_normalize(std::string_view text) {
   // Full decomposition, canonical ordering, then canonical composition (UAX #15).
   std::vector<char32_t> cps;
   cps.reserve(text.size());
-  for (std::size_t pos = 0; pos < text.size();)
+  for (std::size_t pos = 0; pos < text.size();) {
     decompose(utf8::decode(text, pos), cps);
+  }
   for (std::size_t i = 1; i < cps.size(); ++i) {
     // Insertion sort by combining class within runs of non-starters; stable, so
     // marks of equal class keep their order.
@@ -150,8 +151,9 @@ std::string nfc_normalize(std::string_view text) {
   }
   std::string out;
   out.reserve(text.size());
-  for (char32_t cp : cps)
+  for (char32_t cp : cps) {
     utf8::append(out, cp);
+  }
   return out;
 }
 

@@ -51,8 +51,9 @@ Vocab::Vocab(const TokenizerData& data)
   check_id("bos id", data.bos_id, n);
   check_id("eos id", data.eos_id, n);
   check_id("unknown-token id", data.unk_id, n);
-  for (std::int64_t id : data.eot_ids)
+  for (std::int64_t id : data.eot_ids) {
     check_id("end-of-turn id", id, n);
+  }
 
   byte_tokens_.fill(-1);
   ids_.reserve(n);

@@ -13,8 +13,9 @@ namespace {
 
 std::vector<ChatMessage> messages_of(const nlohmann::json& j) {
   std::vector<ChatMessage> out;
-  for (const auto& m : j)
+  for (const auto& m : j) {
     out.push_back({m.at("role"), m.at("content")});
+  }
   return out;
 }
 

@@ -39,8 +39,9 @@ TEST_CASE("many threads and several tokenizers at once give the reference ids") 
       }
     });
   }
-  for (std::thread& th : threads)
+  for (std::thread& th : threads) {
     th.join();
+  }
   CHECK(mismatches.load() == 0);
 }
 

@@ -23,8 +23,9 @@ void check_corpus(const Tokenizer& tok, const std::string& expected) {
     // Streaming gives the same text as decoding all at once.
     StreamDecoder stream(tok, /*skip_special=*/true);
     std::string streamed;
-    for (std::int32_t id : c.ids)
+    for (std::int32_t id : c.ids) {
       streamed += stream.push(id);
+    }
     streamed += stream.finish();
     CHECK(streamed == c.decoded_skip_special);
   }

@@ -18,8 +18,9 @@ std::string read_text(const std::string& relative) {
 std::vector<std::string> read_lines(const std::string& relative) {
   std::vector<std::string> lines;
   std::istringstream in(read_text(relative));
-  for (std::string line; std::getline(in, line);)
+  for (std::string line; std::getline(in, line);) {
     lines.push_back(line);
+  }
   return lines;
 }
 

@@ -36,8 +36,9 @@ TokenizerData bytes_vocab() {
 
 std::vector<std::int32_t> byte_ids(const std::string& s) {
   std::vector<std::int32_t> ids;
-  for (char c : s)
+  for (char c : s) {
     ids.push_back(static_cast<unsigned char>(c));
+  }
   return ids;
 }
 
@@ -55,8 +56,9 @@ TEST_CASE("a multi-byte character split across tokens comes out whole, once comp
   CHECK(stream.pending_bytes() == 0);
   const std::string emoji = "\xF0\x9F\x98\x80";  // 😀
   std::string out;
-  for (std::int32_t id : byte_ids(emoji + "!"))
+  for (std::int32_t id : byte_ids(emoji + "!")) {
     out += stream.push(id);
+  }
   CHECK(out == emoji + "!");
 }
 
@@ -113,8 +115,9 @@ TEST_CASE("SentencePiece streaming drops the prefix space once, like decode") {
   const std::vector<std::int32_t> ids = tok.encode("Hello world \xF0\x9F\x98\x80", true, false);
   StreamDecoder stream(tok);
   std::string streamed;
-  for (std::int32_t id : ids)
+  for (std::int32_t id : ids) {
     streamed += stream.push(id);
+  }
   streamed += stream.finish();
   CHECK(streamed == "Hello world \xF0\x9F\x98\x80");
   CHECK(tok.decode(ids, true) == streamed);

@@ -43,6 +43,15 @@ TEST_CASE("a minimal byte-level tokenizer.json loads and encodes") {
   CHECK(tok.encode("abab<|end|>", true, true) == std::vector<std::int32_t>{2, 2, 3});
 }
 
+TEST_CASE("a ByteLevel pre-tokenizer without its regex splits nothing") {
+  auto data =
+      parse_tokenizer_json(tokenizer_json("", R"({"type": "ByteLevel", "use_regex": false})"));
+  REQUIRE_MESSAGE(data.ok(), data.status().to_string());
+  CHECK(data->pre == "none");
+  const Tokenizer tok(*data);
+  CHECK(tok.encode("ab ab") == std::vector<std::int32_t>{2, 2});  // the space has no token
+}
+
 TEST_CASE("post-processor templates become add_bos / add_eos") {
   const std::string post = R"({"type": "TemplateProcessing",
       "single": [{"SpecialToken": {"id": "<|end|>", "type_id": 0}},

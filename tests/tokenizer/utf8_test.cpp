@@ -37,8 +37,9 @@ TEST_CASE("examine reports truncation separately from invalidity") {
 
 TEST_CASE("byte-level spelling round-trips every byte") {
   std::string all;
-  for (int b = 0; b < 256; ++b)
+  for (int b = 0; b < 256; ++b) {
     all.push_back(static_cast<char>(b));
+  }
   std::string spelled;
   byte_level::encode(all, spelled);
   CHECK(byte_level::char_for_byte(' ') == "\xC4\xA0");   // Ġ

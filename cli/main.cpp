@@ -1,8 +1,24 @@
+#include <CLI/CLI.hpp>
+
 #include <iostream>
 
-#include "common/platform/build_info.h"
+#include "cli/commands.h"
+#include "common/status.h"
 
-int main() {
-  std::cout << conveyor::describe(conveyor::build_info());
-  return 0;
+int main(int argc, char** argv) {
+  CLI::App app{"conveyor: LLM batch inference"};
+  app.require_subcommand(1);
+  conveyor::cli::CommandResult command;
+  conveyor::cli::register_version(app, command);
+  conveyor::cli::register_inspect(app, command);
+  conveyor::cli::register_generate(app, command);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return command ? command() : 0;
+  } catch (const conveyor::Error& e) {
+    std::cerr << "error: " << e.status().to_string() << "\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+  }
+  return 1;
 }

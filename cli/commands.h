@@ -1,0 +1,18 @@
+// Each subcommand of the conveyor binary registers itself on the CLI11 app and
+// returns the process exit code from its run function.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace conveyor::cli {
+
+// Set by a subcommand's callback; main() returns it.
+using CommandResult = std::function<int()>;
+
+void register_version(CLI::App& app, CommandResult& result);
+void register_inspect(CLI::App& app, CommandResult& result);
+void register_generate(CLI::App& app, CommandResult& result);
+
+}  // namespace conveyor::cli

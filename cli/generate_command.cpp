@@ -1,0 +1,177 @@
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "cli/model_loading.h"
+#include "common/tokenizer/chat_template.h"
+#include "common/tokenizer/tokenizer.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "worker/generator.h"
+#include "worker/kv_cache.h"
+#include "worker/llama_model.h"
+#include "worker/model_weights.h"
+
+namespace conveyor::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt;
+  std::string prompt_ids;
+  std::string system;
+  bool raw = false;
+  bool print_ids = false;
+  bool quiet = false;
+  int threads = 0;
+  SamplingParams sampling;
+  std::int64_t seed = -1;
+};
+
+std::vector<std::int32_t> parse_ids(const std::string& text) {
+  std::vector<std::int32_t> ids;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    std::size_t used = 0;
+    long long value = 0;
+    try {
+      value = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || value < 0 || value > INT32_MAX) {
+      fail(ErrorCode::kInvalidArgument, "--prompt-ids: '" + item + "' is not a token id");
+    }
+    ids.push_back(static_cast<std::int32_t>(value));
+  }
+  if (ids.empty()) fail(ErrorCode::kInvalidArgument, "--prompt-ids is empty");
+  return ids;
+}
+
+template <typename T>
+T value_or_throw(Expected<T> expected) {
+  if (!expected.ok()) throw Error(expected.status().code(), expected.status().message());
+  return std::move(expected).value();
+}
+
+std::vector<std::int32_t> prompt_tokens(const GenerateOptions& o, const ModelSource& source,
+                                        const Tokenizer* tokenizer) {
+  if (!o.prompt_ids.empty()) return parse_ids(o.prompt_ids);
+  if (tokenizer == nullptr) {
+    fail(ErrorCode::kInvalidArgument,
+         "this model has no tokenizer: give the prompt as token ids with --prompt-ids");
+  }
+  if (o.raw) return tokenizer->encode(o.prompt, /*add_special=*/true, /*parse_special=*/false);
+  std::vector<ChatMessage> messages;
+  if (!o.system.empty()) messages.push_back({"system", o.system});
+  messages.push_back({"user", o.prompt});
+  const ChatTemplate chat = value_or_throw(chat_template_for(*source.tokenizer()));
+  const std::string text =
+      value_or_throw(apply_chat_template(chat, messages, /*add_generation_prompt=*/true));
+  // The template writes its own BOS where the family wants one and its turn markers
+  // as special-token text, as transformers' apply_chat_template does.
+  return tokenizer->encode(text, /*add_special=*/false, /*parse_special=*/true);
+}
+
+int run_generate(const GenerateOptions& o) {
+  if (o.prompt.empty() == o.prompt_ids.empty()) {
+    fail(ErrorCode::kInvalidArgument, "give exactly one of --prompt and --prompt-ids");
+  }
+  const auto source = open_model_or_throw(o.model);
+  const ModelSpec& spec = source->spec();
+  std::shared_ptr<const Tokenizer> tokenizer;
+  if (source->tokenizer().has_value())
+    tokenizer = std::make_shared<Tokenizer>(*source->tokenizer());
+
+  GenerationRequest request;
+  request.prompt = prompt_tokens(o, *source, tokenizer.get());
+  request.params = o.sampling;
+  if (o.seed >= 0) request.params.seed = static_cast<std::uint64_t>(o.seed);
+  if (Status s = request.params.validate(spec.vocab_size); !s.ok())
+    throw Error(s.code(), s.message());
+
+  CpuBackendOptions backend_options;
+  backend_options.threads = o.threads;
+  CpuBackend backend(backend_options);
+  const auto load_start = std::chrono::steady_clock::now();
+  ModelWeights weights = ModelWeights::load(backend, *source, LayerRange::all(spec));
+  const double load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
+
+  KvCacheConfig kv;
+  kv.num_layers = spec.num_layers;
+  kv.kv_dim = spec.kv_dim();
+  std::int64_t longest =
+      static_cast<std::int64_t>(request.prompt.size()) + request.params.max_tokens;
+  if (spec.max_positions > 0) longest = std::min(longest, spec.max_positions);
+  kv.num_blocks = (longest + kv.block_size - 1) / kv.block_size;
+  KvCache cache(backend, kv);
+  LlamaModel model(backend, std::move(weights), cache);
+  Generator generator(model, tokenizer);
+
+  const bool stream = tokenizer != nullptr && !o.print_ids;
+  const auto results = generator.run(std::span<const GenerationRequest>(&request, 1),
+                                     [&](std::size_t, std::string_view text) {
+                                       if (!stream) return;
+                                       std::cout << text;
+                                       std::cout.flush();
+                                     });
+  const GenerationResult& result = results.front();
+  if (o.print_ids) {
+    for (std::size_t i = 0; i < result.tokens.size(); ++i)
+      std::cout << (i ? "," : "") << result.tokens[i];
+  }
+  std::cout << "\n";
+
+  if (!o.quiet) {
+    const GeneratorStats& st = generator.stats();
+    const double decode_seconds = st.seconds - st.first_token_seconds;
+    const std::int64_t decode_tokens = st.generated_tokens - 1;
+    std::fprintf(stderr,
+                 "[generate] %s | load %.2f s | prompt %lld tokens, first token %.3f s | "
+                 "%lld tokens in %.2f s: %.1f tok/s decode | finish: %s\n",
+                 backend.name().c_str(), load_seconds, static_cast<long long>(result.prompt_tokens),
+                 st.first_token_seconds, static_cast<long long>(st.generated_tokens), st.seconds,
+                 decode_seconds > 0 && decode_tokens > 0
+                     ? static_cast<double>(decode_tokens) / decode_seconds
+                     : 0.0,
+                 std::string(to_string(result.finish_reason)).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app, CommandResult& result) {
+  CLI::App* cmd = app.add_subcommand("generate", "Generate a continuation of one prompt");
+  auto o = std::make_shared<GenerateOptions>();
+  o->sampling.max_tokens = 256;
+  cmd->add_option("-m,--model", o->model, "alias, GGUF file or Hugging Face directory")
+      ->required()
+      ->envname("CONVEYOR_MODEL");
+  cmd->add_option("-p,--prompt", o->prompt, "the user message (chat template applied)");
+  cmd->add_option("--prompt-ids", o->prompt_ids, "the prompt as comma-separated token ids");
+  cmd->add_option("--system", o->system, "a system message");
+  cmd->add_flag("--raw", o->raw, "tokenize the prompt as is, without the chat template");
+  cmd->add_flag("--print-ids", o->print_ids, "print the generated token ids instead of text");
+  cmd->add_flag("-q,--quiet", o->quiet, "no statistics on stderr");
+  cmd->add_option("-t,--threads", o->threads, "CPU threads (default: all cores)")
+      ->envname("CONVEYOR_THREADS");
+  cmd->add_option("-n,--max-tokens", o->sampling.max_tokens, "tokens to generate at most")
+      ->capture_default_str();
+  cmd->add_option("--temperature", o->sampling.temperature, "0: greedy")->capture_default_str();
+  cmd->add_option("--top-k", o->sampling.top_k, "0: off")->capture_default_str();
+  cmd->add_option("--top-p", o->sampling.top_p, "1: off")->capture_default_str();
+  cmd->add_option("--min-p", o->sampling.min_p, "0: off")->capture_default_str();
+  cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "1: off");
+  cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "0: off");
+  cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "0: off");
+  cmd->add_option("--seed", o->seed, "same seed, same output");
+  cmd->add_option("--stop", o->sampling.stop_strings, "stop string (repeatable)");
+  cmd->add_flag("--ignore-eos", o->sampling.ignore_eos, "continue past end-of-sequence tokens");
+  cmd->callback([&result, o] { result = [o] { return run_generate(*o); }; });
+}
+
+}  // namespace conveyor::cli

@@ -6,8 +6,10 @@
 // Memory spaces. Activations, KV blocks and logits live in backend memory: plain host
 // memory for the CPU backend, device memory for a GPU backend. Ops take `float*` into
 // that space; the model never dereferences them itself, it moves data in and out with
-// copy_from_host()/copy_to_host(). Small step metadata (token ids, positions, block
-// tables) is passed as host spans: a device backend copies it once per step.
+// copy_from_host()/copy_to_host(). Step metadata (token ids, positions, cache slots,
+// block tables) is handed over once per step as a StepLayout; prepare_step() turns it
+// into a BackendStep that every layer's ops then share (a device backend copies it to
+// the device there, once, rather than once per op).
 #pragma once
 
 #include <cstddef>
@@ -15,6 +17,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/dtype.h"
@@ -102,6 +105,33 @@ struct AttentionSequence {
   std::span<const std::int32_t> block_table;
 };
 
+// The token layout of one batch step, in host memory: everything besides activations
+// that embed, rope, store_kv, attention and logits need. Token t of the step is row t
+// of every activation.
+struct StepLayout {
+  std::vector<std::int32_t> tokens;     // [T] token ids; empty on stages fed hidden states
+  std::vector<std::int32_t> positions;  // [T]
+  std::vector<std::int64_t> slots;      // [T] KV cache slot of each token (KvLayerView)
+  std::vector<AttentionSequence> sequences;
+  std::vector<std::int64_t> logit_rows;  // rows that logits() projects, in output order
+
+  std::int64_t num_tokens() const { return static_cast<std::int64_t>(positions.size()); }
+};
+
+// A StepLayout as a backend keeps it for the ops of one step. The block tables the
+// sequences point to must stay unchanged until the step's last op.
+class BackendStep {
+ public:
+  virtual ~BackendStep() = default;
+  const StepLayout& layout() const { return layout_; }
+
+ protected:
+  explicit BackendStep(StepLayout layout) : layout_(std::move(layout)) {}
+
+ private:
+  StepLayout layout_;
+};
+
 struct AttentionConfig {
   std::int64_t num_heads = 0;
   std::int64_t num_kv_heads = 0;
@@ -148,34 +178,35 @@ class Backend {
   virtual void rmsnorm(float* x, const float* residual_add, std::int64_t rows,
                        const BackendWeight& weight, float eps, float* out) = 0;
 
-  // out[i] = table[tokens[i]]; table: [vocab, hidden]; out: f32 [tokens.size(), hidden].
+  // Checks a step's layout (consistent sizes, sequences within the rows, block tables
+  // covering their positions) and keeps it for the ops below. Throws
+  // Error(kInvalidArgument).
+  virtual std::unique_ptr<BackendStep> prepare_step(StepLayout layout) = 0;
+
+  // out[t] = table[tokens[t]]; table: [vocab, hidden]; out: f32 [T, hidden].
   // Throws Error(kInvalidArgument) for a token outside the table.
-  virtual void embed(const BackendWeight& table, std::span<const std::int32_t> tokens,
-                     float* out) = 0;
+  virtual void embed(const BackendWeight& table, const BackendStep& step, float* out) = 0;
 
-  // Rotates q and k in place by their positions.
-  // q: f32 [positions.size(), num_heads * head_dim]; k: f32 [.., num_kv_heads * head_dim].
-  virtual void rope(float* q, float* k, std::span<const std::int32_t> positions,
-                    const RopeConfig& config) = 0;
+  // Rotates q and k in place, row t by positions[t].
+  // q: f32 [T, num_heads * head_dim]; k: f32 [T, num_kv_heads * head_dim].
+  virtual void rope(float* q, float* k, const BackendStep& step, const RopeConfig& config) = 0;
 
-  // Writes row i of k and v (f32 [slots.size(), kv_dim]) to slot slots[i] of the layer.
-  virtual void store_kv(const float* k, const float* v, std::span<const std::int64_t> slots,
+  // Writes row t of k and v (f32 [T, kv_dim]) to slot slots[t] of the layer.
+  virtual void store_kv(const float* k, const float* v, const BackendStep& step,
                         const KvLayerView& layer) = 0;
 
   // Causal (optionally sliding-window) GQA attention of every new token over its own
-  // sequence's cached K/V. q, out: f32 [rows, num_heads * head_dim].
-  virtual void attention(const float* q, const KvLayerView& layer,
-                         std::span<const AttentionSequence> sequences,
+  // sequence's cached K/V. q, out: f32 [T, num_heads * head_dim].
+  virtual void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
                          const AttentionConfig& config, float* out) = 0;
 
   // out = silu(gate) * up, elementwise over n values; out may alias gate.
   virtual void swiglu(const float* gate, const float* up, std::int64_t n, float* out) = 0;
 
-  // Final norm and output projection for the chosen rows of the residual stream.
-  // hidden: f32 [*, hidden]; out: f32 [rows.size(), vocab].
-  virtual void logits(const float* hidden, std::span<const std::int64_t> rows,
-                      const BackendWeight& norm, float eps, const BackendWeight& output,
-                      float* out) = 0;
+  // Final norm and output projection for the step's logit_rows of the residual stream.
+  // hidden: f32 [T, hidden]; out: f32 [logit_rows.size(), vocab].
+  virtual void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm,
+                      float eps, const BackendWeight& output, float* out) = 0;
 };
 
 }  // namespace conveyor

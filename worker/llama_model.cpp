@@ -92,14 +92,10 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
                 : "forward: a later stage needs the previous stage's hidden states");
   }
 
-  // Step metadata: one position and cache slot per token, one attention entry and the
-  // wanted logit rows per sequence.
-  tokens_.clear();
-  positions_.clear();
-  slots_.clear();
-  logit_rows_.clear();
-  std::vector<AttentionSequence> attention;
-  attention.reserve(sequences.size());
+  // Step metadata: one token, position and cache slot per row, one attention entry
+  // and the wanted logit rows per sequence.
+  StepLayout layout;
+  layout.sequences.reserve(sequences.size());
   StepResult result;
   result.logits_begin.reserve(sequences.size() + 1);
   const std::int64_t block_size = cache_.config().block_size;
@@ -113,33 +109,35 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
               std::to_string(static_cast<std::int64_t>(seq.block_table.size()) * block_size) +
               " positions, the step needs " + std::to_string(end));
     }
-    const auto first_row = static_cast<std::int64_t>(tokens_.size());
-    attention.push_back({first_row, n, seq.start_position, seq.block_table});
-    result.logits_begin.push_back(static_cast<std::int64_t>(logit_rows_.size()));
+    const std::int64_t first_row = layout.num_tokens();
+    layout.sequences.push_back({first_row, n, seq.start_position, seq.block_table});
+    result.logits_begin.push_back(static_cast<std::int64_t>(layout.logit_rows.size()));
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t position = seq.start_position + i;
-      tokens_.push_back(seq.tokens[static_cast<std::size_t>(i)]);
-      positions_.push_back(static_cast<std::int32_t>(position));
-      slots_.push_back(seq.block_table[static_cast<std::size_t>(position / block_size)] *
-                           block_size +
-                       position % block_size);
+      layout.tokens.push_back(seq.tokens[static_cast<std::size_t>(i)]);
+      layout.positions.push_back(static_cast<std::int32_t>(position));
+      layout.slots.push_back(seq.block_table[static_cast<std::size_t>(position / block_size)] *
+                                 block_size +
+                             position % block_size);
       if (seq.logits == LogitsWanted::kAll || (seq.logits == LogitsWanted::kLast && i == n - 1)) {
-        logit_rows_.push_back(first_row + i);
+        layout.logit_rows.push_back(first_row + i);
       }
     }
   }
-  result.logits_begin.push_back(static_cast<std::int64_t>(logit_rows_.size()));
-  const auto tokens = static_cast<std::int64_t>(tokens_.size());
-  ensure_workspace(tokens, static_cast<std::int64_t>(logit_rows_.size()));
+  result.logits_begin.push_back(static_cast<std::int64_t>(layout.logit_rows.size()));
+  const std::int64_t tokens = layout.num_tokens();
+  const auto logit_rows = static_cast<std::int64_t>(layout.logit_rows.size());
+  ensure_workspace(tokens, logit_rows);
   Workspace& ws = *ws_;
+  const std::unique_ptr<BackendStep> step = backend_.prepare_step(std::move(layout));
 
   if (weights_.has_embedding()) {
-    backend_.embed(weights_.token_embd(), tokens_, ws.hidden->floats());
+    backend_.embed(weights_.token_embd(), *step, ws.hidden->floats());
   } else {
     backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
   }
   for (std::int64_t l = 0; l < weights_.layers().size(); ++l)
-    run_layer(l, tokens, attention);
+    run_layer(l, *step);
 
   if (!weights_.has_output()) {
     result.hidden.resize(static_cast<std::size_t>(tokens * s.hidden_size));
@@ -148,10 +146,10 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
     backend_.synchronize();
     return result;
   }
-  if (!logit_rows_.empty()) {
-    backend_.logits(ws.hidden->floats(), logit_rows_, weights_.output_norm(),
+  if (logit_rows > 0) {
+    backend_.logits(ws.hidden->floats(), *step, weights_.output_norm(),
                     static_cast<float>(s.rms_norm_eps), weights_.output(), ws.logits->floats());
-    result.logits.resize(logit_rows_.size() * static_cast<std::size_t>(s.vocab_size));
+    result.logits.resize(static_cast<std::size_t>(logit_rows * s.vocab_size));
     backend_.copy_to_host(result.logits.data(), ws.logits->data(),
                           result.logits.size() * sizeof(float));
   }
@@ -159,8 +157,8 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   return result;
 }
 
-void LlamaModel::run_layer(std::int64_t local, std::int64_t tokens,
-                           std::span<const AttentionSequence> attention) {
+void LlamaModel::run_layer(std::int64_t local, const BackendStep& step) {
+  const std::int64_t tokens = step.layout().num_tokens();
   const ModelSpec& s = spec();
   const LayerWeights& w = weights_.layer(local);
   Workspace& ws = *ws_;
@@ -173,10 +171,10 @@ void LlamaModel::run_layer(std::int64_t local, std::int64_t tokens,
   backend_.gemm(normed, tokens, *w.attn_q, ws.q->floats(), {w.attn_q_bias.get(), false});
   backend_.gemm(normed, tokens, *w.attn_k, ws.k->floats(), {w.attn_k_bias.get(), false});
   backend_.gemm(normed, tokens, *w.attn_v, ws.v->floats(), {w.attn_v_bias.get(), false});
-  backend_.rope(ws.q->floats(), ws.k->floats(), positions_, rope_);
+  backend_.rope(ws.q->floats(), ws.k->floats(), step, rope_);
   const KvLayerView kv = cache_.layer(local);
-  backend_.store_kv(ws.k->floats(), ws.v->floats(), slots_, kv);
-  backend_.attention(ws.q->floats(), kv, attention, attention_, ws.attn->floats());
+  backend_.store_kv(ws.k->floats(), ws.v->floats(), step, kv);
+  backend_.attention(ws.q->floats(), kv, step, attention_, ws.attn->floats());
   backend_.gemm(ws.attn->floats(), tokens, *w.attn_output, ws.delta->floats());
 
   // MLP block: x += W_down (silu(W_gate n) * W_up n), n = norm(x); the residual add of

@@ -67,8 +67,7 @@ class LlamaModel {
  private:
   struct Workspace;
 
-  void run_layer(std::int64_t local, std::int64_t tokens,
-                 std::span<const AttentionSequence> attention);
+  void run_layer(std::int64_t local, const BackendStep& step);
   void ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
 
   Backend& backend_;
@@ -77,12 +76,6 @@ class LlamaModel {
   RopeConfig rope_;
   AttentionConfig attention_;
   std::unique_ptr<Workspace> ws_;
-
-  // Host-side metadata for the current step.
-  std::vector<std::int32_t> tokens_;
-  std::vector<std::int32_t> positions_;
-  std::vector<std::int64_t> slots_;
-  std::vector<std::int64_t> logit_rows_;
 };
 
 }  // namespace conveyor

@@ -98,6 +98,11 @@ const float* vector_data(const BackendWeight& w, const char* what) {
   return cw.data();
 }
 
+class CpuStep final : public BackendStep {
+ public:
+  explicit CpuStep(StepLayout layout) : BackendStep(std::move(layout)) {}
+};
+
 std::uint64_t meminfo_kib(const std::string& key) {
   std::ifstream in("/proc/meminfo");
   std::string name;
@@ -227,12 +232,38 @@ void CpuBackend::rmsnorm(float* x, const float* residual_add, std::int64_t rows,
                    out);
 }
 
-void CpuBackend::embed(const BackendWeight& table, std::span<const std::int32_t> tokens,
-                       float* out) {
+std::unique_ptr<BackendStep> CpuBackend::prepare_step(StepLayout layout) {
+  const std::int64_t tokens = layout.num_tokens();
+  auto invalid = [](const std::string& what) {
+    fail(ErrorCode::kInvalidArgument, "step layout: " + what);
+  };
+  if (static_cast<std::int64_t>(layout.slots.size()) != tokens ||
+      (!layout.tokens.empty() && static_cast<std::int64_t>(layout.tokens.size()) != tokens)) {
+    invalid("tokens, positions and slots differ in length");
+  }
+  for (const AttentionSequence& seq : layout.sequences) {
+    if (seq.first_row < 0 || seq.num_new <= 0 || seq.start_position < 0 ||
+        seq.first_row + seq.num_new > tokens) {
+      invalid("a sequence outside the step's rows");
+    }
+    for (std::int64_t i = 0; i < seq.num_new; ++i) {
+      if (layout.positions[static_cast<std::size_t>(seq.first_row + i)] != seq.start_position + i) {
+        invalid("positions do not follow their sequence's start position");
+      }
+    }
+  }
+  for (std::int64_t row : layout.logit_rows) {
+    if (row < 0 || row >= tokens) invalid("a logit row outside the step");
+  }
+  return std::make_unique<CpuStep>(std::move(layout));
+}
+
+void CpuBackend::embed(const BackendWeight& table, const BackendStep& step, float* out) {
   const float* data = matrix_data(table, "embed");
-  for (std::size_t i = 0; i < tokens.size(); ++i) {
-    if (tokens[i] < 0 || tokens[i] >= table.rows()) {
-      fail(ErrorCode::kInvalidArgument, "embed: token " + std::to_string(tokens[i]) +
+  const std::vector<std::int32_t>& tokens = step.layout().tokens;
+  for (std::int32_t token : tokens) {
+    if (token < 0 || token >= table.rows()) {
+      fail(ErrorCode::kInvalidArgument, "embed: token " + std::to_string(token) +
                                             " outside a vocabulary of " +
                                             std::to_string(table.rows()));
     }
@@ -243,32 +274,31 @@ void CpuBackend::embed(const BackendWeight& table, std::span<const std::int32_t>
   }
 }
 
-void CpuBackend::rope(float* q, float* k, std::span<const std::int32_t> positions,
-                      const RopeConfig& config) {
+void CpuBackend::rope(float* q, float* k, const BackendStep& step, const RopeConfig& config) {
   if (static_cast<std::int64_t>(config.inv_freq.size()) * 2 != config.head_dim) {
     fail(ErrorCode::kInvalidArgument, "rope: inv_freq does not cover head_dim");
   }
-  cpu::rope_f32(pool_, q, k, positions, config);
+  cpu::rope_f32(pool_, q, k, step.layout().positions, config);
 }
 
-void CpuBackend::store_kv(const float* k, const float* v, std::span<const std::int64_t> slots,
+void CpuBackend::store_kv(const float* k, const float* v, const BackendStep& step,
                           const KvLayerView& layer) {
-  cpu::store_kv_f32(k, v, slots, layer);
+  cpu::store_kv_f32(k, v, step.layout().slots, layer);
 }
 
-void CpuBackend::attention(const float* q, const KvLayerView& layer,
-                           std::span<const AttentionSequence> sequences,
+void CpuBackend::attention(const float* q, const KvLayerView& layer, const BackendStep& step,
                            const AttentionConfig& config, float* out) {
-  cpu::attention_f32(pool_, isa_, q, layer, sequences, config, out, attention_scratch_);
+  cpu::attention_f32(pool_, isa_, q, layer, step.layout().sequences, config, out,
+                     attention_scratch_);
 }
 
 void CpuBackend::swiglu(const float* gate, const float* up, std::int64_t n, float* out) {
   cpu::swiglu_f32(pool_, gate, up, n, out);
 }
 
-void CpuBackend::logits(const float* hidden, std::span<const std::int64_t> rows,
-                        const BackendWeight& norm, float eps, const BackendWeight& output,
-                        float* out) {
+void CpuBackend::logits(const float* hidden, const BackendStep& step, const BackendWeight& norm,
+                        float eps, const BackendWeight& output, float* out) {
+  const std::vector<std::int64_t>& rows = step.layout().logit_rows;
   const std::int64_t width = output.cols();
   check_width(norm, width, "logits norm");
   const auto count = static_cast<std::int64_t>(rows.size());

@@ -40,17 +40,16 @@ class CpuBackend final : public Backend {
             const GemmOptions& options = {}) override;
   void rmsnorm(float* x, const float* residual_add, std::int64_t rows, const BackendWeight& weight,
                float eps, float* out) override;
-  void embed(const BackendWeight& table, std::span<const std::int32_t> tokens, float* out) override;
-  void rope(float* q, float* k, std::span<const std::int32_t> positions,
-            const RopeConfig& config) override;
-  void store_kv(const float* k, const float* v, std::span<const std::int64_t> slots,
+  std::unique_ptr<BackendStep> prepare_step(StepLayout layout) override;
+  void embed(const BackendWeight& table, const BackendStep& step, float* out) override;
+  void rope(float* q, float* k, const BackendStep& step, const RopeConfig& config) override;
+  void store_kv(const float* k, const float* v, const BackendStep& step,
                 const KvLayerView& layer) override;
-  void attention(const float* q, const KvLayerView& layer,
-                 std::span<const AttentionSequence> sequences, const AttentionConfig& config,
-                 float* out) override;
+  void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
+                 const AttentionConfig& config, float* out) override;
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override;
-  void logits(const float* hidden, std::span<const std::int64_t> rows, const BackendWeight& norm,
-              float eps, const BackendWeight& output, float* out) override;
+  void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
+              const BackendWeight& output, float* out) override;
 
   // Byte counters shared with the weights and buffers this backend hands out, which
   // may outlive it.

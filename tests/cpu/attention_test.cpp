@@ -98,31 +98,37 @@ PagedRun paged_attention(CpuBackend& backend, const std::vector<SequenceData>& s
   std::shuffle(free_blocks.begin(), free_blocks.end(), std::mt19937(shuffle_seed));
 
   std::vector<std::vector<std::int32_t>> tables(seqs.size());
-  std::vector<AttentionSequence> attn;
+  StepLayout layout;  // the new tokens of every sequence
   std::vector<float> q_all;
   std::size_t next_block = 0;
-  std::int64_t row = 0;
   for (std::size_t i = 0; i < seqs.size(); ++i) {
     const auto& s = seqs[i];
     const std::int64_t total = s.start + s.num_new;
     for (std::int64_t b = 0; b < (total + kBlockSize - 1) / kBlockSize; ++b) {
       tables[i].push_back(free_blocks[next_block++]);
     }
-    std::vector<std::int64_t> slots;
+    // K/V of every position, cached and new, written by one step of their own.
+    StepLayout store;
     for (std::int64_t p = 0; p < total; ++p) {
-      slots.push_back(tables[i][static_cast<std::size_t>(p / kBlockSize)] * kBlockSize +
-                      p % kBlockSize);
+      const std::int64_t slot =
+          tables[i][static_cast<std::size_t>(p / kBlockSize)] * kBlockSize + p % kBlockSize;
+      store.positions.push_back(static_cast<std::int32_t>(p));
+      store.slots.push_back(slot);
+      if (p >= s.start) {
+        layout.positions.push_back(static_cast<std::int32_t>(p));
+        layout.slots.push_back(slot);
+      }
     }
-    backend.store_kv(s.k.data(), s.v.data(), slots, layer);
-    attn.push_back({row, s.num_new, s.start, tables[i]});
+    backend.store_kv(s.k.data(), s.v.data(), *backend.prepare_step(std::move(store)), layer);
+    layout.sequences.push_back({layout.num_tokens() - s.num_new, s.num_new, s.start, tables[i]});
     q_all.insert(q_all.end(), s.q.begin(), s.q.end());
-    row += s.num_new;
   }
   PagedRun run;
   run.out.resize(q_all.size());
   const AttentionConfig config{kHeads, kKvHeads, kHeadDim,
                                1.0f / std::sqrt(static_cast<float>(kHeadDim)), window};
-  backend.attention(q_all.data(), layer, attn, config, run.out.data());
+  backend.attention(q_all.data(), layer, *backend.prepare_step(std::move(layout)), config,
+                    run.out.data());
   return run;
 }
 
@@ -171,12 +177,43 @@ TEST_CASE("attention refuses block tables that do not cover the sequence") {
   const KvLayerView layer{k_buf->floats(), v_buf->floats(), 4, kBlockSize, kKvDim};
   const AttentionConfig config{kHeads, kKvHeads, kHeadDim, 0.25f, 0};
   std::vector<float> q(kQWidth), out(kQWidth);
+  auto one_token = [&](std::int64_t position, std::span<const std::int32_t> table) {
+    StepLayout layout;
+    layout.positions = {static_cast<std::int32_t>(position)};
+    layout.slots = {0};
+    layout.sequences = {{0, 1, position, table}};
+    return backend.prepare_step(std::move(layout));
+  };
   const std::vector<std::int32_t> short_table{0};
-  const std::vector<AttentionSequence> too_long{{0, 1, kBlockSize, short_table}};
-  CHECK_THROWS_AS(backend.attention(q.data(), layer, too_long, config, out.data()), Error);
+  CHECK_THROWS_AS(
+      backend.attention(q.data(), layer, *one_token(kBlockSize, short_table), config, out.data()),
+      Error);
   const std::vector<std::int32_t> bad_block{7};
-  const std::vector<AttentionSequence> outside{{0, 1, 0, bad_block}};
-  CHECK_THROWS_AS(backend.attention(q.data(), layer, outside, config, out.data()), Error);
-  const std::vector<std::int64_t> bad_slot{4 * kBlockSize};
-  CHECK_THROWS_AS(backend.store_kv(q.data(), q.data(), bad_slot, layer), Error);
+  CHECK_THROWS_AS(backend.attention(q.data(), layer, *one_token(0, bad_block), config, out.data()),
+                  Error);
+  const auto bad_slot = positions_step(backend, {4 * kBlockSize});
+  CHECK_THROWS_AS(backend.store_kv(q.data(), q.data(), *bad_slot, layer), Error);
+}
+
+TEST_CASE("prepare_step refuses inconsistent layouts") {
+  CpuBackend backend(cpu_options(1));
+  const std::vector<std::int32_t> table{0};
+  StepLayout ok;
+  ok.positions = {3, 4};
+  ok.slots = {3, 4};
+  ok.sequences = {{0, 2, 3, table}};
+  ok.logit_rows = {1};
+  CHECK_NOTHROW(backend.prepare_step(ok));
+  StepLayout wrong_positions = ok;
+  wrong_positions.positions = {3, 5};
+  CHECK_THROWS_AS(backend.prepare_step(wrong_positions), Error);
+  StepLayout too_many_rows = ok;
+  too_many_rows.sequences = {{1, 2, 3, table}};
+  CHECK_THROWS_AS(backend.prepare_step(too_many_rows), Error);
+  StepLayout bad_logits = ok;
+  bad_logits.logit_rows = {2};
+  CHECK_THROWS_AS(backend.prepare_step(bad_logits), Error);
+  StepLayout short_slots = ok;
+  short_slots.slots = {3};
+  CHECK_THROWS_AS(backend.prepare_step(short_slots), Error);
 }

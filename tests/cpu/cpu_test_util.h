@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -41,6 +42,17 @@ inline TensorRef f32_tensor(const std::string& name, const std::vector<float>& d
   t.bytes = std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()),
                                           data.size() * sizeof(float));
   return t;
+}
+
+// A step of tokens at the given positions (slot = position), no sequences.
+inline std::unique_ptr<BackendStep> positions_step(Backend& backend,
+                                                   std::vector<std::int32_t> positions,
+                                                   std::vector<std::int32_t> tokens = {}) {
+  StepLayout layout;
+  layout.tokens = std::move(tokens);
+  layout.positions = std::move(positions);
+  layout.slots.assign(layout.positions.begin(), layout.positions.end());
+  return backend.prepare_step(std::move(layout));
 }
 
 inline float max_abs_diff(const float* a, const float* b, std::size_t n) {

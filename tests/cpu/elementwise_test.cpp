@@ -69,12 +69,12 @@ TEST_CASE("embed gathers rows and refuses tokens outside the vocabulary") {
   auto table = backend.upload_weight(f32_tensor("token_embd.weight", table_data, {10, 6}));
   const std::vector<std::int32_t> tokens{3, 0, 9, 3};
   std::vector<float> out(tokens.size() * 6);
-  backend.embed(*table, tokens, out.data());
+  backend.embed(*table, *positions_step(backend, {0, 1, 2, 3}, tokens), out.data());
   for (std::size_t i = 0; i < tokens.size(); ++i) {
     CHECK(bitwise_equal(out.data() + i * 6, table_data.data() + tokens[i] * 6, 6));
   }
   const std::vector<std::int32_t> bad{10};
-  CHECK_THROWS_AS(backend.embed(*table, bad, out.data()), Error);
+  CHECK_THROWS_AS(backend.embed(*table, *positions_step(backend, {0}, bad), out.data()), Error);
 }
 
 TEST_CASE("upload_weight dequantises other dtypes and refuses shapes that do not fit") {

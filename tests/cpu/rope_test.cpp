@@ -57,7 +57,7 @@ void check_rope(RopePairing pairing) {
   auto k = random_floats(positions.size() * static_cast<std::size_t>(k_width), 2);
   auto q_ref = q;
   auto k_ref = k;
-  backend.rope(q.data(), k.data(), positions, config);
+  backend.rope(q.data(), k.data(), *positions_step(backend, positions), config);
   const auto inv_freq = plain_inv_freq(spec.head_dim, spec.rope_theta);
   const bool half_split = pairing == RopePairing::kHalfSplit;
   for (std::size_t t = 0; t < positions.size(); ++t) {
@@ -101,8 +101,9 @@ TEST_CASE("interleaved rope on permuted rows equals half-split rope on the origi
   for (int i = 0; i < 8; ++i)
     permuted[static_cast<std::size_t>(i < 4 ? 2 * i : 2 * (i - 4) + 1)] =
         x[static_cast<std::size_t>(i)];
-  backend.rope(x.data(), nullptr, positions, half_config);
-  backend.rope(permuted.data(), nullptr, positions, inter_config);
+  const auto step = positions_step(backend, positions);
+  backend.rope(x.data(), nullptr, *step, half_config);
+  backend.rope(permuted.data(), nullptr, *step, inter_config);
   for (int i = 0; i < 8; ++i) {
     CHECK(permuted[static_cast<std::size_t>(i < 4 ? 2 * i : 2 * (i - 4) + 1)] ==
           doctest::Approx(x[static_cast<std::size_t>(i)]).epsilon(1e-6));

@@ -97,6 +97,7 @@ CORPUS = [
     ("spm_specials", "<s>[INST] Hello [/INST] Hi</s><s> again</s>"),
     ("adjacent_specials", "<|endoftext|><|endoftext|>x<|im_end|> y</s>z<unk>"),
     ("not_specials", "<|im_start and <|im_end| and < s> are not special"),
+    ("space_marks", "\u2581leading mark, \u2581\u2581 inside and </s>\u2581after"),
     ("invalid_ff", b"abc\xff\xfedef"),
     ("invalid_cut_euro", b"\xe2\x82 euro \xe2\x82\xac"),
     ("invalid_cut_emoji", b"emoji \xf0\x9f\x98 cut"),

@@ -38,6 +38,9 @@ SentencePieceBpe::SentencePieceBpe(const Vocab& vocab, const TokenizerData& data
 void SentencePieceBpe::encode(std::string_view run, bool at_text_start,
                               std::vector<std::int32_t>& out) const {
   if (run.empty()) return;
+  // Metaspace looks after spaces became "▁": a run that starts with a space or
+  // with a literal "▁" counts as prefixed already.
+  const bool starts_spaced = run.front() == ' ' || run.substr(0, kSpaceMark.size()) == kSpaceMark;
   bool prefix = false;
   if (add_space_prefix_) {
     switch (prefix_rule_) {
@@ -45,10 +48,10 @@ void SentencePieceBpe::encode(std::string_view run, bool at_text_start,
         prefix = true;
         break;
       case SpacePrefixRule::kEveryRunUnlessSpace:
-        prefix = run.front() != ' ';
+        prefix = !starts_spaced;
         break;
       case SpacePrefixRule::kFirstRunUnlessSpace:
-        prefix = at_text_start && run.front() != ' ';
+        prefix = at_text_start && !starts_spaced;
         break;
     }
   }

@@ -94,16 +94,18 @@ void Generator::validate(const GenerationRequest& request) const {
   }
 }
 
-bool Generator::ensure_blocks(std::vector<std::unique_ptr<Sequence>>& running, Sequence& sequence,
+bool Generator::ensure_blocks(SequenceList& running, SequenceQueue& waiting, Sequence& sequence,
                               std::int64_t tokens) {
   KvCache& cache = model_.cache();
   while (!cache.reserve(static_cast<KvCache::SequenceId>(sequence.index), tokens)) {
     // Preempt the newest running sequence; `running` is ordered by admission, and
     // sequences are planned oldest first, so the newest has no part in this step yet.
-    Sequence& victim = *running.back();
-    preempt(victim);
-    if (&victim == &sequence) return false;
+    // It goes back to the front of the queue, to be resumed first.
+    const bool preempting_self = running.back().get() == &sequence;
+    preempt(*running.back());
+    waiting.push_front(std::move(running.back()));
     running.pop_back();
+    if (preempting_self) return false;
   }
   return true;
 }
@@ -143,11 +145,11 @@ std::vector<GenerationResult> Generator::run(std::span<const GenerationRequest> 
   stats_ = {};
   const auto start = Clock::now();
 
-  std::deque<std::unique_ptr<Sequence>> waiting;
+  SequenceQueue waiting;
   for (std::size_t i = 0; i < requests.size(); ++i) {
     waiting.push_back(std::make_unique<Sequence>(i, requests[i], eos_ids_, tokenizer_.get()));
   }
-  std::vector<std::unique_ptr<Sequence>> running;  // in admission order
+  SequenceList running;  // in admission order
   std::vector<GenerationResult> results(requests.size());
   std::int64_t admissions = 0;
 
@@ -176,11 +178,7 @@ std::vector<GenerationResult> Generator::run(std::span<const GenerationRequest> 
       Sequence& s = *running[i];
       const std::int64_t n =
           std::min(static_cast<std::int64_t>(s.context.size()) - s.cached, budget);
-      if (!ensure_blocks(running, s, s.cached + n)) {
-        waiting.push_front(std::move(running.back()));
-        running.pop_back();
-        break;
-      }
+      if (!ensure_blocks(running, waiting, s, s.cached + n)) break;
       plan(s);
     }
     while (!waiting.empty() && budget > 0 &&

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -76,10 +77,13 @@ class Generator {
 
  private:
   struct Sequence;
+  using SequenceList = std::vector<std::unique_ptr<Sequence>>;
+  using SequenceQueue = std::deque<std::unique_ptr<Sequence>>;
 
   void validate(const GenerationRequest& request) const;
-  bool admit(Sequence& sequence);
-  bool ensure_blocks(std::vector<std::unique_ptr<Sequence>>& running, Sequence& sequence,
+  // Reserves blocks for `tokens` positions of `sequence`, preempting the newest
+  // running sequences into `waiting` as needed; false when `sequence` itself was.
+  bool ensure_blocks(SequenceList& running, SequenceQueue& waiting, Sequence& sequence,
                      std::int64_t tokens);
   void preempt(Sequence& sequence);
   void accept_token(Sequence& sequence, const SampleResult& sample, const TextCallback& on_text);

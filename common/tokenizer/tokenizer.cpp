@@ -36,7 +36,8 @@ Tokenizer::Tokenizer(const TokenizerData& data)
       unk_id_(narrow_id(data.unk_id)),
       add_bos_(data.add_bos),
       add_eos_(data.add_eos),
-      normalize_nfc_(data.normalize_nfc),
+      // GGUF files do not record the normaliser; Qwen2's tokenizer.json has NFC.
+      normalize_nfc_(data.normalize_nfc || (data.pre_regexes.empty() && data.pre == "qwen2")),
       chat_template_(data.chat_template) {
   // A pad id outside the table is harmless to tokenizing; it is dropped, not fatal.
   pad_id_ = vocab_->contains(data.pad_id) ? narrow_id(data.pad_id) : -1;

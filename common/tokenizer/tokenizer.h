@@ -44,7 +44,9 @@ class Tokenizer {
                                    bool parse_special = false) const;
 
   // Ids to text; invalid UTF-8 in the result (a sequence cut mid-character)
-  // becomes U+FFFD. skip_special drops control tokens (BOS, <|im_end|>, ...).
+  // becomes U+FFFD, one per maximal invalid subpart (tokenizers' ByteFallback
+  // decoder writes one per byte token instead; the two agree on any text that
+  // encode produced). skip_special drops control tokens (BOS, <|im_end|>, ...).
   // Ids outside the vocabulary produce nothing.
   std::string decode(std::span<const std::int32_t> ids, bool skip_special = false) const;
 

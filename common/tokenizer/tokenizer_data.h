@@ -79,7 +79,8 @@ struct TokenizerData {
   // A pre-token that is itself in the vocabulary is emitted whole, merges skipped
   // (tokenizers' BPE ignore_merges; Llama-3 sets it).
   bool ignore_merges = false;
-  // Unicode NFC normalisation before anything else (Qwen2's tokenizer.json).
+  // Unicode NFC normalisation of the text between special tokens (Qwen2's
+  // tokenizer.json; implied for a GGUF "qwen2" pre-tokenizer).
   bool normalize_nfc = false;
 
   // SentencePiece-style only: prefix "▁" (tokenizer.ggml.add_space_prefix).

@@ -57,6 +57,26 @@ TEST_CASE("Qwen2 style tokenizer.json (NFC, single digits) matches Hugging Face"
   check_corpus(from_json("qwen2-bpe"), "qwen2-bpe");
 }
 
+TEST_CASE("Qwen2 as a GGUF file carries it (pre \"qwen2\", no regexes, no NFC flag) matches") {
+  auto data = load_tokenizer_json(tokfix::path("qwen2-bpe/tokenizer.json"));
+  REQUIRE(data.ok());
+  data->pre_regexes.clear();
+  data->normalize_nfc = false;
+  data->added_tokens.clear();
+  REQUIRE(data->pre == "qwen2");
+  check_corpus(Tokenizer(*data), "qwen2-bpe");
+}
+
+TEST_CASE("Llama-3 as a GGUF file carries it (pre \"llama-bpe\", ignore_merges implied) matches") {
+  auto data = load_tokenizer_json(tokfix::path("llama3-bpe/tokenizer.json"));
+  REQUIRE(data.ok());
+  data->pre_regexes.clear();
+  data->ignore_merges = false;
+  data->added_tokens.clear();
+  REQUIRE(data->pre == "llama-bpe");
+  check_corpus(Tokenizer(*data), "llama3-bpe");
+}
+
 TEST_CASE("SentencePiece BPE from GGUF-style data (scores) matches SentencePiece") {
   check_corpus(Tokenizer(tokfix::load_data("spm.data.json")), "spm");
 }

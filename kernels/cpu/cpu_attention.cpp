@@ -31,6 +31,23 @@ struct AttentionJob {
   float* out;
 };
 
+// Calls fn(key, row) for keys [first, last] of a sequence, where row points at the
+// key's K (or V) row in `base`: one block-table lookup per block, not per key.
+template <typename Fn>
+[[gnu::always_inline]] inline void for_each_key(const AttentionSequence& seq,
+                                                const KvLayerView& layer, const float* base,
+                                                std::int64_t first, std::int64_t last, Fn&& fn) {
+  for (std::int64_t j = first; j <= last;) {
+    const std::int64_t offset = j % layer.block_size;
+    const std::int64_t run = std::min(layer.block_size - offset, last + 1 - j);
+    const std::int64_t block = seq.block_table[static_cast<std::size_t>(j / layer.block_size)];
+    const float* row = base + (block * layer.block_size + offset) * layer.kv_dim;
+    for (std::int64_t r = 0; r < run; ++r)
+      fn(j + r, row + r * layer.kv_dim);
+    j += run;
+  }
+}
+
 // Softmax(q K^T * scale) V for one head of a run of queries of one sequence.
 template <int L>
 [[gnu::always_inline]] inline void attend(const AttentionJob& job, const WorkItem& item,
@@ -41,7 +58,8 @@ template <int L>
   const std::int64_t head_dim = cfg.head_dim;
   const std::int64_t q_width = cfg.num_heads * head_dim;
   const std::int64_t kv_head = item.head / (cfg.num_heads / cfg.num_kv_heads);
-  const std::int64_t kv_offset = kv_head * head_dim;
+  const float* keys = layer.k + kv_head * head_dim;
+  const float* values = layer.v + kv_head * head_dim;
 
   for (std::int64_t i = item.first_query; i < item.first_query + item.num_queries; ++i) {
     const std::int64_t row = seq.first_row + i;
@@ -49,31 +67,22 @@ template <int L>
     const std::int64_t first_key =
         cfg.sliding_window > 0 ? std::max<std::int64_t>(0, position - cfg.sliding_window + 1) : 0;
     const float* query = job.q + row * q_width + item.head * head_dim;
+    float* score = scores - first_key;  // score[j] for key j
 
     float max_score = -std::numeric_limits<float>::infinity();
-    for (std::int64_t j = first_key; j <= position; ++j) {
-      const std::int64_t slot =
-          seq.block_table[static_cast<std::size_t>(j / layer.block_size)] * layer.block_size +
-          j % layer.block_size;
-      const float s =
-          dot<L>(query, layer.k + slot * layer.kv_dim + kv_offset, head_dim) * cfg.scale;
-      scores[j - first_key] = s;
-      max_score = std::max(max_score, s);
-    }
+    for_each_key(seq, layer, keys, first_key, position, [&](std::int64_t j, const float* k) {
+      score[j] = dot<L>(query, k, head_dim) * cfg.scale;
+      max_score = std::max(max_score, score[j]);
+    });
     float sum = 0;
     for (std::int64_t j = first_key; j <= position; ++j) {
-      const float e = std::exp(scores[j - first_key] - max_score);
-      scores[j - first_key] = e;
-      sum += e;
+      score[j] = std::exp(score[j] - max_score);
+      sum += score[j];
     }
     float* o = job.out + row * q_width + item.head * head_dim;
     std::memset(o, 0, static_cast<std::size_t>(head_dim) * sizeof(float));
-    for (std::int64_t j = first_key; j <= position; ++j) {
-      const std::int64_t slot =
-          seq.block_table[static_cast<std::size_t>(j / layer.block_size)] * layer.block_size +
-          j % layer.block_size;
-      axpy<L>(scores[j - first_key] / sum, layer.v + slot * layer.kv_dim + kv_offset, o, head_dim);
-    }
+    for_each_key(seq, layer, values, first_key, position,
+                 [&](std::int64_t j, const float* v) { axpy<L>(score[j] / sum, v, o, head_dim); });
   }
 }
 

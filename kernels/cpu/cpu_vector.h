@@ -7,8 +7,9 @@
 // for a given instruction set.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
+#include <utility>
 
 namespace conveyor::cpu {
 
@@ -36,16 +37,25 @@ template <int L>
   return reinterpret_cast<typename VecType<L>::unaligned*>(p);
 }
 
+namespace detail {
+template <int L, std::size_t... I>
+[[gnu::always_inline]] inline void add_halves(const Vec<L>& v, Vec<L / 2>& out,
+                                              std::index_sequence<I...>) {
+  out = __builtin_shufflevector(v, v, I...) + __builtin_shufflevector(v, v, (I + L / 2)...);
+}
+}  // namespace detail
+
+// Sum of the lanes by pairwise halving (lane i + lane i + L/2, recursively): a fixed
+// order, more accurate than a running sum, and a few shuffles rather than L scalar adds.
 template <int L>
 [[gnu::always_inline]] inline float reduce_add(const Vec<L>& v) {
-  float lanes[L] = {};
-  std::memcpy(lanes, &v, sizeof(v));
-  // Pairwise halving: fixed order, and more accurate than a running sum.
-  for (int width = L / 2; width > 0; width /= 2) {
-    for (int i = 0; i < width; ++i)
-      lanes[i] += lanes[i + width];
+  if constexpr (L == 2) {
+    return v[0] + v[1];
+  } else {
+    Vec<L / 2> half;
+    detail::add_halves<L>(v, half, std::make_index_sequence<L / 2>());
+    return reduce_add<L / 2>(half);
   }
-  return lanes[0];
 }
 
 // sum_i a[i] * b[i]: L-lane partial sums over whole vectors, reduced, then the tail.

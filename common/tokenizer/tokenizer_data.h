@@ -48,7 +48,8 @@ enum class SpacePrefixRule {
 struct TokenizerData {
   TokenizerKind kind = TokenizerKind::kByteLevelBpe;
   // Pre-tokenizer name as GGUF spells it in tokenizer.ggml.pre ("smollm", "llama-bpe",
-  // "qwen2", "gpt2", "default"); tokenizer.json loaders map their config onto one.
+  // "qwen2", "gpt2", "default"). The tokenizer.json loader names the one its regexes
+  // match, or "custom" ("none" without any) and relies on pre_regexes.
   std::string pre = "default";
   std::vector<std::string> tokens;     // id -> token text
   std::vector<float> scores;           // SentencePiece scores (may be empty for BPE)

@@ -65,11 +65,12 @@ GreedyResult generate_greedy(LlamaModel& model, std::span<const std::vector<std:
   try {
     std::vector<SequenceStep> step;
     std::vector<Sequence*> in_step;
-    auto run_step = [&](auto&& on_row) {
-      StepResult out = model.forward(step);
+    // One forward call for the whole step; each sequence that got logits takes a token.
+    auto run_step = [&] {
+      const StepResult out = model.forward(step);
       for (std::size_t i = 0; i < in_step.size(); ++i) {
         if (out.logits_begin[i + 1] > out.logits_begin[i]) {
-          on_row(*in_step[i], out.row(out.logits_begin[i], vocab));
+          accept(*in_step[i], out.row(out.logits_begin[i], vocab));
         }
       }
     };
@@ -103,7 +104,7 @@ GreedyResult generate_greedy(LlamaModel& model, std::span<const std::vector<std:
       }
       more = !step.empty();
       if (more) {
-        run_step(accept);
+        run_step();
         ++result.stats.prefill_steps;
       }
     }
@@ -123,7 +124,7 @@ GreedyResult generate_greedy(LlamaModel& model, std::span<const std::vector<std:
       }
       more = !step.empty();
       if (more) {
-        run_step(accept);
+        run_step();
         ++result.stats.decode_steps;
         result.stats.decode_tokens += static_cast<std::int64_t>(step.size());
       }

@@ -3,6 +3,7 @@
 // through the paged KV cache, and the same logits whatever the batching or chunking.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -90,6 +91,16 @@ TEST_CASE("greedy continuations decoded through the KV cache match transformers"
     CHECK(batched.stats.prefill_steps == 1);
     CHECK(batched.stats.decode_steps == 15);
     CHECK(m.cache->free_blocks() == m.cache->config().num_blocks);  // all released
+
+    // Prefill in chunks of 7 tokens per sequence per step; stop tokens end a sequence.
+    GreedyOptions chunked = options;
+    chunked.prefill_chunk = 7;
+    chunked.stop_tokens = {cases[1].greedy_new_tokens[2]};
+    const GreedyResult stopped = generate_greedy(*m.model, prompts, chunked);
+    CHECK(stopped.stats.prefill_steps == 6);  // the 40-token prompt: ceil(40 / 7)
+    const auto& want = cases[1].greedy_new_tokens;
+    const auto stop_at = std::find(want.begin(), want.end(), want[2]) - want.begin() + 1;
+    CHECK(stopped.tokens[1] == std::vector<std::int32_t>(want.begin(), want.begin() + stop_at));
   }
 }
 

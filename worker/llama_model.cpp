@@ -1,6 +1,7 @@
 #include "worker/llama_model.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "common/status.h"
@@ -102,7 +103,10 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   for (const SequenceStep& seq : sequences) {
     const auto n = static_cast<std::int64_t>(seq.tokens.size());
     if (n == 0) invalid("forward: a sequence with no new tokens");
-    if (seq.start_position < 0) invalid("forward: negative start position");
+    if (seq.start_position < 0 ||
+        seq.start_position > std::numeric_limits<std::int32_t>::max() - n) {
+      invalid("forward: start position out of range");
+    }
     const std::int64_t end = seq.start_position + n;
     if (static_cast<std::int64_t>(seq.block_table.size()) * block_size < end) {
       invalid("forward: block table holds " +

@@ -157,8 +157,9 @@ void gemm_f32(ThreadPool& pool, CpuIsa isa, const GemmProblem& problem) {
     return;
   }
   // Ranges in multiples of 4 panels, the widest tile.
-  pool.parallel_ranges(panels, 4,
-                       [&](std::int64_t begin, std::int64_t end, int) { fn(problem, begin, end); });
+  pool.parallel_ranges(
+      panels, 4, [&](std::int64_t begin, std::int64_t end, int) { fn(problem, begin, end); },
+      kChunksPerThread);
 }
 
 }  // namespace conveyor::cpu

@@ -26,19 +26,29 @@ std::vector<GenerationRequest> greedy_requests(const std::vector<ReferenceCase>&
 
 }  // namespace
 
-TEST_CASE("batched greedy generation reproduces the reference continuations") {
-  for (const char* name : {"llama-tiny", "qwen2-tiny", "mistral-tiny-swa"}) {
+TEST_CASE("greedy continuations decoded through the KV cache match transformers") {
+  for (const char* name : {"llama-tiny", "llama-tiny-tied", "llama3-tiny-ropescaling", "qwen2-tiny",
+                           "mistral-tiny-swa"}) {
     CAPTURE(name);
     const auto cases = load_reference(name);
     LoadedModel m = load_model(hf_tiny_dir(name));
     Generator generator(*m.model, nullptr);
-    const auto results = generator.run(greedy_requests(cases));
+    const auto requests = greedy_requests(cases);
+    // Alone: one prefill step, then one decode step per further token.
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+      const auto alone = generator.run(std::span<const GenerationRequest>(&requests[i], 1));
+      CHECK(alone[0].tokens == cases[i].greedy_new_tokens);
+      CHECK(generator.stats().steps == 16);
+    }
+    // Together: still one forward call per step for the whole batch.
+    const auto results = generator.run(requests);
     REQUIRE(results.size() == cases.size());
     for (std::size_t i = 0; i < cases.size(); ++i) {
       CHECK(results[i].tokens == cases[i].greedy_new_tokens);
       CHECK(results[i].finish_reason == FinishReason::kLength);
       CHECK(results[i].prompt_tokens == static_cast<std::int64_t>(cases[i].input_ids.size()));
     }
+    CHECK(generator.stats().steps == 16);
     CHECK(m.cache->free_blocks() == m.cache->config().num_blocks);  // all returned
   }
 }

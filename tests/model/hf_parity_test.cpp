@@ -9,7 +9,6 @@
 #include <string>
 
 #include "tests/model/model_fixture.h"
-#include "worker/greedy_generate.h"
 
 using namespace conveyor;
 using namespace conveyor::testing;
@@ -65,42 +64,6 @@ TEST_CASE("logits at every position match transformers") {
       CHECK(error < kTolerance);
     }
     MESSAGE(name << ": max abs logit error per case (5, 24, 40 tokens):" << errors.str());
-  }
-}
-
-TEST_CASE("greedy continuations decoded through the KV cache match transformers") {
-  for (const std::string name : kModels) {
-    CAPTURE(name);
-    LoadedModel m = load_model(hf_tiny_dir(name));
-    const auto cases = load_reference(name);
-    GreedyOptions options;
-    options.max_new_tokens = 16;
-    for (const auto& rc : cases) {
-      const std::vector<std::vector<std::int32_t>> prompts{rc.input_ids};
-      const GreedyResult result = generate_greedy(*m.model, prompts, options);
-      CHECK(result.tokens[0] == rc.greedy_new_tokens);
-      CHECK(result.stats.decode_steps == 15);  // one forward per new token after the first
-    }
-    // All three at once: one decode step per token for the whole batch.
-    std::vector<std::vector<std::int32_t>> prompts;
-    for (const auto& rc : cases)
-      prompts.push_back(rc.input_ids);
-    const GreedyResult batched = generate_greedy(*m.model, prompts, options);
-    for (std::size_t c = 0; c < cases.size(); ++c)
-      CHECK(batched.tokens[c] == cases[c].greedy_new_tokens);
-    CHECK(batched.stats.prefill_steps == 1);
-    CHECK(batched.stats.decode_steps == 15);
-    CHECK(m.cache->free_blocks() == m.cache->config().num_blocks);  // all released
-
-    // Prefill in chunks of 7 tokens per sequence per step; stop tokens end a sequence.
-    GreedyOptions chunked = options;
-    chunked.prefill_chunk = 7;
-    chunked.stop_tokens = {cases[1].greedy_new_tokens[2]};
-    const GreedyResult stopped = generate_greedy(*m.model, prompts, chunked);
-    CHECK(stopped.stats.prefill_steps == 6);  // the 40-token prompt: ceil(40 / 7)
-    const auto& want = cases[1].greedy_new_tokens;
-    const auto stop_at = std::find(want.begin(), want.end(), want[2]) - want.begin() + 1;
-    CHECK(stopped.tokens[1] == std::vector<std::int32_t>(want.begin(), want.begin() + stop_at));
   }
 }
 

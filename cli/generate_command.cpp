@@ -3,6 +3,8 @@
 #include <iostream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "common/tokenizer/chat_template.h"
@@ -27,6 +29,7 @@ struct GenerateOptions {
   int threads = 0;
   SamplingParams sampling;
   std::int64_t seed = -1;
+  std::int32_t logprobs = -1;  // < 0: none
 };
 
 std::vector<std::int32_t> parse_ids(const std::string& text) {
@@ -75,6 +78,26 @@ std::vector<std::int32_t> prompt_tokens(const GenerateOptions& o, const ModelSou
   return tokenizer->encode(text, /*add_special=*/false, /*parse_special=*/true);
 }
 
+std::string token_label(std::int32_t id, const Tokenizer* tokenizer) {
+  if (tokenizer == nullptr) return std::to_string(id);
+  return std::to_string(id) + " " + nlohmann::json(tokenizer->decode(std::span(&id, 1))).dump();
+}
+
+// One line per generated token on stderr: its log-probability and the most likely
+// alternatives, so that the text on stdout stays clean.
+void print_logprobs(const GenerationResult& result, const Tokenizer* tokenizer) {
+  for (std::size_t i = 0; i < result.logprobs.size(); ++i) {
+    const SampleResult& s = result.logprobs[i];
+    std::fprintf(stderr, "[logprobs] %zu: %s %.4f |", i, token_label(s.token, tokenizer).c_str(),
+                 static_cast<double>(s.logprob.value_or(0.0f)));
+    for (const TokenLogprob& alt : s.top_logprobs) {
+      std::fprintf(stderr, " %s %.4f", token_label(alt.token, tokenizer).c_str(),
+                   static_cast<double>(alt.logprob));
+    }
+    std::fprintf(stderr, "\n");
+  }
+}
+
 int run_generate(const GenerateOptions& o) {
   if (o.prompt.empty() == o.prompt_ids.empty()) {
     fail(ErrorCode::kInvalidArgument, "give exactly one of --prompt and --prompt-ids");
@@ -88,6 +111,10 @@ int run_generate(const GenerateOptions& o) {
   GenerationRequest request;
   request.prompt = prompt_tokens(o, *source, tokenizer.get());
   request.params = o.sampling;
+  if (o.logprobs >= 0) {
+    request.params.logprobs = true;
+    request.params.top_logprobs = o.logprobs;
+  }
   if (o.seed >= 0) request.params.seed = static_cast<std::uint64_t>(o.seed);
   if (Status s = request.params.validate(spec.vocab_size); !s.ok())
     throw Error(s.code(), s.message());
@@ -119,6 +146,7 @@ int run_generate(const GenerateOptions& o) {
                                        std::cout.flush();
                                      });
   const GenerationResult& result = results.front();
+  if (request.params.logprobs) print_logprobs(result, tokenizer.get());
   if (o.print_ids) {
     for (std::size_t i = 0; i < result.tokens.size(); ++i)
       std::cout << (i ? "," : "") << result.tokens[i];
@@ -170,6 +198,8 @@ void register_generate(CLI::App& app, CommandResult& result) {
   cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "0: off");
   cmd->add_option("--seed", o->seed, "same seed, same output");
   cmd->add_option("--stop", o->sampling.stop_strings, "stop string (repeatable)");
+  cmd->add_option("--logprobs", o->logprobs,
+                  "print each token's log-probability and this many alternatives (stderr)");
   cmd->add_flag("--ignore-eos", o->sampling.ignore_eos, "continue past end-of-sequence tokens");
   cmd->callback([&result, o] { result = [o] { return run_generate(*o); }; });
 }

@@ -125,3 +125,14 @@ TEST_CASE("the default model answers the capital of France with Paris") {
   CHECK(r.out.find("Paris") != std::string::npos);
   MESSAGE("answer: " << r.out);
 }
+
+TEST_CASE("generate --logprobs prints one line per token with the alternatives") {
+  const CommandOutput r = run_conveyor("generate --model " + fixture("llama-tiny") +
+                                       " --prompt-ids 5,17,42 --print-ids --temperature 0"
+                                       " --max-tokens 4 --ignore-eos --logprobs 3 --quiet");
+  CHECK(r.exit_code == 0);
+  for (int i = 0; i < 4; ++i) {
+    CHECK(r.out.find("[logprobs] " + std::to_string(i) + ": ") != std::string::npos);
+  }
+  CHECK(r.out.find("[logprobs] 4: ") == std::string::npos);
+}

@@ -10,6 +10,8 @@
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/cpu_elementwise.h"
 #include "kernels/cpu/cpu_gemm.h"
+#include "kernels/cpu/cpu_quant_gemm.h"
+#include "kernels/cpu/cpu_quant_pack.h"
 #include "kernels/cpu/cpu_rope.h"
 
 namespace conveyor {
@@ -50,30 +52,38 @@ class CpuBuffer final : public BackendBuffer {
   std::shared_ptr<CpuBackend::Usage> usage_;
 };
 
-// 1-D weights are stored plainly; 2-D weights in the GEMM's panel layout
-// (cpu_gemm.h), which embedding lookups read back row by row.
+// 1-D weights are stored plainly as f32. 2-D weights are either f32 in the GEMM's
+// panel layout (cpu_gemm.h) or, for GGUF block-quantised sources unless the backend
+// dequantises at load, quantised panels (cpu_quant_pack.h); embedding lookups read
+// either back row by row.
+enum class WeightLayout { kVector, kF32Panels, kQuantPanels };
+
 class CpuWeight final : public BackendWeight {
  public:
-  CpuWeight(const TensorRef& tensor, std::int64_t rows, std::int64_t cols, bool packed,
-            std::shared_ptr<CpuBackend::Usage> usage)
+  CpuWeight(const TensorRef& tensor, std::int64_t rows, std::int64_t cols, WeightLayout layout,
+            cpu::QuantFormat format, std::size_t bytes, std::shared_ptr<CpuBackend::Usage> usage)
       : BackendWeight(tensor.name, rows, cols, tensor.dtype),
-        packed_(packed),
-        bytes_(
-            static_cast<std::size_t>(packed ? cpu::packed_weight_floats(rows, cols) : rows * cols) *
-            sizeof(float)),
-        // Not zeroed: upload_weight writes every element (and the panel padding).
+        layout_(layout),
+        format_(format),
+        bytes_(bytes),
+        // Not zeroed: upload_weight writes every byte (and the panel padding).
         memory_(aligned_block(bytes_, false)),
         usage_(std::move(usage)) {
     usage_->weight_bytes += bytes_;
   }
   ~CpuWeight() override { usage_->weight_bytes -= bytes_; }
   std::size_t resident_bytes() const override { return bytes_; }
-  bool packed() const { return packed_; }
-  float* data() { return static_cast<float*>(memory_.get()); }
-  const float* data() const { return static_cast<const float*>(memory_.get()); }
+  WeightLayout layout() const { return layout_; }
+  cpu::QuantFormat format() const { return format_; }
+  void* data() { return memory_.get(); }
+  const void* data() const { return memory_.get(); }
+  float* floats() { return static_cast<float*>(memory_.get()); }
+  const float* floats() const { return static_cast<const float*>(memory_.get()); }
+  const std::uint8_t* bytes() const { return static_cast<const std::uint8_t*>(memory_.get()); }
 
  private:
-  bool packed_;
+  WeightLayout layout_;
+  cpu::QuantFormat format_;  // for kQuantPanels
   std::size_t bytes_;
   std::unique_ptr<void, AlignedFree> memory_;
   std::shared_ptr<CpuBackend::Usage> usage_;
@@ -84,18 +94,18 @@ const CpuWeight& cpu_weight(const BackendWeight& w) {
   return static_cast<const CpuWeight&>(w);
 }
 
-const float* matrix_data(const BackendWeight& w, const char* what) {
+const CpuWeight& matrix_weight(const BackendWeight& w, const char* what) {
   const CpuWeight& cw = cpu_weight(w);
-  if (!cw.packed())
+  if (cw.layout() == WeightLayout::kVector)
     fail(ErrorCode::kInvalidArgument, std::string(what) + ": " + w.name() + " is not a matrix");
-  return cw.data();
+  return cw;
 }
 
 const float* vector_data(const BackendWeight& w, const char* what) {
   const CpuWeight& cw = cpu_weight(w);
-  if (cw.packed())
+  if (cw.layout() != WeightLayout::kVector)
     fail(ErrorCode::kInvalidArgument, std::string(what) + ": " + w.name() + " is not a vector");
-  return cw.data();
+  return cw.floats();
 }
 
 class CpuStep final : public BackendStep {
@@ -127,6 +137,7 @@ void check_width(const BackendWeight& w, std::int64_t expected, const char* what
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
     : pool_(options.threads),
       isa_(options.isa.value_or(detect_cpu_isa())),
+      dequantize_weights_(options.dequantize_weights),
       usage_(std::make_shared<Usage>()) {
   // Refuse an instruction set the CPU lacks rather than crash on the first op.
   if (static_cast<int>(isa_) > static_cast<int>(detect_cpu_isa())) isa_ = detect_cpu_isa();
@@ -135,7 +146,7 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options)
 BackendCapabilities CpuBackend::capabilities() const {
   BackendCapabilities caps;
   caps.device_memory = false;
-  caps.quantized_weights = false;
+  caps.quantized_weights = !dequantize_weights_;
   caps.paged_attention = true;
   caps.threads = pool_.size();
   caps.weight_dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
@@ -182,17 +193,38 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
   const auto row_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(cols));
   const auto total_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(rows * cols));
   if (!row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) malformed();
-  const bool packed = tensor.shape.size() == 2;
-  auto weight = std::make_shared<CpuWeight>(tensor, rows, cols, packed, usage_);
   const std::uint8_t* src = tensor.bytes.data();
-  float* dst = weight->data();
-  if (!packed) {
-    dequantize_row(tensor.dtype, src, dst, rows);
+  if (tensor.shape.size() == 1) {
+    auto weight = std::make_shared<CpuWeight>(
+        tensor, rows, cols, WeightLayout::kVector, cpu::QuantFormat::kNibble,
+        static_cast<std::size_t>(rows) * sizeof(float), usage_);
+    dequantize_row(tensor.dtype, src, weight->floats(), rows);
     return weight;
   }
+  const std::int64_t panels = (rows + cpu::kPanelWidth - 1) / cpu::kPanelWidth;
+  const std::optional<cpu::QuantFormat> format = cpu::quant_format_for(tensor.dtype);
+  if (format && !dequantize_weights_) {
+    const std::int64_t panel_bytes = cpu::quant_panel_bytes(*format, cols);
+    auto weight =
+        std::make_shared<CpuWeight>(tensor, rows, cols, WeightLayout::kQuantPanels, *format,
+                                    static_cast<std::size_t>(panels * panel_bytes), usage_);
+    auto* dst = static_cast<std::uint8_t*>(weight->data());
+    std::memset(dst + (panels - 1) * panel_bytes, 0,
+                static_cast<std::size_t>(panel_bytes));  // padding rows
+    pool_.run(panels, [&](std::int64_t panel, int) {
+      const std::int64_t begin = panel * cpu::kPanelWidth;
+      const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
+      cpu::pack_quant_rows(tensor.dtype, src + static_cast<std::uint64_t>(begin) * *row_bytes,
+                           begin, end, cols, dst);
+    });
+    return weight;
+  }
+  auto weight = std::make_shared<CpuWeight>(
+      tensor, rows, cols, WeightLayout::kF32Panels, cpu::QuantFormat::kNibble,
+      static_cast<std::size_t>(cpu::packed_weight_floats(rows, cols)) * sizeof(float), usage_);
+  float* dst = weight->floats();
   // One panel of rows per task over the pool: dequantising and packing a large model
   // is otherwise a slow load.
-  const std::int64_t panels = (rows + cpu::kPanelWidth - 1) / cpu::kPanelWidth;
   const std::int64_t panel_floats = cpu::kPanelWidth * cols;
   std::memset(dst + (panels - 1) * panel_floats, 0,
               static_cast<std::size_t>(panel_floats) * sizeof(float));  // padding rows
@@ -214,11 +246,27 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
 void CpuBackend::gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
                       const GemmOptions& options) {
   if (options.bias != nullptr) check_width(*options.bias, w.rows(), "gemm bias");
+  const CpuWeight& cw = matrix_weight(w, "gemm");
+  const float* bias = options.bias != nullptr ? vector_data(*options.bias, "gemm bias") : nullptr;
+  if (cw.layout() == WeightLayout::kQuantPanels) {
+    cpu::QuantGemmProblem problem;
+    problem.x = x;
+    problem.packed = cw.bytes();
+    problem.format = cw.format();
+    problem.y = y;
+    problem.bias = bias;
+    problem.m = m;
+    problem.n = w.rows();
+    problem.k = w.cols();
+    problem.accumulate = options.accumulate;
+    cpu::gemm_quant(pool_, isa_, problem, gemm_scratch_);
+    return;
+  }
   cpu::GemmProblem problem;
   problem.x = x;
-  problem.packed = matrix_data(w, "gemm");
+  problem.packed = cw.floats();
   problem.y = y;
-  problem.bias = options.bias != nullptr ? vector_data(*options.bias, "gemm bias") : nullptr;
+  problem.bias = bias;
   problem.m = m;
   problem.n = w.rows();
   problem.k = w.cols();
@@ -259,7 +307,7 @@ std::unique_ptr<BackendStep> CpuBackend::prepare_step(StepLayout layout) {
 }
 
 void CpuBackend::embed(const BackendWeight& table, const BackendStep& step, float* out) {
-  const float* data = matrix_data(table, "embed");
+  const CpuWeight& cw = matrix_weight(table, "embed");
   const std::vector<std::int32_t>& tokens = step.layout().tokens;
   for (std::int32_t token : tokens) {
     if (token < 0 || token >= table.rows()) {
@@ -269,8 +317,12 @@ void CpuBackend::embed(const BackendWeight& table, const BackendStep& step, floa
     }
   }
   for (std::size_t i = 0; i < tokens.size(); ++i) {
-    cpu::unpack_weight_row(data, tokens[i], table.cols(),
-                           out + static_cast<std::int64_t>(i) * table.cols());
+    float* row = out + static_cast<std::int64_t>(i) * table.cols();
+    if (cw.layout() == WeightLayout::kQuantPanels) {
+      cpu::unpack_quant_row(cw.format(), cw.bytes(), tokens[i], table.cols(), row);
+    } else {
+      cpu::unpack_weight_row(cw.floats(), tokens[i], table.cols(), row);
+    }
   }
 }
 

@@ -1,7 +1,9 @@
-// The CPU reference backend: weights dequantised to f32 at upload (matrices packed for
-// the GEMM, cpu_gemm.h), every op multi-threaded over one persistent thread pool. Ops
-// run synchronously on the calling thread and the pool; like a device stream, one
-// backend takes ops from one thread at a time.
+// The CPU reference backend: GGUF block-quantised matrices kept quantised, repacked
+// for a GEMM that widens them on the fly (cpu_quant_gemm.h); other weights as f32
+// (matrices packed for the GEMM, cpu_gemm.h). Both give the same bits. Every op is
+// multi-threaded over one persistent thread pool. Ops run synchronously on the calling
+// thread and the pool; like a device stream, one backend takes ops from one thread at
+// a time.
 #pragma once
 
 #include <atomic>
@@ -18,6 +20,9 @@ namespace conveyor {
 struct CpuBackendOptions {
   int threads = 0;            // <= 0: one per CPU this process may run on
   std::optional<CpuIsa> isa;  // default: the best the CPU supports
+  // true: dequantise quantised matrices to f32 at upload (4-8x the memory and the bytes
+  // read per decode step, same results); for comparing the two paths.
+  bool dequantize_weights = false;
 };
 
 class CpuBackend final : public Backend {
@@ -61,7 +66,9 @@ class CpuBackend final : public Backend {
  private:
   ThreadPool pool_;
   CpuIsa isa_;
+  bool dequantize_weights_;
   std::shared_ptr<Usage> usage_;
+  std::vector<std::vector<float>> gemm_scratch_;       // per pool thread
   std::vector<std::vector<float>> attention_scratch_;  // per pool thread
   std::vector<float> logits_rows_;                     // f32 [rows, hidden] for logits()
 };

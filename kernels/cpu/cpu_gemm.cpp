@@ -23,7 +23,7 @@ template <int L, int R, int C>
   constexpr int V = static_cast<int>(kPanelWidth) / L;
   const std::int64_t k = p.k;
   const float* x = p.x + row * k;
-  const float* w = p.packed + panel * k * kPanelWidth;
+  const float* w = p.packed + (panel - p.packed_first_panel) * k * kPanelWidth;
   Vec<L> acc[R][C * V] = {};
   for (std::int64_t kk = 0; kk < k; ++kk) {
     Vec<L> wv[C * V];
@@ -145,6 +145,12 @@ void unpack_weight_row(const float* packed, std::int64_t row, std::int64_t k, fl
   const float* src = packed + (row / kPanelWidth) * k * kPanelWidth + row % kPanelWidth;
   for (std::int64_t kk = 0; kk < k; ++kk)
     out[kk] = src[kk * kPanelWidth];
+}
+
+void gemm_f32_panels(CpuIsa isa, const GemmProblem& problem, std::int64_t panel_begin,
+                     std::int64_t panel_end) {
+  if (problem.m <= 0 || panel_begin >= panel_end) return;
+  select(isa)(problem, panel_begin, panel_end);
 }
 
 void gemm_f32(ThreadPool& pool, CpuIsa isa, const GemmProblem& problem) {

@@ -36,10 +36,11 @@ void pack_weight_rows(const float* rows, std::int64_t row_begin, std::int64_t ro
 void unpack_weight_row(const float* packed, std::int64_t row, std::int64_t k, float* out);
 
 struct GemmProblem {
-  const float* x = nullptr;       // f32 [m, k]
-  const float* packed = nullptr;  // W [n, k] in panel layout
-  float* y = nullptr;             // f32 [m, n]
-  const float* bias = nullptr;    // f32 [n] or null
+  const float* x = nullptr;             // f32 [m, k]
+  const float* packed = nullptr;        // W [n, k] in panel layout, from packed_first_panel on
+  std::int64_t packed_first_panel = 0;  // the panel `packed` points at (a tile of W)
+  float* y = nullptr;                   // f32 [m, n]
+  const float* bias = nullptr;          // f32 [n] or null
   std::int64_t m = 0;
   std::int64_t n = 0;
   std::int64_t k = 0;
@@ -48,5 +49,10 @@ struct GemmProblem {
 
 // Splits the panels (n) over the pool; each thread streams its own slice of W.
 void gemm_f32(ThreadPool& pool, CpuIsa isa, const GemmProblem& problem);
+
+// Panels [panel_begin, panel_end) of y, all rows, on the calling thread: the kernel
+// gemm_f32 runs, for callers that supply W a few panels at a time.
+void gemm_f32_panels(CpuIsa isa, const GemmProblem& problem, std::int64_t panel_begin,
+                     std::int64_t panel_end);
 
 }  // namespace conveyor::cpu

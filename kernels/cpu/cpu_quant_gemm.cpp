@@ -1,0 +1,346 @@
+#include "kernels/cpu/cpu_quant_gemm.h"
+
+#include <algorithm>
+
+#include "kernels/cpu/cpu_gemm.h"
+#include "kernels/cpu/cpu_vector.h"
+
+namespace conveyor::cpu {
+namespace {
+
+// Up to this many rows of x, quants are widened in registers; from here on, a tile
+// dequantised once serves every row (see the header).
+constexpr std::int64_t kFusedMaxRows = 8;
+
+// Bytes of the f32 tile a thread dequantises panels into: well inside its core's L2,
+// where gemm_f32's kernel then reads it once per block of rows.
+constexpr std::int64_t kTileBudgetBytes = std::int64_t{1} << 20;
+
+constexpr int kChunksPerThread = 4;  // as gemm_f32: a delayed thread holds up less
+
+constexpr std::int64_t kScaleFloats = kPanelWidth;
+
+// L lanes of 32-bit words, at any 4-byte alignment. The quants are widened with
+// 32-bit shifts rather than byte-to-float conversions, which GCC does not vectorise.
+template <int L>
+struct WordVecType {
+  typedef std::int32_t type __attribute__((vector_size(4 * L)));
+  typedef std::int32_t unaligned __attribute__((vector_size(4 * L), aligned(4), may_alias));
+};
+template <int L>
+using WordVec = typename WordVecType<L>::type;
+
+// The L words at p, as one vector: `WordVec<L> w = *words_at<L>(p);`.
+template <int L>
+[[gnu::always_inline]] inline const typename WordVecType<L>::unaligned* words_at(
+    const std::uint8_t* p) {
+  return reinterpret_cast<const typename WordVecType<L>::unaligned*>(p);
+}
+
+// The f32 weights of step t of a word (one lane per row), as dequantize_row computes
+// them (cpu_quant_pack.h).
+template <QuantFormat F, int L>
+[[gnu::always_inline]] inline void widen(const WordVec<L>& words, int t, const Vec<L>& scale,
+                                         const Vec<L>& min, Vec<L>& out) {
+  if constexpr (F == QuantFormat::kNibble) {
+    out = __builtin_convertvector((words >> (4 * t)) & 15, Vec<L>) * scale + min;
+  } else if constexpr (F == QuantFormat::kSignedNibble) {
+    (void)min;
+    out = __builtin_convertvector(((words >> (4 * t)) & 15) - 8, Vec<L>) * scale;
+  } else {
+    (void)min;
+    out = __builtin_convertvector((words << (24 - 8 * t)) >> 24, Vec<L>) * scale;
+  }
+}
+
+// Adds (or stores) R rows of C * 16 outputs, clipped at n, as gemm_f32's tiles do.
+template <int L, int R, int C>
+[[gnu::always_inline]] inline void store_tile(const QuantGemmProblem& p, std::int64_t row,
+                                              std::int64_t panel,
+                                              const Vec<L> (&acc)[R][C * kPanelWidth / L]) {
+  constexpr int V = static_cast<int>(kPanelWidth) / L;
+  const std::int64_t col0 = panel * kPanelWidth;
+  const std::int64_t cols = std::min<std::int64_t>(C * kPanelWidth, p.n - col0);
+  for (int r = 0; r < R; ++r) {
+    float out[C * kPanelWidth];
+    for (int j = 0; j < C * V; ++j)
+      *vec_at<L>(out + j * L) = acc[r][j];
+    float* y = p.y + (row + r) * p.n + col0;
+    for (std::int64_t c = 0; c < cols; ++c) {
+      float sum = out[c];
+      if (p.bias != nullptr) sum += p.bias[col0 + c];
+      y[c] = p.accumulate ? y[c] + sum : sum;
+    }
+  }
+}
+
+// R rows of x against C consecutive panels, weights widened in registers.
+template <QuantFormat F, int L, int R, int C>
+[[gnu::always_inline]] inline void fused_tile(const QuantGemmProblem& p, std::int64_t row,
+                                              std::int64_t panel) {
+  constexpr int V = static_cast<int>(kPanelWidth) / L;
+  constexpr QuantFormatLayout layout = quant_format_layout(F);
+  const std::int64_t k = p.k;
+  const std::int64_t panel_bytes = quant_panel_bytes(F, k);
+  const float* x = p.x + row * k;
+  const std::uint8_t* w = p.packed + panel * panel_bytes;
+  constexpr int steps = quant_steps_per_word(F);
+  Vec<L> acc[R][C * V] = {};
+  for (std::int64_t g = 0; g < k / layout.group; ++g) {
+    Vec<L> scale[C * V];
+    Vec<L> min[C * V];
+    const std::uint8_t* group[C];
+    for (int c = 0; c < C; ++c) {
+      group[c] = w + c * panel_bytes + g * layout.group_bytes;
+      const auto* scales = reinterpret_cast<const float*>(group[c]);
+      for (int v = 0; v < V; ++v) {
+        scale[c * V + v] = *vec_at<L>(scales + v * L);
+        min[c * V + v] =
+            F == QuantFormat::kNibble ? *vec_at<L>(scales + kScaleFloats + v * L) : Vec<L>{};
+      }
+    }
+    const float* xg = x + g * layout.group;
+    for (int word = 0; word < layout.group / steps; ++word) {
+      WordVec<L> words[C * V];
+      for (int c = 0; c < C; ++c) {
+        for (int v = 0; v < V; ++v) {
+          words[c * V + v] = *words_at<L>(group[c] + layout.quants_offset +
+                                          (word * kPanelWidth + v * L) * sizeof(std::int32_t));
+        }
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < steps; ++t) {
+        Vec<L> wv[C * V];
+        for (int i = 0; i < C * V; ++i)
+          widen<F, L>(words[i], t, scale[i], min[i], wv[i]);
+        for (int r = 0; r < R; ++r) {
+          const float xs = xg[r * k + word * steps + t];
+          for (int i = 0; i < C * V; ++i)
+            acc[r][i] += xs * wv[i];
+        }
+      }
+    }
+  }
+  store_tile<L, R, C>(p, row, panel, acc);
+}
+
+template <QuantFormat F, int L, int R, int C>
+[[gnu::always_inline]] inline void fused_tile_panels(const QuantGemmProblem& p, std::int64_t row,
+                                                     std::int64_t panel, std::int64_t panels) {
+  if constexpr (C == 1) {
+    (void)panels;
+    fused_tile<F, L, R, 1>(p, row, panel);
+  } else {
+    if (panels == C) {
+      fused_tile<F, L, R, C>(p, row, panel);
+    } else {
+      fused_tile_panels<F, L, R, C - 1>(p, row, panel, panels);
+    }
+  }
+}
+
+template <QuantFormat F, int L, int R, int C>
+[[gnu::always_inline]] inline void fused_tile_any(const QuantGemmProblem& p, std::int64_t row,
+                                                  std::int64_t rows, std::int64_t panel,
+                                                  std::int64_t panels) {
+  if constexpr (R == 1) {
+    (void)rows;
+    fused_tile_panels<F, L, 1, C>(p, row, panel, panels);
+  } else {
+    if (rows == R) {
+      fused_tile_panels<F, L, R, C>(p, row, panel, panels);
+    } else {
+      fused_tile_any<F, L, R - 1, C>(p, row, rows, panel, panels);
+    }
+  }
+}
+
+template <QuantFormat F, int L, int R, int C>
+[[gnu::always_inline]] inline void fused_panels(const QuantGemmProblem& p, std::int64_t begin,
+                                                std::int64_t end) {
+  for (std::int64_t panel = begin; panel < end; panel += C) {
+    const std::int64_t panels = std::min<std::int64_t>(C, end - panel);
+    for (std::int64_t row = 0; row < p.m; row += R) {
+      fused_tile_any<F, L, R, C>(p, row, std::min<std::int64_t>(R, p.m - row), panel, panels);
+    }
+  }
+}
+
+// Panels [begin, begin + count) as f32 in gemm_f32's layout: out[(i*k + kk)*16 + lane].
+template <QuantFormat F, int L>
+[[gnu::always_inline]] inline void dequantize_panels(const QuantGemmProblem& p, std::int64_t begin,
+                                                     std::int64_t count, float* out) {
+  constexpr int V = static_cast<int>(kPanelWidth) / L;
+  constexpr QuantFormatLayout layout = quant_format_layout(F);
+  constexpr int steps = quant_steps_per_word(F);
+  const std::int64_t k = p.k;
+  const std::int64_t panel_bytes = quant_panel_bytes(F, k);
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::uint8_t* w = p.packed + (begin + i) * panel_bytes;
+    float* dst = out + i * k * kPanelWidth;
+    for (std::int64_t g = 0; g < k / layout.group; ++g, dst += layout.group * kPanelWidth) {
+      const std::uint8_t* group = w + g * layout.group_bytes;
+      const auto* scales = reinterpret_cast<const float*>(group);
+      Vec<L> scale[V];
+      Vec<L> min[V];
+      for (int v = 0; v < V; ++v) {
+        scale[v] = *vec_at<L>(scales + v * L);
+        min[v] = F == QuantFormat::kNibble ? *vec_at<L>(scales + kScaleFloats + v * L) : Vec<L>{};
+      }
+      for (int word = 0; word < layout.group / steps; ++word) {
+        for (int v = 0; v < V; ++v) {
+          const WordVec<L> words = *words_at<L>(
+              group + layout.quants_offset + (word * kPanelWidth + v * L) * sizeof(std::int32_t));
+#pragma GCC unroll 8
+          for (int t = 0; t < steps; ++t) {
+            Vec<L> wv;
+            widen<F, L>(words, t, scale[v], min[v], wv);
+            *vec_at<L>(dst + (word * steps + t) * kPanelWidth + v * L) = wv;
+          }
+        }
+      }
+    }
+  }
+}
+
+// One instruction set's kernels: fused tiles shaped so that accumulators, scales and
+// widened weights fit its register file (32 vectors with AVX-512, 16 otherwise).
+template <int L, int FewRows, int FewPanels, int MoreRows, int MorePanels>
+struct Kernels {
+  template <QuantFormat F>
+  [[gnu::always_inline]] static void fused(const QuantGemmProblem& p, std::int64_t b,
+                                           std::int64_t e) {
+    if (p.m <= FewRows) {
+      fused_panels<F, L, FewRows, FewPanels>(p, b, e);
+    } else {
+      fused_panels<F, L, MoreRows, MorePanels>(p, b, e);
+    }
+  }
+  [[gnu::always_inline]] static void run_fused(const QuantGemmProblem& p, std::int64_t b,
+                                               std::int64_t e) {
+    switch (p.format) {
+      case QuantFormat::kNibble:
+        return fused<QuantFormat::kNibble>(p, b, e);
+      case QuantFormat::kSignedNibble:
+        return fused<QuantFormat::kSignedNibble>(p, b, e);
+      case QuantFormat::kInt8:
+        return fused<QuantFormat::kInt8>(p, b, e);
+    }
+  }
+  [[gnu::always_inline]] static void dequantize(const QuantGemmProblem& p, std::int64_t b,
+                                                std::int64_t count, float* out) {
+    switch (p.format) {
+      case QuantFormat::kNibble:
+        return dequantize_panels<QuantFormat::kNibble, L>(p, b, count, out);
+      case QuantFormat::kSignedNibble:
+        return dequantize_panels<QuantFormat::kSignedNibble, L>(p, b, count, out);
+      case QuantFormat::kInt8:
+        return dequantize_panels<QuantFormat::kInt8, L>(p, b, count, out);
+    }
+  }
+};
+
+using GenericKernels = Kernels<4, 1, 2, 2, 1>;
+void fused_generic(const QuantGemmProblem& p, std::int64_t b, std::int64_t e) {
+  GenericKernels::run_fused(p, b, e);
+}
+void dequantize_generic(const QuantGemmProblem& p, std::int64_t b, std::int64_t c, float* out) {
+  GenericKernels::dequantize(p, b, c, out);
+}
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CONVEYOR_AVX2_TARGET __attribute__((target("avx2,fma")))
+#define CONVEYOR_AVX512_TARGET \
+  __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw,avx2,fma")))
+using Avx2Kernels = Kernels<8, 1, 2, 4, 1>;
+CONVEYOR_AVX2_TARGET void fused_avx2(const QuantGemmProblem& p, std::int64_t b, std::int64_t e) {
+  Avx2Kernels::run_fused(p, b, e);
+}
+CONVEYOR_AVX2_TARGET void dequantize_avx2(const QuantGemmProblem& p, std::int64_t b, std::int64_t c,
+                                          float* out) {
+  Avx2Kernels::dequantize(p, b, c, out);
+}
+using Avx512Kernels = Kernels<16, 2, 4, 4, 2>;
+CONVEYOR_AVX512_TARGET void fused_avx512(const QuantGemmProblem& p, std::int64_t b,
+                                         std::int64_t e) {
+  Avx512Kernels::run_fused(p, b, e);
+}
+CONVEYOR_AVX512_TARGET void dequantize_avx512(const QuantGemmProblem& p, std::int64_t b,
+                                              std::int64_t c, float* out) {
+  Avx512Kernels::dequantize(p, b, c, out);
+}
+#undef CONVEYOR_AVX2_TARGET
+#undef CONVEYOR_AVX512_TARGET
+#endif
+
+using FusedFn = void (*)(const QuantGemmProblem&, std::int64_t, std::int64_t);
+using DequantizeFn = void (*)(const QuantGemmProblem&, std::int64_t, std::int64_t, float*);
+
+FusedFn select_fused(CpuIsa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (isa == CpuIsa::kAvx512) return fused_avx512;
+  if (isa == CpuIsa::kAvx2) return fused_avx2;
+#endif
+  (void)isa;
+  return fused_generic;
+}
+
+DequantizeFn select_dequantize(CpuIsa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  if (isa == CpuIsa::kAvx512) return dequantize_avx512;
+  if (isa == CpuIsa::kAvx2) return dequantize_avx2;
+#endif
+  (void)isa;
+  return dequantize_generic;
+}
+
+// Panels [begin, end) for all rows: a tile of panels at a time dequantised into
+// `tile`, then gemm_f32's kernel over it.
+void tiled_panels(CpuIsa isa, const QuantGemmProblem& p, std::int64_t begin, std::int64_t end,
+                  std::vector<float>& tile) {
+  const std::int64_t panel_floats = p.k * kPanelWidth;
+  // A multiple of 4 panels where it fits (gemm_f32's widest tile), fewer for very long k.
+  const std::int64_t budget = kTileBudgetBytes / static_cast<std::int64_t>(sizeof(float));
+  const std::int64_t tile_panels = std::clamp<std::int64_t>(budget / panel_floats / 4 * 4, 1, 8);
+  tile.resize(static_cast<std::size_t>(tile_panels * panel_floats));
+  const DequantizeFn dequantize = select_dequantize(isa);
+  GemmProblem f32;
+  f32.x = p.x;
+  f32.packed = tile.data();
+  f32.y = p.y;
+  f32.bias = p.bias;
+  f32.m = p.m;
+  f32.n = p.n;
+  f32.k = p.k;
+  f32.accumulate = p.accumulate;
+  for (std::int64_t first = begin; first < end; first += tile_panels) {
+    const std::int64_t count = std::min(tile_panels, end - first);
+    dequantize(p, first, count, tile.data());
+    f32.packed_first_panel = first;
+    gemm_f32_panels(isa, f32, first, first + count);
+  }
+}
+
+}  // namespace
+
+void gemm_quant(ThreadPool& pool, CpuIsa isa, const QuantGemmProblem& problem,
+                std::vector<std::vector<float>>& scratch) {
+  if (problem.m <= 0 || problem.n <= 0) return;
+  const std::int64_t panels = (problem.n + kPanelWidth - 1) / kPanelWidth;
+  scratch.resize(static_cast<std::size_t>(pool.size()));
+  auto run = [&](std::int64_t begin, std::int64_t end, int thread) {
+    if (problem.m <= kFusedMaxRows) {
+      select_fused(isa)(problem, begin, end);
+    } else {
+      tiled_panels(isa, problem, begin, end, scratch[static_cast<std::size_t>(thread)]);
+    }
+  };
+  // Small problems are not worth waking the pool for.
+  if (problem.m * problem.n * problem.k < (1 << 15)) {
+    run(0, panels, 0);
+    return;
+  }
+  pool.parallel_ranges(panels, 4, run, kChunksPerThread);
+}
+
+}  // namespace conveyor::cpu

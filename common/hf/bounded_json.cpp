@@ -1,23 +1,53 @@
 #include "common/hf/bounded_json.h"
 
+#include <algorithm>
+
 #include "common/mapped_file.h"
 #include "common/status.h"
 
 namespace conveyor {
 
-nlohmann::json parse_json_bounded(std::string_view text, const std::string& what) {
-  const auto limit_depth = [&what](int depth, nlohmann::json::parse_event_t event,
-                                   nlohmann::json& /*parsed*/) {
-    if ((event == nlohmann::json::parse_event_t::object_start ||
-         event == nlohmann::json::parse_event_t::array_start) &&
-        depth >= kMaxJsonDepth) {
-      fail(ErrorCode::kMalformed,
-           what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+namespace {
+
+// The deepest nesting of objects and arrays in `text`, counted in one linear pass
+// that skips strings (with their escapes). Malformed text may give any depth; the
+// parser rejects it afterwards. A depth check inside nlohmann's callback parser would
+// cost O(n^2) on wide objects: it rescans the parent after every nested value.
+int max_nesting_depth(std::string_view text) {
+  int depth = 0;
+  int deepest = 0;
+  bool in_string = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // the escaped character cannot end the string
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
     }
-    return true;
-  };
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > kMaxJsonDepth) return deepest;  // no need to look further
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+}  // namespace
+
+nlohmann::json parse_json_bounded(std::string_view text, const std::string& what) {
+  if (max_nesting_depth(text) > kMaxJsonDepth) {
+    fail(ErrorCode::kMalformed,
+         what + " nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  }
   nlohmann::json parsed =
-      nlohmann::json::parse(text.begin(), text.end(), limit_depth, /*allow_exceptions=*/false);
+      nlohmann::json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) fail(ErrorCode::kMalformed, what + " is not valid JSON");
   return parsed;
 }

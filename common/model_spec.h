@@ -60,8 +60,9 @@ struct ModelSpec {
 };
 
 // Checks the invariants the engine relies on (positive sizes, heads divide evenly,
-// head_dim even for RoPE, sane upper bounds). Throws Error(kMalformed) with the
-// offending field named.
-void validate_model_spec(const ModelSpec& spec);
+// head_dim even for RoPE, finite RoPE parameters, special token ids inside the
+// vocabulary, sane upper bounds). Throws Error(kMalformed) naming `origin` (the file
+// the spec came from, when given) and the offending field.
+void validate_model_spec(const ModelSpec& spec, const std::string& origin = "");
 
 }  // namespace conveyor

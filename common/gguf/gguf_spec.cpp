@@ -126,11 +126,6 @@ ModelSpec gguf_model_spec(const GgufFile& file) {
     fail(ErrorCode::kUnsupported, "attention.value_length " + std::to_string(*value_length) +
                                       " differs from the key length " + std::to_string(s.head_dim));
   }
-  if (const auto rot = meta.get_int(key("rope.dimension_count")); rot && *rot != s.head_dim) {
-    fail(ErrorCode::kUnsupported, "partial rotary embedding (rope.dimension_count " +
-                                      std::to_string(*rot) + " of head_dim " +
-                                      std::to_string(s.head_dim) + ") is not supported");
-  }
   read_rope_scaling(meta, arch, s);
 
   // The embedding matrix is the ground truth for what ids the weights can embed.
@@ -147,6 +142,11 @@ ModelSpec gguf_model_spec(const GgufFile& file) {
   s.qkv_bias = file.find_tensor("blk.0.attn_q.bias") != nullptr;
   s.tie_embeddings = file.find_tensor("output.weight") == nullptr;
   validate_model_spec(s);  // before anything below trusts head_dim or vocab_size
+  if (const auto rot = meta.get_int(key("rope.dimension_count")); rot && *rot != s.head_dim) {
+    fail(ErrorCode::kUnsupported, "partial rotary embedding (rope.dimension_count " +
+                                      std::to_string(*rot) + " of head_dim " +
+                                      std::to_string(s.head_dim) + ") is not supported");
+  }
   read_rope_freq_factors(file, s);
 
   s.bos_token_id = special_id(meta, "tokenizer.ggml.bos_token_id", s.vocab_size);

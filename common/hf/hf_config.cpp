@@ -258,7 +258,7 @@ ModelSpec model_spec_from_hf_config(const nlohmann::json& json, const std::strin
   spec.bos_token_id = config.token_id("bos_token_id");
   spec.eos_token_ids = config.token_ids("eos_token_id");
   spec.pad_token_id = config.token_id("pad_token_id");
-  validate_model_spec(spec);
+  validate_model_spec(spec, origin);
   return spec;
 }
 
@@ -273,6 +273,7 @@ void apply_hf_generation_config(const nlohmann::json& json, const std::string& o
   }
   if (spec.bos_token_id < 0) spec.bos_token_id = generation.token_id("bos_token_id");
   if (spec.pad_token_id < 0) spec.pad_token_id = generation.token_id("pad_token_id");
+  validate_model_spec(spec, origin);  // the ids added here must fit the vocabulary too
 }
 
 Expected<ModelSpec> parse_hf_config(std::string_view json_text, const std::string& origin) {

@@ -146,6 +146,7 @@ int run_generate(const GenerateOptions& o) {
                                        std::cout.flush();
                                      });
   const GenerationResult& result = results.front();
+  if (!result.status.ok()) throw Error(result.status.code(), result.status.message());
   if (request.params.logprobs) print_logprobs(result, tokenizer.get());
   if (o.print_ids) {
     for (std::size_t i = 0; i < result.tokens.size(); ++i)

@@ -65,33 +65,34 @@ Generator::Generator(LlamaModel& model, std::shared_ptr<const Tokenizer> tokeniz
   eos_ids_.erase(std::unique(eos_ids_.begin(), eos_ids_.end()), eos_ids_.end());
 }
 
-void Generator::validate(const GenerationRequest& request) const {
+Status Generator::validate(const GenerationRequest& request) const {
   const ModelSpec& spec = model_.spec();
-  if (request.prompt.empty()) fail(ErrorCode::kInvalidArgument, "empty prompt");
+  if (request.prompt.empty()) return Status(ErrorCode::kInvalidArgument, "empty prompt");
   for (std::int32_t id : request.prompt) {
     if (id < 0 || id >= spec.vocab_size) {
-      fail(ErrorCode::kInvalidArgument, "prompt token " + std::to_string(id) +
-                                            " is outside the vocabulary of " +
-                                            std::to_string(spec.vocab_size));
+      return Status(ErrorCode::kInvalidArgument, "prompt token " + std::to_string(id) +
+                                                     " is outside the vocabulary of " +
+                                                     std::to_string(spec.vocab_size));
     }
   }
-  if (Status s = request.params.validate(spec.vocab_size); !s.ok())
-    throw Error(s.code(), s.message());
+  if (Status s = request.params.validate(spec.vocab_size); !s.ok()) return s;
   const auto prompt = static_cast<std::int64_t>(request.prompt.size());
   if (prompt >= context_limit_) {
-    fail(ErrorCode::kInvalidArgument, "prompt of " + std::to_string(prompt) +
-                                          " tokens does not fit the context of " +
-                                          std::to_string(context_limit_));
+    return Status(ErrorCode::kInvalidArgument, "prompt of " + std::to_string(prompt) +
+                                                   " tokens does not fit the context of " +
+                                                   std::to_string(context_limit_));
   }
   // The longest this sequence can grow must fit the whole cache, or it could never
   // finish even with every other sequence preempted.
   const std::int64_t longest = std::min(prompt + request.params.max_tokens, context_limit_);
   const KvCache& cache = model_.cache();
   if (cache.blocks_for(longest) > cache.config().num_blocks) {
-    fail(ErrorCode::kInvalidArgument,
-         "a sequence of " + std::to_string(longest) + " tokens does not fit the KV cache (" +
-             std::to_string(cache.config().num_blocks * cache.config().block_size) + " tokens)");
+    return Status(
+        ErrorCode::kInvalidArgument,
+        "a sequence of " + std::to_string(longest) + " tokens does not fit the KV cache (" +
+            std::to_string(cache.config().num_blocks * cache.config().block_size) + " tokens)");
   }
+  return {};
 }
 
 bool Generator::ensure_blocks(SequenceList& running, SequenceQueue& waiting, Sequence& sequence,
@@ -140,17 +141,27 @@ void Generator::accept_token(Sequence& s, const SampleResult& sample, const Text
 
 std::vector<GenerationResult> Generator::run(std::span<const GenerationRequest> requests,
                                              const TextCallback& on_text) {
-  for (const GenerationRequest& request : requests)
-    validate(request);
   stats_ = {};
   const auto start = Clock::now();
 
+  std::vector<GenerationResult> results(requests.size());
   SequenceQueue waiting;
   for (std::size_t i = 0; i < requests.size(); ++i) {
+    results[i].status = validate(requests[i]);
+    if (!results[i].status.ok()) continue;
     waiting.push_back(std::make_unique<Sequence>(i, requests[i], eos_ids_, tokenizer_.get()));
   }
   SequenceList running;  // in admission order
-  std::vector<GenerationResult> results(requests.size());
+  // If a step throws, the blocks of every running sequence go back to the caller's
+  // cache, so the next run starts from a clean cache.
+  struct ReleaseOnExit {
+    KvCache& cache;
+    SequenceList& running;
+    ~ReleaseOnExit() {
+      for (const auto& s : running)
+        cache.release(static_cast<KvCache::SequenceId>(s->index));
+    }
+  } release_on_exit{model_.cache(), running};
   std::int64_t admissions = 0;
 
   std::vector<SequenceStep> steps;
@@ -202,10 +213,14 @@ std::vector<GenerationResult> Generator::run(std::span<const GenerationRequest> 
     const std::int64_t vocab = model_.spec().vocab_size;
     for (std::size_t i = 0; i < planned.size(); ++i) {
       Sequence& s = *planned[i];
-      s.cached += static_cast<std::int64_t>(steps[i].tokens.size());
-      stats_.prompt_tokens += static_cast<std::int64_t>(steps[i].tokens.size());
+      const auto n = static_cast<std::int64_t>(steps[i].tokens.size());
+      // Prompt tokens prefilled, recomputation included; the last generated token,
+      // fed back for the next decode step, is not one.
+      const auto prompt = static_cast<std::int64_t>(s.request->prompt.size());
+      const std::int64_t fed_back = s.cached + n > prompt ? 1 : 0;
+      stats_.prompt_tokens += n - fed_back;
+      s.cached += n;
       if (steps[i].logits != LogitsWanted::kLast) continue;
-      stats_.prompt_tokens -= 1;  // the last input token of a step is a generated one's
       const SampleResult sample =
           sampler_.sample(out.row(out.logits_begin[i], vocab), s.request->params, s.history, s.rng);
       if (stats_.generated_tokens == 0) stats_.first_token_seconds = seconds_since(start);

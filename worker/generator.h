@@ -32,6 +32,10 @@ struct GenerationRequest {
 };
 
 struct GenerationResult {
+  // Not OK when the request was refused before it ran (an empty prompt, invalid
+  // sampling parameters, too long for the context or the KV cache); the other
+  // requests run regardless.
+  Status status;
   std::int64_t prompt_tokens = 0;
   // Every sampled token, including a final stop or end-of-sequence token.
   std::vector<std::int32_t> tokens;
@@ -67,9 +71,9 @@ class Generator {
   // Streams text as it is released (stop strings held back), per request index.
   using TextCallback = std::function<void(std::size_t request, std::string_view text)>;
 
-  // Runs every request to completion. Throws Error(kInvalidArgument) for an empty
-  // prompt, invalid sampling parameters, or a prompt that does not fit the model's
-  // context or the whole KV cache.
+  // Runs every valid request to completion; a refused one gets its reason in
+  // GenerationResult::status. Errors of the model itself (a backend failure) throw,
+  // after every KV block the run held is returned to the cache.
   std::vector<GenerationResult> run(std::span<const GenerationRequest> requests,
                                     const TextCallback& on_text = {});
 
@@ -80,7 +84,7 @@ class Generator {
   using SequenceList = std::vector<std::unique_ptr<Sequence>>;
   using SequenceQueue = std::deque<std::unique_ptr<Sequence>>;
 
-  void validate(const GenerationRequest& request) const;
+  Status validate(const GenerationRequest& request) const;
   // Reserves blocks for `tokens` positions of `sequence`, preempting the newest
   // running sequences into `waiting` as needed; false when `sequence` itself was.
   bool ensure_blocks(SequenceList& running, SequenceQueue& waiting, Sequence& sequence,

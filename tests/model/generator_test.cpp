@@ -130,30 +130,40 @@ TEST_CASE("stop tokens end a sequence and log-probs come with every token") {
   }
 }
 
-TEST_CASE("requests that cannot run are refused before anything runs") {
+TEST_CASE("a request that cannot run is refused alone; the others run") {
+  const auto cases = load_reference("llama-tiny");
   LoadedModel m = load_model(hf_tiny_dir("llama-tiny"), 2, 16, 4);
   Generator generator(*m.model, nullptr);
-  auto expect_refused = [&](const GenerationRequest& r, const std::string& words) {
-    const std::vector<GenerationRequest> requests = {r};
-    try {
-      (void)generator.run(requests);
-      FAIL("expected an error mentioning " << words);
-    } catch (const Error& e) {
-      CHECK(e.code() == ErrorCode::kInvalidArgument);
-      CHECK_MESSAGE(std::string(e.what()).find(words) != std::string::npos, e.what());
-    }
-  };
+  const GenerationRequest good = greedy_requests(cases)[0];
+  std::vector<std::pair<GenerationRequest, std::string>> bad;
   GenerationRequest r;
   r.params.temperature = 0;
-  expect_refused(r, "empty prompt");
+  bad.emplace_back(r, "empty prompt");
   r.prompt = {5, 400};
-  expect_refused(r, "outside the vocabulary");
+  bad.emplace_back(r, "outside the vocabulary");
   r.prompt.assign(600, 5);  // the fixtures' context is 512
-  expect_refused(r, "context");
+  bad.emplace_back(r, "context");
   r.prompt.assign(40, 5);
   r.params.max_tokens = 100;  // 140 tokens > 4 blocks of 16
-  expect_refused(r, "KV cache");
+  bad.emplace_back(r, "KV cache");
   r.params.max_tokens = 4;
   r.params.top_p = 0;
-  expect_refused(r, "top_p");
+  bad.emplace_back(r, "top_p");
+
+  std::vector<GenerationRequest> requests = {good};
+  for (const auto& [request, words] : bad)
+    requests.push_back(request);
+  requests.push_back(good);
+  const auto results = generator.run(requests);
+  CHECK(results.front().status.ok());
+  CHECK(results.front().tokens == cases[0].greedy_new_tokens);
+  CHECK(results.back().tokens == cases[0].greedy_new_tokens);
+  for (std::size_t i = 0; i < bad.size(); ++i) {
+    const Status& status = results[i + 1].status;
+    CAPTURE(bad[i].second);
+    CHECK(status.code() == ErrorCode::kInvalidArgument);
+    CHECK_MESSAGE(status.message().find(bad[i].second) != std::string::npos, status.message());
+    CHECK(results[i + 1].tokens.empty());
+  }
+  CHECK(m.cache->free_blocks() == 4);
 }

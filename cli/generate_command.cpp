@@ -1,6 +1,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -20,15 +21,15 @@ namespace {
 
 struct GenerateOptions {
   std::string model;
-  std::string prompt;
-  std::string prompt_ids;
+  std::optional<std::string> prompt;
+  std::optional<std::string> prompt_ids;
   std::string system;
   bool raw = false;
   bool print_ids = false;
   bool quiet = false;
   int threads = 0;
   SamplingParams sampling;
-  std::int64_t seed = -1;
+  std::optional<std::uint64_t> seed;
   std::int32_t logprobs = -1;  // < 0: none
 };
 
@@ -61,15 +62,15 @@ T value_or_throw(Expected<T> expected) {
 
 std::vector<std::int32_t> prompt_tokens(const GenerateOptions& o, const ModelSource& source,
                                         const Tokenizer* tokenizer) {
-  if (!o.prompt_ids.empty()) return parse_ids(o.prompt_ids);
+  if (o.prompt_ids) return parse_ids(*o.prompt_ids);
   if (tokenizer == nullptr) {
     fail(ErrorCode::kInvalidArgument,
          "this model has no tokenizer: give the prompt as token ids with --prompt-ids");
   }
-  if (o.raw) return tokenizer->encode(o.prompt, /*add_special=*/true, /*parse_special=*/false);
+  if (o.raw) return tokenizer->encode(*o.prompt, /*add_special=*/true, /*parse_special=*/false);
   std::vector<ChatMessage> messages;
   if (!o.system.empty()) messages.push_back({"system", o.system});
-  messages.push_back({"user", o.prompt});
+  messages.push_back({"user", *o.prompt});
   const ChatTemplate chat = value_or_throw(chat_template_for(*source.tokenizer()));
   const std::string text =
       value_or_throw(apply_chat_template(chat, messages, /*add_generation_prompt=*/true));
@@ -99,7 +100,7 @@ void print_logprobs(const GenerationResult& result, const Tokenizer* tokenizer) 
 }
 
 int run_generate(const GenerateOptions& o) {
-  if (o.prompt.empty() == o.prompt_ids.empty()) {
+  if (o.prompt.has_value() == o.prompt_ids.has_value()) {
     fail(ErrorCode::kInvalidArgument, "give exactly one of --prompt and --prompt-ids");
   }
   const auto source = open_model_or_throw(o.model);
@@ -115,7 +116,7 @@ int run_generate(const GenerateOptions& o) {
     request.params.logprobs = true;
     request.params.top_logprobs = o.logprobs;
   }
-  if (o.seed >= 0) request.params.seed = static_cast<std::uint64_t>(o.seed);
+  request.params.seed = o.seed;
   if (Status s = request.params.validate(spec.vocab_size); !s.ok())
     throw Error(s.code(), s.message());
 
@@ -138,7 +139,9 @@ int run_generate(const GenerateOptions& o) {
   LlamaModel model(backend, std::move(weights), cache);
   Generator generator(model, tokenizer);
 
-  const bool stream = tokenizer != nullptr && !o.print_ids;
+  // Without a tokenizer there is no text: the ids are the output.
+  const bool print_ids = o.print_ids || tokenizer == nullptr;
+  const bool stream = !print_ids;
   const auto results = generator.run(std::span<const GenerationRequest>(&request, 1),
                                      [&](std::size_t, std::string_view text) {
                                        if (!stream) return;
@@ -147,12 +150,13 @@ int run_generate(const GenerateOptions& o) {
                                      });
   const GenerationResult& result = results.front();
   if (!result.status.ok()) throw Error(result.status.code(), result.status.message());
-  if (request.params.logprobs) print_logprobs(result, tokenizer.get());
-  if (o.print_ids) {
-    for (std::size_t i = 0; i < result.tokens.size(); ++i)
+  if (print_ids) {
+    for (std::size_t i = 0; i < result.tokens.size(); ++i) {
       std::cout << (i ? "," : "") << result.tokens[i];
+    }
   }
-  std::cout << "\n";
+  std::cout << std::endl;  // the answer is complete before anything else on stderr
+  if (request.params.logprobs) print_logprobs(result, tokenizer.get());
 
   if (!o.quiet) {
     const GeneratorStats& st = generator.stats();
@@ -197,7 +201,10 @@ void register_generate(CLI::App& app, CommandResult& result) {
   cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "1: off");
   cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "0: off");
   cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "0: off");
-  cmd->add_option("--seed", o->seed, "same seed, same output");
+  cmd->add_option("--seed", o->seed, "same seed, same output")->check([](const std::string& value) {
+    return value.starts_with("-") ? std::string("the seed must be a non-negative integer")
+                                  : std::string();
+  });
   cmd->add_option("--stop", o->sampling.stop_strings, "stop string (repeatable)");
   cmd->add_option("--logprobs", o->logprobs,
                   "print each token's log-probability and this many alternatives (stderr)");

@@ -1,5 +1,6 @@
 #include "cli/model_loading.h"
 
+#include "common/loader/open_model.h"
 #include "common/model_registry.h"
 
 namespace conveyor::cli {

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -135,4 +136,12 @@ TEST_CASE("generate --logprobs prints one line per token with the alternatives")
     CHECK(r.out.find("[logprobs] " + std::to_string(i) + ": ") != std::string::npos);
   }
   CHECK(r.out.find("[logprobs] 4: ") == std::string::npos);
+}
+
+TEST_CASE("a model without a tokenizer prints ids even without --print-ids") {
+  const CommandOutput r = run_conveyor("generate --model " + fixture("llama-tiny") +
+                                       " --prompt-ids 5,17,42 --temperature 0 --max-tokens 3"
+                                       " --ignore-eos --quiet");
+  CHECK(r.exit_code == 0);
+  CHECK(std::count(r.out.begin(), r.out.end(), ',') == 2);
 }

@@ -7,10 +7,25 @@
 
 namespace conveyor {
 
+namespace {
+
+// a * b, or Error(kOutOfRange) when it does not fit 64 bits.
+std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b) {
+  std::uint64_t product = 0;
+  if (__builtin_mul_overflow(a, b, &product)) {
+    fail(ErrorCode::kOutOfRange, "kv cache: size overflows 64 bits");
+  }
+  return product;
+}
+
+}  // namespace
+
 std::uint64_t kv_block_bytes(const KvCacheConfig& config) {
-  return 2ull * static_cast<std::uint64_t>(config.num_layers) *
-         static_cast<std::uint64_t>(config.block_size) * static_cast<std::uint64_t>(config.kv_dim) *
-         sizeof(float);
+  std::uint64_t bytes = 2 * sizeof(float);
+  for (std::int64_t n : {config.num_layers, config.block_size, config.kv_dim}) {
+    bytes = checked_mul(bytes, static_cast<std::uint64_t>(n));
+  }
+  return bytes;
 }
 
 KvCache::KvCache(Backend& backend, const KvCacheConfig& config) : config_(config) {
@@ -23,7 +38,16 @@ KvCache::KvCache(Backend& backend, const KvCacheConfig& config) : config_(config
     fail(ErrorCode::kInvalidArgument, "kv cache: too many blocks for 32-bit block ids");
   }
   const std::uint64_t bytes =
-      kv_block_bytes(config) / 2 * static_cast<std::uint64_t>(config.num_blocks);
+      checked_mul(kv_block_bytes(config) / 2, static_cast<std::uint64_t>(config.num_blocks));
+  // Refuse up front what the backend cannot hold: an allocation the kernel overcommits
+  // would otherwise end in the OOM killer, not in an error.
+  const std::uint64_t available = backend.memory_info().available_bytes;
+  if (available > 0 && bytes > available / 2) {
+    fail(ErrorCode::kResourceExhausted, "kv cache: " + std::to_string(2 * bytes) + " bytes for " +
+                                            std::to_string(config.num_blocks) +
+                                            " blocks exceed the " + std::to_string(available) +
+                                            " bytes available on " + backend.name());
+  }
   keys_ = backend.allocate(bytes);
   values_ = backend.allocate(bytes);
   free_.reserve(static_cast<std::size_t>(config.num_blocks));

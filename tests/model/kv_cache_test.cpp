@@ -75,3 +75,21 @@ TEST_CASE("kv cache layers are disjoint views of the storage") {
   bad.num_blocks = 0;
   CHECK_THROWS_AS(KvCache(backend, bad), Error);
 }
+
+TEST_CASE("kv cache refuses sizes that overflow or exceed the backend's memory") {
+  CpuBackend backend;
+  KvCacheConfig huge = small_config();
+  huge.num_layers = std::int64_t{1} << 40;
+  huge.kv_dim = std::int64_t{1} << 30;
+  CHECK_THROWS_WITH_AS(KvCache(backend, huge), doctest::Contains("overflows"), Error);
+
+  KvCacheConfig too_big = small_config();
+  too_big.num_blocks = std::int64_t{1} << 30;  // 2 x 2^30 x 2 x 4 x 8 x 4 bytes = 512 GiB
+  try {
+    KvCache cache(backend, too_big);
+    FAIL("expected kResourceExhausted");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kResourceExhausted);
+    CHECK(std::string(e.what()).find("available") != std::string::npos);
+  }
+}

@@ -35,8 +35,10 @@ class BackendBuffer {
   float* floats() { return static_cast<float*>(data()); }
 };
 
-// A weight in the form the backend prefers (the CPU backend: dequantised f32; a GPU
-// backend may keep a quantised copy in device memory). The model only passes it back.
+// A weight in the form the backend prefers (the CPU backend: GGUF block-quantised
+// matrices stay quantised and are widened inside the GEMM, everything else is f32; a
+// GPU backend may keep its own quantised copy in device memory). The model only
+// passes it back.
 class BackendWeight {
  public:
   virtual ~BackendWeight() = default;

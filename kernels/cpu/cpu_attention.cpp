@@ -67,22 +67,26 @@ template <int L>
     const std::int64_t first_key =
         cfg.sliding_window > 0 ? std::max<std::int64_t>(0, position - cfg.sliding_window + 1) : 0;
     const float* query = job.q + row * q_width + item.head * head_dim;
-    float* score = scores - first_key;  // score[j] for key j
+    // score(j): the slot of key j; indexing from first_key keeps every pointer inside
+    // the scratch buffer.
+    const auto score = [scores, first_key](std::int64_t j) -> float& {
+      return scores[j - first_key];
+    };
 
     float max_score = -std::numeric_limits<float>::infinity();
     for_each_key(seq, layer, keys, first_key, position, [&](std::int64_t j, const float* k) {
-      score[j] = dot<L>(query, k, head_dim) * cfg.scale;
-      max_score = std::max(max_score, score[j]);
+      score(j) = dot<L>(query, k, head_dim) * cfg.scale;
+      max_score = std::max(max_score, score(j));
     });
     float sum = 0;
     for (std::int64_t j = first_key; j <= position; ++j) {
-      score[j] = std::exp(score[j] - max_score);
-      sum += score[j];
+      score(j) = std::exp(score(j) - max_score);
+      sum += score(j);
     }
     float* o = job.out + row * q_width + item.head * head_dim;
     std::memset(o, 0, static_cast<std::size_t>(head_dim) * sizeof(float));
     for_each_key(seq, layer, values, first_key, position,
-                 [&](std::int64_t j, const float* v) { axpy<L>(score[j] / sum, v, o, head_dim); });
+                 [&](std::int64_t j, const float* v) { axpy<L>(score(j) / sum, v, o, head_dim); });
   }
 }
 

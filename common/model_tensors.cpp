@@ -10,15 +10,6 @@
 namespace conveyor {
 namespace {
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 bool is_qkv_bias(std::string_view name) {
   return name.ends_with(".attn_q.bias") || name.ends_with(".attn_k.bias") ||
          name.ends_with(".attn_v.bias");

@@ -26,4 +26,14 @@ struct TensorRef {
   }
 };
 
+// "[576, 49152]", for messages.
+inline std::string shape_string(std::span<const std::int64_t> shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
 }  // namespace conveyor

@@ -22,12 +22,9 @@ class Uploader {
   WeightPtr upload(const std::string& name, const std::vector<std::int64_t>& shape) {
     const TensorRef& tensor = source_.require(name);
     if (tensor.shape != shape) {
-      std::string expected;
-      for (auto d : shape)
-        expected += (expected.empty() ? "" : ", ") + std::to_string(d);
       fail(ErrorCode::kMalformed, "tensor " + name + " in " + source_.path() +
-                                      " does not have the shape [" + expected +
-                                      "] the model config implies");
+                                      " does not have the shape " + shape_string(shape) +
+                                      " the model config implies");
     }
     return backend_.upload_weight(tensor);
   }

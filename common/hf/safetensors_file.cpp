@@ -41,15 +41,6 @@ const SafetensorsDType* find_dtype(std::string_view name) {
   return nullptr;
 }
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) {
-    if (i > 0) s += ", ";
-    s += std::to_string(shape[i]);
-  }
-  return s + "]";
-}
-
 // A non-negative JSON integer; `what` names it in the error.
 std::uint64_t read_unsigned(const nlohmann::json& v, const std::string& what) {
   if (!v.is_number_integer()) fail(ErrorCode::kMalformed, what + " is not an integer");

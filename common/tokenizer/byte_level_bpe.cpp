@@ -2,16 +2,9 @@
 
 #include "common/status.h"
 #include "common/tokenizer/byte_level.h"
+#include "common/tokenizer/token_text.h"
 
 namespace conveyor {
-
-bool split_merge(std::string_view line, std::string_view& left, std::string_view& right) {
-  const std::size_t space = line.find(' ', 1);
-  if (space == std::string_view::npos) return false;
-  left = line.substr(0, space);
-  right = line.substr(space + 1);
-  return !right.empty();
-}
 
 void load_merges(const Vocab& vocab, const std::vector<std::string>& lines, BpeMerges& table) {
   table = BpeMerges(lines.size());

@@ -41,10 +41,6 @@ class ByteLevelBpe final : public TokenizerModel {
   BpeCache cache_;
 };
 
-// Splits a GGUF-style merge line "a b" at its first space after the first
-// character (a token may itself start with a space). False when there is none.
-bool split_merge(std::string_view line, std::string_view& left, std::string_view& right);
-
 // Adds the merges in data.merges to table, ranked by position. Throws
 // Error(kMalformed) naming the first merge whose parts or result are not tokens.
 void load_merges(const Vocab& vocab, const std::vector<std::string>& lines, BpeMerges& table);

@@ -79,9 +79,11 @@ PreTokenizer::PreTokenizer(const std::vector<std::string>& regexes) {
     if (!stage->code) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(error, message, sizeof(message));
-      fail(ErrorCode::kInvalidArgument, "pre-tokenizer regex \"" + source + "\" at offset " +
-                                            std::to_string(offset) + ": " +
-                                            reinterpret_cast<const char*>(message));
+      // The patterns come from model files (or are built in): one that does not
+      // compile is a broken file, not a bad request.
+      fail(ErrorCode::kMalformed, "pre-tokenizer regex \"" + source + "\" at offset " +
+                                      std::to_string(offset) + ": " +
+                                      reinterpret_cast<const char*>(message));
     }
     stage->jit = pcre2_jit_compile(stage->code.get(), PCRE2_JIT_COMPLETE) == 0;
     stages_.push_back(std::move(stage));
@@ -97,6 +99,21 @@ bool PreTokenizer::empty() const {
 }
 
 namespace {
+
+// A pattern that backtracks too much on some input hits one of PCRE2's limits: the
+// input is too costly for this regex, not a bug in the engine.
+ErrorCode match_error_code(int rc) {
+  switch (rc) {
+    case PCRE2_ERROR_MATCHLIMIT:
+    case PCRE2_ERROR_DEPTHLIMIT:
+    case PCRE2_ERROR_HEAPLIMIT:
+    case PCRE2_ERROR_JIT_STACKLIMIT:
+    case PCRE2_ERROR_NOMEMORY:
+      return ErrorCode::kResourceExhausted;
+    default:
+      return ErrorCode::kInternal;
+  }
+}
 
 // Splits one piece by one stage, appending matches and gaps.
 void split_stage(const pcre2_code* code, bool jit, std::string_view piece,
@@ -119,7 +136,7 @@ void split_stage(const pcre2_code* code, bool jit, std::string_view piece,
     if (rc < 0) {
       PCRE2_UCHAR message[256];
       pcre2_get_error_message(rc, message, sizeof(message));
-      fail(ErrorCode::kInternal,
+      fail(match_error_code(rc),
            std::string("pre-tokenizer match failed: ") + reinterpret_cast<const char*>(message));
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);

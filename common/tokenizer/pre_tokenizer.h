@@ -19,7 +19,7 @@ class PreTokenizer {
   static std::vector<std::string> regexes_for(const std::string& name);
 
   // Compiles the stages (PCRE2, UTF + UCP, JIT when available). Throws
-  // Error(kInvalidArgument) naming the regex that does not compile.
+  // Error(kMalformed) naming the regex that does not compile.
   explicit PreTokenizer(const std::vector<std::string>& regexes);
   ~PreTokenizer();
   PreTokenizer(PreTokenizer&&) noexcept;
@@ -28,7 +28,9 @@ class PreTokenizer {
   PreTokenizer& operator=(const PreTokenizer&) = delete;
 
   // Appends the pieces of text (valid UTF-8) to pieces; they view into text and
-  // cover it exactly, in order. No stages: the whole text is one piece.
+  // cover it exactly, in order. No stages: the whole text is one piece. Throws
+  // Error(kResourceExhausted) when a regex backtracks past PCRE2's match, depth
+  // or heap limits (or the JIT stack) on this text.
   void split(std::string_view text, std::vector<std::string_view>& pieces) const;
 
   bool empty() const;

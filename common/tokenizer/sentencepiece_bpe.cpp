@@ -4,12 +4,11 @@
 
 #include "common/status.h"
 #include "common/tokenizer/byte_level_bpe.h"
+#include "common/tokenizer/token_text.h"
 #include "common/tokenizer/utf8.h"
 
 namespace conveyor {
 namespace {
-
-constexpr std::string_view kSpaceMark = "\xE2\x96\x81";  // U+2581 "▁"
 
 std::size_t char_length(std::string_view s, std::size_t pos) {
   const utf8::Sequence seq = utf8::examine(s, pos);

@@ -25,7 +25,7 @@ char32_t char_at(std::string_view text, std::size_t pos) {
 }  // namespace
 
 SpecialTokenMatcher::SpecialTokenMatcher(const Vocab& vocab, const TokenizerData& data) {
-  trie_.emplace_back();
+  nodes_.emplace_back();
   if (!data.added_tokens.empty()) {
     for (const AddedToken& t : data.added_tokens) {
       if (!vocab.contains(t.id)) {
@@ -48,43 +48,78 @@ SpecialTokenMatcher::SpecialTokenMatcher(const Vocab& vocab, const TokenizerData
 }
 
 void SpecialTokenMatcher::insert(std::string_view content, const Entry& entry) {
+  const auto by_byte = [](const auto& c, unsigned char b) { return c.first < b; };
   std::int32_t node = 0;
-  for (char c : content) {
-    const auto byte = static_cast<unsigned char>(c);
-    auto& children = trie_[node].children;
-    auto it = std::lower_bound(children.begin(), children.end(), byte,
-                               [](const auto& child, unsigned char b) { return child.first < b; });
-    if (it != children.end() && it->first == byte) {
-      node = it->second;
-      continue;
+  std::size_t at = 0;  // bytes of content matched so far
+  while (at < content.size()) {
+    const auto byte = static_cast<unsigned char>(content[at]);
+    auto& children = nodes_[node].children;
+    const auto it = std::lower_bound(children.begin(), children.end(), byte, by_byte);
+    if (it == children.end() || it->first != byte) {
+      // Nothing shares this continuation: one leaf holds the rest of the token.
+      const auto leaf = static_cast<std::int32_t>(nodes_.size());
+      children.insert(it, {byte, leaf});
+      Node n;
+      n.label_begin = labels_.size();
+      n.label_length = content.size() - at;
+      labels_.append(content.substr(at));
+      nodes_.push_back(std::move(n));  // may reallocate: `children` is not used after this
+      node = leaf;
+      break;
     }
-    const auto next = static_cast<std::int32_t>(trie_.size());
-    children.insert(it, {byte, next});
-    trie_.emplace_back();  // may reallocate: `children` is not used after this
-    node = next;
+    const std::int32_t next = it->second;
+    const std::string_view edge = label(next);
+    const std::size_t limit = std::min(edge.size(), content.size() - at);
+    std::size_t common = 1;
+    while (common < limit && edge[common] == content[at + common]) {
+      ++common;
+    }
+    if (common < edge.size()) {
+      // The token ends or turns off inside this edge: split it at that point.
+      const auto middle = static_cast<std::int32_t>(nodes_.size());
+      it->second = middle;
+      Node m;
+      m.label_begin = nodes_[next].label_begin;
+      m.label_length = common;
+      m.children.push_back({static_cast<unsigned char>(edge[common]), next});
+      nodes_[next].label_begin += common;
+      nodes_[next].label_length -= common;
+      nodes_.push_back(std::move(m));  // `it` and `children` are not used after this
+      node = middle;
+    } else {
+      node = next;
+    }
+    at += common;
   }
   // The same text listed twice: the first listing stands.
-  if (trie_[node].entry >= 0) return;
-  trie_[node].entry = static_cast<std::int32_t>(entries_.size());
+  if (nodes_[node].entry >= 0) return;
+  nodes_[node].entry = static_cast<std::int32_t>(entries_.size());
   entries_.push_back(entry);
   first_byte_[static_cast<unsigned char>(content.front())] = true;
 }
 
+std::int32_t SpecialTokenMatcher::child(std::int32_t node, unsigned char byte) const {
+  const auto& children = nodes_[node].children;
+  const auto it = std::lower_bound(children.begin(), children.end(), byte,
+                                   [](const auto& c, unsigned char b) { return c.first < b; });
+  return it == children.end() || it->first != byte ? -1 : it->second;
+}
+
 std::int32_t SpecialTokenMatcher::longest_at(std::string_view text, std::size_t pos,
-                                             bool parse_special, std::size_t& end) const {
+                                             std::size_t special_limit, std::size_t& end) const {
   std::int32_t best = -1;
   std::int32_t node = 0;
-  for (std::size_t i = pos; i < text.size(); ++i) {
-    const auto byte = static_cast<unsigned char>(text[i]);
-    const auto& children = trie_[node].children;
-    auto it = std::lower_bound(children.begin(), children.end(), byte,
-                               [](const auto& child, unsigned char b) { return child.first < b; });
-    if (it == children.end() || it->first != byte) break;
-    node = it->second;
-    const std::int32_t e = trie_[node].entry;
-    if (e >= 0 && (parse_special || !entries_[e].special)) {
+  std::size_t at = pos;
+  while (at < text.size()) {
+    node = child(node, static_cast<unsigned char>(text[at]));
+    if (node < 0) break;
+    const std::string_view edge = label(node);
+    if (text.substr(at, edge.size()) != edge) break;
+    at += edge.size();
+    const std::int32_t e = nodes_[node].entry;
+    if (e >= 0 && (!entries_[e].special || at <= special_limit)) {
       best = e;
-      end = i + 1;
+      end = at;
     }
   }
   return best;
@@ -92,15 +127,28 @@ std::int32_t SpecialTokenMatcher::longest_at(std::string_view text, std::size_t 
 
 void SpecialTokenMatcher::split(std::string_view text, bool parse_special,
                                 std::vector<TextFragment>& out) const {
+  const TextRange whole{0, text.size()};
+  split(text, parse_special ? std::span<const TextRange>(&whole, 1) : std::span<const TextRange>(),
+        out);
+}
+
+void SpecialTokenMatcher::split(std::string_view text, std::span<const TextRange> special_ranges,
+                                std::vector<TextFragment>& out) const {
   std::size_t run_start = 0;
   std::size_t pos = 0;
+  std::size_t range = 0;  // the first of special_ranges that ends after pos
   while (pos < text.size()) {
     if (!first_byte_[static_cast<unsigned char>(text[pos])]) {
       ++pos;
       continue;
     }
+    while (range < special_ranges.size() && special_ranges[range].end <= pos) {
+      ++range;
+    }
+    const bool in_range = range < special_ranges.size() && special_ranges[range].begin <= pos;
+    const std::size_t special_limit = in_range ? special_ranges[range].end : 0;
     std::size_t end = 0;
-    const std::int32_t e = longest_at(text, pos, parse_special, end);
+    const std::int32_t e = longest_at(text, pos, special_limit, end);
     if (e < 0) {
       ++pos;
       continue;

@@ -3,25 +3,10 @@
 #include <limits>
 
 #include "common/status.h"
+#include "common/tokenizer/token_text.h"
 
 namespace conveyor {
 namespace {
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// "<0x0A>" -> 10; anything else -> -1.
-int parse_byte_token(std::string_view text) {
-  if (text.size() != 6 || text.substr(0, 3) != "<0x" || text[5] != '>') return -1;
-  const int hi = hex_digit(text[3]);
-  const int lo = hex_digit(text[4]);
-  if (hi < 0 || lo < 0) return -1;
-  return hi * 16 + lo;
-}
 
 void check_id(const char* what, std::int64_t id, std::size_t n) {
   if (id < -1 || id >= static_cast<std::int64_t>(n)) {
@@ -55,10 +40,15 @@ Vocab::Vocab(const TokenizerData& data)
     check_id("end-of-turn id", id, n);
   }
 
+  for (const AddedToken& t : data.added_tokens) {
+    check_token_length(t.id, t.content);
+  }
+
   byte_tokens_.fill(-1);
   ids_.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const auto id = static_cast<std::int32_t>(i);
+    check_token_length(id, tokens_[i]);
     ids_.insert_or_assign(tokens_[i], id);
     if (types_.empty()) continue;
     const auto raw = static_cast<std::int32_t>(types_[i]);

@@ -17,7 +17,8 @@ namespace conveyor {
 class Vocab {
  public:
   // Throws Error(kMalformed) for sizes that disagree, unknown token types, byte
-  // tokens not spelled <0xNN>, and special ids outside the table.
+  // tokens not spelled <0xNN>, and special ids outside the table;
+  // Error(kOutOfRange) for a token (or added token) longer than kMaxTokenBytes.
   explicit Vocab(const TokenizerData& data);
 
   std::int32_t size() const { return static_cast<std::int32_t>(tokens_.size()); }

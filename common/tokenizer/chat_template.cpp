@@ -1,6 +1,8 @@
 #include "common/tokenizer/chat_template.h"
 
+#include <algorithm>
 #include <string_view>
+#include <utility>
 
 #include "common/tokenizer/utf8.h"
 
@@ -74,8 +76,9 @@ std::string default_date(std::string_view jinja) {
                                        : std::string(jinja.substr(begin, end - begin));
 }
 
-// Jinja's trim / Python's str.strip(): Unicode whitespace at both ends.
-std::string trim(std::string_view s) {
+// Jinja's trim / Python's str.strip(): where the text is left after removing
+// Unicode whitespace at both ends, as [begin, end).
+std::pair<std::size_t, std::size_t> trim_bounds(std::string_view s) {
   const auto space_at = [&](std::size_t pos, std::size_t& next) {
     const char32_t cp = utf8::decode(s, next = pos);
     return utf8::is_whitespace(cp) || (cp >= 0x1C && cp <= 0x1F);
@@ -91,8 +94,58 @@ std::string trim(std::string_view s) {
     pos = next;
     if (!space) end = pos;
   }
+  return {begin, end};
+}
+
+std::string trim(std::string_view s) {
+  const auto [begin, end] = trim_bounds(s);
   return std::string(s.substr(begin, end - begin));
 }
+
+// A rendering under way: the text in segments that say whether the template wrote
+// them (markup) or a message supplied them.
+class Render {
+ public:
+  Render& markup(std::string_view text) { return add(text, true); }
+  Render& message(std::string_view text) { return add(text, false); }
+  Render& append(const Render& other) {
+    for (const ChatSegment& s : other.segments_) {
+      add(s.text, s.markup);
+    }
+    return *this;
+  }
+  // Jinja's `| trim` over everything rendered so far, across segment boundaries.
+  Render& trim() {
+    std::string joined;
+    for (const ChatSegment& s : segments_) {
+      joined += s.text;
+    }
+    const auto [begin, end] = trim_bounds(joined);
+    std::vector<ChatSegment> kept;
+    std::size_t at = 0;  // offset of the current segment in joined
+    for (ChatSegment& s : segments_) {
+      const std::size_t from = std::max(at, begin);
+      const std::size_t to = std::min(at + s.text.size(), end);
+      if (from < to) kept.push_back({s.text.substr(from - at, to - from), s.markup});
+      at += s.text.size();
+    }
+    segments_ = std::move(kept);
+    return *this;
+  }
+  std::vector<ChatSegment> take() { return std::move(segments_); }
+
+ private:
+  Render& add(std::string_view text, bool is_markup) {
+    if (text.empty()) return *this;
+    if (!segments_.empty() && segments_.back().markup == is_markup) {
+      segments_.back().text.append(text);
+    } else {
+      segments_.push_back({std::string(text), is_markup});
+    }
+    return *this;
+  }
+  std::vector<ChatSegment> segments_;
+};
 
 Status bad(const std::string& message) {
   return Status(ErrorCode::kInvalidArgument, message);
@@ -115,79 +168,85 @@ Status check_alternation(const std::vector<ChatMessage>& messages, std::size_t f
   return {};
 }
 
-std::string render_chatml(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
-                          bool generation) {
-  std::string out;
+// Roles come from the request like the content does, so both are message text.
+Render render_chatml(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
+                     bool generation) {
+  Render out;
   if (!t.default_system_prompt.empty() && !messages.empty() && messages[0].role != "system") {
-    out.append("<|im_start|>system\n").append(t.default_system_prompt).append("<|im_end|>\n");
+    out.markup("<|im_start|>system\n").markup(t.default_system_prompt).markup("<|im_end|>\n");
   }
   for (const ChatMessage& m : messages) {
-    out.append("<|im_start|>").append(m.role).append("\n").append(m.content).append("<|im_end|>\n");
+    out.markup("<|im_start|>").message(m.role).markup("\n");
+    out.message(m.content).markup("<|im_end|>\n");
   }
-  if (generation) out += "<|im_start|>assistant\n";
+  if (generation) out.markup("<|im_start|>assistant\n");
   return out;
 }
 
-std::string llama3_turn(const std::string& role, const std::string& content) {
-  return "<|start_header_id|>" + role + "<|end_header_id|>\n\n" + content + "<|eot_id|>";
+// A turn whose role is `role`, written as markup when the template itself names it.
+void llama3_turn(Render& out, const Render& role, const Render& content) {
+  out.markup("<|start_header_id|>").append(role).markup("<|end_header_id|>\n\n");
+  out.append(content).markup("<|eot_id|>");
 }
 
-std::string render_llama3(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
-                          bool generation) {
-  std::string out;
+Render render_llama3(const ChatTemplate& t, const std::vector<ChatMessage>& messages,
+                     bool generation) {
+  Render out;
   std::size_t first = 0;
   if (t.llama3_date_header) {
-    std::string system;
+    Render system;
+    system.markup("Cutting Knowledge Date: " + t.knowledge_date + "\nToday Date: " + t.today_date +
+                  "\n\n");
     if (!messages.empty() && messages[0].role == "system") {
-      system = trim(messages[0].content);
+      system.message(trim(messages[0].content));
       first = 1;
     }
-    out += t.bos_token;
-    out += llama3_turn("system", "Cutting Knowledge Date: " + t.knowledge_date +
-                                     "\nToday Date: " + t.today_date + "\n\n" + system);
+    out.markup(t.bos_token);
+    llama3_turn(out, Render().markup("system"), system);
   } else if (!messages.empty()) {
-    out += t.bos_token;
+    out.markup(t.bos_token);
   }
   for (std::size_t i = first; i < messages.size(); ++i) {
-    out += llama3_turn(messages[i].role, trim(messages[i].content));
+    llama3_turn(out, Render().message(messages[i].role),
+                Render().message(trim(messages[i].content)));
   }
-  if (generation) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
+  if (generation) out.markup("<|start_header_id|>assistant<|end_header_id|>\n\n");
   return out;
 }
 
-Expected<std::string> render_llama2(const ChatTemplate& t,
-                                    const std::vector<ChatMessage>& messages) {
+Expected<Render> render_llama2(const ChatTemplate& t, const std::vector<ChatMessage>& messages) {
   const bool has_system = !messages.empty() && messages[0].role == "system";
   const std::size_t first = has_system ? 1 : 0;
   if (Status s = check_alternation(messages, first); !s.ok()) return s;
-  std::string out;
+  Render out;
   for (std::size_t i = first; i < messages.size(); ++i) {
-    std::string content = messages[i].content;
+    Render content;
     if (i == first && has_system) {
-      content = "<<SYS>>\n" + messages[0].content + "\n<</SYS>>\n\n" + content;
+      content.markup("<<SYS>>\n").message(messages[0].content).markup("\n<</SYS>>\n\n");
     }
+    content.message(messages[i].content).trim();
     if (messages[i].role == "user") {
-      out.append(t.bos_token).append("[INST] ").append(trim(content)).append(" [/INST]");
+      out.markup(t.bos_token).markup("[INST] ").append(content).markup(" [/INST]");
     } else {
-      out.append(" ").append(trim(content)).append(" ").append(t.eos_token);
+      out.markup(" ").append(content).markup(" ").markup(t.eos_token);
     }
   }
   return out;
 }
 
-Expected<std::string> render_mistral(const ChatTemplate& t,
-                                     const std::vector<ChatMessage>& messages) {
+Expected<Render> render_mistral(const ChatTemplate& t, const std::vector<ChatMessage>& messages) {
   const bool has_system = !messages.empty() && messages[0].role == "system";
   const std::size_t first = has_system ? 1 : 0;
   if (Status s = check_alternation(messages, first); !s.ok()) return s;
-  std::string out = t.bos_token;
+  Render out;
+  out.markup(t.bos_token);
   for (std::size_t i = first; i < messages.size(); ++i) {
     if (messages[i].role == "user") {
-      std::string content = messages[i].content;
-      if (i == first && has_system) content = messages[0].content + "\n\n" + content;
-      out.append(t.mistral_spaced ? " [INST] " : "[INST] ").append(content).append(" [/INST]");
+      out.markup(t.mistral_spaced ? " [INST] " : "[INST] ");
+      if (i == first && has_system) out.message(messages[0].content).markup("\n\n");
+      out.message(messages[i].content).markup(" [/INST]");
     } else {
-      out.append(t.mistral_spaced ? " " : "").append(messages[i].content).append(t.eos_token);
+      out.markup(t.mistral_spaced ? " " : "").message(messages[i].content).markup(t.eos_token);
     }
   }
   return out;
@@ -245,20 +304,38 @@ Expected<ChatTemplate> chat_template_for(const TokenizerData& data) {
   return detect_chat_template(data.chat_template, text(data.bos_id), text(data.eos_id));
 }
 
+Expected<std::vector<ChatSegment>> render_chat_segments(const ChatTemplate& tmpl,
+                                                        const std::vector<ChatMessage>& messages,
+                                                        bool add_generation_prompt) {
+  switch (tmpl.family) {
+    case ChatFamily::kChatMl:
+      return render_chatml(tmpl, messages, add_generation_prompt).take();
+    case ChatFamily::kLlama3:
+      return render_llama3(tmpl, messages, add_generation_prompt).take();
+    case ChatFamily::kLlama2: {
+      auto r = render_llama2(tmpl, messages);
+      if (!r.ok()) return r.status();
+      return r->take();
+    }
+    case ChatFamily::kMistral: {
+      auto r = render_mistral(tmpl, messages);
+      if (!r.ok()) return r.status();
+      return r->take();
+    }
+  }
+  return Status(ErrorCode::kInternal, "unknown chat family");
+}
+
 Expected<std::string> apply_chat_template(const ChatTemplate& tmpl,
                                           const std::vector<ChatMessage>& messages,
                                           bool add_generation_prompt) {
-  switch (tmpl.family) {
-    case ChatFamily::kChatMl:
-      return render_chatml(tmpl, messages, add_generation_prompt);
-    case ChatFamily::kLlama3:
-      return render_llama3(tmpl, messages, add_generation_prompt);
-    case ChatFamily::kLlama2:
-      return render_llama2(tmpl, messages);
-    case ChatFamily::kMistral:
-      return render_mistral(tmpl, messages);
+  auto segments = render_chat_segments(tmpl, messages, add_generation_prompt);
+  if (!segments.ok()) return segments.status();
+  std::string out;
+  for (const ChatSegment& s : *segments) {
+    out += s.text;
   }
-  return Status(ErrorCode::kInternal, "unknown chat family");
+  return out;
 }
 
 }  // namespace conveyor

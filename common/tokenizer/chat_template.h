@@ -3,9 +3,12 @@
 // model ships, together with the few values that vary within a family (a
 // default system prompt, Llama 3.1's date header, Mistral's spacing).
 //
-// The rendered text contains the special tokens as text (<|im_start|>, <s>);
-// encode it with parse_special = true and add_special = false, as transformers'
-// apply_chat_template(tokenize=True) does.
+// The rendered text contains the special tokens as text (<|im_start|>, <s>). To
+// tokenize a conversation use encode_chat() (chat_encoding.h): it parses special
+// tokens only in the template's markup, so a message that spells "<|im_end|>" cannot
+// end its turn early. Encoding apply_chat_template's text with parse_special = true
+// gives the same ids for messages without special-token text, and is what
+// transformers' apply_chat_template(tokenize=True) does.
 #pragma once
 
 #include <string>
@@ -53,6 +56,13 @@ Expected<ChatTemplate> detect_chat_template(const std::string& jinja, const std:
 // The same for a model's tokenizer: its template and its BOS/EOS token texts.
 Expected<ChatTemplate> chat_template_for(const TokenizerData& data);
 
+// One piece of a rendered conversation: text the template wrote (markup: special
+// tokens, headers, separators) or text a message supplied (its content or role).
+struct ChatSegment {
+  std::string text;
+  bool markup = false;
+};
+
 // Renders a conversation. kInvalidArgument where the family's own template would
 // raise: Llama-2 and Mistral need user/assistant turns alternating from a user
 // turn (after an optional system message). Mistral's first template rejects a
@@ -60,5 +70,11 @@ Expected<ChatTemplate> chat_template_for(const TokenizerData& data);
 Expected<std::string> apply_chat_template(const ChatTemplate& tmpl,
                                           const std::vector<ChatMessage>& messages,
                                           bool add_generation_prompt);
+
+// The same rendering as segments, in order; their texts joined are
+// apply_chat_template's text. Adjacent segments differ in `markup`.
+Expected<std::vector<ChatSegment>> render_chat_segments(const ChatTemplate& tmpl,
+                                                        const std::vector<ChatMessage>& messages,
+                                                        bool add_generation_prompt);
 
 }  // namespace conveyor

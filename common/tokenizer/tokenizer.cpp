@@ -84,12 +84,42 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_spec
     repaired = utf8::sanitize(text);
     text = repaired;
   }
-  std::vector<std::int32_t> out;
-  out.reserve(text.size() / 3 + 4);
-  if (add_special && add_bos_) out.push_back(bos_id_);
   thread_local std::vector<TextFragment> fragments;
   fragments.clear();
   specials_->split(text, parse_special, fragments);
+  return encode_fragments(text, fragments, add_special);
+}
+
+std::vector<std::int32_t> Tokenizer::encode_segments(std::span<const TextSegment> segments,
+                                                     bool add_special) const {
+  std::string text;
+  std::vector<TextRange> special_ranges;
+  for (const TextSegment& segment : segments) {
+    const std::size_t begin = text.size();
+    if (utf8::is_valid(segment.text)) {
+      text.append(segment.text);
+    } else {
+      text.append(utf8::sanitize(segment.text));
+    }
+    if (!segment.parse_special || text.size() == begin) continue;
+    if (!special_ranges.empty() && special_ranges.back().end == begin) {
+      special_ranges.back().end = text.size();
+    } else {
+      special_ranges.push_back({begin, text.size()});
+    }
+  }
+  thread_local std::vector<TextFragment> fragments;
+  fragments.clear();
+  specials_->split(text, special_ranges, fragments);
+  return encode_fragments(text, fragments, add_special);
+}
+
+std::vector<std::int32_t> Tokenizer::encode_fragments(std::string_view text,
+                                                      const std::vector<TextFragment>& fragments,
+                                                      bool add_special) const {
+  std::vector<std::int32_t> out;
+  out.reserve(text.size() / 3 + 4);
+  if (add_special && add_bos_) out.push_back(bos_id_);
   for (const TextFragment& f : fragments) {
     if (f.token >= 0) {
       out.push_back(f.token);

@@ -18,6 +18,14 @@ namespace conveyor {
 class SpecialTokenMatcher;
 class TokenizerModel;
 class Vocab;
+struct TextFragment;
+
+// A piece of a text to encode, and whether special tokens written in it become
+// their ids (template markup) or stay text (anything a user supplied).
+struct TextSegment {
+  std::string_view text;
+  bool parse_special = false;
+};
 
 class Tokenizer {
  public:
@@ -42,6 +50,15 @@ class Tokenizer {
   // always matched, as in tokenizers and llama.cpp.
   std::vector<std::int32_t> encode(std::string_view text, bool add_special = true,
                                    bool parse_special = false) const;
+
+  // Encodes the segments' texts joined, as one text: normalisation, pre-tokenization
+  // and merges see the whole of it, so the ids equal encode(joined, add_special,
+  // true) whenever the segments without parse_special hold no special-token text.
+  // A special token becomes its id only where its whole text lies inside
+  // parse_special segments; elsewhere it is tokenized as text. Each segment's
+  // invalid UTF-8 is repaired on its own.
+  std::vector<std::int32_t> encode_segments(std::span<const TextSegment> segments,
+                                            bool add_special = false) const;
 
   // Ids to text; invalid UTF-8 in the result (a sequence cut mid-character)
   // becomes U+FFFD, one per maximal invalid subpart (tokenizers' ByteFallback
@@ -82,6 +99,11 @@ class Tokenizer {
   const std::string& chat_template() const { return chat_template_; }
 
  private:
+  // Encodes text already cut into special tokens and plain runs.
+  std::vector<std::int32_t> encode_fragments(std::string_view text,
+                                             const std::vector<TextFragment>& fragments,
+                                             bool add_special) const;
+
   TokenizerKind kind_;
   std::unique_ptr<Vocab> vocab_;
   std::unique_ptr<TokenizerModel> model_;

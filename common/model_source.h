@@ -46,11 +46,9 @@ class ModelSource {
 
   // The tokenizer stored with the model, if any (fixtures have none).
   virtual const std::optional<TokenizerData>& tokenizer() const = 0;
+  // Why tokenizer() is empty (kNotFound: none stored; kUnsupported: a kind Conveyor
+  // does not implement); OK when there is one.
+  virtual Status tokenizer_status() const { return {}; }
 };
-
-// Opens a GGUF file, a Hugging Face directory (config.json + *.safetensors), or a
-// single .safetensors file beside a config.json. Refuses pickle checkpoints
-// (.bin, .pt, .pth, .pkl, .ckpt) with a message that says why.
-Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path);
 
 }  // namespace conveyor

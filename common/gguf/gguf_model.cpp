@@ -5,6 +5,7 @@
 #include "common/gguf/gguf_spec.h"
 #include "common/gguf/gguf_tokenizer.h"
 #include "common/model_tensors.h"
+#include "common/tokenizer/model_tokenizer.h"
 
 namespace conveyor {
 
@@ -16,23 +17,16 @@ GgufModel::GgufModel(GgufFile file) : file_(std::move(file)) {
   }
   check_tensor_shapes(spec_, tensors_, file_.path());
 
-  if (gguf_has_tokenizer(file_.metadata())) {
-    auto tok = read_gguf_tokenizer(file_.metadata());
-    if (tok.ok()) {
-      if (static_cast<std::int64_t>(tok->tokens.size()) > spec_.vocab_size) {
-        fail(ErrorCode::kMalformed, "the tokenizer has " + std::to_string(tok->tokens.size()) +
-                                        " tokens, more than the model's vocabulary of " +
-                                        std::to_string(spec_.vocab_size));
-      }
-      tokenizer_ = std::move(tok).value();
-    } else if (tok.status().code() == ErrorCode::kUnsupported) {
-      tokenizer_status_ = tok.status();  // the weights are still usable without it
-    } else {
-      throw Error(tok.status().code(), "tokenizer: " + tok.status().message());
-    }
-  } else {
-    tokenizer_status_ = Status(ErrorCode::kNotFound, "the file carries no tokenizer");
+  Expected<TokenizerData> read =
+      gguf_has_tokenizer(file_.metadata())
+          ? read_gguf_tokenizer(file_.metadata(), spec_.vocab_size)
+          : Expected<TokenizerData>(Status(ErrorCode::kNotFound, "the file carries no tokenizer"));
+  Expected<ModelTokenizer> accepted = accept_model_tokenizer(std::move(read), spec_.vocab_size);
+  if (!accepted.ok()) {
+    throw Error(accepted.status().code(), "tokenizer: " + accepted.status().message());
   }
+  tokenizer_ = std::move(accepted->data);
+  tokenizer_status_ = accepted->status;
 }
 
 Expected<std::unique_ptr<ModelSource>> open_gguf_model(const std::string& path) {

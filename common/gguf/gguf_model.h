@@ -24,7 +24,7 @@ class GgufModel final : public ModelSource {
   // Empty when the file has no tokenizer or one of a kind Conveyor does not
   // implement; tokenizer_status() then says which.
   const std::optional<TokenizerData>& tokenizer() const override { return tokenizer_; }
-  const Status& tokenizer_status() const { return tokenizer_status_; }
+  Status tokenizer_status() const override { return tokenizer_status_; }
 
   const GgufFile& file() const { return file_; }
 

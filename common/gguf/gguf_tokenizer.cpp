@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "common/tokenizer/model_tokenizer.h"
+#include "common/tokenizer/token_text.h"
+
 namespace conveyor {
 namespace {
 
@@ -31,17 +34,7 @@ std::int64_t token_id(const GgufMetadata& meta, const char* key, std::int64_t n_
   return *id;
 }
 
-bool is_hex(char c) {
-  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-// SentencePiece byte-fallback tokens are spelled exactly "<0xNN>".
-bool is_byte_token(std::string_view text) {
-  return text.size() == 6 && text.substr(0, 3) == "<0x" && is_hex(text[3]) && is_hex(text[4]) &&
-         text[5] == '>';
-}
-
-TokenizerData read_tokenizer(const GgufMetadata& meta) {
+TokenizerData read_tokenizer(const GgufMetadata& meta, std::int64_t max_tokens) {
   const auto model = meta.get_string(kModelKey);
   if (!model || *model == "none") fail(ErrorCode::kNotFound, "the file carries no tokenizer");
 
@@ -56,11 +49,19 @@ TokenizerData read_tokenizer(const GgufMetadata& meta) {
   }
   if (const auto pre = meta.get_string("tokenizer.ggml.pre")) tok.pre = std::string(*pre);
 
+  // The count first: a file that lies about its vocabulary costs nothing more.
+  if (const GgufValue* v = meta.find(kTokensKey);
+      v != nullptr && max_tokens >= 0 && v->count > static_cast<std::uint64_t>(max_tokens)) {
+    fail(ErrorCode::kMalformed, too_many_tokens_message(v->count, max_tokens));
+  }
   const auto tokens = meta.get_string_array(kTokensKey);
   if (!tokens || tokens->empty()) {
     fail(ErrorCode::kMalformed, std::string(kTokensKey) + " is missing or empty");
   }
   const std::size_t n = tokens->size();
+  for (std::size_t i = 0; i < n; ++i) {
+    check_token_length(static_cast<std::int64_t>(i), (*tokens)[i]);
+  }
   tok.tokens.assign(tokens->begin(), tokens->end());
 
   check_length(meta, "tokenizer.ggml.scores", n);
@@ -78,7 +79,7 @@ TokenizerData read_tokenizer(const GgufMetadata& meta) {
       }
       tok.token_types.push_back(static_cast<TokenType>(t));
       if (tok.kind == TokenizerKind::kSentencePieceBpe &&
-          tok.token_types.back() == TokenType::kByte && !is_byte_token(tok.tokens[i])) {
+          tok.token_types.back() == TokenType::kByte && parse_byte_token(tok.tokens[i]) < 0) {
         fail(ErrorCode::kMalformed, "byte token " + std::to_string(i) + " is spelled '" +
                                         tok.tokens[i] + "', expected <0xNN>");
       }
@@ -89,8 +90,9 @@ TokenizerData read_tokenizer(const GgufMetadata& meta) {
     tok.merges.reserve(merges->size());
     for (std::size_t i = 0; i < merges->size(); ++i) {
       const std::string_view m = (*merges)[i];
-      const std::size_t space = m.find(' ', 1);
-      if (space == std::string_view::npos || space + 1 >= m.size()) {
+      std::string_view left;
+      std::string_view right;
+      if (!split_merge(m, left, right)) {
         fail(ErrorCode::kMalformed, "tokenizer.ggml.merges entry " + std::to_string(i) + " '" +
                                         std::string(m) +
                                         "' is not two tokens separated by a space");
@@ -131,8 +133,8 @@ bool gguf_has_tokenizer(const GgufMetadata& metadata) {
   return v != nullptr && !(v->type == GgufValueType::kString && v->as_string_view() == "none");
 }
 
-Expected<TokenizerData> read_gguf_tokenizer(const GgufMetadata& metadata) {
-  return to_expected([&] { return read_tokenizer(metadata); });
+Expected<TokenizerData> read_gguf_tokenizer(const GgufMetadata& metadata, std::int64_t max_tokens) {
+  return to_expected([&] { return read_tokenizer(metadata, max_tokens); });
 }
 
 }  // namespace conveyor

@@ -15,7 +15,10 @@ bool gguf_has_tokenizer(const GgufMetadata& metadata);
 
 // kNotFound when the file carries no tokenizer; kUnsupported for tokenizer models
 // other than "gpt2" (byte-level BPE) and "llama" (SentencePiece BPE); kMalformed
-// (naming the key) for inconsistent or out-of-range data.
-Expected<TokenizerData> read_gguf_tokenizer(const GgufMetadata& metadata);
+// (naming the key) for inconsistent or out-of-range data, including more than
+// max_tokens tokens (checked before any token is copied; -1: no limit);
+// kOutOfRange for a token longer than kMaxTokenBytes.
+Expected<TokenizerData> read_gguf_tokenizer(const GgufMetadata& metadata,
+                                            std::int64_t max_tokens = -1);
 
 }  // namespace conveyor

@@ -1,11 +1,14 @@
+#include "common/loader/open_model.h"
+
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "common/gguf/gguf_model.h"
 #include "common/hf/hf_model.h"
 #include "common/hf/pickle_refusal.h"
-#include "common/model_source.h"
+#include "common/tokenizer/model_tokenizer.h"
 #include "common/tokenizer/tokenizer_json.h"
 
 namespace conveyor {
@@ -22,6 +25,47 @@ bool is_gguf_file(const std::filesystem::path& path) {
   return ok;
 }
 
+// A Hugging Face model together with the reason it has no tokenizer, when it has
+// none: HfModelSource carries the tokenizer itself but not that reason.
+class HfModelWithTokenizer final : public ModelSource {
+ public:
+  HfModelWithTokenizer(std::unique_ptr<HfModelSource> model, Status tokenizer_status)
+      : model_(std::move(model)), tokenizer_status_(std::move(tokenizer_status)) {}
+
+  const ModelSpec& spec() const override { return model_->spec(); }
+  std::string format() const override { return model_->format(); }
+  std::string path() const override { return model_->path(); }
+  const std::vector<TensorRef>& tensors() const override { return model_->tensors(); }
+  const std::optional<TokenizerData>& tokenizer() const override { return model_->tokenizer(); }
+  Status tokenizer_status() const override { return tokenizer_status_; }
+
+ private:
+  std::unique_ptr<HfModelSource> model_;
+  Status tokenizer_status_;
+};
+
+Expected<std::unique_ptr<ModelSource>> open_hf_with_tokenizer(const std::string& path) {
+  auto hf = HfModelSource::open(path);
+  if (!hf.ok()) return hf.status();
+  std::unique_ptr<HfModelSource> model = std::move(hf).value();
+  const std::string& json_path = model->tokenizer_json_path();
+  // load_tokenizer_json's messages already start with the file's path.
+  Expected<TokenizerData> read =
+      json_path.empty() ? Expected<TokenizerData>(Status(
+                              ErrorCode::kNotFound, "no tokenizer.json in " + model->directory()))
+                        : load_tokenizer_json(json_path);
+  Expected<ModelTokenizer> accepted =
+      accept_model_tokenizer(std::move(read), model->spec().vocab_size);
+  if (!accepted.ok()) {
+    const Status& s = accepted.status();
+    return s.message().starts_with(json_path) ? s
+                                              : Status(s.code(), json_path + ": " + s.message());
+  }
+  if (accepted->data) model->set_tokenizer(std::move(*accepted->data));
+  return std::unique_ptr<ModelSource>(
+      std::make_unique<HfModelWithTokenizer>(std::move(model), std::move(accepted->status)));
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path) {
@@ -33,18 +77,7 @@ Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path
   if (is_pickle_checkpoint_name(path)) return pickle_refusal(path);
   if (!std::filesystem::is_directory(p, ec) && is_gguf_file(p)) return open_gguf_model(path);
   // A directory, a .safetensors file or an index: the Hugging Face loader.
-  auto hf = HfModelSource::open(path);
-  if (!hf.ok()) return hf.status();
-  std::unique_ptr<HfModelSource> model = std::move(hf).value();
-  if (!model->tokenizer_json_path().empty()) {
-    Expected<TokenizerData> tokenizer = load_tokenizer_json(model->tokenizer_json_path());
-    if (!tokenizer.ok()) {
-      return Status(tokenizer.status().code(),
-                    model->tokenizer_json_path() + ": " + tokenizer.status().message());
-    }
-    model->set_tokenizer(std::move(tokenizer).value());
-  }
-  return std::unique_ptr<ModelSource>(std::move(model));
+  return open_hf_with_tokenizer(path);
 }
 
 }  // namespace conveyor

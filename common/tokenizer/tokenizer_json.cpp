@@ -1,40 +1,51 @@
 #include "common/tokenizer/tokenizer_json.h"
 
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "common/hf/bounded_json.h"
+#include "common/mapped_file.h"
 #include "common/tokenizer/pre_tokenizer.h"
+#include "common/tokenizer/token_text.h"
 
 namespace conveyor {
 namespace {
 
 using nlohmann::json;
 
-constexpr const char* kSpaceMark = "\xE2\x96\x81";  // U+2581 "▁"
-
+// Messages name no file: the entry points put the file in front.
 [[noreturn]] void unsupported(const std::string& what) {
-  fail(ErrorCode::kUnsupported, "tokenizer.json: " + what);
+  fail(ErrorCode::kUnsupported, what);
 }
 [[noreturn]] void malformed(const std::string& what) {
-  fail(ErrorCode::kMalformed, "tokenizer.json: " + what);
+  fail(ErrorCode::kMalformed, what);
 }
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorCode::kNotFound, "cannot open " + path.string());
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  if (in.bad()) fail(ErrorCode::kIo, "cannot read " + path.string());
-  return buffer.str();
+// A chat_template.jinja: bounded like the JSON files beside it.
+std::string read_text_file(const std::string& path) {
+  auto file = MappedFile::open(path);
+  if (!file.ok()) throw Error(file.status().code(), file.status().message());
+  if (file->size() > kMaxJsonFileBytes) {
+    fail(ErrorCode::kOutOfRange, path + " is " + std::to_string(file->size()) +
+                                     " bytes, more than the " + std::to_string(kMaxJsonFileBytes) +
+                                     " accepted");
+  }
+  return std::string(reinterpret_cast<const char*>(file->data()),
+                     static_cast<std::size_t>(file->size()));
 }
 
-json parse(const std::string& text, const std::string& what) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) fail(ErrorCode::kMalformed, what + " is not valid JSON");
-  return j;
+// Runs a conversion step, putting `where` in front of the message of any error
+// it raises, nlohmann's exceptions included.
+template <typename Fn>
+auto in_file(const std::string& where, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (const Error& e) {
+    fail(e.code(), where + ": " + e.status().message());
+  } catch (const json::exception& e) {
+    fail(ErrorCode::kMalformed, where + ": " + e.what());
+  }
 }
 
 std::string type_of(const json& node) {
@@ -130,8 +141,8 @@ void read_pre_tokenizer(const json& node, Pipeline& p) {
     }
     // split: each "▁" starts a new piece (MergedWithNext).
     if (flag(node, "split", true)) {
-      p.regexes.push_back(std::string(kSpaceMark) + "[^" + kSpaceMark + "]*|[^" + kSpaceMark +
-                          "]+");
+      const std::string mark(kSpaceMark);
+      p.regexes.push_back(mark + "[^" + mark + "]*|[^" + mark + "]+");
     }
   } else {
     unsupported("pre-tokenizer " + type);
@@ -243,6 +254,7 @@ TokenizerData convert(const json& root, const json* config, const std::string& j
   // Token table: the model's vocabulary plus the added tokens.
   std::map<std::int64_t, std::string> by_id;
   for (const auto& [text, id] : model.at("vocab").items()) {
+    check_token_length(id.get<std::int64_t>(), text);
     by_id[id.get<std::int64_t>()] = text;
   }
   std::vector<AddedToken> added;
@@ -250,6 +262,7 @@ TokenizerData convert(const json& root, const json* config, const std::string& j
     AddedToken a;
     a.id = t.at("id").get<std::int64_t>();
     a.content = t.at("content").get<std::string>();
+    check_token_length(a.id, a.content);
     a.special = t.value("special", false);
     a.lstrip = t.value("lstrip", false);
     a.rstrip = t.value("rstrip", false);
@@ -269,10 +282,7 @@ TokenizerData convert(const json& root, const json* config, const std::string& j
   data.token_types.assign(data.tokens.size(), TokenType::kNormal);
   if (byte_fallback) {
     for (std::size_t i = 0; i < data.tokens.size(); ++i) {
-      const std::string& t = data.tokens[i];
-      if (t.size() == 6 && t.rfind("<0x", 0) == 0 && t.back() == '>') {
-        data.token_types[i] = TokenType::kByte;
-      }
+      if (parse_byte_token(data.tokens[i]) >= 0) data.token_types[i] = TokenType::kByte;
     }
   }
   for (const AddedToken& a : added) {
@@ -340,34 +350,25 @@ TokenizerData convert(const json& root, const json* config, const std::string& j
 
 Expected<TokenizerData> parse_tokenizer_json(const std::string& text) {
   return to_expected([&] {
-    const json root = parse(text, "tokenizer.json");
-    try {
-      return convert(root, nullptr, {});
-    } catch (const json::exception& e) {
-      malformed(e.what());
-    }
+    const json root = parse_json_bounded(text, "tokenizer.json");
+    return in_file("tokenizer.json", [&] { return convert(root, nullptr, {}); });
   });
 }
 
 Expected<TokenizerData> load_tokenizer_json(const std::string& path) {
   return to_expected([&] {
-    const std::filesystem::path file(path);
-    const json root = parse(read_file(file), path);
-    const std::filesystem::path dir = file.parent_path();
+    const json root = read_json_file(path);
+    const std::filesystem::path dir = std::filesystem::path(path).parent_path();
+    const std::string config_path = (dir / "tokenizer_config.json").string();
+    const bool has_config = std::filesystem::exists(config_path);
     json config;
-    const bool has_config = std::filesystem::exists(dir / "tokenizer_config.json");
-    if (has_config) {
-      config = parse(read_file(dir / "tokenizer_config.json"), "tokenizer_config.json");
-    }
+    if (has_config) config = read_json_file(config_path);
     std::string jinja;
-    if (std::filesystem::exists(dir / "chat_template.jinja")) {
-      jinja = read_file(dir / "chat_template.jinja");
+    if (const std::filesystem::path jinja_path = dir / "chat_template.jinja";
+        std::filesystem::exists(jinja_path)) {
+      jinja = read_text_file(jinja_path.string());
     }
-    try {
-      return convert(root, has_config ? &config : nullptr, jinja);
-    } catch (const json::exception& e) {
-      fail(ErrorCode::kMalformed, path + ": " + e.what());
-    }
+    return in_file(path, [&] { return convert(root, has_config ? &config : nullptr, jinja); });
   });
 }
 

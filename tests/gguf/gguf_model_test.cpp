@@ -233,6 +233,16 @@ TEST_CASE("malformed tokenizers are refused with the key named") {
                "13 tokens, more than the model's vocabulary of 12");
 }
 
+TEST_CASE("a control token longer than kMaxTokenBytes fails the open before any copy") {
+  auto huge = tiny_model();
+  std::vector<std::string> tokens = {"<s>", "</s>", std::string(100 * 1024, 'x')};
+  for (const char* t : {"a", "b", "c", "ab", "abc", "e", "f", "<eot>", "d"}) {
+    tokens.emplace_back(t);
+  }
+  huge.kv_string_array("tokenizer.ggml.tokens", tokens);
+  expect_error(huge, ErrorCode::kOutOfRange, "token 2 is 102400 bytes long");
+}
+
 TEST_CASE("SentencePiece tokenizers: scores, byte tokens, add_bos default") {
   auto spm = tiny_model();
   spm.kv_string("tokenizer.ggml.model", "llama").remove_kv("tokenizer.ggml.merges");

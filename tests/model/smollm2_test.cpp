@@ -6,8 +6,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/loader/open_model.h"
 #include "common/model_registry.h"
-#include "common/model_source.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "worker/generator.h"
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 #include <string>
 
-#include "common/model_source.h"
+#include "common/loader/open_model.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
 #include "tests/tokenizer/fixtures.h"

@@ -18,29 +18,29 @@ T load_le(const std::uint8_t* p) {
   return value;
 }
 
-std::string quoted(std::string_view text) {
-  // Appended piecewise: GCC 12's -Wrestrict misfires on "'" + std::string(text).
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.append(1, '\'').append(text).append(1, '\'');
-  return out;
-}
-
 [[noreturn]] void wrong_type(std::string_view key, const GgufValue& value, const char* expected) {
-  fail(ErrorCode::kMalformed, "metadata key " + quoted(key) + " is " + value.type_description() +
-                                  ", expected " + expected);
+  fail(ErrorCode::kMalformed, "metadata key " + gguf_quoted(key) + " is " +
+                                  value.type_description() + ", expected " + expected);
 }
 
 std::int64_t checked_int(std::string_view key, GgufValueType type, const std::uint8_t* bytes) {
   const auto v = gguf_decode_int(type, bytes);
   if (!v) {
     fail(ErrorCode::kOutOfRange,
-         "metadata key " + quoted(key) + " holds an integer above INT64_MAX");
+         "metadata key " + gguf_quoted(key) + " holds an integer above INT64_MAX");
   }
   return *v;
 }
 
 }  // namespace
+
+std::string gguf_quoted(std::string_view text) {
+  // Appended piecewise: GCC 12's -Wrestrict misfires on "'" + std::string(text).
+  std::string out;
+  out.reserve(text.size() + 2);
+  out.append(1, '\'').append(text).append(1, '\'');
+  return out;
+}
 
 std::string GgufValue::type_description() const {
   if (type != GgufValueType::kArray) return gguf_value_type_name(type);
@@ -88,7 +88,7 @@ double gguf_decode_float(GgufValueType type, const std::uint8_t* bytes) {
 
 void GgufMetadata::add(std::string_view key, GgufValue value) {
   if (index_.count(key) != 0) {
-    fail(ErrorCode::kMalformed, "duplicate metadata key " + quoted(key));
+    fail(ErrorCode::kMalformed, "duplicate metadata key " + gguf_quoted(key));
   }
   index_.emplace(key, entries_.size());
   entries_.push_back(Entry{key, std::move(value)});
@@ -169,19 +169,19 @@ std::optional<std::vector<std::string_view>> GgufMetadata::get_string_array(
 
 std::int64_t GgufMetadata::require_int(std::string_view key) const {
   const auto v = get_int(key);
-  if (!v) fail(ErrorCode::kNotFound, "required metadata key " + quoted(key) + " is missing");
+  if (!v) fail(ErrorCode::kNotFound, "required metadata key " + gguf_quoted(key) + " is missing");
   return *v;
 }
 
 double GgufMetadata::require_float(std::string_view key) const {
   const auto v = get_float(key);
-  if (!v) fail(ErrorCode::kNotFound, "required metadata key " + quoted(key) + " is missing");
+  if (!v) fail(ErrorCode::kNotFound, "required metadata key " + gguf_quoted(key) + " is missing");
   return *v;
 }
 
 std::string_view GgufMetadata::require_string(std::string_view key) const {
   const auto v = get_string(key);
-  if (!v) fail(ErrorCode::kNotFound, "required metadata key " + quoted(key) + " is missing");
+  if (!v) fail(ErrorCode::kNotFound, "required metadata key " + gguf_quoted(key) + " is missing");
   return *v;
 }
 

@@ -44,6 +44,9 @@ struct GgufValue {
 std::optional<std::int64_t> gguf_decode_int(GgufValueType type, const std::uint8_t* bytes);
 double gguf_decode_float(GgufValueType type, const std::uint8_t* bytes);
 
+// 'text', in the single quotes error messages put around keys and tensor names.
+std::string gguf_quoted(std::string_view text);
+
 class GgufMetadata {
  public:
   struct Entry {

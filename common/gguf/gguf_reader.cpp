@@ -24,14 +24,6 @@ constexpr std::uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;
 constexpr std::uint64_t kMinStringBytes = 8;
 constexpr std::uint64_t kMinArrayBytes = 4 + 8;
 
-std::string quoted(std::string_view text) {
-  // Appended piecewise: GCC 12's -Wrestrict misfires on "'" + std::string(text).
-  std::string out;
-  out.reserve(text.size() + 2);
-  out.append(1, '\'').append(text).append(1, '\'');
-  return out;
-}
-
 std::uint32_t byteswap32(std::uint32_t v) {
   return (v >> 24) | ((v >> 8) & 0xFF00u) | ((v << 8) & 0xFF0000u) | (v << 24);
 }
@@ -120,7 +112,7 @@ class GgufParser {
     if (key.empty()) {
       fail(ErrorCode::kMalformed, "metadata entry " + std::to_string(index) + " has an empty key");
     }
-    const std::string context = "metadata key " + quoted(key);
+    const std::string context = "metadata key " + gguf_quoted(key);
     const auto type_id = cursor_.read<std::uint32_t>("the value type of " + context);
     const auto type = gguf_value_type_from_id(type_id);
     if (!type) {
@@ -232,9 +224,9 @@ class GgufParser {
       fail(ErrorCode::kMalformed, "tensor " + std::to_string(index) + " has an empty name");
     }
     info.name = std::string(name);
-    const std::string context = "tensor " + quoted(name);
+    const std::string context = "tensor " + gguf_quoted(name);
     if (out_.tensor_index_.count(name) != 0) {
-      fail(ErrorCode::kMalformed, "duplicate tensor name " + quoted(name));
+      fail(ErrorCode::kMalformed, "duplicate tensor name " + gguf_quoted(name));
     }
 
     info.n_dims = cursor_.read<std::uint32_t>("the dimension count of " + context);
@@ -305,12 +297,12 @@ class GgufParser {
     for (const auto& t : tensors) {
       if (t.offset % out_.alignment_ != 0) {
         fail(ErrorCode::kMalformed,
-             "tensor " + quoted(t.name) + " has data offset " + std::to_string(t.offset) +
+             "tensor " + gguf_quoted(t.name) + " has data offset " + std::to_string(t.offset) +
                  ", not a multiple of the alignment " + std::to_string(out_.alignment_));
       }
       if (t.offset > data_bytes || t.size_bytes > data_bytes - t.offset) {
         fail(ErrorCode::kMalformed,
-             "tensor " + quoted(t.name) + " (" + std::to_string(t.size_bytes) +
+             "tensor " + gguf_quoted(t.name) + " (" + std::to_string(t.size_bytes) +
                  " bytes at data offset " + std::to_string(t.offset) +
                  ") extends past the end of the file: the data section holds " +
                  std::to_string(data_bytes) + " bytes");
@@ -328,7 +320,7 @@ class GgufParser {
       const auto& cur = tensors[order[i]];
       if (prev.offset + prev.size_bytes > cur.offset) {
         fail(ErrorCode::kMalformed,
-             "tensors " + quoted(prev.name) + " and " + quoted(cur.name) + " overlap");
+             "tensors " + gguf_quoted(prev.name) + " and " + gguf_quoted(cur.name) + " overlap");
       }
     }
   }

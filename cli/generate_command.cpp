@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_loading.h"
+#include "common/tokenizer/chat_encoding.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -72,11 +73,9 @@ std::vector<std::int32_t> prompt_tokens(const GenerateOptions& o, const ModelSou
   if (!o.system.empty()) messages.push_back({"system", o.system});
   messages.push_back({"user", *o.prompt});
   const ChatTemplate chat = value_or_throw(chat_template_for(*source.tokenizer()));
-  const std::string text =
-      value_or_throw(apply_chat_template(chat, messages, /*add_generation_prompt=*/true));
-  // The template writes its own BOS where the family wants one and its turn markers
-  // as special-token text, as transformers' apply_chat_template does.
-  return tokenizer->encode(text, /*add_special=*/false, /*parse_special=*/true);
+  // Turn markers become special tokens; the user's text stays text even where it
+  // spells one ("<|im_end|>"), so a prompt cannot open a turn of its own.
+  return value_or_throw(encode_chat(*tokenizer, chat, messages, /*add_generation_prompt=*/true));
 }
 
 std::string token_label(std::int32_t id, const Tokenizer* tokenizer) {

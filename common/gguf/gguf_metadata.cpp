@@ -106,6 +106,17 @@ std::optional<std::int64_t> GgufMetadata::get_int(std::string_view key) const {
   return checked_int(key, v->type, v->raw.data());
 }
 
+std::int64_t GgufMetadata::get_token_id(std::string_view key, std::int64_t vocab) const {
+  const auto id = get_int(key);
+  if (!id) return -1;
+  if (*id < 0 || *id >= vocab) {
+    fail(ErrorCode::kMalformed, std::string(key) + " " + std::to_string(*id) +
+                                    " is outside the vocabulary of " + std::to_string(vocab) +
+                                    " tokens");
+  }
+  return *id;
+}
+
 std::optional<double> GgufMetadata::get_float(std::string_view key) const {
   const GgufValue* v = find(key);
   if (v == nullptr) return std::nullopt;

@@ -67,6 +67,9 @@ class GgufMetadata {
   //
   // Any integer type; a uint64 above INT64_MAX is Error(kOutOfRange).
   std::optional<std::int64_t> get_int(std::string_view key) const;
+  // A token id stored under `key`: -1 when absent, Error(kMalformed) when outside
+  // [0, vocab).
+  std::int64_t get_token_id(std::string_view key, std::int64_t vocab) const;
   // float32 or float64.
   std::optional<double> get_float(std::string_view key) const;
   std::optional<bool> get_bool(std::string_view key) const;

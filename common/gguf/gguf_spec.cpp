@@ -32,17 +32,6 @@ std::int64_t require_uniform_int(const GgufMetadata& meta, const std::string& ke
   return *v;
 }
 
-std::int64_t special_id(const GgufMetadata& meta, const char* key, std::int64_t vocab) {
-  const auto id = meta.get_int(key);
-  if (!id) return -1;
-  if (*id < 0 || *id >= vocab) {
-    fail(ErrorCode::kMalformed, std::string(key) + " " + std::to_string(*id) +
-                                    " is outside the vocabulary of " + std::to_string(vocab) +
-                                    " tokens");
-  }
-  return *id;
-}
-
 void read_rope_scaling(const GgufMetadata& meta, const std::string& arch, ModelSpec& s) {
   const std::string prefix = arch + ".rope.scaling.";
   const auto type = meta.get_string(prefix + "type");
@@ -149,11 +138,11 @@ ModelSpec gguf_model_spec(const GgufFile& file) {
   }
   read_rope_freq_factors(file, s);
 
-  s.bos_token_id = special_id(meta, "tokenizer.ggml.bos_token_id", s.vocab_size);
-  s.pad_token_id = special_id(meta, "tokenizer.ggml.padding_token_id", s.vocab_size);
+  s.bos_token_id = meta.get_token_id("tokenizer.ggml.bos_token_id", s.vocab_size);
+  s.pad_token_id = meta.get_token_id("tokenizer.ggml.padding_token_id", s.vocab_size);
   for (const char* k : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
                         "tokenizer.ggml.eom_token_id"}) {
-    const std::int64_t id = special_id(meta, k, s.vocab_size);
+    const std::int64_t id = meta.get_token_id(k, s.vocab_size);
     if (id >= 0 &&
         std::find(s.eos_token_ids.begin(), s.eos_token_ids.end(), id) == s.eos_token_ids.end()) {
       s.eos_token_ids.push_back(id);

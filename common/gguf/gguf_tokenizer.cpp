@@ -23,17 +23,6 @@ void check_length(const GgufMetadata& meta, const char* key, std::size_t expecte
   }
 }
 
-std::int64_t token_id(const GgufMetadata& meta, const char* key, std::int64_t n_tokens) {
-  const auto id = meta.get_int(key);
-  if (!id) return -1;
-  if (*id < 0 || *id >= n_tokens) {
-    fail(ErrorCode::kMalformed, std::string(key) + " " + std::to_string(*id) +
-                                    " is outside the vocabulary of " + std::to_string(n_tokens) +
-                                    " tokens");
-  }
-  return *id;
-}
-
 TokenizerData read_tokenizer(const GgufMetadata& meta, std::int64_t max_tokens) {
   const auto model = meta.get_string(kModelKey);
   if (!model || *model == "none") fail(ErrorCode::kNotFound, "the file carries no tokenizer");
@@ -104,12 +93,12 @@ TokenizerData read_tokenizer(const GgufMetadata& meta, std::int64_t max_tokens) 
   }
 
   const auto n_tokens = static_cast<std::int64_t>(n);
-  tok.bos_id = token_id(meta, "tokenizer.ggml.bos_token_id", n_tokens);
-  tok.eos_id = token_id(meta, "tokenizer.ggml.eos_token_id", n_tokens);
-  tok.unk_id = token_id(meta, "tokenizer.ggml.unknown_token_id", n_tokens);
-  tok.pad_id = token_id(meta, "tokenizer.ggml.padding_token_id", n_tokens);
+  tok.bos_id = meta.get_token_id("tokenizer.ggml.bos_token_id", n_tokens);
+  tok.eos_id = meta.get_token_id("tokenizer.ggml.eos_token_id", n_tokens);
+  tok.unk_id = meta.get_token_id("tokenizer.ggml.unknown_token_id", n_tokens);
+  tok.pad_id = meta.get_token_id("tokenizer.ggml.padding_token_id", n_tokens);
   for (const char* key : {"tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
-    const std::int64_t id = token_id(meta, key, n_tokens);
+    const std::int64_t id = meta.get_token_id(key, n_tokens);
     if (id >= 0) tok.eot_ids.push_back(id);
   }
   // llama.cpp's defaults when the file does not say: SentencePiece models start

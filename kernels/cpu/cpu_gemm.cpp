@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/cpu/cpu_gemm_tile.h"
 #include "kernels/cpu/cpu_vector.h"
 
 namespace conveyor::cpu {
@@ -38,19 +39,7 @@ template <int L, int R, int C>
         acc[r][j] += xs * wv[j];
     }
   }
-  const std::int64_t col0 = panel * kPanelWidth;
-  const std::int64_t cols = std::min<std::int64_t>(C * kPanelWidth, p.n - col0);
-  for (int r = 0; r < R; ++r) {
-    float out[C * kPanelWidth];
-    for (int j = 0; j < C * V; ++j)
-      *vec_at<L>(out + j * L) = acc[r][j];
-    float* y = p.y + (row + r) * p.n + col0;
-    for (std::int64_t c = 0; c < cols; ++c) {
-      float sum = out[c];
-      if (p.bias != nullptr) sum += p.bias[col0 + c];
-      y[c] = p.accumulate ? y[c] + sum : sum;
-    }
-  }
+  store_tile<L, R, C>(p, row, panel, acc);
 }
 
 // Dispatches a partial tile (fewer rows or panels) to a smaller instantiation.

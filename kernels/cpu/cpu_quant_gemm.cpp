@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/cpu_gemm.h"
+#include "kernels/cpu/cpu_gemm_tile.h"
 #include "kernels/cpu/cpu_vector.h"
 
 namespace conveyor::cpu {
@@ -50,27 +51,6 @@ template <QuantFormat F, int L>
   } else {
     (void)min;
     out = __builtin_convertvector((words << (24 - 8 * t)) >> 24, Vec<L>) * scale;
-  }
-}
-
-// Adds (or stores) R rows of C * 16 outputs, clipped at n, as gemm_f32's tiles do.
-template <int L, int R, int C>
-[[gnu::always_inline]] inline void store_tile(const QuantGemmProblem& p, std::int64_t row,
-                                              std::int64_t panel,
-                                              const Vec<L> (&acc)[R][C * kPanelWidth / L]) {
-  constexpr int V = static_cast<int>(kPanelWidth) / L;
-  const std::int64_t col0 = panel * kPanelWidth;
-  const std::int64_t cols = std::min<std::int64_t>(C * kPanelWidth, p.n - col0);
-  for (int r = 0; r < R; ++r) {
-    float out[C * kPanelWidth];
-    for (int j = 0; j < C * V; ++j)
-      *vec_at<L>(out + j * L) = acc[r][j];
-    float* y = p.y + (row + r) * p.n + col0;
-    for (std::int64_t c = 0; c < cols; ++c) {
-      float sum = out[c];
-      if (p.bias != nullptr) sum += p.bias[col0 + c];
-      y[c] = p.accumulate ? y[c] + sum : sum;
-    }
   }
 }
 

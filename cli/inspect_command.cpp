@@ -7,6 +7,7 @@
 #include "cli/model_loading.h"
 #include "common/model_source.h"
 #include "common/tokenizer/chat_template.h"
+#include "common/tokenizer/tokenizer.h"
 
 namespace conveyor::cli {
 namespace {
@@ -97,10 +98,16 @@ void print_model(const ModelSource& model, bool list_tensors) {
                                                             : "SentencePiece BPE")
               << ", pre-tokenizer " << tok->pre << ", " << tok->tokens.size() << " tokens, "
               << tok->merges.size() << " merges, bos " << tok->bos_id << ", eos " << tok->eos_id
-              << "\n"
-              << "chat format:  " << chat_format(*tok) << "\n";
+              << "\n";
+    // Building it checks what loading alone does not (merges naming unknown tokens,
+    // malformed byte tokens), so that inspect reports what generate would hit.
+    const auto built = Tokenizer::create(*tok);
+    if (!built.ok()) std::cout << "tokenizer error: " << built.status().to_string() << "\n";
+    std::cout << "chat format:  " << chat_format(*tok) << "\n";
   } else {
-    std::cout << "tokenizer:    none (use --prompt-ids with generate)\n";
+    const Status& why = model.tokenizer_status();
+    std::cout << "tokenizer:    none" << (why.ok() ? "" : " (" + why.to_string() + ")")
+              << "; use --prompt-ids with generate\n";
   }
 
   if (list_tensors) {

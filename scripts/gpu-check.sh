@@ -26,6 +26,8 @@ case "$mode" in
     "$ROOT/scripts/gpu/pack-for-gpu.sh" "$PACK" "$PACK"/bin/*
     model=${CONVEYOR_HOME:-$HOME/.cache/conveyor}/models/SmolLM2-135M-Instruct.Q4_1.gguf
     [ -f "$model" ] && cp "$model" "$PACK/models/"
+    # The tests find their fixtures under the source path compiled into them.
+    echo "$ROOT" >"$PACK/source-dir"
     du -sh "$PACK"
     ;;
   run)
@@ -35,6 +37,10 @@ case "$mode" in
     export UCX_MODULE_DIR=$PACK/lib/ucx
     export CONVEYOR_HOME=$PACK  # models/ inside it
     export CONVEYOR_BINARY=$PACK/bin/conveyor
+    src=$(cat "$PACK/source-dir")
+    if [ "$src" != "$ROOT" ] && [ ! -e "$src" ]; then
+      mkdir -p "$(dirname "$src")" && ln -s "$ROOT" "$src"
+    fi
     report=$OUT/gpu-check.txt
     status=0
     {

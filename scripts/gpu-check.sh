@@ -7,8 +7,9 @@
 #                                      GPU tests, `conveyor version`, parity and speed
 #                                      checks; results in $OUT/gpu-check.txt
 #
-# The model cache does not travel; the run uses the fixtures in the working tree, and the
-# SmolLM2 checks when gpu-pack/models holds the GGUF (pack copies it when present).
+# The model cache does not travel (the default model alone is over the 64 MiB that a
+# call carries); the run uses the fixtures in the working tree, and the SmolLM2 checks
+# only where gpu-pack/models holds the GGUF.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACK=$ROOT/gpu-pack
@@ -24,8 +25,6 @@ case "$mode" in
     mkdir -p "$PACK/bin" "$PACK/models"
     cp "$BUILD"/bin/conveyor "$BUILD"/bin/test_* "$PACK/bin/"
     "$ROOT/scripts/gpu/pack-for-gpu.sh" "$PACK" "$PACK"/bin/*
-    model=${CONVEYOR_HOME:-$HOME/.cache/conveyor}/models/SmolLM2-135M-Instruct.Q4_1.gguf
-    [ -f "$model" ] && cp "$model" "$PACK/models/"
     # The tests find their fixtures under the source path compiled into them.
     echo "$ROOT" >"$PACK/source-dir"
     du -sh "$PACK"

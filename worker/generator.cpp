@@ -214,10 +214,13 @@ std::vector<GenerationResult> Generator::run(std::span<const GenerationRequest> 
     for (std::size_t i = 0; i < planned.size(); ++i) {
       Sequence& s = *planned[i];
       const auto n = static_cast<std::int64_t>(steps[i].tokens.size());
-      // Prompt tokens prefilled, recomputation included; the last generated token,
-      // fed back for the next decode step, is not one.
-      const auto prompt = static_cast<std::int64_t>(s.request->prompt.size());
-      const std::int64_t fed_back = s.cached + n > prompt ? 1 : 0;
+      // Tokens prefilled, recomputation included. A step that reaches the end of a
+      // context holding generated tokens ends with the newest of them, fed back to
+      // decode the next: that one is a decode input, not a prefilled token.
+      const auto context = static_cast<std::int64_t>(s.context.size());
+      const bool decodes_generated =
+          s.cached + n == context && context > static_cast<std::int64_t>(s.request->prompt.size());
+      const std::int64_t fed_back = decodes_generated ? 1 : 0;
       stats_.prompt_tokens += n - fed_back;
       s.cached += n;
       if (steps[i].logits != LogitsWanted::kLast) continue;

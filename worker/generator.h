@@ -49,7 +49,9 @@ struct GenerationResult {
 
 struct GeneratorStats {
   std::int64_t steps = 0;
-  std::int64_t prompt_tokens = 0;     // prefilled, counting recomputation
+  // Tokens prefilled: every prompt token once, plus the prompt and generated tokens
+  // of preempted sequences again when they are recomputed.
+  std::int64_t prompt_tokens = 0;
   std::int64_t generated_tokens = 0;  // sampled
   std::int64_t preemptions = 0;
   double seconds = 0;

@@ -49,6 +49,8 @@ TEST_CASE("greedy continuations decoded through the KV cache match transformers"
       CHECK(results[i].prompt_tokens == static_cast<std::int64_t>(cases[i].input_ids.size()));
     }
     CHECK(generator.stats().steps == 16);
+    CHECK(generator.stats().prompt_tokens == 5 + 24 + 40);
+    CHECK(generator.stats().generated_tokens == 3 * 16);
     CHECK(m.cache->free_blocks() == m.cache->config().num_blocks);  // all returned
   }
 }
@@ -63,6 +65,7 @@ TEST_CASE("chunked prefill and a small step budget give the same tokens") {
   for (std::size_t i = 0; i < cases.size(); ++i)
     CHECK(results[i].tokens == cases[i].greedy_new_tokens);
   CHECK(generator.stats().steps > 16);
+  CHECK(generator.stats().prompt_tokens == 5 + 24 + 40);  // chunking prefills nothing twice
 }
 
 TEST_CASE("preemption by recompute under KV pressure loses nothing") {
@@ -75,6 +78,7 @@ TEST_CASE("preemption by recompute under KV pressure loses nothing") {
   for (std::size_t i = 0; i < cases.size(); ++i)
     CHECK(results[i].tokens == cases[i].greedy_new_tokens);
   CHECK(generator.stats().preemptions > 0);
+  CHECK(generator.stats().prompt_tokens > 5 + 24 + 40);  // the recomputed ones again
   CHECK(m.cache->free_blocks() == 4);
 }
 

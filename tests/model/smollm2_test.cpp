@@ -4,10 +4,13 @@
 #include <doctest/doctest.h>
 
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "common/loader/open_model.h"
 #include "common/model_registry.h"
+#include "common/tokenizer/tokenizer.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "worker/generator.h"
 
@@ -62,4 +65,43 @@ TEST_CASE("SmolLM2-135M GGUF greedy continuations match transformers, batched") 
                                  << " tokens in " << stats.seconds << " s, "
                                  << static_cast<double>(stats.generated_tokens) / stats.seconds
                                  << " tok/s including prefill");
+}
+
+TEST_CASE("a step that throws leaves the KV cache as it found it") {
+  const auto path = resolve_model_path("smollm2-135m-instruct");
+  if (!path.ok()) {
+    MESSAGE("skipped: " << path.status().to_string());
+    return;
+  }
+  auto source = open_model_source(*path).value();
+  const ModelSpec& spec = source->spec();
+  CpuBackend backend;
+  KvCacheConfig kv;
+  kv.num_layers = spec.num_layers;
+  kv.num_blocks = 32;
+  kv.block_size = 16;
+  kv.kv_dim = spec.kv_dim();
+  KvCache cache(backend, kv);
+  LlamaModel model(backend, ModelWeights::load(backend, *source, LayerRange::all(spec)), cache);
+  auto tokenizer = std::make_shared<Tokenizer>(*source->tokenizer());
+  Generator generator(model, tokenizer);
+
+  GenerationRequest r;
+  r.prompt = tokenizer->encode("Once upon a time", /*add_special=*/false);
+  r.params.temperature = 0;
+  r.params.max_tokens = 8;
+  r.params.ignore_eos = true;
+  const std::vector<GenerationRequest> requests = {r, r};
+  // The text callback stands for any failure inside a step: the first text throws.
+  CHECK_THROWS_AS(generator.run(requests,
+                                [](std::size_t, std::string_view) {
+                                  throw std::runtime_error("consumer failed");
+                                }),
+                  std::runtime_error);
+  CHECK(cache.free_blocks() == kv.num_blocks);
+  // The same generator and cache run normally afterwards.
+  const auto results = generator.run(requests);
+  CHECK(results[0].tokens.size() == 8);
+  CHECK(results[0].tokens == results[1].tokens);
+  CHECK(cache.free_blocks() == kv.num_blocks);
 }

@@ -1,3 +1,4 @@
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -30,7 +31,7 @@ struct GenerateOptions {
   bool quiet = false;
   int threads = 0;
   SamplingParams sampling;
-  std::optional<std::uint64_t> seed;
+  std::optional<std::string> seed;
   std::int32_t logprobs = -1;  // < 0: none
 };
 
@@ -78,6 +79,17 @@ std::vector<std::int32_t> prompt_tokens(const GenerateOptions& o, const ModelSou
   return value_or_throw(encode_chat(*tokenizer, chat, messages, /*add_generation_prompt=*/true));
 }
 
+// A seed is any 64-bit unsigned value; anything else is refused rather than clamped.
+std::uint64_t parse_seed(const std::string& text) {
+  std::uint64_t seed = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), seed);
+  if (error != std::errc() || end != text.data() + text.size() || text.empty()) {
+    fail(ErrorCode::kInvalidArgument,
+         "--seed: '" + text + "' is not an integer from 0 to 18446744073709551615");
+  }
+  return seed;
+}
+
 std::string token_label(std::int32_t id, const Tokenizer* tokenizer) {
   if (tokenizer == nullptr) return std::to_string(id);
   return std::to_string(id) + " " + nlohmann::json(tokenizer->decode(std::span(&id, 1))).dump();
@@ -115,7 +127,7 @@ int run_generate(const GenerateOptions& o) {
     request.params.logprobs = true;
     request.params.top_logprobs = o.logprobs;
   }
-  request.params.seed = o.seed;
+  if (o.seed) request.params.seed = parse_seed(*o.seed);
   if (Status s = request.params.validate(spec.vocab_size); !s.ok())
     throw Error(s.code(), s.message());
 
@@ -200,10 +212,7 @@ void register_generate(CLI::App& app, CommandResult& result) {
   cmd->add_option("--repetition-penalty", o->sampling.repetition_penalty, "1: off");
   cmd->add_option("--presence-penalty", o->sampling.presence_penalty, "0: off");
   cmd->add_option("--frequency-penalty", o->sampling.frequency_penalty, "0: off");
-  cmd->add_option("--seed", o->seed, "same seed, same output")->check([](const std::string& value) {
-    return value.starts_with("-") ? std::string("the seed must be a non-negative integer")
-                                  : std::string();
-  });
+  cmd->add_option("--seed", o->seed, "same seed, same output (0 to 2^64-1)");
   cmd->add_option("--stop", o->sampling.stop_strings, "stop string (repeatable)");
   cmd->add_option("--logprobs", o->logprobs,
                   "print each token's log-probability and this many alternatives (stderr)");

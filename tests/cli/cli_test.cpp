@@ -105,6 +105,12 @@ TEST_CASE("bad input fails with a clear message and a non-zero exit") {
     CHECK(r.exit_code != 0);
     CHECK(r.out.find("--prompt-ids") != std::string::npos);
   }
+  SUBCASE("a seed outside 64 bits") {
+    const CommandOutput r = run_conveyor("generate --model " + fixture("llama-tiny") +
+                                         " --prompt-ids 5,6 --seed 18446744073709551616");
+    CHECK(r.exit_code != 0);
+    CHECK(r.out.find("--seed") != std::string::npos);
+  }
   SUBCASE("nonsense sampling parameters") {
     const CommandOutput r =
         run_conveyor("generate --model " + fixture("llama-tiny") + " --prompt-ids 5,6 --top-p 1.5");

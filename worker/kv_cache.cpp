@@ -43,9 +43,9 @@ KvCache::KvCache(Backend& backend, const KvCacheConfig& config) : config_(config
   // would otherwise end in the OOM killer, not in an error.
   const std::uint64_t available = backend.memory_info().available_bytes;
   if (available > 0 && bytes > available / 2) {
-    fail(ErrorCode::kResourceExhausted, "kv cache: " + std::to_string(2 * bytes) + " bytes for " +
-                                            std::to_string(config.num_blocks) +
-                                            " blocks exceed the " + std::to_string(available) +
+    fail(ErrorCode::kResourceExhausted, "kv cache: " + std::to_string(config.num_blocks) +
+                                            " blocks need twice " + std::to_string(bytes) +
+                                            " bytes, more than the " + std::to_string(available) +
                                             " bytes available on " + backend.name());
   }
   keys_ = backend.allocate(bytes);

@@ -1,8 +1,10 @@
 #include "kernels/cpu/cpu_backend.h"
 
+#include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "common/dequantize.h"
@@ -124,6 +126,19 @@ std::uint64_t meminfo_kib(const std::string& key) {
   return 0;
 }
 
+// The cgroup v2 limit of this process's container, when it has one: "max" or an
+// absent file means none. Kubernetes pods live under such limits, and MemAvailable
+// does not see them.
+std::optional<std::uint64_t> cgroup_bytes(const char* file) {
+  std::ifstream in(std::string("/sys/fs/cgroup/") + file);
+  std::string text;
+  if (!(in >> text) || text == "max") return std::nullopt;
+  std::uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return value;
+}
+
 void check_width(const BackendWeight& w, std::int64_t expected, const char* what) {
   if (w.rows() != expected || w.cols() != 1) {
     fail(ErrorCode::kInvalidArgument, std::string(what) + ": weight " + w.name() +
@@ -158,6 +173,11 @@ BackendMemoryInfo CpuBackend::memory_info() const {
   BackendMemoryInfo info;
   info.total_bytes = meminfo_kib("MemTotal") * 1024;
   info.available_bytes = meminfo_kib("MemAvailable") * 1024;
+  if (const auto limit = cgroup_bytes("memory.max")) {
+    const std::uint64_t used = cgroup_bytes("memory.current").value_or(0);
+    info.total_bytes = std::min(info.total_bytes, *limit);
+    info.available_bytes = std::min(info.available_bytes, *limit > used ? *limit - used : 0);
+  }
   info.weight_bytes = usage_->weight_bytes.load();
   info.buffer_bytes = usage_->buffer_bytes.load();
   return info;

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <set>
 
 #include "common/status.h"
@@ -83,8 +84,13 @@ TEST_CASE("kv cache refuses sizes that overflow or exceed the backend's memory")
   huge.kv_dim = std::int64_t{1} << 30;
   CHECK_THROWS_WITH_AS(KvCache(backend, huge), doctest::Contains("overflows"), Error);
 
+  // Twice the machine's memory, so that the check refuses it before any allocation.
   KvCacheConfig too_big = small_config();
-  too_big.num_blocks = std::int64_t{1} << 30;  // 2 x 2^30 x 2 x 4 x 8 x 4 bytes = 512 GiB
+  const std::uint64_t total = backend.memory_info().total_bytes;
+  REQUIRE(total > 0);
+  too_big.num_blocks =
+      static_cast<std::int64_t>(total / (kv_block_bytes(too_big) / 2)) + 1;  // K alone > total
+  REQUIRE(too_big.num_blocks < std::numeric_limits<std::int32_t>::max());
   try {
     KvCache cache(backend, too_big);
     FAIL("expected kResourceExhausted");

@@ -75,7 +75,7 @@ std::vector<std::int32_t> prompt_tokens(const GenerateOptions& o, const ModelSou
   messages.push_back({"user", *o.prompt});
   const ChatTemplate chat = value_or_throw(chat_template_for(*source.tokenizer()));
   // Turn markers become special tokens; the user's text stays text even where it
-  // spells one ("<|im_end|>"), so a prompt cannot open a turn of its own.
+  // spells a special one ("<|im_end|>"), so a prompt cannot open a turn of its own.
   return value_or_throw(encode_chat(*tokenizer, chat, messages, /*add_generation_prompt=*/true));
 }
 

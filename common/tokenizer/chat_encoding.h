@@ -6,7 +6,9 @@
 // markup; message text (content and roles) is tokenized as text. For messages
 // without special-token text the ids equal encoding the rendered text with
 // parse_special = true, which is what transformers' apply_chat_template(tokenize=True)
-// produces.
+// produces. Added tokens marked non-special are matched in message text as
+// everywhere else (tokenizers and llama.cpp do the same); the guarantee covers the
+// tokens marked special, which is where turn markers live.
 #pragma once
 
 #include <cstdint>

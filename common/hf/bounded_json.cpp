@@ -12,7 +12,8 @@ namespace {
 // The deepest nesting of objects and arrays in `text`, counted in one linear pass
 // that skips strings (with their escapes). Malformed text may give any depth; the
 // parser rejects it afterwards. A depth check inside nlohmann's callback parser would
-// cost O(n^2) on wide objects: it rescans the parent after every nested value.
+// cost O(n^2) on wide objects: it rescans the parent after every nested value. The
+// scan matches the parser only while comments are off (a "//" could hide a quote).
 int max_nesting_depth(std::string_view text) {
   int depth = 0;
   int deepest = 0;
@@ -33,7 +34,7 @@ int max_nesting_depth(std::string_view text) {
       deepest = std::max(deepest, ++depth);
       if (deepest > kMaxJsonDepth) return deepest;  // no need to look further
     } else if (c == '}' || c == ']') {
-      --depth;
+      if (--depth < 0) return deepest;  // unbalanced: the parser refuses it
     }
   }
   return deepest;

@@ -279,9 +279,11 @@ DequantizeFn select_dequantize(CpuIsa isa) {
 void tiled_panels(CpuIsa isa, const QuantGemmProblem& p, std::int64_t begin, std::int64_t end,
                   std::vector<float>& tile) {
   const std::int64_t panel_floats = p.k * kPanelWidth;
-  // A multiple of 4 panels where it fits (gemm_f32's widest tile), fewer for very long k.
+  // A multiple of 4 panels (gemm_f32's widest tile): 8 where the budget holds them,
+  // never fewer than 4, which for long k (14336 in 8B models) costs a tile of a few MB
+  // rather than falling back to one-panel tiles.
   const std::int64_t budget = kTileBudgetBytes / static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t tile_panels = std::clamp<std::int64_t>(budget / panel_floats / 4 * 4, 1, 8);
+  const std::int64_t tile_panels = std::clamp<std::int64_t>(budget / panel_floats / 4 * 4, 4, 8);
   tile.resize(static_cast<std::size_t>(tile_panels * panel_floats));
   const DequantizeFn dequantize = select_dequantize(isa);
   GemmProblem f32;

@@ -84,8 +84,11 @@ struct Shape {
 };
 
 std::vector<Shape> shapes_for(DType type) {
-  if (dtype_layout(type).block_elements == 256) return {{1, 256}, {33, 512}, {70, 768}};
-  return {{1, 32}, {16, 96}, {33, 160}, {70, 576}, {200, 64}};
+  // k = 8192 makes a panel larger than the per-thread tile budget allows four of.
+  if (dtype_layout(type).block_elements == 256) {
+    return {{1, 256}, {33, 512}, {70, 768}, {40, 8192}};
+  }
+  return {{1, 32}, {16, 96}, {33, 160}, {70, 576}, {200, 64}, {40, 8192}};
 }
 
 const DType kQuantTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};

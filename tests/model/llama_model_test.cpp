@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "common/hf/hf_model.h"
 #include "common/status.h"
 #include "tests/model/model_fixture.h"
 

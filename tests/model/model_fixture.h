@@ -1,5 +1,6 @@
-// Loads a tests/fixtures/hf-tiny model and its reference.json into a ready-to-run
-// LlamaModel on the CPU backend.
+// Loads a model (a tests/fixtures/hf-tiny directory, or any path open_model_source
+// takes) and the fixtures' reference.json into a ready-to-run LlamaModel on the CPU
+// backend.
 #pragma once
 
 #include <fstream>
@@ -8,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/hf/hf_model.h"
+#include "common/loader/open_model.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "worker/llama_model.h"
 
@@ -50,7 +51,7 @@ inline LoadedModel load_model(const std::string& path, int threads = 2,
                               std::int64_t block_size = 16, std::int64_t num_blocks = 64,
                               LayerRange range = {}) {
   LoadedModel m;
-  m.source = open_hf_model(path).value();
+  m.source = open_model_source(path).value();
   const ModelSpec& spec = m.source->spec();
   if (range.size() == 0) range = LayerRange::all(spec);
   CpuBackendOptions options;

@@ -12,9 +12,11 @@
 #include "common/model_registry.h"
 #include "common/tokenizer/tokenizer.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/model/model_fixture.h"
 #include "worker/generator.h"
 
 using namespace conveyor;
+using namespace conveyor::testing;
 
 TEST_CASE("SmolLM2-135M GGUF greedy continuations match transformers, batched") {
   const auto path = resolve_model_path("smollm2-135m-instruct");
@@ -22,17 +24,8 @@ TEST_CASE("SmolLM2-135M GGUF greedy continuations match transformers, batched") 
     MESSAGE("skipped: " << path.status().to_string());
     return;
   }
-  auto source = open_model_source(*path).value();
-  const ModelSpec& spec = source->spec();
-  CHECK(spec.rope_pairing == RopePairing::kInterleaved);
-  CpuBackend backend;
-  KvCacheConfig kv;
-  kv.num_layers = spec.num_layers;
-  kv.num_blocks = 128;
-  kv.block_size = 16;
-  kv.kv_dim = spec.kv_dim();
-  KvCache cache(backend, kv);
-  LlamaModel model(backend, ModelWeights::load(backend, *source, LayerRange::all(spec)), cache);
+  LoadedModel m = load_model(*path, /*threads=*/2, /*block_size=*/16, /*num_blocks=*/128);
+  CHECK(m.source->spec().rope_pairing == RopePairing::kInterleaved);
 
   std::ifstream in(std::string(CONVEYOR_FIXTURES_DIR) + "/smollm2/reference.json");
   const auto reference = nlohmann::json::parse(in);
@@ -47,7 +40,7 @@ TEST_CASE("SmolLM2-135M GGUF greedy continuations match transformers, batched") 
     requests.push_back(std::move(r));
     expected.push_back(c.at("greedy_new_tokens").get<std::vector<std::int32_t>>());
   }
-  Generator generator(model, nullptr);
+  Generator generator(*m.model, nullptr);
   const auto results = generator.run(requests);
   for (std::size_t i = 0; i < requests.size(); ++i) {
     CAPTURE(i);
@@ -73,18 +66,9 @@ TEST_CASE("a step that throws leaves the KV cache as it found it") {
     MESSAGE("skipped: " << path.status().to_string());
     return;
   }
-  auto source = open_model_source(*path).value();
-  const ModelSpec& spec = source->spec();
-  CpuBackend backend;
-  KvCacheConfig kv;
-  kv.num_layers = spec.num_layers;
-  kv.num_blocks = 32;
-  kv.block_size = 16;
-  kv.kv_dim = spec.kv_dim();
-  KvCache cache(backend, kv);
-  LlamaModel model(backend, ModelWeights::load(backend, *source, LayerRange::all(spec)), cache);
-  auto tokenizer = std::make_shared<Tokenizer>(*source->tokenizer());
-  Generator generator(model, tokenizer);
+  LoadedModel m = load_model(*path, /*threads=*/2, /*block_size=*/16, /*num_blocks=*/32);
+  auto tokenizer = std::make_shared<Tokenizer>(*m.source->tokenizer());
+  Generator generator(*m.model, tokenizer);
 
   GenerationRequest r;
   r.prompt = tokenizer->encode("Once upon a time", /*add_special=*/false);
@@ -98,10 +82,10 @@ TEST_CASE("a step that throws leaves the KV cache as it found it") {
                                   throw std::runtime_error("consumer failed");
                                 }),
                   std::runtime_error);
-  CHECK(cache.free_blocks() == kv.num_blocks);
+  CHECK(m.cache->free_blocks() == 32);
   // The same generator and cache run normally afterwards.
   const auto results = generator.run(requests);
   CHECK(results[0].tokens.size() == 8);
   CHECK(results[0].tokens == results[1].tokens);
-  CHECK(cache.free_blocks() == kv.num_blocks);
+  CHECK(m.cache->free_blocks() == 32);
 }

@@ -1,7 +1,7 @@
 #include <iostream>
 
 #include "cli/commands.h"
-#include "common/platform/build_info.h"
+#include "worker/platform/build_info.h"
 
 namespace conveyor::cli {
 

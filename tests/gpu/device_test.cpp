@@ -1,7 +1,7 @@
 // GPU tests are always built; they skip when no device is present.
 #include <doctest/doctest.h>
 
-#include "common/platform/build_info.h"
+#include "worker/platform/build_info.h"
 
 TEST_CASE("build info reports compiled-in components") {
   const conveyor::BuildInfo info = conveyor::build_info();

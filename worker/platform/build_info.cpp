@@ -1,4 +1,4 @@
-#include "common/platform/build_info.h"
+#include "worker/platform/build_info.h"
 
 #include <sstream>
 

@@ -42,12 +42,16 @@ class HfModelSource final : public ModelSource {
   const std::vector<TensorRef>& tensors() const override { return tensors_; }
   const std::optional<TokenizerData>& tokenizer() const override { return tokenizer_; }
 
+  Status tokenizer_status() const override { return tokenizer_status_; }
+
   // Tokenizer hook. This class does not read tokenizer files; the tokenizer loader
   // (common/tokenizer/) reads them from these paths and hands the result back with
-  // set_tokenizer(). Each path is empty when the directory has no such file.
+  // set_tokenizer(), or the reason there is none with set_tokenizer_status(). Each
+  // path is empty when the directory has no such file.
   const std::string& tokenizer_json_path() const { return tokenizer_json_path_; }
   const std::string& tokenizer_config_path() const { return tokenizer_config_path_; }
   void set_tokenizer(TokenizerData tokenizer) { tokenizer_ = std::move(tokenizer); }
+  void set_tokenizer_status(Status status) { tokenizer_status_ = std::move(status); }
 
   // The model directory (the parent of a file path).
   const std::string& directory() const { return directory_; }
@@ -62,6 +66,7 @@ class HfModelSource final : public ModelSource {
   std::string directory_;
   std::vector<TensorRef> tensors_;
   std::optional<TokenizerData> tokenizer_;
+  Status tokenizer_status_;
   std::string tokenizer_json_path_;
   std::string tokenizer_config_path_;
 };

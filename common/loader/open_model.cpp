@@ -25,25 +25,6 @@ bool is_gguf_file(const std::filesystem::path& path) {
   return ok;
 }
 
-// A Hugging Face model together with the reason it has no tokenizer, when it has
-// none: HfModelSource carries the tokenizer itself but not that reason.
-class HfModelWithTokenizer final : public ModelSource {
- public:
-  HfModelWithTokenizer(std::unique_ptr<HfModelSource> model, Status tokenizer_status)
-      : model_(std::move(model)), tokenizer_status_(std::move(tokenizer_status)) {}
-
-  const ModelSpec& spec() const override { return model_->spec(); }
-  std::string format() const override { return model_->format(); }
-  std::string path() const override { return model_->path(); }
-  const std::vector<TensorRef>& tensors() const override { return model_->tensors(); }
-  const std::optional<TokenizerData>& tokenizer() const override { return model_->tokenizer(); }
-  Status tokenizer_status() const override { return tokenizer_status_; }
-
- private:
-  std::unique_ptr<HfModelSource> model_;
-  Status tokenizer_status_;
-};
-
 Expected<std::unique_ptr<ModelSource>> open_hf_with_tokenizer(const std::string& path) {
   auto hf = HfModelSource::open(path);
   if (!hf.ok()) return hf.status();
@@ -62,8 +43,8 @@ Expected<std::unique_ptr<ModelSource>> open_hf_with_tokenizer(const std::string&
                                               : Status(s.code(), json_path + ": " + s.message());
   }
   if (accepted->data) model->set_tokenizer(std::move(*accepted->data));
-  return std::unique_ptr<ModelSource>(
-      std::make_unique<HfModelWithTokenizer>(std::move(model), std::move(accepted->status)));
+  model->set_tokenizer_status(std::move(accepted->status));
+  return std::unique_ptr<ModelSource>(std::move(model));
 }
 
 }  // namespace

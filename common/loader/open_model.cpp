@@ -35,6 +35,12 @@ Expected<std::unique_ptr<ModelSource>> open_hf_with_tokenizer(const std::string&
       json_path.empty() ? Expected<TokenizerData>(Status(
                               ErrorCode::kNotFound, "no tokenizer.json in " + model->directory()))
                         : load_tokenizer_json(json_path);
+  // kNotFound means "no tokenizer stored", which lets the model load without one. The
+  // files read here were seen to exist, so one missing now vanished mid-load: an I/O
+  // failure, not an absent tokenizer.
+  if (!json_path.empty() && !read.ok() && read.status().code() == ErrorCode::kNotFound) {
+    read = Status(ErrorCode::kIo, read.status().message());
+  }
   Expected<ModelTokenizer> accepted =
       accept_model_tokenizer(std::move(read), model->spec().vocab_size);
   if (!accepted.ok()) {

@@ -1,12 +1,11 @@
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "common/dequantize.h"
 #include "common/gguf/gguf_model.h"
+#include "common/model_registry.h"
 #include "tests/gguf/gguf_builder.h"
 #include "tests/gguf/tiny_model.h"
 
@@ -286,15 +285,12 @@ TEST_CASE("an unsupported or absent tokenizer leaves the model loadable") {
 }
 
 TEST_CASE("SmolLM2-135M-Instruct Q4_1 from the model cache") {
-  const char* home_env = std::getenv("CONVEYOR_HOME");
-  const char* user_home = std::getenv("HOME");
-  const std::string home =
-      home_env != nullptr ? home_env : std::string(user_home ? user_home : "") + "/.cache/conveyor";
-  const std::string path = home + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!std::filesystem::exists(path)) {
-    MESSAGE("skipped: " << path << " is absent (scripts/install-model.sh puts it there)");
+  const auto resolved = resolve_model_path("smollm2-135m-instruct");
+  if (!resolved.ok()) {
+    MESSAGE("skipped: " << resolved.status().to_string());
     return;
   }
+  const std::string& path = *resolved;
   auto model = open_gguf_model(path);
   REQUIRE_MESSAGE(model.ok(), model.status().to_string());
   const ModelSpec& s = (*model)->spec();

@@ -8,22 +8,10 @@
 #include "tests/tokenizer/fixtures.h"
 
 using namespace conveyor;
+using conveyor::tokfix::messages_of;
+using conveyor::tokfix::text_or_empty;
 
-namespace {
-
-std::vector<ChatMessage> messages_of(const nlohmann::json& j) {
-  std::vector<ChatMessage> out;
-  for (const auto& m : j) {
-    out.push_back({m.at("role"), m.at("content")});
-  }
-  return out;
-}
-
-std::string text_or_empty(const nlohmann::json& j) {
-  return j.is_string() ? j.get<std::string>() : std::string();
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("each family renders exactly what transformers renders from its template") {
   const nlohmann::json doc = tokfix::read_json("chat_templates.json");

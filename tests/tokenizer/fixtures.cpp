@@ -86,4 +86,16 @@ TokenizerData load_data(const std::string& relative) {
   return d;
 }
 
+std::vector<ChatMessage> messages_of(const nlohmann::json& j) {
+  std::vector<ChatMessage> out;
+  for (const auto& m : j) {
+    out.push_back({m.at("role"), m.at("content")});
+  }
+  return out;
+}
+
+std::string text_or_empty(const nlohmann::json& j) {
+  return j.is_string() ? j.get<std::string>() : std::string();
+}
+
 }  // namespace conveyor::tokfix

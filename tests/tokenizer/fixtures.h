@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer_data.h"
 
 namespace conveyor::tokfix {
@@ -28,5 +29,10 @@ std::vector<Case> expected_cases(const std::string& name);
 
 // A "*.data.json" file: TokenizerData as a GGUF file would fill it.
 TokenizerData load_data(const std::string& relative);
+
+// chat_templates.json: a conversation as [{"role", "content"}, ...].
+std::vector<ChatMessage> messages_of(const nlohmann::json& j);
+// A template's bos/eos token: a string, or null for none.
+std::string text_or_empty(const nlohmann::json& j);
 
 }  // namespace conveyor::tokfix

@@ -2,11 +2,10 @@
 // model cache has it: the same data as the fixture, and the same ids as Hugging Face.
 #include <doctest/doctest.h>
 
-#include <cstdlib>
-#include <filesystem>
 #include <string>
 
 #include "common/loader/open_model.h"
+#include "common/model_registry.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
 #include "tests/tokenizer/fixtures.h"
@@ -14,15 +13,12 @@
 using namespace conveyor;
 
 TEST_CASE("SmolLM2 tokenizer from the GGUF file in the model cache") {
-  const char* home_env = std::getenv("CONVEYOR_HOME");
-  const char* user_home = std::getenv("HOME");
-  const std::string home =
-      home_env != nullptr ? home_env : std::string(user_home ? user_home : "") + "/.cache/conveyor";
-  const std::string path = home + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  if (!std::filesystem::exists(path)) {
-    MESSAGE("skipped: " << path << " is absent (scripts/install-model.sh puts it there)");
+  const auto resolved = resolve_model_path("smollm2-135m-instruct");
+  if (!resolved.ok()) {
+    MESSAGE("skipped: " << resolved.status().to_string());
     return;
   }
+  const std::string& path = *resolved;
   auto source = open_model_source(path);
   REQUIRE_MESSAGE(source.ok(), source.status().to_string());
   REQUIRE((*source)->tokenizer().has_value());

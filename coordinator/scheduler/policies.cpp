@@ -1,0 +1,63 @@
+#include "coordinator/scheduler/policies.h"
+
+#include <algorithm>
+
+namespace conveyor {
+
+std::int64_t AdmissionPolicy::admit(std::span<const SequenceState> waiting, std::int64_t running,
+                                    std::int64_t free_blocks, std::int64_t token_budget) const {
+  if (static_batching && running > 0) return 0;
+  std::int64_t admitted = 0;
+  for (const SequenceState& s : waiting) {
+    if (running + admitted >= max_sequences) break;
+    std::int64_t need = 0;
+    if (static_batching) {
+      need = blocks_for(s.context, block_size);
+    } else {
+      if (token_budget <= 0) break;
+      const std::int64_t chunk = std::min(s.pending(), token_budget);
+      need = blocks_for(s.cached + chunk, block_size) - s.blocks;
+      token_budget -= chunk;
+    }
+    if (need > free_blocks) break;
+    free_blocks -= need;
+    ++admitted;
+  }
+  return admitted;
+}
+
+std::vector<StepChunk> StepPolicy::plan(std::span<const SequenceState> running) const {
+  std::vector<StepChunk> chunks;
+  std::int64_t budget = max_step_tokens;
+  const auto full = [&] {
+    return budget <= 0 || (max_batch_sequences > 0 &&
+                           static_cast<std::int64_t>(chunks.size()) >= max_batch_sequences);
+  };
+  for (std::size_t i = 0; i < running.size() && !full(); ++i) {
+    const SequenceState& s = running[i];
+    if (s.in_flight || s.pending() != 1) continue;
+    chunks.push_back({i, 1});
+    budget -= 1;
+  }
+  for (std::size_t i = 0; i < running.size() && !full(); ++i) {
+    const SequenceState& s = running[i];
+    if (s.in_flight || s.pending() <= 1) continue;
+    const std::int64_t n = std::min(s.pending(), budget);
+    chunks.push_back({i, n});
+    budget -= n;
+  }
+  return chunks;
+}
+
+Preemption PreemptionPolicy::choose(std::span<const SequenceState> running,
+                                    std::int64_t shortage) const {
+  Preemption result;
+  for (std::size_t i = running.size(); i-- > 0 && result.freed_blocks < shortage;) {
+    if (running[i].in_flight || running[i].blocks == 0) continue;
+    result.victims.push_back(i);
+    result.freed_blocks += running[i].blocks;
+  }
+  return result;
+}
+
+}  // namespace conveyor

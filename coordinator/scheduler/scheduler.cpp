@@ -1,0 +1,191 @@
+#include "coordinator/scheduler/scheduler.h"
+
+#include <algorithm>
+#include <string>
+
+namespace conveyor {
+
+std::int64_t Schedule::tokens() const {
+  std::int64_t n = 0;
+  for (const ScheduledChunk& c : chunks)
+    n += c.tokens;
+  return n;
+}
+
+Scheduler::Scheduler(const SchedulerConfig& config)
+    : config_(config), blocks_(config.num_blocks, config.block_size) {
+  if (config.max_sequences < 1 || config.max_step_tokens < 1) {
+    fail(ErrorCode::kInvalidArgument, "scheduler: max_sequences and max_step_tokens must be >= 1");
+  }
+  admission_.max_sequences = config.max_sequences;
+  admission_.block_size = config.block_size;
+  admission_.static_batching = config.static_batching;
+}
+
+Status Scheduler::add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context) {
+  if (prompt_tokens < 1 || max_context < prompt_tokens) {
+    return Status(ErrorCode::kInvalidArgument, "scheduler: a sequence needs a prompt");
+  }
+  if (blocks_.blocks_for(max_context) > config_.num_blocks) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "a sequence of " + std::to_string(max_context) +
+                      " tokens does not fit the KV cache (" +
+                      std::to_string(config_.num_blocks * config_.block_size) + " tokens)");
+  }
+  const auto same = [id](const SequenceState& s) { return s.id == id; };
+  if (std::any_of(waiting_.begin(), waiting_.end(), same) ||
+      std::any_of(running_.begin(), running_.end(), same)) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "scheduler: sequence " + std::to_string(id) + " is already queued");
+  }
+  SequenceState s;
+  s.id = id;
+  s.context = prompt_tokens;
+  waiting_.push_back(s);
+  return {};
+}
+
+std::int64_t Scheduler::in_flight() const {
+  return std::count_if(running_.begin(), running_.end(),
+                       [](const SequenceState& s) { return s.in_flight; });
+}
+
+SequenceState* Scheduler::find_running(SequenceId id) {
+  for (SequenceState& s : running_)
+    if (s.id == id) return &s;
+  return nullptr;
+}
+
+void Scheduler::preempt(SequenceState& s) {
+  // Recompute: the K/V go; the engine keeps every token, so the sequence is
+  // prefilled again from its prompt and the tokens it had generated.
+  blocks_.release(s.id);
+  s.blocks = 0;
+  s.cached = 0;
+  ++preemptions_;
+}
+
+Schedule Scheduler::schedule(std::int64_t max_batch_sequences) {
+  Schedule out;
+  const StepPolicy policy{config_.max_step_tokens, max_batch_sequences};
+  const std::vector<StepChunk> planned = policy.plan(running_);
+
+  // Sequences placed in this step are marked in flight at once, which also keeps the
+  // preemption policy off them.
+  std::vector<SequenceId> step_ids;
+  std::vector<std::int64_t> step_tokens;
+  std::vector<SequenceId> preempted;
+  const bool others_in_flight = in_flight() > 0;
+  for (const StepChunk& chunk : planned) {
+    SequenceState& s = running_[chunk.index];
+    if (std::find(preempted.begin(), preempted.end(), s.id) != preempted.end()) {
+      continue;  // a victim earlier in this loop
+    }
+    const std::int64_t need = blocks_.blocks_for(s.cached + chunk.tokens) - s.blocks;
+    if (need > blocks_.free_blocks()) {
+      s.in_flight = true;  // not its own victim
+      const Preemption p = preemption_.choose(running_, need - blocks_.free_blocks());
+      s.in_flight = false;
+      if (p.freed_blocks >= need - blocks_.free_blocks()) {
+        for (std::size_t v : p.victims) {
+          preempt(running_[v]);
+          preempted.push_back(running_[v].id);
+        }
+      } else {
+        // Not enough even from every other sequence. Blocks held by steps in flight
+        // come back soon: wait for them. Otherwise this sequence yields its own.
+        if (!others_in_flight) {
+          preempt(s);
+          preempted.push_back(s.id);
+        }
+        continue;
+      }
+    }
+    blocks_.reserve(s.id, s.cached + chunk.tokens);
+    s.blocks = blocks_.blocks_held(s.id);
+    s.in_flight = true;
+    step_ids.push_back(s.id);
+    step_tokens.push_back(chunk.tokens);
+  }
+
+  // Preempted sequences leave the running set for the front of the queue, the oldest
+  // first, so that they resume before any newcomer.
+  if (!preempted.empty()) {
+    for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+      if (std::find(preempted.begin(), preempted.end(), it->id) != preempted.end())
+        waiting_.push_front(*it);
+    }
+    std::erase_if(running_, [&](const SequenceState& s) {
+      return std::find(preempted.begin(), preempted.end(), s.id) != preempted.end();
+    });
+  }
+
+  // Newcomers, with what is left of the budget; not in a step that had to preempt,
+  // which would only trade one sequence's blocks for another's.
+  if (preempted.empty()) {
+    std::int64_t budget = config_.max_step_tokens;
+    for (std::int64_t t : step_tokens)
+      budget -= t;
+    const auto room = [&] {
+      return max_batch_sequences <= 0 ||
+             static_cast<std::int64_t>(step_ids.size()) < max_batch_sequences;
+    };
+    const std::vector<SequenceState> queue(waiting_.begin(), waiting_.end());
+    const std::int64_t admit = admission_.admit(queue, running(), blocks_.free_blocks(), budget);
+    for (std::int64_t a = 0; a < admit; ++a) {
+      SequenceState s = waiting_.front();
+      waiting_.pop_front();
+      const std::int64_t n = std::min(s.pending(), budget);
+      if (n > 0 && room() && blocks_.reserve(s.id, s.cached + n)) {
+        s.blocks = blocks_.blocks_held(s.id);
+        s.in_flight = true;
+        step_ids.push_back(s.id);
+        step_tokens.push_back(n);
+        budget -= n;
+      }
+      running_.push_back(s);
+    }
+  }
+
+  for (std::size_t i = 0; i < step_ids.size(); ++i) {
+    const SequenceState& s = *find_running(step_ids[i]);
+    ScheduledChunk chunk;
+    chunk.id = s.id;
+    chunk.start = s.cached;
+    chunk.tokens = step_tokens[i];
+    chunk.samples = s.cached + chunk.tokens == s.context;
+    const auto table = blocks_.block_table(s.id);
+    chunk.block_table.assign(table.begin(), table.end());
+    out.chunks.push_back(std::move(chunk));
+  }
+  out.preempted = std::move(preempted);
+  return out;
+}
+
+void Scheduler::complete(const Schedule& schedule) {
+  for (const ScheduledChunk& chunk : schedule.chunks) {
+    SequenceState* s = find_running(chunk.id);
+    if (s == nullptr || !s->in_flight) {
+      fail(ErrorCode::kInternal, "scheduler: completed a step for sequence " +
+                                     std::to_string(chunk.id) + " that is not in flight");
+    }
+    s->in_flight = false;
+    s->cached += chunk.tokens;
+    if (chunk.samples) s->context += 1;
+  }
+}
+
+void Scheduler::finish(SequenceId id) {
+  if (SequenceState* s = find_running(id)) {
+    if (s->in_flight) {
+      fail(ErrorCode::kInternal,
+           "scheduler: sequence " + std::to_string(id) + " finished while in flight");
+    }
+    blocks_.release(id);
+    std::erase_if(running_, [id](const SequenceState& r) { return r.id == id; });
+    return;
+  }
+  std::erase_if(waiting_, [id](const SequenceState& w) { return w.id == id; });
+}
+
+}  // namespace conveyor

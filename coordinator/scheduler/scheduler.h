@@ -1,0 +1,98 @@
+// Scheduler: continuous batching over a paged KV cache. It holds the waiting queue,
+// the running set (in admission order) and the block ledger of one pipeline replica,
+// and turns them into steps: which sequences run how many new positions, in which
+// blocks. It knows lengths, not tokens; the engine that owns the tokens asks it for a
+// step, runs it, reports it complete, and says which sequences have finished.
+//
+// With several pipeline stages, the engine keeps several steps (micro-batches) in
+// flight; a sequence belongs to at most one of them, and only sequences not in flight
+// are scheduled or preempted.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "common/status.h"
+#include "coordinator/scheduler/block_allocator.h"
+#include "coordinator/scheduler/policies.h"
+
+namespace conveyor {
+
+struct SchedulerConfig {
+  std::int64_t num_blocks = 0;
+  std::int64_t block_size = 16;
+  std::int64_t max_sequences = 64;     // running at once
+  std::int64_t max_step_tokens = 512;  // new positions in one step, all sequences together
+  bool static_batching = false;
+};
+
+struct ScheduledChunk {
+  SequenceId id = 0;
+  std::int64_t start = 0;   // positions already cached
+  std::int64_t tokens = 0;  // new positions this step
+  // The chunk reaches the end of the known context, so the step samples the
+  // sequence's next token from the last position's logits.
+  bool samples = false;
+  std::vector<std::int32_t> block_table;  // covers start + tokens positions
+};
+
+struct Schedule {
+  std::vector<ScheduledChunk> chunks;
+  std::vector<SequenceId> preempted;  // dropped their K/V in this call (recompute)
+  bool empty() const { return chunks.empty(); }
+  std::int64_t tokens() const;
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(const SchedulerConfig& config);
+
+  // Queues a sequence whose prompt has `prompt_tokens` positions and which may grow
+  // to `max_context` (prompt plus max_tokens, within the model's context). Refused
+  // (kInvalidArgument) when max_context needs more blocks than the whole cache, or
+  // the id is already known: it could never finish.
+  Status add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context);
+
+  // Forms the next step among the sequences not in flight: running ones first
+  // (StepPolicy), preempting the newest by recompute when blocks run out
+  // (PreemptionPolicy), then newcomers while budget and blocks last (AdmissionPolicy;
+  // none in a step that preempted). The scheduled sequences are in flight until
+  // complete(). Empty when nothing can run now.
+  Schedule schedule(std::int64_t max_batch_sequences = 0);
+
+  // The step came back: its positions are cached, and every sampling sequence has
+  // one more token of context (the one just sampled, to be fed back next step).
+  void complete(const Schedule& schedule);
+
+  // The sequence leaves (finished or cancelled) and its blocks are freed. Unknown ids
+  // are ignored. Throws Error(kInternal) for one in flight.
+  void finish(SequenceId id);
+
+  std::int64_t waiting() const { return static_cast<std::int64_t>(waiting_.size()); }
+  std::int64_t running() const { return static_cast<std::int64_t>(running_.size()); }
+  std::int64_t in_flight() const;
+  bool idle() const { return waiting_.empty() && running_.empty(); }
+  std::int64_t free_blocks() const { return blocks_.free_blocks(); }
+  std::int64_t used_blocks() const { return blocks_.used_blocks(); }
+  std::int64_t preemptions() const { return preemptions_; }
+  const SchedulerConfig& config() const { return config_; }
+
+  // For tests and diagnostics: the queues in order.
+  const std::vector<SequenceState>& running_states() const { return running_; }
+  const std::deque<SequenceState>& waiting_states() const { return waiting_; }
+
+ private:
+  SequenceState* find_running(SequenceId id);
+  void preempt(SequenceState& s);
+
+  SchedulerConfig config_;
+  AdmissionPolicy admission_;
+  PreemptionPolicy preemption_;
+  BlockAllocator blocks_;
+  std::deque<SequenceState> waiting_;
+  std::vector<SequenceState> running_;  // admission order: the newest last
+  std::int64_t preemptions_ = 0;
+};
+
+}  // namespace conveyor

@@ -1,0 +1,183 @@
+// The Scheduler step by step, against a scripted model: each table row is the step
+// the scheduler forms and the state it leaves, so a change of policy shows as a
+// changed row.
+#include "coordinator/scheduler/scheduler.h"
+
+#include <doctest/doctest.h>
+
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace conveyor {
+namespace {
+
+struct Scripted {
+  SequenceId id;
+  std::int64_t prompt;
+  std::int64_t outputs;  // tokens it generates before it finishes
+};
+
+// "1:4 2:1*" (id:new positions, * = samples), "-3" for a preemption; then the
+// running and waiting ids and the free blocks after the step has completed.
+std::string describe(const Schedule& step, const Scheduler& s) {
+  std::ostringstream line;
+  for (const ScheduledChunk& c : step.chunks)
+    line << c.id << ':' << c.tokens << (c.samples ? "* " : " ");
+  for (SequenceId id : step.preempted)
+    line << '-' << id << ' ';
+  line << "| run";
+  for (const SequenceState& r : s.running_states())
+    line << ' ' << r.id;
+  line << " | wait";
+  for (const SequenceState& w : s.waiting_states())
+    line << ' ' << w.id;
+  line << " | free " << s.free_blocks();
+  return line.str();
+}
+
+// Adds the scripted sequences, then runs one step at a time (complete, then finish
+// those that generated all their outputs), returning one line per step.
+std::vector<std::string> simulate(const SchedulerConfig& config,
+                                  const std::vector<Scripted>& script, int max_steps = 50) {
+  Scheduler scheduler(config);
+  std::map<SequenceId, std::int64_t> left;
+  for (const Scripted& s : script) {
+    REQUIRE(scheduler.add(s.id, s.prompt, s.prompt + s.outputs).ok());
+    left[s.id] = s.outputs;
+  }
+  std::vector<std::string> lines;
+  for (int step = 0; step < max_steps && !scheduler.idle(); ++step) {
+    const Schedule schedule = scheduler.schedule();
+    REQUIRE_FALSE(schedule.empty());
+    scheduler.complete(schedule);
+    for (const ScheduledChunk& c : schedule.chunks) {
+      if (c.samples && --left[c.id] == 0) scheduler.finish(c.id);
+    }
+    lines.push_back(describe(schedule, scheduler));
+  }
+  CHECK(scheduler.idle());
+  CHECK(scheduler.free_blocks() == config.num_blocks);
+  return lines;
+}
+
+void check_table(const std::vector<std::string>& got, const std::vector<std::string>& want) {
+  CHECK(got.size() == want.size());
+  for (std::size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    CAPTURE(i);
+    CHECK(got[i] == want[i]);
+  }
+}
+
+TEST_CASE(
+    "continuous batching: chunked prefill mixes with decode; finished sequences leave, "
+    "new ones join") {
+  // 4 tokens per block, 16 blocks, 8 tokens per step, 3 sequences at once.
+  const SchedulerConfig config{16, 4, 3, 8, false};
+  const std::vector<Scripted> script = {{1, 10, 2}, {2, 3, 3}, {3, 5, 1}, {4, 2, 2}};
+  check_table(simulate(config, script),
+              {
+                  // 1 prefills 8 of 10 (2 blocks); the budget is spent, so 2 and 3 wait.
+                  "1:8 | run 1 | wait 2 3 4 | free 14",
+                  // 1 finishes its prompt and samples; 2 joins with its whole prompt, 3 with
+                  // 3 of its 5 tokens; three are running, so 4 waits.
+                  "1:2* 2:3* 3:3 | run 1 2 3 | wait 4 | free 11",
+                  // Decodes first, then 3's last 2 prompt tokens; 1 (2 outputs) and 3 (1)
+                  // finish and free their blocks.
+                  "1:1* 2:1* 3:2* | run 2 | wait 4 | free 15",
+                  // 4 joins the moment there is room, next to 2's decode; 2 finishes.
+                  "2:1* 4:2* | run 4 | wait | free 15",
+                  "4:1* | run | wait | free 16",
+              });
+}
+
+TEST_CASE("preemption by recompute when blocks run out mid-decode; the victim resumes first") {
+  // 2 tokens per block, 5 blocks (10 positions), two sequences that grow to 8 each.
+  const SchedulerConfig config{5, 2, 4, 16, false};
+  const std::vector<Scripted> script = {{1, 3, 5}, {2, 3, 5}};
+  check_table(simulate(config, script),
+              {
+                  "1:3* 2:3* | run 1 2 | wait | free 1",
+                  // Position 3 still fits each one's second block.
+                  "1:1* 2:1* | run 1 2 | wait | free 1",
+                  // Position 4 opens a third block: 1 takes the last one; for 2 there is no
+                  // victim (1 is in the step), so 2 yields its own blocks.
+                  "1:1* -2 | run 1 | wait 2 | free 2",
+                  // 2 must recompute 5 positions (3 blocks): it waits while 1 runs.
+                  "1:1* | run 1 | wait 2 | free 2",
+                  "1:1* | run | wait 2 | free 5",
+                  // 2 comes back: its prompt and its 2 generated tokens are prefilled again.
+                  "2:5* | run 2 | wait | free 2",
+                  "2:1* | run 2 | wait | free 2",
+                  "2:1* | run | wait | free 5",
+              });
+}
+
+TEST_CASE("static batching: the next batch starts only when the whole batch has finished") {
+  const SchedulerConfig config{32, 4, 2, 64, true};
+  const std::vector<Scripted> script = {{1, 4, 1}, {2, 4, 3}, {3, 4, 1}};
+  check_table(simulate(config, script),
+              {
+                  "1:4* 2:4* | run 2 | wait 3 | free 31",
+                  // 1 left after one token, yet 3 may not join the running batch.
+                  "2:1* | run 2 | wait 3 | free 30",
+                  "2:1* | run | wait 3 | free 32",
+                  "3:4* | run | wait | free 32",
+              });
+}
+
+TEST_CASE("micro-batches: sequences in flight are neither scheduled again nor preempted") {
+  Scheduler s({16, 4, 8, 64, false});
+  for (SequenceId id = 1; id <= 4; ++id)
+    REQUIRE(s.add(id, 2, 10).ok());
+  const Schedule first = s.schedule(2);
+  const Schedule second = s.schedule(2);
+  REQUIRE(first.chunks.size() == 2);
+  REQUIRE(second.chunks.size() == 2);
+  CHECK(first.chunks[0].id == 1);
+  CHECK(second.chunks[0].id == 3);
+  CHECK(s.in_flight() == 4);
+  CHECK(s.schedule(2).empty());  // everything is in flight
+  CHECK_THROWS(s.finish(1));     // in flight: a bug
+  s.complete(first);
+  const Schedule third = s.schedule(2);
+  REQUIRE(third.chunks.size() == 2);
+  CHECK(third.chunks[0].id == 1);
+  CHECK(third.chunks[0].start == 2);
+  CHECK(third.chunks[0].tokens == 1);
+}
+
+TEST_CASE("a sequence that could never fit the cache is refused at the door") {
+  Scheduler s({4, 4, 8, 64, false});
+  CHECK(s.add(1, 10, 16).ok());
+  const Status too_long = s.add(2, 10, 17);
+  CHECK(too_long.code() == ErrorCode::kInvalidArgument);
+  CHECK(too_long.message().find("does not fit the KV cache") != std::string::npos);
+  CHECK_FALSE(s.add(1, 3, 4).ok());  // duplicate id
+  CHECK_FALSE(s.add(3, 0, 4).ok());  // no prompt
+}
+
+TEST_CASE("block tables cover every scheduled position and are disjoint") {
+  Scheduler s({12, 2, 8, 7, false});
+  for (SequenceId id = 1; id <= 3; ++id)
+    REQUIRE(s.add(id, 5, 9).ok());
+  for (int step = 0; step < 20 && !s.idle(); ++step) {
+    const Schedule schedule = s.schedule();
+    std::vector<int> owner(12, 0);
+    for (const ScheduledChunk& c : schedule.chunks) {
+      CHECK(static_cast<std::int64_t>(c.block_table.size()) * 2 >= c.start + c.tokens);
+      for (std::int32_t b : c.block_table) {
+        CHECK(owner[static_cast<std::size_t>(b)] == 0);
+        owner[static_cast<std::size_t>(b)] = 1;
+      }
+    }
+    s.complete(schedule);
+    for (const SequenceState& r : std::vector<SequenceState>(s.running_states()))
+      if (r.context >= 9) s.finish(r.id);
+  }
+  CHECK(s.idle());
+}
+
+}  // namespace
+}  // namespace conveyor

@@ -1,0 +1,66 @@
+#include "coordinator/local_pipeline.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "coordinator/stage_planner.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace conveyor {
+
+LocalPipeline::LocalPipeline(const ModelSource& source, const LocalPipelineOptions& options) {
+  const std::vector<LayerRange> ranges = split_layers(source.spec().num_layers, options.stages);
+  const int cores = options.threads > 0
+                        ? options.threads
+                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int per_stage = std::max(1, cores / static_cast<int>(ranges.size()));
+  for (std::size_t s = 0; s + 1 < ranges.size(); ++s)
+    links_.push_back(std::make_unique<InProcessActivationChannel>());
+  for (std::size_t s = 0; s < ranges.size(); ++s) {
+    CpuBackendOptions backend_options;
+    backend_options.threads = per_stage;
+    backends_.push_back(std::make_unique<CpuBackend>(backend_options));
+    auto executor = std::make_unique<Executor>(*backends_.back(), source, ranges[s], options.kv);
+    ActivationChannel* input = s == 0 ? nullptr : links_[s - 1].get();
+    ActivationChannel* output = s + 1 == ranges.size() ? nullptr : links_[s].get();
+    stages_.push_back(std::make_unique<StageActor>(std::move(executor), input, output, results_));
+  }
+}
+
+LocalPipeline::~LocalPipeline() {
+  for (auto& link : links_)
+    link->close();
+  for (auto& stage : stages_)
+    stage->stop();
+}
+
+void LocalPipeline::submit(std::shared_ptr<const StepPlan> plan) {
+  for (auto& stage : stages_)
+    stage->submit(plan);
+}
+
+StepOutput LocalPipeline::next_result() {
+  auto out = results_.receive();
+  if (!out) return StepOutput{0, Status(ErrorCode::kUnavailable, "pipeline stopped"), {}};
+  return std::move(*out);
+}
+
+std::vector<LayerRange> LocalPipeline::layer_ranges() const {
+  std::vector<LayerRange> ranges;
+  for (const auto& stage : stages_)
+    ranges.push_back(stage->executor().layers());
+  return ranges;
+}
+
+std::string LocalPipeline::backend_name() const {
+  return backends_.front()->name();
+}
+
+std::uint64_t LocalPipeline::weight_bytes() const {
+  std::uint64_t bytes = 0;
+  for (const auto& stage : stages_)
+    bytes += stage->executor().weight_bytes();
+  return bytes;
+}
+
+}  // namespace conveyor

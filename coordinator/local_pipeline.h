@@ -1,0 +1,47 @@
+// LocalPipeline: a pipeline replica whose stages are worker actors in this process,
+// each on its own thread with its own CPU backend, joined by in-process activation
+// channels. The embedded default of `conveyor run`; the same actors and plans as a
+// cluster, wired without a network.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "common/channel.h"
+#include "common/model_source.h"
+#include "coordinator/step_runner.h"
+#include "kernels/backend.h"
+#include "worker/activation_channel.h"
+#include "worker/executor.h"
+#include "worker/stage_actor.h"
+
+namespace conveyor {
+
+struct LocalPipelineOptions {
+  std::int64_t stages = 1;
+  int threads = 0;  // CPU threads in all, shared out over the stages; 0: every core
+  KvGeometry kv;
+};
+
+class LocalPipeline final : public StepRunner {
+ public:
+  // Loads every stage's weights and K/V storage. Throws Error on failure.
+  LocalPipeline(const ModelSource& source, const LocalPipelineOptions& options);
+  ~LocalPipeline() override;
+
+  int depth() const override { return static_cast<int>(stages_.size()); }
+  void submit(std::shared_ptr<const StepPlan> plan) override;
+  StepOutput next_result() override;
+
+  std::vector<LayerRange> layer_ranges() const;
+  std::string backend_name() const;
+  std::uint64_t weight_bytes() const;
+
+ private:
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::vector<std::unique_ptr<InProcessActivationChannel>> links_;
+  Channel<StepOutput> results_;
+  std::vector<std::unique_ptr<StageActor>> stages_;
+};
+
+}  // namespace conveyor

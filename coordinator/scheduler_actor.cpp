@@ -1,0 +1,266 @@
+#include "coordinator/scheduler_actor.h"
+
+#include <algorithm>
+#include <random>
+
+#include "common/tokenizer/stream_decoder.h"
+#include "worker/sampling/stop_checker.h"
+
+namespace conveyor {
+
+struct SchedulerActor::Group {
+  EngineRequest request;
+  EngineResult result;
+  std::int32_t unfinished = 0;
+  bool sampled = false;
+};
+
+struct SchedulerActor::Sequence {
+  Sequence(SequenceId id_in, std::shared_ptr<Group> group_in, std::int32_t choice_in,
+           std::shared_ptr<const SequenceSampling> sampling_in,
+           std::span<const std::int64_t> eos_ids, const Tokenizer* tokenizer)
+      : id(id_in),
+        group(std::move(group_in)),
+        choice(choice_in),
+        context(group->request.prompt),
+        sampling(std::move(sampling_in)),
+        stop(sampling->params, eos_ids) {
+    if (tokenizer != nullptr) decoder.emplace(*tokenizer);
+  }
+
+  SequenceId id;
+  std::shared_ptr<Group> group;
+  std::int32_t choice;
+  std::vector<std::int32_t> context;  // prompt, then every sampled token
+  std::shared_ptr<const SequenceSampling> sampling;
+  StopChecker stop;
+  std::optional<StreamDecoder> decoder;
+  EngineChoice out;
+};
+
+namespace {
+
+double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+std::uint64_t random_seed() {
+  static thread_local std::mt19937_64 generator{std::random_device{}()};
+  return generator();
+}
+
+}  // namespace
+
+SchedulerActor::SchedulerActor(StepRunner& runner, SchedulerActorOptions options)
+    : runner_(runner), options_(std::move(options)), scheduler_(options_.scheduler) {
+  if (options_.lookahead <= 0) options_.lookahead = 2 * options_.scheduler.max_sequences;
+  if (options_.context_limit <= 0) options_.context_limit = INT64_MAX;
+  std::sort(options_.eos_ids.begin(), options_.eos_ids.end());
+  options_.eos_ids.erase(std::unique(options_.eos_ids.begin(), options_.eos_ids.end()),
+                         options_.eos_ids.end());
+}
+
+SchedulerActor::~SchedulerActor() = default;
+
+Status SchedulerActor::validate(const EngineRequest& request) const {
+  if (request.prompt.empty()) return Status(ErrorCode::kInvalidArgument, "empty prompt");
+  for (std::int32_t id : request.prompt) {
+    if (id < 0 || id >= options_.vocab_size) {
+      return Status(ErrorCode::kInvalidArgument, "prompt token " + std::to_string(id) +
+                                                     " is outside the vocabulary of " +
+                                                     std::to_string(options_.vocab_size));
+    }
+  }
+  if (request.n < 1) return Status(ErrorCode::kInvalidArgument, "n must be at least 1");
+  if (Status s = request.sampling.validate(options_.vocab_size); !s.ok()) return s;
+  const auto prompt = static_cast<std::int64_t>(request.prompt.size());
+  if (prompt >= options_.context_limit) {
+    return Status(ErrorCode::kOutOfRange, "prompt of " + std::to_string(prompt) +
+                                              " tokens does not fit the context of " +
+                                              std::to_string(options_.context_limit) + " tokens");
+  }
+  return {};
+}
+
+void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result) {
+  auto group = std::make_shared<Group>();
+  group->result.key = request.key;
+  group->result.prompt_tokens = static_cast<std::int64_t>(request.prompt.size());
+  group->request = std::move(request);
+  const EngineRequest& r = group->request;
+  Status status = validate(r);
+  const std::int64_t prompt = group->result.prompt_tokens;
+  const std::int64_t longest = std::min(prompt + r.sampling.max_tokens, options_.context_limit);
+  const std::uint64_t base_seed = r.sampling.seed.value_or(random_seed());
+
+  std::vector<SequenceId> added;
+  for (std::int32_t c = 0; status.ok() && c < r.n; ++c) {
+    auto sampling = std::make_shared<SequenceSampling>();
+    sampling->params = r.sampling;
+    // Choices of one request draw independent tokens from consecutive seeds.
+    sampling->seed = base_seed + static_cast<std::uint64_t>(c);
+    sampling->prompt_tokens = prompt;
+    const SequenceId id = next_sequence_++;
+    status = scheduler_.add(id, prompt, longest);
+    if (!status.ok()) break;
+    sequences_[id] = std::make_unique<Sequence>(id, group, c, std::move(sampling), options_.eos_ids,
+                                                options_.tokenizer.get());
+    added.push_back(id);
+  }
+  if (!status.ok()) {
+    for (SequenceId id : added) {
+      scheduler_.finish(id);
+      sequences_.erase(id);
+    }
+    group->result.status = status;
+    ++stats_.failed;
+    on_result(std::move(group->result));
+    return;
+  }
+  group->unfinished = r.n;
+  group->result.choices.resize(static_cast<std::size_t>(r.n));
+}
+
+std::int64_t SchedulerActor::micro_batch_size() const {
+  const int depth = runner_.depth();
+  if (depth <= 1) return 0;
+  // Share the sequences that could run now evenly over the stages' micro-batches.
+  const std::int64_t joinable =
+      std::min(scheduler_.waiting(),
+               std::max<std::int64_t>(0, options_.scheduler.max_sequences - scheduler_.running()));
+  const std::int64_t active = std::max<std::int64_t>(1, scheduler_.running() + joinable);
+  return (active + depth - 1) / depth;
+}
+
+std::shared_ptr<const StepPlan> SchedulerActor::plan_for(const Schedule& schedule) {
+  auto plan = std::make_shared<StepPlan>();
+  plan->step = next_step_++;
+  plan->released = std::move(released_);
+  released_.clear();
+  for (const ScheduledChunk& c : schedule.chunks) {
+    const Sequence& s = *sequences_.at(c.id);
+    PlannedSequence p;
+    p.id = c.id;
+    p.tokens.assign(s.context.begin() + c.start, s.context.begin() + c.start + c.tokens);
+    p.start = c.start;
+    p.block_table = c.block_table;
+    p.samples = c.samples;
+    p.sampling = s.sampling;
+    plan->sequences.push_back(std::move(p));
+    // The last position of a sampling chunk of a sequence that already has output is
+    // the token sampled last step, fed back: a decode input, not prefill.
+    const bool feeds_back =
+        c.samples && static_cast<std::int64_t>(s.context.size()) > s.sampling->prompt_tokens;
+    stats_.decode_tokens += feeds_back ? 1 : 0;
+    stats_.prefill_tokens += c.tokens - (feeds_back ? 1 : 0);
+  }
+  for (SequenceId id : schedule.preempted)
+    plan->released.push_back(id);  // recomputed from position 0: stages start it over
+  return plan;
+}
+
+void SchedulerActor::accept(Sequence& s, const SampleResult& sample) {
+  const std::int32_t token = sample.token;
+  s.context.push_back(token);
+  s.out.tokens.push_back(token);
+  if (s.sampling->params.logprobs) s.out.logprobs.push_back(sample);
+  ++stats_.generated_tokens;
+  Group& g = *s.group;
+  if (!g.sampled) {
+    g.sampled = true;
+    g.result.first_token_seconds = seconds_between(g.request.submitted, SteadyClock::now());
+  }
+  const std::string piece = s.decoder ? s.decoder->push(token) : std::string();
+  StopUpdate update = s.stop.on_token(token, piece);
+  if (!update.finish_reason &&
+      static_cast<std::int64_t>(s.context.size()) >= options_.context_limit) {
+    update = s.stop.finish(FinishReason::kLength);
+  }
+}
+
+void SchedulerActor::finish_sequence(Sequence& s, const ResultCallback& on_result) {
+  s.out.finish_reason = *s.stop.finish_reason();
+  s.out.text = std::string(s.stop.text());
+  Group& g = *s.group;
+  g.result.choices[static_cast<std::size_t>(s.choice)] = std::move(s.out);
+  scheduler_.finish(s.id);
+  released_.push_back(s.id);
+  std::shared_ptr<Group> group = s.group;
+  sequences_.erase(s.id);
+  if (--group->unfinished == 0) {
+    group->result.latency_seconds = seconds_between(group->request.submitted, SteadyClock::now());
+    ++stats_.finished;
+    on_result(std::move(group->result));
+  }
+}
+
+void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_result) {
+  if (!output.status.ok()) throw Error(output.status.code(), output.status.message());
+  auto it = in_flight_.find(output.step);
+  if (it == in_flight_.end()) {
+    fail(ErrorCode::kInternal,
+         "result for step " + std::to_string(output.step) + " that is not in flight");
+  }
+  const Schedule schedule = std::move(it->second);
+  in_flight_.erase(it);
+  scheduler_.complete(schedule);
+  ++stats_.steps;
+  for (const SampledToken& t : output.samples) {
+    auto s = sequences_.find(t.id);
+    if (s == sequences_.end()) {
+      fail(ErrorCode::kInternal, "token for unknown sequence " + std::to_string(t.id));
+    }
+    accept(*s->second, t.sample);
+    if (s->second->stop.finished()) finish_sequence(*s->second, on_result);
+  }
+}
+
+void SchedulerActor::run(Channel<EngineRequest>& requests, const ResultCallback& on_result,
+                         const StepCallback& on_step) {
+  started_ = SteadyClock::now();
+  bool input_open = true;
+  const auto refresh = [&] {
+    stats_.preemptions = scheduler_.preemptions();
+    stats_.running = scheduler_.running();
+    stats_.waiting = scheduler_.waiting();
+    stats_.seconds = seconds_between(started_, SteadyClock::now());
+  };
+  while (true) {
+    // Take requests ahead of admission, up to the lookahead.
+    while (input_open && scheduler_.waiting() < options_.lookahead) {
+      auto r = requests.try_receive();
+      if (!r) {
+        input_open = !requests.finished();
+        break;
+      }
+      add(std::move(*r), on_result);
+    }
+    // Keep one step in flight per stage.
+    while (static_cast<int>(in_flight_.size()) < runner_.depth()) {
+      Schedule schedule = scheduler_.schedule(micro_batch_size());
+      if (schedule.empty()) break;
+      auto plan = plan_for(schedule);
+      in_flight_.emplace(plan->step, std::move(schedule));
+      runner_.submit(std::move(plan));
+    }
+    if (in_flight_.empty()) {
+      if (!scheduler_.idle()) {
+        fail(ErrorCode::kInternal, "scheduler made no progress with nothing in flight");
+      }
+      if (!input_open) break;
+      auto r = requests.receive();  // idle: wait for work
+      if (!r) {
+        input_open = false;
+        break;
+      }
+      add(std::move(*r), on_result);
+      continue;
+    }
+    apply(runner_.next_result(), on_result);
+    refresh();
+    if (on_step) on_step(stats_);
+  }
+  refresh();
+}
+
+}  // namespace conveyor

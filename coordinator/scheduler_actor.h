@@ -1,0 +1,118 @@
+// SchedulerActor: the coordinator's engine loop for one pipeline replica. It takes
+// tokenised requests from a channel, owns their sequences (tokens, stop conditions,
+// output text), asks the Scheduler for steps, sends them as StepPlans to a
+// StepRunner, keeping one step in flight per pipeline stage, and turns the sampled
+// tokens that come back into finished results.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/channel.h"
+#include "common/tokenizer/tokenizer.h"
+#include "coordinator/scheduler/scheduler.h"
+#include "coordinator/step_runner.h"
+#include "worker/sampling/finish_reason.h"
+#include "worker/sampling/sampling_params.h"
+
+namespace conveyor {
+
+using SteadyClock = std::chrono::steady_clock;
+
+struct EngineRequest {
+  std::uint64_t key = 0;  // the caller's handle, returned with the result
+  std::vector<std::int32_t> prompt;
+  SamplingParams sampling;  // a missing seed is drawn here, once, so recomputation repeats
+  std::int32_t n = 1;       // choices: independent sequences of the same prompt
+  SteadyClock::time_point submitted = SteadyClock::now();
+};
+
+struct EngineChoice {
+  std::vector<std::int32_t> tokens;  // every sampled token, a final stop token included
+  std::string text;                  // without stop strings; empty without a tokenizer
+  FinishReason finish_reason = FinishReason::kLength;
+  std::vector<SampleResult> logprobs;  // one per token when sampling.logprobs
+};
+
+struct EngineResult {
+  std::uint64_t key = 0;
+  // Not OK when the request was refused (invalid parameters, too long for the
+  // context or the KV cache); then there are no choices.
+  Status status;
+  std::int64_t prompt_tokens = 0;
+  std::vector<EngineChoice> choices;
+  double first_token_seconds = 0;  // from `submitted` to the first sampled token
+  double latency_seconds = 0;      // from `submitted` to the last
+};
+
+struct EngineStats {
+  std::int64_t steps = 0;
+  std::int64_t prefill_tokens = 0;  // positions computed that were not decode inputs
+  std::int64_t decode_tokens = 0;   // positions computed that fed a sampled token back
+  std::int64_t generated_tokens = 0;
+  std::int64_t preemptions = 0;
+  std::int64_t finished = 0;
+  std::int64_t failed = 0;
+  std::int64_t running = 0;
+  std::int64_t waiting = 0;
+  double seconds = 0;  // from run() to now (or to its end)
+};
+
+struct SchedulerActorOptions {
+  SchedulerConfig scheduler;
+  std::int64_t vocab_size = 0;
+  std::int64_t context_limit = 0;              // positions the model takes
+  std::vector<std::int64_t> eos_ids;           // end-of-sequence and end-of-turn tokens
+  std::shared_ptr<const Tokenizer> tokenizer;  // null: results carry ids only
+  // Requests taken from the channel ahead of admission (0: twice max_sequences),
+  // so that a large input is not held in memory at once.
+  std::int64_t lookahead = 0;
+};
+
+class SchedulerActor {
+ public:
+  SchedulerActor(StepRunner& runner, SchedulerActorOptions options);
+  ~SchedulerActor();
+
+  using ResultCallback = std::function<void(EngineResult)>;
+  using StepCallback = std::function<void(const EngineStats&)>;
+
+  // Runs until `requests` is closed and every request taken from it has a result.
+  // Callbacks run on this thread. A failed step (a stage's backend error) throws
+  // Error: requests still running then have no result, and a rerun redoes them.
+  void run(Channel<EngineRequest>& requests, const ResultCallback& on_result,
+           const StepCallback& on_step = {});
+
+  const EngineStats& stats() const { return stats_; }
+
+ private:
+  struct Group;
+  struct Sequence;
+
+  void add(EngineRequest request, const ResultCallback& on_result);
+  Status validate(const EngineRequest& request) const;
+  std::shared_ptr<const StepPlan> plan_for(const Schedule& schedule);
+  void apply(const StepOutput& output, const ResultCallback& on_result);
+  void accept(Sequence& s, const SampleResult& sample);
+  void finish_sequence(Sequence& s, const ResultCallback& on_result);
+  std::int64_t micro_batch_size() const;
+
+  StepRunner& runner_;
+  SchedulerActorOptions options_;
+  Scheduler scheduler_;
+  EngineStats stats_;
+  SteadyClock::time_point started_;
+  std::uint64_t next_step_ = 0;
+  SequenceId next_sequence_ = 0;
+  std::map<std::uint64_t, Schedule> in_flight_;  // by step number
+  std::map<SequenceId, std::unique_ptr<Sequence>> sequences_;
+  std::vector<SequenceId> released_;  // left since the last plan
+};
+
+}  // namespace conveyor

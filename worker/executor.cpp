@@ -1,0 +1,111 @@
+#include "worker/executor.h"
+
+#include <string>
+
+#include "worker/sampling/rng.h"
+
+namespace conveyor {
+
+namespace {
+
+KvCacheConfig cache_config(const ModelSpec& spec, LayerRange layers, KvGeometry kv) {
+  KvCacheConfig config;
+  config.num_layers = layers.size();
+  config.num_blocks = kv.num_blocks;
+  config.block_size = kv.block_size;
+  config.kv_dim = spec.kv_dim();
+  return config;
+}
+
+}  // namespace
+
+Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv)
+    : cache_(std::make_unique<KvCache>(backend, cache_config(source.spec(), layers, kv))) {
+  model_ =
+      std::make_unique<LlamaModel>(backend, ModelWeights::load(backend, source, layers), *cache_);
+}
+
+Executor::~Executor() = default;
+
+StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden_in) {
+  for (std::int64_t id : plan.released)
+    slots_.erase(id);
+
+  std::vector<SequenceStep> steps;
+  steps.reserve(plan.sequences.size());
+  for (const PlannedSequence& s : plan.sequences) {
+    SequenceStep step;
+    step.tokens = s.tokens;
+    step.start_position = s.start;
+    step.block_table = s.block_table;
+    step.logits = s.samples ? LogitsWanted::kLast : LogitsWanted::kNone;
+    steps.push_back(step);
+  }
+  if (!first()) {
+    const auto expected = static_cast<std::size_t>(plan.tokens() * spec().hidden_size);
+    if (hidden_in.size() != expected) {
+      fail(ErrorCode::kInvalidArgument, "stage " + std::to_string(layers().begin) + ": step " +
+                                            std::to_string(plan.step) + " brought " +
+                                            std::to_string(hidden_in.size()) +
+                                            " activations, expected " + std::to_string(expected));
+    }
+  }
+  StepResult out = model_->forward(steps, first() ? nullptr : hidden_in.data());
+
+  StageResult result;
+  if (!last()) {
+    result.hidden = std::move(out.hidden);
+    return result;
+  }
+  const std::int64_t vocab = spec().vocab_size;
+  for (std::size_t i = 0; i < plan.sequences.size(); ++i) {
+    const PlannedSequence& s = plan.sequences[i];
+    record_context(s);
+    if (!s.samples) continue;
+    const auto logits = out.row(out.logits_begin[i], vocab);
+    result.samples.push_back({s.id, sample(s, logits)});
+  }
+  return result;
+}
+
+void Executor::record_context(const PlannedSequence& s) {
+  SamplingSlot& slot = slots_[s.id];
+  // A chunk from position 0 starts the sequence over (new, or recomputed after a
+  // preemption); otherwise it continues where the last one ended.
+  if (s.start == 0 || static_cast<std::int64_t>(slot.context.size()) != s.start) {
+    if (s.start != 0) {
+      fail(ErrorCode::kInternal, "sequence " + std::to_string(s.id) + ": chunk at position " +
+                                     std::to_string(s.start) + " after " +
+                                     std::to_string(slot.context.size()) + " positions");
+    }
+    slot = SamplingSlot();
+  }
+  slot.context.insert(slot.context.end(), s.tokens.begin(), s.tokens.end());
+}
+
+SampleResult Executor::sample(const PlannedSequence& s, std::span<const float> logits) {
+  if (!s.sampling) {
+    fail(ErrorCode::kInvalidArgument,
+         "sequence " + std::to_string(s.id) + " samples without sampling parameters");
+  }
+  const SequenceSampling& sampling = *s.sampling;
+  SamplingSlot& slot = slots_[s.id];
+  const auto context = static_cast<std::int64_t>(slot.context.size());
+  const std::int64_t prompt = std::min(sampling.prompt_tokens, context);
+  // The history grows with the context: built once the prompt is complete, then
+  // extended by each generated token as it is fed back.
+  if (!slot.history_built) {
+    slot.history = TokenHistory(std::span(slot.context).first(static_cast<std::size_t>(prompt)));
+    slot.history_built = true;
+  }
+  const auto recorded =
+      static_cast<std::int64_t>(slot.history.prompt().size() + slot.history.output().size());
+  for (std::int64_t p = recorded; p < context; ++p)
+    slot.history.append(slot.context[static_cast<std::size_t>(p)]);
+
+  Rng rng(sampling.seed);
+  rng.set_step(static_cast<std::uint64_t>(context - prompt));
+  return sampler_.sample(logits, sampling.params, slot.history, rng);
+}
+
+}  // namespace conveyor

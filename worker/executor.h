@@ -1,0 +1,74 @@
+// Executor: one pipeline stage's compute. It holds the weights of a contiguous layer
+// range and the K/V storage for those layers, runs a StepPlan over them, and hands
+// on either the hidden states (to the next stage) or, on the last stage, one sampled
+// token per sampling sequence.
+//
+// Block tables come in the plan: the coordinator's block ledger places every
+// sequence's K/V, identically on every stage; the executor only stores.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "common/model_source.h"
+#include "kernels/backend.h"
+#include "worker/kv_cache.h"
+#include "worker/llama_model.h"
+#include "worker/model_weights.h"
+#include "worker/sampling/sampler.h"
+#include "worker/sampling/token_history.h"
+#include "worker/step_plan.h"
+
+namespace conveyor {
+
+struct KvGeometry {
+  std::int64_t num_blocks = 0;
+  std::int64_t block_size = 16;
+};
+
+struct StageResult {
+  std::vector<float> hidden;          // f32 [tokens, hidden]; stages before the last
+  std::vector<SampledToken> samples;  // the last stage: one per sampling sequence
+};
+
+class Executor {
+ public:
+  // Loads the weights of `layers` from `source` through `backend` and allocates K/V
+  // storage for `kv` blocks. Throws Error as ModelWeights::load and KvCache do.
+  Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  LayerRange layers() const { return model_->weights().layers(); }
+  bool first() const { return model_->weights().has_embedding(); }
+  bool last() const { return model_->weights().has_output(); }
+  const ModelSpec& spec() const { return model_->spec(); }
+  std::uint64_t weight_bytes() const { return model_->weights().resident_bytes(); }
+
+  // Runs the plan; `hidden_in` is the previous stage's output (empty on the first
+  // stage). Throws Error on a malformed plan or a backend failure.
+  StageResult run(const StepPlan& plan, const std::vector<float>& hidden_in);
+
+ private:
+  // What the last stage remembers of a sequence between steps: its context so far,
+  // as the penalties see it. The random draw needs no state: it is a function of
+  // (seed, tokens generated).
+  struct SamplingSlot {
+    std::vector<std::int32_t> context;
+    TokenHistory history;
+    bool history_built = false;
+  };
+
+  void record_context(const PlannedSequence& s);
+  SampleResult sample(const PlannedSequence& s, std::span<const float> logits);
+
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<LlamaModel> model_;
+  Sampler sampler_;
+  std::unordered_map<std::int64_t, SamplingSlot> slots_;
+};
+
+}  // namespace conveyor

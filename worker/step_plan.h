@@ -1,0 +1,59 @@
+// StepPlan: what one micro-batch does in one step, built by the coordinator's
+// scheduler and read by every stage of a pipeline: the sequences, their new token
+// ids (stage 0 embeds them), positions, block tables, and how the last stage samples.
+// StepOutput is what comes back from the last stage: token ids and log-probs only.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/sampling/sampler.h"
+#include "worker/sampling/sampling_params.h"
+
+namespace conveyor {
+
+// How a sequence samples: fixed for its lifetime, shared by all its steps.
+struct SequenceSampling {
+  SamplingParams params;
+  std::uint64_t seed = 0;          // always set: the coordinator draws one when absent
+  std::int64_t prompt_tokens = 0;  // the first context positions that are prompt
+};
+
+struct PlannedSequence {
+  std::int64_t id = 0;
+  std::vector<std::int32_t> tokens;  // context positions [start, start + size())
+  std::int64_t start = 0;            // positions already cached
+  std::vector<std::int32_t> block_table;
+  // Sample the next token from the last position: the chunk ends the known context.
+  bool samples = false;
+  std::shared_ptr<const SequenceSampling> sampling;
+};
+
+struct StepPlan {
+  std::uint64_t step = 0;
+  std::vector<PlannedSequence> sequences;
+  // Sequences that have left since the previous plan: stages drop their state.
+  std::vector<std::int64_t> released;
+
+  std::int64_t tokens() const {
+    std::int64_t n = 0;
+    for (const PlannedSequence& s : sequences)
+      n += static_cast<std::int64_t>(s.tokens.size());
+    return n;
+  }
+};
+
+struct SampledToken {
+  std::int64_t id = 0;
+  SampleResult sample;
+};
+
+struct StepOutput {
+  std::uint64_t step = 0;
+  Status status;  // not OK: the step failed on some stage; nothing was sampled
+  std::vector<SampledToken> samples;
+};
+
+}  // namespace conveyor

@@ -1,0 +1,83 @@
+// The configuration of `conveyor run`: defaults here, overridden by a YAML file
+// (config/local.yaml lists every key), then by command-line flags.
+//
+// The YAML keys mirror the struct in snake_case; nested structs are nested mappings
+// (`kv: {block_size: 16}`). Parsing is strict: an unknown key, a value of the wrong type or a
+// duplicate key is an error that names the file, the line and the full key path, because a
+// typo that silently keeps a default is worse than a refusal.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "common/status.h"
+
+namespace conveyor {
+
+enum class BackendChoice { kAuto, kCpu, kCuda };
+enum class ProgressMode { kAuto, kBar, kJsonl, kOff };
+
+struct RunConfig {
+  std::string model;              // alias, GGUF file or HF directory; "" = must come from --model
+  std::string served_model_name;  // name in outputs, the one body.model must match; "" = derived
+  bool check_model_name = true;   // false: body.model is ignored
+  BackendChoice backend = BackendChoice::kAuto;
+  int threads = 0;  // CPU threads, 0 = all
+  int stages = 1;   // pipeline stages in this process
+
+  struct Kv {
+    std::int64_t blocks = 0;                  // 0: as many as memory_bytes holds
+    std::uint64_t memory_bytes = 1ull << 30;  // YAML key `memory`; a size such as "1GiB"
+    double gpu_memory_fraction = 0.9;         // share of free GPU memory for weights + KV (CUDA)
+    std::int64_t block_size = 16;             // tokens per KV block; a power of two
+    friend bool operator==(const Kv&, const Kv&) = default;
+  } kv;
+
+  struct Scheduler {
+    std::int64_t max_sequences = 64;
+    std::int64_t max_step_tokens = 512;
+    bool static_batching = false;
+    std::int64_t micro_batches = 0;  // 0: one per stage
+    friend bool operator==(const Scheduler&, const Scheduler&) = default;
+  } scheduler;
+
+  struct Limits {
+    std::uint64_t max_line_bytes = 1 << 20;  // a size such as "1MiB"
+    std::int64_t max_context = 0;            // 0: the model's
+    std::int32_t default_max_tokens = 1024;
+    std::int32_t max_n = 16;
+    friend bool operator==(const Limits&, const Limits&) = default;
+  } limits;
+
+  struct Output {
+    ProgressMode progress = ProgressMode::kAuto;
+    double progress_interval_seconds = 5.0;
+    std::string errors;  // error file; "" = next to the output
+    friend bool operator==(const Output&, const Output&) = default;
+  } output;
+
+  friend bool operator==(const RunConfig&, const RunConfig&) = default;
+};
+
+// Defaults overridden by `file`; kNotFound when it does not exist, kIo when unreadable.
+Expected<RunConfig> load_run_config(const std::filesystem::path& file);
+
+// Defaults overridden by `yaml_text`; `origin` (a file name) prefixes every message:
+// "config/local.yaml:7: unknown key 'scheduler.max_step_tokenz'". Empty text (or only
+// comments) gives the defaults, and a key with no value keeps its default. The result is
+// validated; callers that then apply flags must call validate_run_config again.
+// Errors: kMalformed (YAML syntax), kInvalidArgument (unknown key, wrong type), kOutOfRange.
+Expected<RunConfig> parse_run_config(std::string_view yaml_text, std::string_view origin);
+
+// Range and consistency checks (kOutOfRange); the message names the YAML key path.
+Status validate_run_config(const RunConfig& config);
+
+std::string_view to_string(BackendChoice backend);
+std::string_view to_string(ProgressMode mode);
+// The lower-case names that to_string gives; kInvalidArgument lists the accepted ones.
+Expected<BackendChoice> parse_backend(std::string_view text);
+Expected<ProgressMode> parse_progress_mode(std::string_view text);
+
+}  // namespace conveyor

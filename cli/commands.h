@@ -14,5 +14,7 @@ using CommandResult = std::function<int()>;
 void register_version(CLI::App& app, CommandResult& result);
 void register_inspect(CLI::App& app, CommandResult& result);
 void register_generate(CLI::App& app, CommandResult& result);
+void register_run(CLI::App& app, CommandResult& result);
+void register_bench(CLI::App& app, CommandResult& result);
 
 }  // namespace conveyor::cli

@@ -85,6 +85,7 @@ Status SchedulerActor::validate(const EngineRequest& request) const {
 void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result) {
   auto group = std::make_shared<Group>();
   group->result.key = request.key;
+  group->result.origin = request.origin;
   group->result.prompt_tokens = static_cast<std::int64_t>(request.prompt.size());
   group->request = std::move(request);
   const EngineRequest& r = group->request;
@@ -121,8 +122,12 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
   group->result.choices.resize(static_cast<std::size_t>(r.n));
 }
 
+std::int64_t SchedulerActor::depth() const {
+  return options_.micro_batches > 0 ? options_.micro_batches : runner_.depth();
+}
+
 std::int64_t SchedulerActor::micro_batch_size() const {
-  const int depth = runner_.depth();
+  const std::int64_t depth = this->depth();
   if (depth <= 1) return 0;
   // Share the sequences that could run now evenly over the stages' micro-batches.
   const std::int64_t joinable =
@@ -236,7 +241,7 @@ void SchedulerActor::run(Channel<EngineRequest>& requests, const ResultCallback&
       add(std::move(*r), on_result);
     }
     // Keep one step in flight per stage.
-    while (static_cast<int>(in_flight_.size()) < runner_.depth()) {
+    while (static_cast<std::int64_t>(in_flight_.size()) < depth()) {
       Schedule schedule = scheduler_.schedule(micro_batch_size());
       if (schedule.empty()) break;
       auto plan = plan_for(schedule);

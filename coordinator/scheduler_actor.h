@@ -16,6 +16,8 @@
 
 #include "common/channel.h"
 #include "common/tokenizer/tokenizer.h"
+#include "coordinator/batch/batch_request.h"
+#include "coordinator/batch/result_line.h"
 #include "coordinator/scheduler/scheduler.h"
 #include "coordinator/step_runner.h"
 #include "worker/sampling/finish_reason.h"
@@ -31,17 +33,18 @@ struct EngineRequest {
   SamplingParams sampling;  // a missing seed is drawn here, once, so recomputation repeats
   std::int32_t n = 1;       // choices: independent sequences of the same prompt
   SteadyClock::time_point submitted = SteadyClock::now();
+  // The input line it came from, handed back with the result for the output line;
+  // null for requests that have none (benchmarks).
+  std::shared_ptr<const BatchRequest> origin;
 };
 
-struct EngineChoice {
-  std::vector<std::int32_t> tokens;  // every sampled token, a final stop token included
-  std::string text;                  // without stop strings; empty without a tokenizer
-  FinishReason finish_reason = FinishReason::kLength;
-  std::vector<SampleResult> logprobs;  // one per token when sampling.logprobs
-};
+// One finished choice: its tokens (a final stop token included), the text without
+// stop strings (empty without a tokenizer), why it ended, and log-probs when asked.
+using EngineChoice = ChoiceOutput;
 
 struct EngineResult {
   std::uint64_t key = 0;
+  std::shared_ptr<const BatchRequest> origin;
   // Not OK when the request was refused (invalid parameters, too long for the
   // context or the KV cache); then there are no choices.
   Status status;
@@ -66,6 +69,8 @@ struct EngineStats {
 
 struct SchedulerActorOptions {
   SchedulerConfig scheduler;
+  // Steps in flight at once (0: the runner's depth, one per pipeline stage).
+  std::int64_t micro_batches = 0;
   std::int64_t vocab_size = 0;
   std::int64_t context_limit = 0;              // positions the model takes
   std::vector<std::int64_t> eos_ids;           // end-of-sequence and end-of-turn tokens
@@ -102,6 +107,7 @@ class SchedulerActor {
   void accept(Sequence& s, const SampleResult& sample);
   void finish_sequence(Sequence& s, const ResultCallback& on_result);
   std::int64_t micro_batch_size() const;
+  std::int64_t depth() const;
 
   StepRunner& runner_;
   SchedulerActorOptions options_;

@@ -1,0 +1,166 @@
+#include "cli/engine_setup.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "cli/model_loading.h"
+#include "common/config/size_parse.h"
+#include "worker/kv_cache.h"
+
+namespace conveyor::cli {
+
+void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
+  cmd.add_option("-m,--model", f.model, "alias, GGUF file or Hugging Face directory")
+      ->envname("CONVEYOR_MODEL");
+  cmd.add_option("--served-model-name", f.served_model_name,
+                 "model name in results, and the one body.model must match");
+  cmd.add_flag("--ignore-model-name", f.ignore_model_name, "do not check body.model");
+  cmd.add_option("--backend", f.backend, "auto, cpu or cuda")->envname("CONVEYOR_BACKEND");
+  cmd.add_option("-t,--threads", f.threads, "CPU threads in all (default: every core)")
+      ->envname("CONVEYOR_THREADS");
+  cmd.add_option("--stages", f.stages, "pipeline stages (worker actors) in this process")
+      ->envname("CONVEYOR_STAGES");
+  cmd.add_option("--kv-blocks", f.kv_blocks, "KV cache blocks (default: as --kv-memory holds)");
+  cmd.add_option("--kv-memory", f.kv_memory, "KV cache memory, e.g. 512MiB")
+      ->envname("CONVEYOR_KV_MEMORY");
+  cmd.add_option("--block-size", f.block_size, "tokens per KV block");
+  cmd.add_option("--max-sequences,--max-num-seqs", f.max_sequences, "sequences running at once")
+      ->envname("CONVEYOR_MAX_SEQUENCES");
+  cmd.add_option("--max-step-tokens", f.max_step_tokens,
+                 "tokens per step, prefill chunks and decodes together");
+  cmd.add_option("--micro-batches", f.micro_batches, "steps in flight (default: one per stage)");
+  cmd.add_flag("--static-batching", f.static_batching,
+               "fixed batches: a new batch starts when the last has finished");
+  cmd.add_option("--progress", f.progress, "auto, bar, jsonl or off")->envname("CONVEYOR_PROGRESS");
+  cmd.add_option("--errors", f.errors,
+                 "error JSONL (default: <output stem>.errors.jsonl beside the output)");
+}
+
+namespace {
+
+template <typename T>
+T value_or_throw(Expected<T> value, const std::string& flag) {
+  if (!value.ok()) {
+    throw Error(value.status().code(), flag + ": " + value.status().message());
+  }
+  return std::move(value).value();
+}
+
+}  // namespace
+
+void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
+  if (f.model) c.model = *f.model;
+  if (f.served_model_name) c.served_model_name = *f.served_model_name;
+  if (f.ignore_model_name) c.check_model_name = false;
+  if (f.backend) c.backend = value_or_throw(parse_backend(*f.backend), "--backend");
+  if (f.threads) c.threads = *f.threads;
+  if (f.stages) c.stages = *f.stages;
+  if (f.kv_blocks) c.kv.blocks = *f.kv_blocks;
+  if (f.kv_memory) c.kv.memory_bytes = value_or_throw(parse_size(*f.kv_memory), "--kv-memory");
+  if (f.block_size) c.kv.block_size = *f.block_size;
+  if (f.max_sequences) c.scheduler.max_sequences = *f.max_sequences;
+  if (f.max_step_tokens) c.scheduler.max_step_tokens = *f.max_step_tokens;
+  if (f.micro_batches) c.scheduler.micro_batches = *f.micro_batches;
+  if (f.static_batching) c.scheduler.static_batching = true;
+  if (f.progress)
+    c.output.progress = value_or_throw(parse_progress_mode(*f.progress), "--progress");
+  if (f.errors) c.output.errors = *f.errors;
+  if (Status s = validate_run_config(c); !s.ok()) throw Error(s.code(), s.message());
+}
+
+RunConfig load_config_or_defaults(const std::string& file) {
+  if (file.empty()) return RunConfig{};
+  Expected<RunConfig> config = load_run_config(file);
+  if (!config.ok()) throw Error(config.status().code(), config.status().message());
+  return std::move(config).value();
+}
+
+Engine build_engine(const RunConfig& config) {
+  auto source = open_model_or_throw(config.model);
+  std::vector<std::string> names;
+  if (!config.served_model_name.empty()) names.push_back(config.served_model_name);
+  names.push_back(config.model);
+  const std::filesystem::path path(source->path());
+  names.push_back(path.filename().string());
+  names.push_back(path.stem().string());
+  return build_engine(config, std::move(source), std::move(names));
+}
+
+Engine build_engine(const RunConfig& config, std::unique_ptr<ModelSource> source,
+                    std::vector<std::string> model_names) {
+  if (config.backend == BackendChoice::kCuda) {
+    fail(ErrorCode::kUnsupported,
+         "--backend cuda: this build runs batch jobs on the CPU backend only");
+  }
+  Engine e;
+  e.source = std::move(source);
+  const ModelSpec& spec = e.source->spec();
+  if (e.source->tokenizer().has_value()) {
+    e.tokenizer = std::make_shared<Tokenizer>(*e.source->tokenizer());
+    Expected<ChatTemplate> chat = chat_template_for(*e.source->tokenizer());
+    if (chat.ok()) e.chat = std::move(chat).value();
+  }
+  e.model_names = std::move(model_names);
+  e.context_limit = spec.max_positions;
+  if (config.limits.max_context > 0 &&
+      (e.context_limit <= 0 || config.limits.max_context < e.context_limit)) {
+    e.context_limit = config.limits.max_context;
+  }
+
+  KvCacheConfig geometry;
+  geometry.num_layers = spec.num_layers;
+  geometry.block_size = config.kv.block_size;
+  geometry.kv_dim = spec.kv_dim();
+  const std::uint64_t block_bytes = kv_block_bytes(geometry);
+  e.kv_blocks = config.kv.blocks > 0
+                    ? config.kv.blocks
+                    : static_cast<std::int64_t>(config.kv.memory_bytes / block_bytes);
+  if (e.kv_blocks < 1) {
+    fail(ErrorCode::kInvalidArgument, "kv.memory holds no block: one block of " +
+                                          std::to_string(config.kv.block_size) + " tokens takes " +
+                                          std::to_string(block_bytes) + " bytes");
+  }
+
+  LocalPipelineOptions pipeline;
+  pipeline.stages = config.stages;
+  pipeline.threads = config.threads;
+  pipeline.kv = {e.kv_blocks, config.kv.block_size};
+  e.pipeline = std::make_unique<LocalPipeline>(*e.source, pipeline);
+
+  SchedulerActorOptions options;
+  options.scheduler.num_blocks = e.kv_blocks;
+  options.scheduler.block_size = config.kv.block_size;
+  options.scheduler.max_sequences = config.scheduler.max_sequences;
+  options.scheduler.max_step_tokens = config.scheduler.max_step_tokens;
+  options.scheduler.static_batching = config.scheduler.static_batching;
+  options.micro_batches = config.scheduler.micro_batches;
+  options.vocab_size = spec.vocab_size;
+  options.context_limit = e.context_limit;
+  options.eos_ids = spec.eos_token_ids;
+  if (e.tokenizer) {
+    // End-of-turn tokens (<|im_end|>, <|eot_id|>) end a chat answer like EOS does.
+    for (std::int32_t id : e.tokenizer->end_of_generation_ids())
+      options.eos_ids.push_back(id);
+  }
+  options.tokenizer = e.tokenizer;
+  e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline, options);
+
+  std::string stages;
+  for (const LayerRange& r : e.pipeline->layer_ranges()) {
+    stages +=
+        (stages.empty() ? "" : ", ") + std::to_string(r.begin) + "-" + std::to_string(r.end - 1);
+  }
+  std::fprintf(stderr,
+               "[engine] %s (%s) | %s | layers %s | KV %lld blocks x %lld tokens (%.0f MiB) | "
+               "%lld sequences, %lld tokens per step, %s batching\n",
+               e.model_names.front().c_str(), e.source->format().c_str(),
+               e.pipeline->backend_name().c_str(), stages.c_str(),
+               static_cast<long long>(e.kv_blocks), static_cast<long long>(config.kv.block_size),
+               static_cast<double>(block_bytes) * static_cast<double>(e.kv_blocks) / (1 << 20),
+               static_cast<long long>(config.scheduler.max_sequences),
+               static_cast<long long>(config.scheduler.max_step_tokens),
+               config.scheduler.static_batching ? "static" : "continuous");
+  return e;
+}
+
+}  // namespace conveyor::cli

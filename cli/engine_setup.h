@@ -1,0 +1,64 @@
+// What `run` and `bench` share: the engine flags that override the config, and the
+// engine they build: a model source, an in-process pipeline of worker actors and the
+// coordinator's scheduler actor in front of it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/config/run_config.h"
+#include "common/model_source.h"
+#include "common/tokenizer/chat_template.h"
+#include "common/tokenizer/tokenizer.h"
+#include "coordinator/local_pipeline.h"
+#include "coordinator/scheduler_actor.h"
+
+namespace conveyor::cli {
+
+// Flags override the config file; unset ones leave it alone.
+struct EngineFlags {
+  std::optional<std::string> model;
+  std::optional<std::string> served_model_name;
+  bool ignore_model_name = false;
+  std::optional<std::string> backend;
+  std::optional<int> threads;
+  std::optional<int> stages;
+  std::optional<std::int64_t> kv_blocks;
+  std::optional<std::string> kv_memory;
+  std::optional<std::int64_t> block_size;
+  std::optional<std::int64_t> max_sequences;
+  std::optional<std::int64_t> max_step_tokens;
+  std::optional<std::int64_t> micro_batches;
+  bool static_batching = false;
+  std::optional<std::string> progress;
+  std::optional<std::string> errors;
+};
+
+void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
+// Applies the flags, then validates the whole config. Throws Error naming the flag.
+void apply_engine_flags(const EngineFlags& flags, RunConfig& config);
+// The file's config, or the defaults when `file` is empty.
+RunConfig load_config_or_defaults(const std::string& file);
+
+struct Engine {
+  std::unique_ptr<ModelSource> source;  // outlives the weights that map it
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::optional<ChatTemplate> chat;
+  std::vector<std::string> model_names;  // the served name first
+  std::int64_t context_limit = 0;
+  std::int64_t kv_blocks = 0;
+  std::unique_ptr<LocalPipeline> pipeline;
+  std::unique_ptr<SchedulerActor> scheduler;
+};
+
+// Opens config.model and builds the engine on it; prints one line describing it.
+Engine build_engine(const RunConfig& config);
+// The same on a given source (bench's random-weight models).
+Engine build_engine(const RunConfig& config, std::unique_ptr<ModelSource> source,
+                    std::vector<std::string> model_names);
+
+}  // namespace conveyor::cli

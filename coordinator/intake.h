@@ -1,0 +1,83 @@
+// FileIntake: the intake actor for a batch file. On its own thread it reads the
+// input line by line, judges each line on its own (format, duplicates, model name,
+// vocabulary, context length), tokenises the good ones with the model's chat
+// template, and sends them to the scheduler; each bad line becomes an error for the
+// sink. Lines already finished in an earlier run (resume) are skipped. The request
+// channel is bounded, so a large file is read only as fast as it is generated.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "common/channel.h"
+#include "common/status.h"
+#include "common/tokenizer/chat_template.h"
+#include "common/tokenizer/tokenizer.h"
+#include "coordinator/batch/request_line.h"
+#include "coordinator/scheduler_actor.h"
+
+namespace conveyor {
+
+struct IntakeOptions {
+  RequestLineLimits limits;
+  // The names body.model may give (the served name, the --model argument); an absent
+  // body.model is always accepted.
+  std::vector<std::string> model_names;
+  bool check_model_name = true;
+  std::int64_t vocab_size = 0;
+  std::int64_t context_limit = 0;
+};
+
+class FileIntake {
+ public:
+  // `tokenizer` and `chat` may be null: then only prompts given as token ids are
+  // accepted. `finished` holds the custom_ids to skip.
+  FileIntake(std::filesystem::path input, IntakeOptions options,
+             std::shared_ptr<const Tokenizer> tokenizer, std::optional<ChatTemplate> chat,
+             std::unordered_set<std::string> finished);
+  ~FileIntake();
+  FileIntake(const FileIntake&) = delete;
+  FileIntake& operator=(const FileIntake&) = delete;
+
+  // Bad lines: each becomes an error line (called on the intake thread).
+  using ErrorCallback = std::function<void(RequestError)>;
+
+  // Starts reading on its own thread; closes `requests` at the end of the file.
+  void start(Channel<EngineRequest>& requests, ErrorCallback on_error);
+  // Waits for the end of the file; not OK when the file could not be read.
+  Status join();
+
+  // Lines that are requests or errors (not blank, not skipped); valid once
+  // reading_done().
+  std::int64_t lines() const { return lines_.load(); }
+  std::int64_t skipped() const { return skipped_.load(); }
+  bool reading_done() const { return done_.load(); }
+
+ private:
+  void read_all(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
+  // A BatchRequest -> EngineRequest, or the reason it cannot run.
+  Expected<EngineRequest> prepare(const BatchRequest& request) const;
+  Expected<std::vector<std::int32_t>> tokenize(const BatchRequest& request) const;
+
+  std::filesystem::path input_;
+  IntakeOptions options_;
+  std::shared_ptr<const Tokenizer> tokenizer_;
+  std::optional<ChatTemplate> chat_;
+  std::unordered_set<std::string> finished_;
+  std::unordered_set<std::string> seen_;
+  std::thread thread_;
+  Status status_;
+  std::atomic<std::int64_t> lines_{0};
+  std::atomic<std::int64_t> skipped_{0};
+  std::atomic<bool> done_{false};
+};
+
+}  // namespace conveyor

@@ -1,0 +1,209 @@
+#include "common/synthetic/random_values.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+namespace conveyor {
+namespace {
+
+class SplitMix64 {
+ public:
+  explicit SplitMix64(std::uint64_t seed) : state_(seed) {}
+  std::uint64_t next() { return mix64(state_ += 0x9E3779B97F4A7C15ull); }
+
+ private:
+  std::uint64_t state_;
+};
+
+// Standard deviations of integer quants drawn uniformly from n levels: sqrt((n^2-1)/12).
+const float kInt8Std = std::sqrt((256.0f * 256.0f - 1) / 12);  // Q8_0: -128..127
+const float kNibbleStd = std::sqrt((16.0f * 16.0f - 1) / 12);  // Q4_*: 0..15
+const float kSixBitStd = std::sqrt((64.0f * 64.0f - 1) / 12);  // Q6_K: 0..63
+
+// Q4_K and Q6_K sub-block scales (and Q4_K mins): all the same, so that, as for the
+// other types, one scale magnitude serves the whole tensor.
+constexpr std::uint8_t kKQuantSubScale = 32;
+
+std::uint16_t f32_to_bf16(float x) {  // round to nearest even; inputs are finite
+  const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  return static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
+}
+
+// Round to nearest even, subnormals included, overflow to infinity (F. Giesen's
+// float_to_half_fast3_rtne); inputs are finite.
+std::uint16_t f32_to_f16(float x) {
+  std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
+  const std::uint32_t sign = (bits >> 16) & 0x8000u;
+  bits &= 0x7FFFFFFFu;
+  if (bits >= (143u << 23)) return static_cast<std::uint16_t>(sign | 0x7C00u);  // >= 65536
+  if (bits < (113u << 23)) {
+    // Below f16's smallest normal: adding 0.5f leaves round(|x| * 2^24) in the low
+    // mantissa bits, rounded by the FPU.
+    const float magic = std::bit_cast<float>(126u << 23);
+    return static_cast<std::uint16_t>(
+        sign | (std::bit_cast<std::uint32_t>(std::bit_cast<float>(bits) + magic) - (126u << 23)));
+  }
+  const std::uint32_t odd = (bits >> 13) & 1u;
+  bits += (static_cast<std::uint32_t>(15 - 127) << 23) + 0xFFFu + odd;  // rebias, round
+  return static_cast<std::uint16_t>(sign | (bits >> 13));
+}
+
+void put_u16(std::uint8_t* p, unsigned v) {  // the low 16 bits, little-endian
+  p[0] = static_cast<std::uint8_t>(v & 0xFF);
+  p[1] = static_cast<std::uint8_t>((v >> 8) & 0xFF);
+}
+
+void put_random(SplitMix64& rng, std::uint8_t* p, int bytes) {  // bytes: a multiple of 8
+  for (int i = 0; i < bytes; i += 8) {
+    const std::uint64_t word = rng.next();
+    std::memcpy(p + i, &word, sizeof(word));
+  }
+}
+
+// Uniform values in (-half_width, half_width) on 65536 levels, 16 random bits each.
+// Works in batches so that the conversions below vectorise: store(first, values,
+// count) writes elements [first, first + count).
+constexpr std::int64_t kBatch = 256;
+
+template <typename Store>
+void fill_uniform(SplitMix64& rng, float half_width, std::int64_t n, Store store) {
+  const float step = half_width / 32768.0f;
+  std::int16_t levels[kBatch];
+  float values[kBatch];
+  for (std::int64_t first = 0; first < n; first += kBatch) {
+    for (std::int64_t w = 0; w < kBatch; w += 4) {
+      const std::uint64_t word = rng.next();
+      std::memcpy(levels + w, &word, sizeof(word));
+    }
+    for (std::int64_t i = 0; i < kBatch; ++i) {
+      values[i] = (static_cast<float>(levels[i]) + 0.5f) * step;
+    }
+    store(first, values, std::min(kBatch, n - first));
+  }
+}
+
+// Writes `count` (at most kBatch) values converted by `convert` to 16 bits at `out`, in
+// host byte order, little-endian on every target (as GGUF and safetensors are).
+template <typename Convert>
+void store_halves(std::uint8_t* out, const float* values, std::int64_t count, Convert convert) {
+  std::uint16_t halves[kBatch];
+  for (std::int64_t i = 0; i < count; ++i)
+    halves[i] = convert(values[i]);
+  std::memcpy(out, halves, static_cast<std::size_t>(count) * sizeof(std::uint16_t));
+}
+
+void fill_plain(DType dtype, float stddev, SplitMix64& rng, std::int64_t n, std::uint8_t* out) {
+  const float half_width = stddev * std::sqrt(3.0f);  // uniform on [-a, a]: std a / sqrt(3)
+  switch (dtype) {
+    case DType::kF32:
+      return fill_uniform(
+          rng, half_width, n, [out](std::int64_t first, const float* values, std::int64_t count) {
+            std::memcpy(out + 4 * first, values, static_cast<std::size_t>(count) * sizeof(float));
+          });
+    case DType::kF16:
+      return fill_uniform(rng, half_width, n,
+                          [out](std::int64_t first, const float* values, std::int64_t count) {
+                            store_halves(out + 2 * first, values, count, f32_to_f16);
+                          });
+    default:  // kBF16
+      return fill_uniform(rng, half_width, n,
+                          [out](std::int64_t first, const float* values, std::int64_t count) {
+                            store_halves(out + 2 * first, values, count, f32_to_bf16);
+                          });
+  }
+}
+
+// Random f16 sign bits (0 or 0x8000), 64 from each random word.
+class SignBits {
+ public:
+  explicit SignBits(SplitMix64& rng) : rng_(rng) {}
+  std::uint16_t next() {
+    if (left_ == 0) {
+      bits_ = rng_.next();
+      left_ = 64;
+    }
+    --left_;
+    const auto sign = static_cast<std::uint16_t>((bits_ & 1u) << 15);
+    bits_ >>= 1;
+    return sign;
+  }
+
+ private:
+  SplitMix64& rng_;
+  std::uint64_t bits_ = 0;
+  int left_ = 0;
+};
+
+// One block per iteration, as laid out in common/dequantize.cpp. Each block's f16
+// scales (and min) carry a random sign: Q8_0's levels (-128..127), Q4_0's (-8..7) and
+// Q6_K's (-32..31) lean half a step below zero, and a lean that every row of every
+// matrix shares is a direction that a deep stack amplifies layer after layer, until
+// every token's logits are the same. With random signs no direction is shared.
+void fill_quantized(DType dtype, float stddev, SplitMix64& rng, std::int64_t blocks,
+                    std::uint8_t* out) {
+  const DTypeLayout layout = dtype_layout(dtype);
+  SignBits signs(rng);
+  // Scale magnitudes by type: quants of standard deviation q_std under a scale d
+  // (times a fixed sub-block scale for the K-quants) give values of std d * q_std.
+  const std::uint16_t q8_d = f32_to_f16(stddev / kInt8Std);
+  const std::uint16_t q4_d = f32_to_f16(stddev / kNibbleStd);
+  const std::uint16_t q4_m = f32_to_f16(-7.5f * stddev / kNibbleStd);
+  const std::uint16_t k4_d = f32_to_f16(stddev / (kNibbleStd * kKQuantSubScale));
+  const std::uint16_t k4_dmin = f32_to_f16(7.5f * stddev / (kNibbleStd * kKQuantSubScale));
+  const std::uint16_t k6_d = f32_to_f16(stddev / (kSixBitStd * kKQuantSubScale));
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    std::uint8_t* block = out + b * layout.block_bytes;
+    const std::uint16_t sign = signs.next();
+    switch (dtype) {
+      case DType::kQ8_0:  // d, int8 q[32]: q * d
+        put_u16(block, q8_d ^ sign);
+        put_random(rng, block + 2, 32);
+        break;
+      case DType::kQ4_0:  // d, nibbles[16]: (q - 8) * d
+        put_u16(block, q4_d ^ sign);
+        put_random(rng, block + 2, 16);
+        break;
+      case DType::kQ4_1:  // d, m, nibbles[16]: q * d + m, centred by m = -7.5 d
+        put_u16(block, q4_d ^ sign);
+        put_u16(block + 2, q4_m ^ sign);
+        put_random(rng, block + 4, 16);
+        break;
+      case DType::kQ4_K:  // d, dmin, 12 bytes of 6-bit scales/mins, nibbles[128]
+        // Every sub-block scale and min is 32 (0b100000): bytes 0..7 hold the low six
+        // bits of the first four and the top two bits of the last four (0xA0), bytes
+        // 8..11 the last four's low nibbles (0). Value: d * 32 * q - dmin * 32,
+        // centred by dmin = 7.5 d.
+        put_u16(block, k4_d ^ sign);
+        put_u16(block + 2, k4_dmin ^ sign);
+        std::memset(block + 4, 0xA0, 8);
+        std::memset(block + 12, 0x00, 4);
+        put_random(rng, block + 16, 128);
+        break;
+      default:  // kQ6_K: ql[128], qh[64], int8 scales[16], d: d * scale * (q - 32)
+        put_random(rng, block, 192);
+        std::memset(block + 192, kKQuantSubScale, 16);
+        put_u16(block + 208, k6_d ^ sign);
+        break;
+    }
+  }
+}
+
+}  // namespace
+
+std::uint64_t mix64(std::uint64_t x) {
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+void fill_random_values(DType dtype, float stddev, std::uint64_t seed, std::int64_t elements,
+                        std::uint8_t* out) {
+  SplitMix64 rng(seed);
+  const DTypeLayout layout = dtype_layout(dtype);
+  if (layout.block_elements == 1) return fill_plain(dtype, stddev, rng, elements, out);
+  fill_quantized(dtype, stddev, rng, elements / layout.block_elements, out);
+}
+
+}  // namespace conveyor

@@ -86,7 +86,7 @@ Engine build_engine(const RunConfig& config) {
   return build_engine(config, std::move(source), std::move(names));
 }
 
-Engine build_engine(const RunConfig& config, std::unique_ptr<ModelSource> source,
+Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source,
                     std::vector<std::string> model_names) {
   if (config.backend == BackendChoice::kCuda) {
     fail(ErrorCode::kUnsupported,

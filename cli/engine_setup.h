@@ -45,7 +45,7 @@ void apply_engine_flags(const EngineFlags& flags, RunConfig& config);
 RunConfig load_config_or_defaults(const std::string& file);
 
 struct Engine {
-  std::unique_ptr<ModelSource> source;  // outlives the weights that map it
+  std::shared_ptr<ModelSource> source;  // outlives the weights that map it
   std::shared_ptr<const Tokenizer> tokenizer;
   std::optional<ChatTemplate> chat;
   std::vector<std::string> model_names;  // the served name first
@@ -58,7 +58,7 @@ struct Engine {
 // Opens config.model and builds the engine on it; prints one line describing it.
 Engine build_engine(const RunConfig& config);
 // The same on a given source (bench's random-weight models).
-Engine build_engine(const RunConfig& config, std::unique_ptr<ModelSource> source,
+Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source,
                     std::vector<std::string> model_names);
 
 }  // namespace conveyor::cli

@@ -1,0 +1,298 @@
+// `conveyor run` end to end, as a user runs it: one terminal line per custom_id,
+// error lines for bad input lines, resume after kill -9 and after a cut last line,
+// clear failures for what cannot run. Needs the default model; skipped without it.
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/model_registry.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string binary() {
+  const char* path = std::getenv("CONVEYOR_BINARY");
+  REQUIRE_MESSAGE(path != nullptr, "CONVEYOR_BINARY is set by CTest");
+  return path;
+}
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+
+Outcome conveyor(const std::string& args) {
+  const std::string command = binary() + " " + args + " 2>&1";
+  Outcome result;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::array<char, 4096> buffer{};
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
+    result.out.append(buffer.data(), n);
+  const int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+// Concatenation through a stream: GCC 12 misreports string + to_string chains under
+// -Wrestrict.
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+
+bool model_installed() {
+  return conveyor::resolve_model_path("smollm2-135m-instruct").ok();
+}
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / cat("conveyor-run-test-", name, "-", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+void write_file(const fs::path& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  out << text;
+}
+
+std::vector<nlohmann::json> read_lines(const fs::path& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// custom_id -> how many terminal lines it has, over both files.
+std::map<std::string, int> terminal_counts(const fs::path& output, const fs::path& errors) {
+  std::map<std::string, int> counts;
+  for (const fs::path& file : {output, errors})
+    for (const auto& line : read_lines(file))
+      ++counts[line.at("custom_id").get<std::string>()];
+  return counts;
+}
+
+std::string chat_line(const std::string& id, const std::string& question, int max_tokens) {
+  nlohmann::json line = {{"custom_id", id},
+                         {"method", "POST"},
+                         {"url", "/v1/chat/completions"},
+                         {"body",
+                          {{"messages", {{{"role", "user"}, {"content", question}}}},
+                           {"max_tokens", max_tokens},
+                           {"temperature", 0},
+                           {"ignore_eos", true}}}};
+  return line.dump() + "\n";
+}
+
+// id -> output text, for the result lines of a file.
+std::map<std::string, std::string> texts(const fs::path& output) {
+  std::map<std::string, std::string> by_id;
+  for (const auto& line : read_lines(output)) {
+    by_id[line.at("custom_id").get<std::string>()] =
+        line.at("response").at("body").at("choices").at(0).at("message").at("content");
+  }
+  return by_id;
+}
+
+TEST_CASE("run: one terminal line per custom_id; bad lines become error lines; exit 2") {
+  if (!model_installed()) {
+    MESSAGE("skipped: the default model is not installed");
+    return;
+  }
+  const fs::path dir = fresh_dir("lines");
+  std::string input = chat_line("q1", "What is 2 + 2?", 8) +
+                      "{\"prompt\": \"The sky is\", \"max_tokens\": 4, \"temperature\": 0}\n" +
+                      "\n" +  // blank lines are skipped, not errors
+                      "{not json\n" + chat_line("q1", "a duplicate id", 4) +
+                      "{\"custom_id\": \"hot\", \"method\": \"POST\", \"url\": "
+                      "\"/v1/chat/completions\", \"body\": {\"messages\": [{\"role\": \"user\", "
+                      "\"content\": \"hi\"}], \"temperature\": -1}}\n" +
+                      "{\"custom_id\": \"m\", \"method\": \"POST\", \"url\": "
+                      "\"/v1/chat/completions\", \"body\": {\"model\": \"gpt-4o\", \"messages\": "
+                      "[{\"role\": \"user\", \"content\": \"hi\"}]}}\n";
+  input +=
+      "{\"custom_id\": \"long\", \"method\": \"POST\", \"url\": \"/v1/completions\", "
+      "\"body\": {\"prompt\": \"" +
+      std::string(40000, 'a') + "\"}}\n";
+  write_file(dir / "in.jsonl", input);
+  const Outcome r = conveyor("run --model smollm2-135m-instruct --progress off -i " +
+                             (dir / "in.jsonl").string() + " -o " + (dir / "out.jsonl").string());
+  CHECK(r.exit_code == 2);
+  const auto counts = terminal_counts(dir / "out.jsonl", dir / "out.errors.jsonl");
+  const std::map<std::string, int> expected = {{"q1", 1},        {"request-2", 1}, {"line-4", 1},
+                                               {"q1#line-5", 1}, {"hot", 1},       {"m", 1},
+                                               {"long", 1}};
+  CHECK(counts == expected);
+  std::map<std::string, std::string> codes;
+  for (const auto& e : read_lines(dir / "out.errors.jsonl")) {
+    CHECK(e.at("response").is_null());
+    codes[e.at("custom_id")] = e.at("error").at("code");
+    CHECK(e.at("error").at("message").get<std::string>().find("line ") == 0);
+  }
+  CHECK(codes["line-4"] == "invalid_json");
+  CHECK(codes["q1#line-5"] == "duplicate_custom_id");
+  CHECK(codes["hot"] == "invalid_field");
+  CHECK(codes["m"] == "model_not_found");
+  CHECK(codes["long"] == "context_length_exceeded");
+  for (const auto& line : read_lines(dir / "out.jsonl")) {
+    const auto& body = line.at("response").at("body");
+    CHECK(line.at("response").at("status_code") == 200);
+    CHECK(line.at("error").is_null());
+    CHECK(body.at("usage").at("completion_tokens") ==
+          body.at("usage").at("total_tokens").get<int>() -
+              body.at("usage").at("prompt_tokens").get<int>());
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, as a clean run") {
+  if (!model_installed()) {
+    MESSAGE("skipped: the default model is not installed");
+    return;
+  }
+  const fs::path dir = fresh_dir("kill");
+  std::string input;
+  const int requests = 16;
+  for (int i = 0; i < requests; ++i)
+    input += chat_line(cat("k", i), cat("Count to ", i + 3, "."), 40);
+  write_file(dir / "in.jsonl", input);
+  const std::string flags =
+      " --model smollm2-135m-instruct --progress off --max-sequences 2 "
+      "--threads 1 -i " +
+      (dir / "in.jsonl").string();
+
+  // The reference: one uninterrupted run.
+  REQUIRE(conveyor("run" + flags + " -o " + (dir / "clean.jsonl").string()).exit_code == 0);
+
+  // Killed once some lines are out, then resumed.
+  const fs::path out = dir / "out.jsonl";
+  const pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    std::freopen("/dev/null", "w", stderr);
+    const std::string command = "exec " + binary() + " run" + flags + " -o " + out.string();
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (fs::exists(out) && read_lines(out).size() >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  const std::size_t before = read_lines(out).size();
+  CHECK(before >= 3);
+  CHECK(before < static_cast<std::size_t>(requests));
+
+  const Outcome resumed = conveyor("run" + flags + " -o " + out.string());
+  CHECK(resumed.exit_code == 0);
+  CHECK(resumed.out.find(cat("resumed: ", before, " results")) != std::string::npos);
+  const auto counts = terminal_counts(out, dir / "out.errors.jsonl");
+  CHECK(counts.size() == static_cast<std::size_t>(requests));
+  for (const auto& [id, n] : counts) {
+    CAPTURE(id);
+    CHECK(n == 1);
+  }
+  CHECK(texts(out) == texts(dir / "clean.jsonl"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: a cut last line (killed mid-write) is removed and that request redone") {
+  if (!model_installed()) {
+    MESSAGE("skipped: the default model is not installed");
+    return;
+  }
+  const fs::path dir = fresh_dir("cut");
+  write_file(dir / "in.jsonl", chat_line("a", "Say hi.", 6) + chat_line("b", "Say bye.", 6));
+  const std::string command = "run --model smollm2-135m-instruct --progress off -i " +
+                              (dir / "in.jsonl").string() + " -o " + (dir / "out.jsonl").string();
+  REQUIRE(conveyor(command).exit_code == 0);
+  // Keep a's line whole and cut b's in the middle, as a kill during the write would.
+  std::string kept;
+  std::string cut;
+  for (const auto& line : read_lines(dir / "out.jsonl")) {
+    (line.at("custom_id") == "a" ? kept : cut) = line.dump();
+  }
+  write_file(dir / "out.jsonl", kept + "\n" + cut.substr(0, cut.size() / 2));
+  const Outcome r = conveyor(command);
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("a cut last line") != std::string::npos);
+  const auto counts = terminal_counts(dir / "out.jsonl", dir / "out.errors.jsonl");
+  CHECK(counts == std::map<std::string, int>{{"a", 1}, {"b", 1}});
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: what cannot run fails with exit 1 and says why") {
+  const fs::path dir = fresh_dir("fail");
+  write_file(dir / "in.jsonl", "{\"prompt\": \"hi\"}\n");
+  write_file(dir / "bad.yaml", "scheduler:\n  max_step_tokenz: 4\n");
+  const std::string io =
+      " -i " + (dir / "in.jsonl").string() + " -o " + (dir / "out.jsonl").string();
+
+  Outcome r = conveyor("run --model smollm2-135m-instruct -c " + (dir / "bad.yaml").string() + io);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("unknown key 'scheduler.max_step_tokenz'") != std::string::npos);
+
+  r = conveyor("run --model smollm2-135m-instruct -i " + (dir / "missing.jsonl").string() + " -o " +
+               (dir / "out.jsonl").string());
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("does not exist") != std::string::npos);
+
+  r = conveyor("run --model smollm2-135m-instruct --stages 0" + io);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("stages") != std::string::npos);
+
+  if (model_installed()) {
+    // The input is not an output file: refusing to append to it keeps it intact.
+    r = conveyor("run --model smollm2-135m-instruct -i " + (dir / "in.jsonl").string() + " -o " +
+                 (dir / "in.jsonl").string());
+    CHECK(r.exit_code == 1);
+    std::ifstream in(dir / "in.jsonl");
+    std::stringstream text;
+    text << in.rdbuf();
+    CHECK(text.str() == "{\"prompt\": \"hi\"}\n");
+  }
+  fs::remove_all(dir);
+}
+
+TEST_CASE("bench: continuous and static batching on a random-weight shape, as JSON") {
+  const Outcome r = conveyor("bench --shape tiny --prompts 6 --input-len 8 --output-len 5 --json");
+  REQUIRE(r.exit_code == 0);
+  const auto json = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  REQUIRE(json.at("runs").size() == 2);
+  for (const auto& run : json.at("runs")) {
+    CHECK(run.at("output_tokens") == 30);
+    CHECK(run.at("output_tokens_per_second").get<double>() > 0);
+    CHECK(run.at("steps").get<int>() >= 5);
+  }
+  CHECK(json["runs"][0]["mode"] == "continuous");
+  CHECK(json["runs"][1]["mode"] == "static");
+}
+
+}  // namespace

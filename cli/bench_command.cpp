@@ -21,6 +21,9 @@ struct BenchOptions {
   std::int64_t prompts = 64;
   std::int64_t input_len = 128;
   std::int64_t output_len = 128;
+  // Lengths drawn uniformly from [len * (1 - ratio), len * (1 + ratio)], as vLLM's
+  // random dataset does; 0: every prompt exactly --input-len in, --output-len out.
+  double range_ratio = 0;
   std::string modes = "both";
   std::uint64_t seed = 0;
   bool json = false;
@@ -58,16 +61,24 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
   Channel<EngineRequest> requests;
   std::mt19937_64 random(o.seed);
   std::uniform_int_distribution<std::int32_t> token(0, static_cast<std::int32_t>(vocab - 1));
+  const auto length = [&](std::int64_t mean) {
+    const auto low = std::max<std::int64_t>(
+        1, static_cast<std::int64_t>(static_cast<double>(mean) * (1 - o.range_ratio)));
+    const auto high = static_cast<std::int64_t>(static_cast<double>(mean) * (1 + o.range_ratio));
+    return std::uniform_int_distribution<std::int64_t>(low, std::max(low, high))(random);
+  };
+  std::int64_t prompt_tokens = 0;
   const auto submitted = SteadyClock::now();
   for (std::int64_t i = 0; i < o.prompts; ++i) {
     EngineRequest r;
     r.key = static_cast<std::uint64_t>(i);
-    r.prompt.resize(static_cast<std::size_t>(o.input_len));
+    r.prompt.resize(static_cast<std::size_t>(length(o.input_len)));
     for (auto& t : r.prompt)
       t = token(random);
+    prompt_tokens += static_cast<std::int64_t>(r.prompt.size());
     r.sampling.temperature = 0;
     r.sampling.ignore_eos = true;
-    r.sampling.max_tokens = static_cast<std::int32_t>(o.output_len);
+    r.sampling.max_tokens = static_cast<std::int32_t>(length(o.output_len));
     r.submitted = submitted;
     requests.send(std::move(r));
   }
@@ -87,8 +98,7 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
   run.seconds = stats.seconds;
   run.output_tokens = output_tokens;
   run.output_tokens_per_second = static_cast<double>(output_tokens) / stats.seconds;
-  run.total_tokens_per_second =
-      static_cast<double>(output_tokens + o.prompts * o.input_len) / stats.seconds;
+  run.total_tokens_per_second = static_cast<double>(output_tokens + prompt_tokens) / stats.seconds;
   double sum = 0;
   for (double t : ttft)
     sum += t;
@@ -104,6 +114,9 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
 int run_bench(const BenchOptions& o) {
   if (o.prompts < 1 || o.input_len < 1 || o.output_len < 1) {
     fail(ErrorCode::kInvalidArgument, "--prompts, --input-len and --output-len must be >= 1");
+  }
+  if (o.range_ratio < 0 || o.range_ratio >= 1) {
+    fail(ErrorCode::kInvalidArgument, "--range-ratio must be in [0, 1)");
   }
   if (o.modes != "both" && o.modes != "continuous" && o.modes != "static") {
     fail(ErrorCode::kInvalidArgument, "--mode must be continuous, static or both");
@@ -184,6 +197,9 @@ void register_bench(CLI::App& app, CommandResult& result) {
   cmd->add_option("--prompts", o->prompts, "number of prompts")->capture_default_str();
   cmd->add_option("--input-len", o->input_len, "prompt tokens")->capture_default_str();
   cmd->add_option("--output-len", o->output_len, "generated tokens per prompt")
+      ->capture_default_str();
+  cmd->add_option("--range-ratio", o->range_ratio,
+                  "lengths vary uniformly by this share around --input-len and --output-len")
       ->capture_default_str();
   cmd->add_option("--mode", o->modes, "continuous, static or both")->capture_default_str();
   cmd->add_option("--seed", o->seed, "weights and prompts");

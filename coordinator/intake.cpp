@@ -1,6 +1,7 @@
 #include "coordinator/intake.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -93,9 +94,15 @@ Expected<std::vector<std::int32_t>> FileIntake::tokenize(const BatchRequest& r) 
 }
 
 Expected<EngineRequest> FileIntake::prepare(const BatchRequest& r) const {
+  const auto same_name = [&](const std::string& name) {
+    return name.size() == r.model->size() &&
+           std::equal(name.begin(), name.end(), r.model->begin(), [](char a, char b) {
+             return std::tolower(static_cast<unsigned char>(a)) ==
+                    std::tolower(static_cast<unsigned char>(b));
+           });
+  };
   if (options_.check_model_name && r.model && !options_.model_names.empty() &&
-      std::find(options_.model_names.begin(), options_.model_names.end(), *r.model) ==
-          options_.model_names.end()) {
+      std::none_of(options_.model_names.begin(), options_.model_names.end(), same_name)) {
     return Status(ErrorCode::kNotFound, "body.model '" + *r.model + "' is not the model served ('" +
                                             options_.model_names.front() + "')");
   }

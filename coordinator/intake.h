@@ -28,8 +28,8 @@ namespace conveyor {
 
 struct IntakeOptions {
   RequestLineLimits limits;
-  // The names body.model may give (the served name, the --model argument); an absent
-  // body.model is always accepted.
+  // The names body.model may give (the served name, the --model argument, the file
+  // name), compared without regard to case; an absent body.model is always accepted.
   std::vector<std::string> model_names;
   bool check_model_name = true;
   std::int64_t vocab_size = 0;

@@ -24,8 +24,8 @@ struct BatchRequest {
   Endpoint endpoint = Endpoint::kChatCompletions;
   std::optional<std::string> model;  // body.model, when given
 
-  std::vector<ChatMessage> messages;              // kChatCompletions
-  std::string prompt;                             // kCompletions, given as text
+  std::vector<ChatMessage> messages;                    // kChatCompletions
+  std::string prompt;                                   // kCompletions, given as text
   std::optional<std::vector<std::int32_t>> prompt_ids;  // kCompletions, given as token ids
 
   // max_tokens (or max_completion_tokens), temperature, top_p, top_k, min_p, seed,

@@ -164,7 +164,7 @@ std::shared_ptr<const StepPlan> SchedulerActor::plan_for(const Schedule& schedul
   return plan;
 }
 
-void SchedulerActor::accept(Sequence& s, const SampleResult& sample) {
+void SchedulerActor::accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text) {
   const std::int32_t token = sample.token;
   s.context.push_back(token);
   s.out.tokens.push_back(token);
@@ -181,6 +181,7 @@ void SchedulerActor::accept(Sequence& s, const SampleResult& sample) {
       static_cast<std::int64_t>(s.context.size()) >= options_.context_limit) {
     update = s.stop.finish(FinishReason::kLength);
   }
+  if (on_text && !update.released.empty()) on_text(g.request.key, s.choice, update.released);
 }
 
 void SchedulerActor::finish_sequence(Sequence& s, const ResultCallback& on_result) {
@@ -199,7 +200,8 @@ void SchedulerActor::finish_sequence(Sequence& s, const ResultCallback& on_resul
   }
 }
 
-void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_result) {
+void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_result,
+                           const TextCallback& on_text) {
   if (!output.status.ok()) throw Error(output.status.code(), output.status.message());
   auto it = in_flight_.find(output.step);
   if (it == in_flight_.end()) {
@@ -215,13 +217,13 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
     if (s == sequences_.end()) {
       fail(ErrorCode::kInternal, "token for unknown sequence " + std::to_string(t.id));
     }
-    accept(*s->second, t.sample);
+    accept(*s->second, t.sample, on_text);
     if (s->second->stop.finished()) finish_sequence(*s->second, on_result);
   }
 }
 
 void SchedulerActor::run(Channel<EngineRequest>& requests, const ResultCallback& on_result,
-                         const StepCallback& on_step) {
+                         const StepCallback& on_step, const TextCallback& on_text) {
   started_ = SteadyClock::now();
   bool input_open = true;
   const auto refresh = [&] {
@@ -261,7 +263,7 @@ void SchedulerActor::run(Channel<EngineRequest>& requests, const ResultCallback&
       add(std::move(*r), on_result);
       continue;
     }
-    apply(runner_.next_result(), on_result);
+    apply(runner_.next_result(), on_result, on_text);
     refresh();
     if (on_step) on_step(stats_);
   }

@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/channel.h"
@@ -87,12 +88,16 @@ class SchedulerActor {
 
   using ResultCallback = std::function<void(EngineResult)>;
   using StepCallback = std::function<void(const EngineStats&)>;
+  // Output text as it is released (text that may begin a stop string is held back
+  // until it is ruled out), for streaming; per request key and choice.
+  using TextCallback =
+      std::function<void(std::uint64_t key, std::int32_t choice, std::string_view text)>;
 
   // Runs until `requests` is closed and every request taken from it has a result.
   // Callbacks run on this thread. A failed step (a stage's backend error) throws
   // Error: requests still running then have no result, and a rerun redoes them.
   void run(Channel<EngineRequest>& requests, const ResultCallback& on_result,
-           const StepCallback& on_step = {});
+           const StepCallback& on_step = {}, const TextCallback& on_text = {});
 
   const EngineStats& stats() const { return stats_; }
 
@@ -103,8 +108,9 @@ class SchedulerActor {
   void add(EngineRequest request, const ResultCallback& on_result);
   Status validate(const EngineRequest& request) const;
   std::shared_ptr<const StepPlan> plan_for(const Schedule& schedule);
-  void apply(const StepOutput& output, const ResultCallback& on_result);
-  void accept(Sequence& s, const SampleResult& sample);
+  void apply(const StepOutput& output, const ResultCallback& on_result,
+             const TextCallback& on_text);
+  void accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text);
   void finish_sequence(Sequence& s, const ResultCallback& on_result);
   std::int64_t micro_batch_size() const;
   std::int64_t depth() const;

@@ -119,7 +119,8 @@ TEST_CASE("greedy outputs are identical for 1, 2 and 3 pipeline stages and stati
     CHECK(outcome.stats.finished == static_cast<std::int64_t>(ref.prompts.size()));
     CHECK(outcome.stats.generated_tokens ==
           static_cast<std::int64_t>(ref.prompts.size()) * ref.new_tokens);
-    MESSAGE("stages " << shape.stages << std::string(shape.static_batching ? " static" : " continuous") << ": "
+    MESSAGE("stages " << shape.stages
+                      << std::string(shape.static_batching ? " static" : " continuous") << ": "
                       << outcome.stats.steps << " steps, " << outcome.stats.seconds << " s");
   }
 }

@@ -19,24 +19,26 @@ LocalPipeline::LocalPipeline(const ModelSource& source, const LocalPipelineOptio
   for (std::size_t s = 0; s < ranges.size(); ++s) {
     CpuBackendOptions backend_options;
     backend_options.threads = per_stage;
-    backends_.push_back(std::make_unique<CpuBackend>(backend_options));
-    auto executor = std::make_unique<Executor>(*backends_.back(), source, ranges[s], options.kv);
+    workers_.push_back(
+        std::make_unique<WorkerControl>(std::make_unique<CpuBackend>(backend_options)));
     ActivationChannel* input = s == 0 ? nullptr : links_[s - 1].get();
     ActivationChannel* output = s + 1 == ranges.size() ? nullptr : links_[s].get();
-    stages_.push_back(std::make_unique<StageActor>(std::move(executor), input, output, results_));
+    workers_.back()->load_stage(source, {ranges[s], options.kv}, input, output, results_);
   }
 }
 
 LocalPipeline::~LocalPipeline() {
+  // Closing the links first wakes a stage waiting for activations that a failed
+  // stage will never send; then each worker drains its stage.
   for (auto& link : links_)
     link->close();
-  for (auto& stage : stages_)
-    stage->stop();
+  for (auto& worker : workers_)
+    worker->unload_stage();
 }
 
 void LocalPipeline::submit(std::shared_ptr<const StepPlan> plan) {
-  for (auto& stage : stages_)
-    stage->submit(plan);
+  for (auto& worker : workers_)
+    worker->stage()->submit(plan);
 }
 
 StepOutput LocalPipeline::next_result() {
@@ -47,19 +49,19 @@ StepOutput LocalPipeline::next_result() {
 
 std::vector<LayerRange> LocalPipeline::layer_ranges() const {
   std::vector<LayerRange> ranges;
-  for (const auto& stage : stages_)
-    ranges.push_back(stage->executor().layers());
+  for (const auto& worker : workers_)
+    ranges.push_back(worker->stage()->executor().layers());
   return ranges;
 }
 
 std::string LocalPipeline::backend_name() const {
-  return backends_.front()->name();
+  return workers_.front()->backend().name();
 }
 
 std::uint64_t LocalPipeline::weight_bytes() const {
   std::uint64_t bytes = 0;
-  for (const auto& stage : stages_)
-    bytes += stage->executor().weight_bytes();
+  for (const auto& worker : workers_)
+    bytes += worker->stage()->executor().weight_bytes();
   return bytes;
 }
 

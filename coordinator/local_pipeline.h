@@ -1,7 +1,7 @@
-// LocalPipeline: a pipeline replica whose stages are worker actors in this process,
-// each on its own thread with its own CPU backend, joined by in-process activation
-// channels. The embedded default of `conveyor run`; the same actors and plans as a
-// cluster, wired without a network.
+// LocalPipeline: a pipeline replica whose stages are workers in this process: each a
+// WorkerControl with its own CPU backend and a stage actor on its own thread, joined
+// by in-process activation channels. The embedded default of `conveyor run`; the same actors and
+// plans as a cluster, wired without a network.
 #pragma once
 
 #include <memory>
@@ -12,8 +12,7 @@
 #include "coordinator/step_runner.h"
 #include "kernels/backend.h"
 #include "worker/activation_channel.h"
-#include "worker/executor.h"
-#include "worker/stage_actor.h"
+#include "worker/worker_control.h"
 
 namespace conveyor {
 
@@ -29,7 +28,7 @@ class LocalPipeline final : public StepRunner {
   LocalPipeline(const ModelSource& source, const LocalPipelineOptions& options);
   ~LocalPipeline() override;
 
-  int depth() const override { return static_cast<int>(stages_.size()); }
+  int depth() const override { return static_cast<int>(workers_.size()); }
   void submit(std::shared_ptr<const StepPlan> plan) override;
   StepOutput next_result() override;
 
@@ -38,10 +37,9 @@ class LocalPipeline final : public StepRunner {
   std::uint64_t weight_bytes() const;
 
  private:
-  std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::unique_ptr<InProcessActivationChannel>> links_;
   Channel<StepOutput> results_;
-  std::vector<std::unique_ptr<StageActor>> stages_;
+  std::vector<std::unique_ptr<WorkerControl>> workers_;
 };
 
 }  // namespace conveyor

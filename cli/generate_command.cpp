@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -9,14 +10,12 @@
 
 #include "cli/commands.h"
 #include "cli/model_loading.h"
+#include "common/channel.h"
 #include "common/tokenizer/chat_encoding.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
-#include "kernels/cpu/cpu_backend.h"
-#include "worker/generator.h"
-#include "worker/kv_cache.h"
-#include "worker/llama_model.h"
-#include "worker/model_weights.h"
+#include "coordinator/local_pipeline.h"
+#include "coordinator/scheduler_actor.h"
 
 namespace conveyor::cli {
 namespace {
@@ -97,9 +96,9 @@ std::string token_label(std::int32_t id, const Tokenizer* tokenizer) {
 
 // One line per generated token on stderr: its log-probability and the most likely
 // alternatives, so that the text on stdout stays clean.
-void print_logprobs(const GenerationResult& result, const Tokenizer* tokenizer) {
-  for (std::size_t i = 0; i < result.logprobs.size(); ++i) {
-    const SampleResult& s = result.logprobs[i];
+void print_logprobs(const EngineChoice& choice, const Tokenizer* tokenizer) {
+  for (std::size_t i = 0; i < choice.logprobs.size(); ++i) {
+    const SampleResult& s = choice.logprobs[i];
     std::fprintf(stderr, "[logprobs] %zu: %s %.4f |", i, token_label(s.token, tokenizer).c_str(),
                  static_cast<double>(s.logprob.value_or(0.0f)));
     for (const TokenLogprob& alt : s.top_logprobs) {
@@ -108,6 +107,10 @@ void print_logprobs(const GenerationResult& result, const Tokenizer* tokenizer) 
     }
     std::fprintf(stderr, "\n");
   }
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
 int run_generate(const GenerateOptions& o) {
@@ -120,68 +123,91 @@ int run_generate(const GenerateOptions& o) {
   if (source->tokenizer().has_value())
     tokenizer = std::make_shared<Tokenizer>(*source->tokenizer());
 
-  GenerationRequest request;
+  EngineRequest request;
   request.prompt = prompt_tokens(o, *source, tokenizer.get());
-  request.params = o.sampling;
+  request.sampling = o.sampling;
   if (o.logprobs >= 0) {
-    request.params.logprobs = true;
-    request.params.top_logprobs = o.logprobs;
+    request.sampling.logprobs = true;
+    request.sampling.top_logprobs = o.logprobs;
   }
-  if (o.seed) request.params.seed = parse_seed(*o.seed);
-  if (Status s = request.params.validate(spec.vocab_size); !s.ok())
+  if (o.seed) request.sampling.seed = parse_seed(*o.seed);
+  // Checked before the weights load, so that a typo costs no loading time; the engine
+  // checks the rest (the prompt's ids, its length).
+  if (Status s = request.sampling.validate(spec.vocab_size); !s.ok())
     throw Error(s.code(), s.message());
 
-  CpuBackendOptions backend_options;
-  backend_options.threads = o.threads;
-  CpuBackend backend(backend_options);
-  const auto load_start = std::chrono::steady_clock::now();
-  ModelWeights weights = ModelWeights::load(backend, *source, LayerRange::all(spec));
-  const double load_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
-
-  KvCacheConfig kv;
-  kv.num_layers = spec.num_layers;
-  kv.kv_dim = spec.kv_dim();
+  // One sequence: the KV cache holds exactly the longest it can grow to.
+  KvGeometry kv;
   std::int64_t longest =
-      static_cast<std::int64_t>(request.prompt.size()) + request.params.max_tokens;
+      static_cast<std::int64_t>(request.prompt.size()) + request.sampling.max_tokens;
   if (spec.max_positions > 0) longest = std::min(longest, spec.max_positions);
   kv.num_blocks = (longest + kv.block_size - 1) / kv.block_size;
-  KvCache cache(backend, kv);
-  LlamaModel model(backend, std::move(weights), cache);
-  Generator generator(model, tokenizer);
+
+  LocalPipelineOptions pipeline_options;
+  pipeline_options.stages = 1;
+  pipeline_options.threads = o.threads;
+  pipeline_options.kv = kv;
+  const auto load_start = std::chrono::steady_clock::now();
+  LocalPipeline pipeline(*source, pipeline_options);
+  const double load_seconds = seconds_since(load_start);
+
+  SchedulerActorOptions options;
+  options.scheduler.num_blocks = kv.num_blocks;
+  options.scheduler.block_size = kv.block_size;
+  options.vocab_size = spec.vocab_size;
+  options.context_limit = spec.max_positions;
+  options.eos_ids = spec.eos_token_ids;
+  if (tokenizer != nullptr) {
+    // End-of-turn tokens (<|im_end|>, <|eot_id|>) end a chat answer like EOS does.
+    for (std::int32_t id : tokenizer->end_of_generation_ids())
+      options.eos_ids.push_back(id);
+  }
+  options.tokenizer = tokenizer;
+  SchedulerActor engine(pipeline, options);
 
   // Without a tokenizer there is no text: the ids are the output.
   const bool print_ids = o.print_ids || tokenizer == nullptr;
   const bool stream = !print_ids;
-  const auto results = generator.run(std::span<const GenerationRequest>(&request, 1),
-                                     [&](std::size_t, std::string_view text) {
-                                       if (!stream) return;
-                                       std::cout << text;
-                                       std::cout.flush();
-                                     });
-  const GenerationResult& result = results.front();
+  // Timed from here, so that the first token's time leaves out loading.
+  request.submitted = SteadyClock::now();
+  Channel<EngineRequest> requests;
+  requests.send(std::move(request));
+  requests.close();
+  std::optional<EngineResult> finished;
+  engine.run(
+      requests, [&](EngineResult r) { finished = std::move(r); }, {},
+      [&](std::uint64_t, std::int32_t, std::string_view text) {
+        if (!stream) return;
+        std::cout << text;
+        std::cout.flush();
+      });
+  if (!finished) fail(ErrorCode::kInternal, "the engine returned no result");
+  const EngineResult& result = *finished;
   if (!result.status.ok()) throw Error(result.status.code(), result.status.message());
+  const EngineChoice& choice = result.choices.front();
   if (print_ids) {
-    for (std::size_t i = 0; i < result.tokens.size(); ++i) {
-      std::cout << (i ? "," : "") << result.tokens[i];
+    for (std::size_t i = 0; i < choice.tokens.size(); ++i) {
+      std::cout << (i ? "," : "") << choice.tokens[i];
     }
   }
   std::cout << std::endl;  // the answer is complete before anything else on stderr
-  if (request.params.logprobs) print_logprobs(result, tokenizer.get());
+  if (o.logprobs >= 0) print_logprobs(choice, tokenizer.get());
 
   if (!o.quiet) {
-    const GeneratorStats& st = generator.stats();
-    const double decode_seconds = st.seconds - st.first_token_seconds;
-    const std::int64_t decode_tokens = st.generated_tokens - 1;
+    const auto generated = static_cast<std::int64_t>(choice.tokens.size());
+    // The first token pays for the prompt; the rest are the decode rate.
+    const double decode_seconds = result.latency_seconds - result.first_token_seconds;
+    const std::int64_t decode_tokens = generated - 1;
     std::fprintf(stderr,
                  "[generate] %s | load %.2f s | prompt %lld tokens, first token %.3f s | "
                  "%lld tokens in %.2f s: %.1f tok/s decode | finish: %s\n",
-                 backend.name().c_str(), load_seconds, static_cast<long long>(result.prompt_tokens),
-                 st.first_token_seconds, static_cast<long long>(st.generated_tokens), st.seconds,
+                 pipeline.backend_name().c_str(), load_seconds,
+                 static_cast<long long>(result.prompt_tokens), result.first_token_seconds,
+                 static_cast<long long>(generated), result.latency_seconds,
                  decode_seconds > 0 && decode_tokens > 0
                      ? static_cast<double>(decode_tokens) / decode_seconds
                      : 0.0,
-                 std::string(to_string(result.finish_reason)).c_str());
+                 std::string(to_string(choice.finish_reason)).c_str());
   }
   return 0;
 }

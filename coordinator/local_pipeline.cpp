@@ -37,13 +37,19 @@ LocalPipeline::~LocalPipeline() {
 }
 
 void LocalPipeline::submit(std::shared_ptr<const StepPlan> plan) {
+  if (!stopped_.ok()) return;  // next_result() says why
   for (auto& worker : workers_)
     worker->stage()->submit(plan);
 }
 
 StepOutput LocalPipeline::next_result() {
+  if (!stopped_.ok()) return StepOutput{0, stopped_, {}};
   auto out = results_.receive();
   if (!out) return StepOutput{0, Status(ErrorCode::kUnavailable, "pipeline stopped"), {}};
+  if (!out->status.ok()) {
+    stopped_ = Status(ErrorCode::kUnavailable,
+                      "pipeline stopped after a failed step: " + out->status.message());
+  }
   return std::move(*out);
 }
 

@@ -30,6 +30,9 @@ class LocalPipeline final : public StepRunner {
 
   int depth() const override { return static_cast<int>(workers_.size()); }
   void submit(std::shared_ptr<const StepPlan> plan) override;
+  // After a step has failed, the pipeline is stopped: its stage threads may have
+  // exited, so every later call answers kUnavailable at once instead of waiting for
+  // results that will never come.
   StepOutput next_result() override;
 
   std::vector<LayerRange> layer_ranges() const;
@@ -40,6 +43,7 @@ class LocalPipeline final : public StepRunner {
   std::vector<std::unique_ptr<InProcessActivationChannel>> links_;
   Channel<StepOutput> results_;
   std::vector<std::unique_ptr<WorkerControl>> workers_;
+  Status stopped_;  // set by the first failed step
 };
 
 }  // namespace conveyor

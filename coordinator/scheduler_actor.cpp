@@ -224,6 +224,29 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
 
 void SchedulerActor::run(Channel<EngineRequest>& requests, const ResultCallback& on_result,
                          const StepCallback& on_step, const TextCallback& on_text) {
+  try {
+    loop(requests, on_result, on_step, on_text);
+  } catch (...) {
+    abandon();
+    throw;
+  }
+}
+
+void SchedulerActor::abandon() {
+  while (!in_flight_.empty()) {
+    const StepOutput out = runner_.next_result();
+    // A result without a step in flight means the runner has stopped: nothing more
+    // will come back.
+    if (in_flight_.erase(out.step) == 0) break;
+  }
+  in_flight_.clear();
+  sequences_.clear();
+  released_.clear();
+  scheduler_ = Scheduler(options_.scheduler);
+}
+
+void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback& on_result,
+                          const StepCallback& on_step, const TextCallback& on_text) {
   started_ = SteadyClock::now();
   bool input_open = true;
   const auto refresh = [&] {

@@ -94,8 +94,11 @@ class SchedulerActor {
       std::function<void(std::uint64_t key, std::int32_t choice, std::string_view text)>;
 
   // Runs until `requests` is closed and every request taken from it has a result.
-  // Callbacks run on this thread. A failed step (a stage's backend error) throws
-  // Error: requests still running then have no result, and a rerun redoes them.
+  // Callbacks run on this thread. A failed step (a stage's backend error) or a
+  // throwing callback ends the run with that exception: the steps already sent are
+  // collected first (so the runner holds no stale result), and the requests still
+  // running are dropped without a result; a rerun of the job redoes them. The actor
+  // can then run again.
   void run(Channel<EngineRequest>& requests, const ResultCallback& on_result,
            const StepCallback& on_step = {}, const TextCallback& on_text = {});
 
@@ -105,6 +108,10 @@ class SchedulerActor {
   struct Group;
   struct Sequence;
 
+  void loop(Channel<EngineRequest>& requests, const ResultCallback& on_result,
+            const StepCallback& on_step, const TextCallback& on_text);
+  // After a failed run: waits for the steps in flight and forgets every sequence.
+  void abandon();
   void add(EngineRequest request, const ResultCallback& on_result);
   Status validate(const EngineRequest& request) const;
   std::shared_ptr<const StepPlan> plan_for(const Schedule& schedule);

@@ -126,6 +126,13 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
                                           std::to_string(block_bytes) + " bytes");
   }
 
+  // A sequence must fit the whole cache, or it could never finish even alone: when
+  // the cache holds fewer tokens than the model's context, the cache is the context
+  // (prompts beyond it are refused, outputs end with "length" there).
+  const std::int64_t kv_tokens = e.kv_blocks * config.kv.block_size;
+  const bool kv_limited = e.context_limit <= 0 || kv_tokens < e.context_limit;
+  if (kv_limited) e.context_limit = kv_tokens;
+
   LocalPipelineOptions pipeline;
   pipeline.stages = config.stages;
   pipeline.threads = config.threads;
@@ -157,11 +164,12 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
   }
   std::fprintf(stderr,
                "[engine] %s (%s) | %s | layers %s | KV %lld blocks x %lld tokens (%.0f MiB) | "
-               "%lld sequences, %lld tokens per step, %s batching\n",
+               "context %lld%s | %lld sequences, %lld tokens per step, %s batching\n",
                e.model_names.front().c_str(), e.source->format().c_str(),
                e.pipeline->backend_name().c_str(), stages.c_str(),
                static_cast<long long>(e.kv_blocks), static_cast<long long>(config.kv.block_size),
                static_cast<double>(block_bytes) * static_cast<double>(e.kv_blocks) / (1 << 20),
+               static_cast<long long>(e.context_limit), kv_limited ? " (the KV cache)" : "",
                static_cast<long long>(config.scheduler.max_sequences),
                static_cast<long long>(config.scheduler.max_step_tokens),
                config.scheduler.static_batching ? "static" : "continuous");

@@ -23,11 +23,13 @@ struct RunOptions {
   EngineFlags engine;
 };
 
-void on_interrupt(int) {
+// Every finished line is already on disk, each in one write, and a line cut by the
+// signal is repaired by the next run: exiting at once loses only work in progress.
+void on_signal(int signal) {
   static const char message[] =
-      "\ninterrupted: finished lines are saved; run the same command again to resume\n";
+      "\nstopped: finished lines are saved; run the same command again to resume\n";
   (void)!::write(STDERR_FILENO, message, sizeof(message) - 1);
-  ::_exit(130);
+  ::_exit(128 + signal);
 }
 
 int run_batch(const RunOptions& o) {
@@ -38,6 +40,9 @@ int run_batch(const RunOptions& o) {
   }
   if (!std::filesystem::exists(o.input)) {
     fail(ErrorCode::kNotFound, "input file " + o.input + " does not exist");
+  }
+  if (std::filesystem::is_directory(o.input)) {
+    fail(ErrorCode::kInvalidArgument, "input " + o.input + " is a directory, not a JSONL file");
   }
 
   Engine engine = build_engine(config);
@@ -57,8 +62,8 @@ int run_batch(const RunOptions& o) {
   job.progress = config.output.progress;
   job.progress_interval_seconds = config.output.progress_interval_seconds;
 
-  std::signal(SIGINT, on_interrupt);
-  std::signal(SIGTERM, on_interrupt);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   const BatchJobSummary s = run_batch_job(*engine.scheduler, job, engine.tokenizer, engine.chat);
 
   if (s.resumed_results + s.resumed_errors > 0 || s.repaired_bytes > 0) {
@@ -74,7 +79,7 @@ int run_batch(const RunOptions& o) {
   const double tok_s =
       s.seconds > 0 ? static_cast<double>(s.engine.generated_tokens) / s.seconds : 0.0;
   std::fprintf(stderr,
-               "[run] %lld lines: %lld results, %lld errors | %lld prompt + %lld generated tokens "
+               "[run] %lld lines: %lld results, %lld errors | %lld prefill + %lld generated tokens "
                "in %.2f s: %.1f tok/s, %lld steps, %lld preemptions\n"
                "[run] output: %s | errors: %s\n",
                static_cast<long long>(s.lines), static_cast<long long>(s.results),

@@ -1,12 +1,25 @@
 #include "coordinator/batch_job.h"
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
+#include <string>
 
 #include "coordinator/batch/resume.h"
 #include "coordinator/progress.h"
 #include "coordinator/sink.h"
 
 namespace conveyor {
+
+std::int64_t count_nonblank_lines(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::int64_t lines = 0;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find_first_not_of(" \t\r") != std::string::npos) ++lines;
+  }
+  return lines;
+}
 
 std::filesystem::path default_errors_path(const std::filesystem::path& output) {
   std::filesystem::path errors = output;
@@ -25,20 +38,25 @@ BatchJobSummary run_batch_job(SchedulerActor& scheduler, const BatchJobOptions& 
   summary.resumed_errors = resume->errors;
   summary.repaired_bytes = resume->repaired_bytes;
 
+  // The total for progress before intake has read the whole file (it reads only as
+  // fast as requests are admitted): the file's lines less those already finished.
+  const std::int64_t expected_lines = std::max<std::int64_t>(
+      0, count_nonblank_lines(options.input) - resume->results - resume->errors);
+
+  // Declared before the sink, whose thread calls back into them: they outlive it.
+  ProgressReporter progress(options.progress, options.progress_interval_seconds);
+  FileIntake intake(options.input, options.intake, tokenizer, std::move(chat),
+                    std::move(resume->finished));
+  std::atomic<std::int64_t> generated{0};
   Expected<std::unique_ptr<Sink>> opened =
       Sink::open({options.output, options.errors, options.meta, tokenizer});
   if (!opened.ok()) throw Error(opened.status().code(), opened.status().message());
   Sink& sink = **opened;
-
-  FileIntake intake(options.input, options.intake, tokenizer, std::move(chat),
-                    std::move(resume->finished));
-  ProgressReporter progress(options.progress, options.progress_interval_seconds);
-  std::atomic<std::int64_t> generated{0};
   const auto snapshot = [&] {
     ProgressSnapshot s;
     s.done = sink.results();
     s.failed = sink.errors();
-    s.total = intake.reading_done() ? intake.lines() : -1;
+    s.total = intake.reading_done() ? intake.lines() : expected_lines;
     s.generated_tokens = generated.load();
     s.elapsed_seconds = std::chrono::duration<double>(SteadyClock::now() - started).count();
     return s;

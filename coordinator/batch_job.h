@@ -41,6 +41,9 @@ struct BatchJobSummary {
   bool any_failed() const { return errors + resumed_errors > 0; }
 };
 
+// Lines with anything but whitespace: a quick first pass for progress totals.
+std::int64_t count_nonblank_lines(const std::filesystem::path& file);
+
 // The error file's default path: beside the output, "<stem>.errors.jsonl".
 std::filesystem::path default_errors_path(const std::filesystem::path& output);
 

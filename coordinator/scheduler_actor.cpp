@@ -44,6 +44,17 @@ double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
+// The seed of choice `c` of a request seeded `seed`: the seed itself for the first
+// choice (so n = 1 gives what the seed promises), a hash of both for the others, so
+// that choice 1 of seed 7 is not the same draw as choice 0 of seed 8.
+std::uint64_t choice_seed(std::uint64_t seed, std::int32_t c) {
+  if (c == 0) return seed;
+  std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(c);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 std::uint64_t random_seed() {
   static thread_local std::mt19937_64 generator{std::random_device{}()};
   return generator();
@@ -92,14 +103,13 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
   Status status = validate(r);
   const std::int64_t prompt = group->result.prompt_tokens;
   const std::int64_t longest = std::min(prompt + r.sampling.max_tokens, options_.context_limit);
-  const std::uint64_t base_seed = r.sampling.seed.value_or(random_seed());
+  const std::uint64_t base_seed = r.sampling.seed ? *r.sampling.seed : random_seed();
 
   std::vector<SequenceId> added;
   for (std::int32_t c = 0; status.ok() && c < r.n; ++c) {
     auto sampling = std::make_shared<SequenceSampling>();
     sampling->params = r.sampling;
-    // Choices of one request draw independent tokens from consecutive seeds.
-    sampling->seed = base_seed + static_cast<std::uint64_t>(c);
+    sampling->seed = choice_seed(base_seed, c);
     sampling->prompt_tokens = prompt;
     const SequenceId id = next_sequence_++;
     status = scheduler_.add(id, prompt, longest);
@@ -137,18 +147,18 @@ std::int64_t SchedulerActor::micro_batch_size() const {
   return (active + depth - 1) / depth;
 }
 
-std::shared_ptr<const StepPlan> SchedulerActor::plan_for(const Schedule& schedule) {
+std::shared_ptr<const StepPlan> SchedulerActor::plan_for(Schedule& schedule) {
   auto plan = std::make_shared<StepPlan>();
   plan->step = next_step_++;
   plan->released = std::move(released_);
   released_.clear();
-  for (const ScheduledChunk& c : schedule.chunks) {
+  for (ScheduledChunk& c : schedule.chunks) {
     const Sequence& s = *sequences_.at(c.id);
     PlannedSequence p;
     p.id = c.id;
     p.tokens.assign(s.context.begin() + c.start, s.context.begin() + c.start + c.tokens);
     p.start = c.start;
-    p.block_table = c.block_table;
+    p.block_table = std::move(c.block_table);
     p.samples = c.samples;
     p.sampling = s.sampling;
     plan->sequences.push_back(std::move(p));

@@ -31,8 +31,10 @@ using SteadyClock = std::chrono::steady_clock;
 struct EngineRequest {
   std::uint64_t key = 0;  // the caller's handle, returned with the result
   std::vector<std::int32_t> prompt;
-  SamplingParams sampling;  // a missing seed is drawn here, once, so recomputation repeats
-  std::int32_t n = 1;       // choices: independent sequences of the same prompt
+  // A missing seed is drawn once when the request is added, so that a sequence
+  // recomputed after preemption repeats its draws.
+  SamplingParams sampling;
+  std::int32_t n = 1;  // choices: independent sequences of the same prompt
   SteadyClock::time_point submitted = SteadyClock::now();
   // The input line it came from, handed back with the result for the output line;
   // null for requests that have none (benchmarks).
@@ -114,7 +116,8 @@ class SchedulerActor {
   void abandon();
   void add(EngineRequest request, const ResultCallback& on_result);
   Status validate(const EngineRequest& request) const;
-  std::shared_ptr<const StepPlan> plan_for(const Schedule& schedule);
+  // Moves the block tables out of `schedule`: in flight, only lengths are needed.
+  std::shared_ptr<const StepPlan> plan_for(Schedule& schedule);
   void apply(const StepOutput& output, const ResultCallback& on_result,
              const TextCallback& on_text);
   void accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text);

@@ -32,8 +32,13 @@ void Sink::start(std::function<void()> on_line) {
   thread_ = std::thread([this, on_line = std::move(on_line)] {
     while (auto item = inbox_.receive()) {
       if (!status().ok()) continue;  // drain without writing
-      write(*item);
-      if (on_line) on_line();
+      try {
+        write(*item);
+        if (on_line) on_line();
+      } catch (const std::exception& e) {
+        std::lock_guard lock(status_mutex_);
+        if (status_.ok()) status_ = Status(ErrorCode::kInternal, std::string("sink: ") + e.what());
+      }
     }
   });
 }
@@ -66,7 +71,9 @@ void Sink::write(const SinkItem& item) {
     } else {
       const Tokenizer* tokenizer = options_.tokenizer.get();
       const TokenText token_text = [tokenizer](std::int32_t id) {
-        return tokenizer != nullptr ? tokenizer->decode(std::span(&id, 1)) : std::to_string(id);
+        // The token's own bytes, part of a character or with SentencePiece's space
+        // marker as a space: what the log-prob "bytes" must carry.
+        return tokenizer != nullptr ? tokenizer->token_to_piece(id) : std::to_string(id);
       };
       ResultMeta meta = options_.meta;
       meta.created = static_cast<std::int64_t>(std::time(nullptr));

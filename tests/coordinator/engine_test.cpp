@@ -443,6 +443,10 @@ TEST_CASE("the choices of one request draw independently, and greedy ones agree"
     CHECK(again.results[1].choices[1].tokens == result.choices[1].tokens);
     CHECK(pair.stats.generated_tokens == 24);
     CHECK(pair.stats.finished == 1);
+    // The second choice of seed 42 is not the first choice of seed 43: users who seed
+    // requests 0, 1, 2, ... with n > 1 get no duplicate samples.
+    const EngineRun next_seed = run_requests(engine.actor, {sampled_request(cases[2], 43)});
+    CHECK(result.choices[1].tokens != only_tokens(next_seed.results[0]));
   }
 
   SUBCASE("greedy: both choices are the reference, also when they cannot run together") {

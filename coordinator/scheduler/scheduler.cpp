@@ -66,19 +66,26 @@ void Scheduler::preempt(SequenceState& s) {
 }
 
 Schedule Scheduler::schedule(std::int64_t max_batch_sequences) {
-  Schedule out;
-  const StepPolicy policy{config_.max_step_tokens, max_batch_sequences};
-  const std::vector<StepChunk> planned = policy.plan(running_);
+  StepDraft draft;
+  draft.max_sequences = max_batch_sequences;
+  draft.budget = config_.max_step_tokens;
+  place_running(draft);
+  requeue_preempted(draft.preempted);
+  // No newcomers in a step that had to preempt: that would only trade one sequence's
+  // blocks for another's.
+  if (draft.preempted.empty()) admit_newcomers(draft);
+  return emit(draft);
+}
 
+void Scheduler::place_running(StepDraft& draft) {
+  const StepPolicy policy{config_.max_step_tokens, draft.max_sequences};
+  const std::vector<StepChunk> planned = policy.plan(running_);
   // Sequences placed in this step are marked in flight at once, which also keeps the
   // preemption policy off them.
-  std::vector<SequenceId> step_ids;
-  std::vector<std::int64_t> step_tokens;
-  std::vector<SequenceId> preempted;
   const bool others_in_flight = in_flight() > 0;
   for (const StepChunk& chunk : planned) {
     SequenceState& s = running_[chunk.index];
-    if (std::find(preempted.begin(), preempted.end(), s.id) != preempted.end()) {
+    if (std::find(draft.preempted.begin(), draft.preempted.end(), s.id) != draft.preempted.end()) {
       continue;  // a victim earlier in this loop
     }
     const std::int64_t need = blocks_.blocks_for(s.cached + chunk.tokens) - s.blocks;
@@ -86,79 +93,74 @@ Schedule Scheduler::schedule(std::int64_t max_batch_sequences) {
       s.in_flight = true;  // not its own victim
       const Preemption p = preemption_.choose(running_, need - blocks_.free_blocks());
       s.in_flight = false;
-      if (p.freed_blocks >= need - blocks_.free_blocks()) {
-        for (std::size_t v : p.victims) {
-          preempt(running_[v]);
-          preempted.push_back(running_[v].id);
-        }
-      } else {
+      if (p.freed_blocks < need - blocks_.free_blocks()) {
         // Not enough even from every other sequence. Blocks held by steps in flight
         // come back soon: wait for them. Otherwise this sequence yields its own.
         if (!others_in_flight) {
           preempt(s);
-          preempted.push_back(s.id);
+          draft.preempted.push_back(s.id);
         }
         continue;
+      }
+      for (std::size_t v : p.victims) {
+        preempt(running_[v]);
+        draft.preempted.push_back(running_[v].id);
       }
     }
     blocks_.reserve(s.id, s.cached + chunk.tokens);
     s.blocks = blocks_.blocks_held(s.id);
     s.in_flight = true;
-    step_ids.push_back(s.id);
-    step_tokens.push_back(chunk.tokens);
+    draft.add(s.id, chunk.tokens);
   }
+}
 
-  // Preempted sequences leave the running set for the front of the queue, the oldest
-  // first, so that they resume before any newcomer.
-  if (!preempted.empty()) {
-    for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
-      if (std::find(preempted.begin(), preempted.end(), it->id) != preempted.end())
-        waiting_.push_front(*it);
+void Scheduler::requeue_preempted(const std::vector<SequenceId>& preempted) {
+  if (preempted.empty()) return;
+  const auto is_preempted = [&](const SequenceState& s) {
+    return std::find(preempted.begin(), preempted.end(), s.id) != preempted.end();
+  };
+  // To the front of the queue, the oldest first, so that they resume before any
+  // newcomer.
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it)
+    if (is_preempted(*it)) waiting_.push_front(*it);
+  std::erase_if(running_, is_preempted);
+}
+
+void Scheduler::admit_newcomers(StepDraft& draft) {
+  // Admission looks at no more of the queue than could join.
+  const auto candidates = static_cast<std::size_t>(
+      std::clamp<std::int64_t>(config_.max_sequences - running(), 0, waiting()));
+  const std::vector<SequenceState> queue(
+      waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(candidates));
+  const std::int64_t admit =
+      admission_.admit(queue, running(), blocks_.free_blocks(), draft.budget);
+  for (std::int64_t a = 0; a < admit; ++a) {
+    SequenceState s = waiting_.front();
+    waiting_.pop_front();
+    const std::int64_t n = std::min(s.pending(), draft.budget);
+    if (n > 0 && draft.has_room() && blocks_.reserve(s.id, s.cached + n)) {
+      s.blocks = blocks_.blocks_held(s.id);
+      s.in_flight = true;
+      draft.add(s.id, n);
     }
-    std::erase_if(running_, [&](const SequenceState& s) {
-      return std::find(preempted.begin(), preempted.end(), s.id) != preempted.end();
-    });
+    running_.push_back(s);
   }
+}
 
-  // Newcomers, with what is left of the budget; not in a step that had to preempt,
-  // which would only trade one sequence's blocks for another's.
-  if (preempted.empty()) {
-    std::int64_t budget = config_.max_step_tokens;
-    for (std::int64_t t : step_tokens)
-      budget -= t;
-    const auto room = [&] {
-      return max_batch_sequences <= 0 ||
-             static_cast<std::int64_t>(step_ids.size()) < max_batch_sequences;
-    };
-    const std::vector<SequenceState> queue(waiting_.begin(), waiting_.end());
-    const std::int64_t admit = admission_.admit(queue, running(), blocks_.free_blocks(), budget);
-    for (std::int64_t a = 0; a < admit; ++a) {
-      SequenceState s = waiting_.front();
-      waiting_.pop_front();
-      const std::int64_t n = std::min(s.pending(), budget);
-      if (n > 0 && room() && blocks_.reserve(s.id, s.cached + n)) {
-        s.blocks = blocks_.blocks_held(s.id);
-        s.in_flight = true;
-        step_ids.push_back(s.id);
-        step_tokens.push_back(n);
-        budget -= n;
-      }
-      running_.push_back(s);
-    }
-  }
-
-  for (std::size_t i = 0; i < step_ids.size(); ++i) {
-    const SequenceState& s = *find_running(step_ids[i]);
+Schedule Scheduler::emit(StepDraft& draft) {
+  Schedule out;
+  for (std::size_t i = 0; i < draft.ids.size(); ++i) {
+    const SequenceState& s = *find_running(draft.ids[i]);
     ScheduledChunk chunk;
     chunk.id = s.id;
     chunk.start = s.cached;
-    chunk.tokens = step_tokens[i];
+    chunk.tokens = draft.tokens[i];
     chunk.samples = s.cached + chunk.tokens == s.context;
     const auto table = blocks_.block_table(s.id);
     chunk.block_table.assign(table.begin(), table.end());
     out.chunks.push_back(std::move(chunk));
   }
-  out.preempted = std::move(preempted);
+  out.preempted = std::move(draft.preempted);
   return out;
 }
 

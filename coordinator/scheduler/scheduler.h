@@ -83,6 +83,32 @@ class Scheduler {
   const std::deque<SequenceState>& waiting_states() const { return waiting_; }
 
  private:
+  // The step being formed: its sequences and their new positions, what is left of
+  // the token budget, and who was preempted for it.
+  struct StepDraft {
+    std::vector<SequenceId> ids;
+    std::vector<std::int64_t> tokens;
+    std::vector<SequenceId> preempted;
+    std::int64_t budget = 0;
+    std::int64_t max_sequences = 0;  // 0: no limit
+
+    void add(SequenceId id, std::int64_t n) {
+      ids.push_back(id);
+      tokens.push_back(n);
+      budget -= n;
+    }
+    bool has_room() const {
+      return max_sequences <= 0 || static_cast<std::int64_t>(ids.size()) < max_sequences;
+    }
+  };
+
+  // The phases of schedule(): running sequences (preempting under pressure), the
+  // preempted back to the queue, newcomers, and the chunks with their block tables.
+  void place_running(StepDraft& draft);
+  void requeue_preempted(const std::vector<SequenceId>& preempted);
+  void admit_newcomers(StepDraft& draft);
+  Schedule emit(StepDraft& draft);
+
   SequenceState* find_running(SequenceId id);
   void preempt(SequenceState& s);
 

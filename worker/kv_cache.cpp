@@ -50,10 +50,6 @@ KvCache::KvCache(Backend& backend, const KvCacheConfig& config) : config_(config
   }
   keys_ = backend.allocate(bytes);
   values_ = backend.allocate(bytes);
-  free_.reserve(static_cast<std::size_t>(config.num_blocks));
-  // Pushed in reverse so that block 0 is handed out first.
-  for (std::int64_t b = config.num_blocks - 1; b >= 0; --b)
-    free_.push_back(static_cast<std::int32_t>(b));
 }
 
 KvLayerView KvCache::layer(std::int64_t local_layer) const {
@@ -70,43 +66,6 @@ KvLayerView KvCache::layer(std::int64_t local_layer) const {
   view.block_size = config_.block_size;
   view.kv_dim = config_.kv_dim;
   return view;
-}
-
-std::int64_t KvCache::blocks_for(std::int64_t tokens) const {
-  return (tokens + config_.block_size - 1) / config_.block_size;
-}
-
-bool KvCache::reserve(SequenceId sequence, std::int64_t tokens) {
-  auto& table = tables_[sequence];
-  const std::int64_t missing = blocks_for(tokens) - static_cast<std::int64_t>(table.size());
-  if (missing > free_blocks()) {
-    if (table.empty()) tables_.erase(sequence);
-    return false;
-  }
-  for (std::int64_t i = 0; i < missing; ++i) {
-    table.push_back(free_.back());
-    free_.pop_back();
-  }
-  return true;
-}
-
-void KvCache::release(SequenceId sequence) {
-  auto it = tables_.find(sequence);
-  if (it == tables_.end()) return;
-  for (auto block = it->second.rbegin(); block != it->second.rend(); ++block) {
-    free_.push_back(*block);
-  }
-  tables_.erase(it);
-}
-
-std::span<const std::int32_t> KvCache::block_table(SequenceId sequence) const {
-  auto it = tables_.find(sequence);
-  if (it == tables_.end()) return {};
-  return it->second;
-}
-
-std::int64_t KvCache::capacity(SequenceId sequence) const {
-  return static_cast<std::int64_t>(block_table(sequence).size()) * config_.block_size;
 }
 
 }  // namespace conveyor

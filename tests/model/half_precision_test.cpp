@@ -88,10 +88,10 @@ TEST_CASE("BF16 and F16 checkpoints give the logits of their values in F32") {
     const std::vector<std::int32_t>& ids = cases[1].input_ids;
     const auto run = [&ids](LoadedModel& m) {
       const std::int64_t id = 0;
-      REQUIRE(m.cache->reserve(id, static_cast<std::int64_t>(ids.size())));
+      REQUIRE(m.blocks->reserve(id, static_cast<std::int64_t>(ids.size())));
       SequenceStep step;
       step.tokens = ids;
-      step.block_table = m.cache->block_table(id);
+      step.block_table = m.blocks->block_table(id);
       step.logits = LogitsWanted::kAll;
       return m.model->forward(std::span<const SequenceStep>(&step, 1)).logits;
     };

@@ -24,14 +24,14 @@ const char* const kModels[] = {"llama-tiny", "llama-tiny-tied", "llama3-tiny-rop
 StepResult prefill_all(LoadedModel& m, const std::vector<const ReferenceCase*>& cases) {
   std::vector<SequenceStep> step;
   for (std::size_t i = 0; i < cases.size(); ++i) {
-    const auto id = static_cast<KvCache::SequenceId>(i);
-    m.cache->release(id);
-    REQUIRE(m.cache->reserve(id, static_cast<std::int64_t>(cases[i]->input_ids.size())));
-    step.push_back({cases[i]->input_ids, 0, m.cache->block_table(id), LogitsWanted::kAll});
+    const auto id = static_cast<SequenceId>(i);
+    m.blocks->release(id);
+    REQUIRE(m.blocks->reserve(id, static_cast<std::int64_t>(cases[i]->input_ids.size())));
+    step.push_back({cases[i]->input_ids, 0, m.blocks->block_table(id), LogitsWanted::kAll});
   }
   StepResult out = m.model->forward(step);
   for (std::size_t i = 0; i < cases.size(); ++i)
-    m.cache->release(static_cast<KvCache::SequenceId>(i));
+    m.blocks->release(static_cast<SequenceId>(i));
   return out;
 }
 
@@ -99,9 +99,9 @@ TEST_CASE("prefill in chunks of 7 tokens gives the same logits as transformers")
       float worst = 0;
       for (std::size_t begin = 0; begin < ids.size(); begin += 7) {
         const std::size_t n = std::min<std::size_t>(7, ids.size() - begin);
-        REQUIRE(m.cache->reserve(0, static_cast<std::int64_t>(begin + n)));
+        REQUIRE(m.blocks->reserve(0, static_cast<std::int64_t>(begin + n)));
         const SequenceStep step{std::span<const std::int32_t>(ids).subspan(begin, n),
-                                static_cast<std::int64_t>(begin), m.cache->block_table(0),
+                                static_cast<std::int64_t>(begin), m.blocks->block_table(0),
                                 LogitsWanted::kAll};
         const StepResult out = m.model->forward(std::span<const SequenceStep>(&step, 1));
         for (std::size_t i = 0; i < n; ++i) {
@@ -109,7 +109,7 @@ TEST_CASE("prefill in chunks of 7 tokens gives the same logits as transformers")
                                                 cases[c].logits[begin + i]));
         }
       }
-      m.cache->release(0);
+      m.blocks->release(0);
       CHECK(worst < kTolerance);
     }
   }
@@ -128,13 +128,13 @@ TEST_CASE("a model split into two pipeline stages gives the logits of the whole"
     const auto& rc = cases[1];
     const std::int64_t vocab = first.model->spec().vocab_size;
     const auto n = static_cast<std::int64_t>(rc.input_ids.size());
-    REQUIRE(first.cache->reserve(0, n));
-    REQUIRE(second.cache->reserve(0, n));
-    const SequenceStep s1{rc.input_ids, 0, first.cache->block_table(0), LogitsWanted::kAll};
+    REQUIRE(first.blocks->reserve(0, n));
+    REQUIRE(second.blocks->reserve(0, n));
+    const SequenceStep s1{rc.input_ids, 0, first.blocks->block_table(0), LogitsWanted::kAll};
     const StepResult hidden = first.model->forward(std::span<const SequenceStep>(&s1, 1));
     CHECK(hidden.logits.empty());
     REQUIRE(hidden.hidden.size() == static_cast<std::size_t>(n * first.model->spec().hidden_size));
-    const SequenceStep s2{rc.input_ids, 0, second.cache->block_table(0), LogitsWanted::kAll};
+    const SequenceStep s2{rc.input_ids, 0, second.blocks->block_table(0), LogitsWanted::kAll};
     const StepResult out =
         second.model->forward(std::span<const SequenceStep>(&s2, 1), hidden.hidden.data());
     CHECK(case_error(out, 0, rc, vocab) < kTolerance);

@@ -23,42 +23,6 @@ KvCacheConfig small_config() {
 
 }  // namespace
 
-TEST_CASE("kv cache hands out blocks per sequence and takes them back") {
-  CpuBackend backend;
-  KvCache cache(backend, small_config());
-  CHECK(cache.free_blocks() == 6);
-  CHECK(cache.blocks_for(0) == 0);
-  CHECK(cache.blocks_for(4) == 1);
-  CHECK(cache.blocks_for(5) == 2);
-
-  REQUIRE(cache.reserve(7, 5));
-  CHECK(cache.block_table(7).size() == 2);
-  CHECK(cache.capacity(7) == 8);
-  REQUIRE(cache.reserve(7, 8));  // already covered
-  CHECK(cache.block_table(7).size() == 2);
-  REQUIRE(cache.reserve(9, 12));
-  CHECK(cache.free_blocks() == 1);
-
-  std::set<std::int32_t> used;
-  for (auto id : {7, 9}) {
-    for (auto b : cache.block_table(id))
-      CHECK(used.insert(b).second);  // never shared
-  }
-
-  CHECK_FALSE(cache.reserve(11, 8));  // needs two, one free
-  CHECK_FALSE(cache.contains(11));
-  CHECK(cache.free_blocks() == 1);
-  CHECK_FALSE(cache.reserve(7, 20));  // growing fails without partial allocation
-  CHECK(cache.block_table(7).size() == 2);
-
-  cache.release(9);
-  CHECK(cache.free_blocks() == 4);
-  CHECK(cache.block_table(9).empty());
-  cache.release(9);  // unknown: ignored
-  REQUIRE(cache.reserve(11, 16));
-  CHECK(cache.free_blocks() == 0);
-}
-
 TEST_CASE("kv cache layers are disjoint views of the storage") {
   CpuBackend backend;
   const auto config = small_config();

@@ -14,10 +14,10 @@ using namespace conveyor::testing;
 namespace {
 
 StepResult run_prompt(LoadedModel& m, const std::vector<std::int32_t>& ids) {
-  REQUIRE(m.cache->reserve(0, static_cast<std::int64_t>(ids.size())));
-  const SequenceStep step{ids, 0, m.cache->block_table(0), LogitsWanted::kAll};
+  REQUIRE(m.blocks->reserve(0, static_cast<std::int64_t>(ids.size())));
+  const SequenceStep step{ids, 0, m.blocks->block_table(0), LogitsWanted::kAll};
   StepResult out = m.model->forward(std::span<const SequenceStep>(&step, 1));
-  m.cache->release(0);
+  m.blocks->release(0);
   return out;
 }
 
@@ -37,11 +37,11 @@ TEST_CASE("logits wanted: last row by default, none, or all") {
   LoadedModel m = load_model(hf_tiny_dir("llama-tiny"));
   const auto cases = load_reference("llama-tiny");
   const std::int64_t vocab = m.model->spec().vocab_size;
-  REQUIRE(m.cache->reserve(0, 24));
-  REQUIRE(m.cache->reserve(1, 5));
+  REQUIRE(m.blocks->reserve(0, 24));
+  REQUIRE(m.blocks->reserve(1, 5));
   const std::vector<SequenceStep> step{
-      {cases[1].input_ids, 0, m.cache->block_table(0), LogitsWanted::kNone},
-      {cases[0].input_ids, 0, m.cache->block_table(1)}};
+      {cases[1].input_ids, 0, m.blocks->block_table(0), LogitsWanted::kNone},
+      {cases[0].input_ids, 0, m.blocks->block_table(1)}};
   const StepResult out = m.model->forward(step);
   CHECK(out.logits_begin == std::vector<std::int64_t>{0, 0, 1});
   CHECK(out.logits.size() == static_cast<std::size_t>(vocab));
@@ -50,11 +50,11 @@ TEST_CASE("logits wanted: last row by default, none, or all") {
 
 TEST_CASE("forward refuses malformed steps") {
   LoadedModel m = load_model(hf_tiny_dir("llama-tiny"), 1, 4, 8);
-  REQUIRE(m.cache->reserve(0, 4));
+  REQUIRE(m.blocks->reserve(0, 4));
   const std::vector<std::int32_t> five{3, 4, 5, 6, 7};
   const std::vector<std::int32_t> none;
   const std::vector<std::int32_t> outside{320};
-  const auto table = m.cache->block_table(0);
+  const auto table = m.blocks->block_table(0);
   auto forward_one = [&](const SequenceStep& s) {
     return m.model->forward(std::span<const SequenceStep>(&s, 1));
   };

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/loader/open_model.h"
+#include "coordinator/scheduler/block_allocator.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "worker/llama_model.h"
 
@@ -44,6 +45,8 @@ struct LoadedModel {
   std::unique_ptr<ModelSource> source;
   std::unique_ptr<CpuBackend> backend;
   std::unique_ptr<KvCache> cache;
+  // Which blocks each sequence uses: the coordinator's ledger, here driven by hand.
+  std::unique_ptr<BlockAllocator> blocks;
   std::unique_ptr<LlamaModel> model;
 };
 
@@ -63,6 +66,7 @@ inline LoadedModel load_model(const std::string& path, int threads = 2,
   kv.block_size = block_size;
   kv.kv_dim = spec.kv_dim();
   m.cache = std::make_unique<KvCache>(*m.backend, kv);
+  m.blocks = std::make_unique<BlockAllocator>(num_blocks, block_size);
   m.model = std::make_unique<LlamaModel>(
       *m.backend, ModelWeights::load(*m.backend, *m.source, range), *m.cache);
   return m;

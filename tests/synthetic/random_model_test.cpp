@@ -44,8 +44,10 @@ std::vector<float> forward_logits(const ModelSource& source,
   CpuBackend backend(backend_options);
   KvCache cache(backend, {spec.num_layers, 4, 16, spec.kv_dim()});
   LlamaModel model(backend, ModelWeights::load(backend, source, LayerRange::all(spec)), cache);
-  REQUIRE(cache.reserve(0, static_cast<std::int64_t>(tokens.size())));
-  const SequenceStep step{tokens, 0, cache.block_table(0), LogitsWanted::kAll};
+  // Blocks 0..3 in order: the sequence's block table.
+  const std::vector<std::int32_t> table = {0, 1, 2, 3};
+  REQUIRE(static_cast<std::int64_t>(tokens.size()) <= 4 * 16);
+  const SequenceStep step{tokens, 0, table, LogitsWanted::kAll};
   return model.forward(std::span<const SequenceStep>(&step, 1)).logits;
 }
 

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_depth.h"
 #include "common/tokenizer/utf8.h"
 #include "coordinator/batch/json_fields.h"
 #include "coordinator/batch/request_body.h"
@@ -33,32 +34,6 @@ std::size_t first_invalid_utf8(std::string_view text) {
     pos += sequence.length;
   }
   return std::string_view::npos;
-}
-
-// True when objects and arrays in `text` nest deeper than `limit`, found in one pass
-// that skips strings (and their escapes). nlohmann's parser is iterative, but the
-// values it builds are destroyed and visited recursively, so depth must be bounded
-// before parsing. Malformed text may give any answer; the parser refuses it anyway.
-bool nests_deeper_than(std::string_view text, int limit) {
-  int depth = 0;
-  bool in_string = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // the escaped character cannot end the string
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > limit) return true;
-    } else if (c == '}' || c == ']') {
-      if (--depth < 0) return false;  // unbalanced: the parser refuses it
-    }
-  }
-  return false;
 }
 
 // nlohmann's message without its "[json.exception.parse_error.101] parse error at
@@ -163,7 +138,7 @@ ParsedLine parse_request_line(std::string_view line, std::int64_t line_number,
     return make_error(line_number, custom_id, code::kInvalidUtf8,
                       "invalid UTF-8 at byte offset " + std::to_string(bad));
   }
-  if (nests_deeper_than(line, limits.max_depth)) {
+  if (json_nests_deeper_than(line, limits.max_depth)) {
     return make_error(line_number, custom_id, code::kInvalidJson,
                       "JSON nests deeper than " + std::to_string(limits.max_depth) + " levels");
   }

@@ -211,6 +211,28 @@ void refuse_unsupported(const JsonFields& fields) {
   if (fields.boolean("echo").value_or(false)) {
     reject(kInvalidField, fields.path("echo") + " is true; echoing the prompt is not supported");
   }
+  // Constraints on the output that this engine does not apply: empty ones are harmless.
+  for (const char* name : {"logit_bias", "tools", "functions"}) {
+    const json* value = fields.find(name);
+    if (value != nullptr && !value->empty()) {
+      reject(kInvalidField, fields.path(name) + " is not supported");
+    }
+  }
+  if (const json* format = fields.find("response_format")) {
+    const bool plain_text = format->is_object() && format->contains("type") &&
+                            format->at("type").is_string() && format->at("type") == "text";
+    if (!plain_text) {
+      reject(kInvalidField, fields.path("response_format") +
+                                " is not supported beyond {\"type\": \"text\"}: structured "
+                                "output is not enforced");
+    }
+  }
+  if (const auto suffix = fields.string("suffix"); suffix && !suffix->empty()) {
+    reject(kInvalidField, fields.path("suffix") + " is not supported");
+  }
+  if (const auto best_of = fields.integer("best_of", 1, kInt32Max); best_of && *best_of > 1) {
+    reject(kInvalidField, fields.path("best_of") + " is not supported; use n");
+  }
 }
 
 void read_sampling(const JsonFields& fields, Endpoint endpoint, const RequestLineLimits& limits,

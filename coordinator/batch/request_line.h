@@ -22,7 +22,9 @@
 //    ignore_eos.
 //  - chat: logprobs (bool) and top_logprobs (int >= 0, no cap of 20);
 //    completions: logprobs (int k >= 0: log-probs with k alternatives; null: off).
-//  - Refused because a batch cannot honour them: stream: true, echo: true.
+//  - Refused because they would not be honoured: stream: true, echo: true, a non-empty
+//    logit_bias, tools or functions, response_format other than {"type": "text"}, a
+//    suffix, best_of > 1.
 // A JSON null counts as an absent field.
 //
 // Not checked here, because it needs the model: the model name, prompt ids and

@@ -333,9 +333,9 @@ TEST_CASE("stream: true and echo: true are refused; false is fine") {
                  "line 7: stream is true");
 }
 
-TEST_CASE("unknown body fields are ignored") {
+TEST_CASE("unknown body fields, and harmless forms of known ones, are ignored") {
   const BatchRequest request = parse_ok(chat(
-      R"(, "stream_options": {"include_usage": true}, "response_format": {"type": "json_object"},
+      R"(, "stream_options": {"include_usage": true}, "response_format": {"type": "text"},
          "user": "u-1", "tools": [], "metadata": {"a": [1, {"b": null}]}, "max_tokens": 12)"));
   CHECK(request.sampling.max_tokens == 12);
 }
@@ -345,3 +345,30 @@ TEST_CASE("the first problem wins, and messages follow the documented format") {
   CHECK(error.code == code::kInvalidField);
   CHECK(error.message == "line 7: body.temperature must be a number, got string");
 }
+
+namespace conveyor {
+namespace {
+
+TEST_CASE("fields that would change the output without being honoured are refused") {
+  const RequestLineLimits limits;
+  const auto error_of = [&](const std::string& body_fields) {
+    const std::string line =
+        R"({"custom_id": "x", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "hi"}], )" +
+        body_fields + "}}";
+    const ParsedLine parsed = parse_request_line(line, 3, limits);
+    return std::holds_alternative<RequestError>(parsed) ? std::get<RequestError>(parsed).message
+                                                        : std::string();
+  };
+  CHECK(error_of(R"("logit_bias": {"50256": -100})").find("body.logit_bias is not supported") !=
+        std::string::npos);
+  CHECK(error_of(R"("tools": [{"type": "function"}])").find("body.tools") != std::string::npos);
+  CHECK(error_of(R"("response_format": {"type": "json_schema"})").find("body.response_format") !=
+        std::string::npos);
+  CHECK(error_of(R"("best_of": 3)").find("body.best_of") != std::string::npos);
+  // Empty or plain-text forms change nothing and pass.
+  CHECK(error_of(R"("logit_bias": {}, "tools": [], "response_format": {"type": "text"})") == "");
+  CHECK(error_of(R"("best_of": 1, "tool_choice": "none")") == "");
+}
+
+}  // namespace
+}  // namespace conveyor

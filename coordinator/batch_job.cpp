@@ -5,6 +5,7 @@
 #include <fstream>
 #include <string>
 
+#include "coordinator/batch/file_lock.h"
 #include "coordinator/batch/resume.h"
 #include "coordinator/progress.h"
 #include "coordinator/sink.h"
@@ -31,6 +32,9 @@ BatchJobSummary run_batch_job(SchedulerActor& scheduler, const BatchJobOptions& 
                               std::shared_ptr<const Tokenizer> tokenizer,
                               std::optional<ChatTemplate> chat) {
   const auto started = SteadyClock::now();
+  // Before resume reads (and may repair) the files: they are this job's alone.
+  Expected<FileLock> lock = FileLock::acquire(options.output);
+  if (!lock.ok()) throw Error(lock.status().code(), lock.status().message());
   Expected<ResumeState> resume = scan_for_resume(options.output, options.errors);
   if (!resume.ok()) throw Error(resume.status().code(), resume.status().message());
   BatchJobSummary summary;

@@ -202,6 +202,13 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
     if (fs::exists(out) && read_lines(out).size() >= 3) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
+  // While it runs, a second run with the same output is refused and writes nothing.
+  const std::size_t lines_before_second = read_lines(out).size();
+  const Outcome second = conveyor("run" + flags + " -o " + out.string());
+  CHECK(second.exit_code == 1);
+  CHECK(second.out.find("another process is writing") != std::string::npos);
+  CHECK(read_lines(out).size() >= lines_before_second);
+
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);

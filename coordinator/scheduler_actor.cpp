@@ -11,7 +11,9 @@ namespace conveyor {
 struct SchedulerActor::Group {
   EngineRequest request;
   EngineResult result;
+  std::vector<SequenceId> sequences;  // one per choice
   std::int32_t unfinished = 0;
+  bool failed = false;  // a choice failed: the request fails, its other choices are dropped
   bool sampled = false;
 };
 
@@ -128,6 +130,7 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
     on_result(std::move(group->result));
     return;
   }
+  group->sequences = added;
   group->unfinished = r.n;
   group->result.choices.resize(static_cast<std::size_t>(r.n));
 }
@@ -197,17 +200,39 @@ void SchedulerActor::accept(Sequence& s, const SampleResult& sample, const TextC
 void SchedulerActor::finish_sequence(Sequence& s, const ResultCallback& on_result) {
   s.out.finish_reason = *s.stop.finish_reason();
   s.out.text = std::string(s.stop.text());
-  Group& g = *s.group;
-  g.result.choices[static_cast<std::size_t>(s.choice)] = std::move(s.out);
+  s.group->result.choices[static_cast<std::size_t>(s.choice)] = std::move(s.out);
+  retire(s, on_result);
+}
+
+void SchedulerActor::fail_request(Sequence& s, const Status& status,
+                                  const ResultCallback& on_result) {
+  std::shared_ptr<Group> group = s.group;
+  const SequenceId failed = s.id;  // `s` may be gone after its retire()
+  group->failed = true;
+  group->result.status = status;
+  // Its other choices leave now, except those in a step in flight: they leave when
+  // that step comes back.
+  for (SequenceId id : group->sequences) {
+    auto other = sequences_.find(id);
+    if (other != sequences_.end() && (id == failed || !scheduler_.is_in_flight(id)))
+      retire(*other->second, on_result);
+  }
+}
+
+void SchedulerActor::retire(Sequence& s, const ResultCallback& on_result) {
   scheduler_.finish(s.id);
   released_.push_back(s.id);
   std::shared_ptr<Group> group = s.group;
   sequences_.erase(s.id);
-  if (--group->unfinished == 0) {
-    group->result.latency_seconds = seconds_between(group->request.submitted, SteadyClock::now());
+  if (--group->unfinished > 0) return;
+  group->result.latency_seconds = seconds_between(group->request.submitted, SteadyClock::now());
+  if (group->failed) {
+    group->result.choices.clear();
+    ++stats_.failed;
+  } else {
     ++stats_.finished;
-    on_result(std::move(group->result));
   }
+  on_result(std::move(group->result));
 }
 
 void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_result,
@@ -227,8 +252,15 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
     if (s == sequences_.end()) {
       fail(ErrorCode::kInternal, "token for unknown sequence " + std::to_string(t.id));
     }
-    accept(*s->second, t.sample, on_text);
-    if (s->second->stop.finished()) finish_sequence(*s->second, on_result);
+    Sequence& sequence = *s->second;
+    if (sequence.group->failed) {
+      retire(sequence, on_result);  // a sibling choice failed while this one ran
+    } else if (!t.status.ok()) {
+      fail_request(sequence, t.status, on_result);
+    } else {
+      accept(sequence, t.sample, on_text);
+      if (sequence.stop.finished()) finish_sequence(sequence, on_result);
+    }
   }
 }
 

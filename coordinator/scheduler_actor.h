@@ -122,6 +122,10 @@ class SchedulerActor {
              const TextCallback& on_text);
   void accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text);
   void finish_sequence(Sequence& s, const ResultCallback& on_result);
+  // A choice could not be sampled: the whole request fails, alone.
+  void fail_request(Sequence& s, const Status& status, const ResultCallback& on_result);
+  // The sequence leaves; the last of its request's choices delivers the result.
+  void retire(Sequence& s, const ResultCallback& on_result);
   std::int64_t micro_batch_size() const;
   std::int64_t depth() const;
 

@@ -63,7 +63,14 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
     record_context(s);
     if (!s.samples) continue;
     const auto logits = out.row(out.logits_begin[i], vocab);
-    result.samples.push_back({s.id, sample(s, logits)});
+    SampledToken token{s.id, {}, {}};
+    try {
+      token.sample = sample(s, logits);
+    } catch (const Error& e) {
+      // Not the request's fault, but only its own: logits without a finite value.
+      token.status = Status(ErrorCode::kInternal, "sampling: " + e.status().message());
+    }
+    result.samples.push_back(std::move(token));
   }
   return result;
 }

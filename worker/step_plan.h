@@ -48,6 +48,9 @@ struct StepPlan {
 struct SampledToken {
   std::int64_t id = 0;
   SampleResult sample;
+  // Not OK when this sequence alone could not be sampled (its logits had no finite
+  // value, say): that request fails, the others in the step go on.
+  Status status;
 };
 
 struct StepOutput {

@@ -50,6 +50,11 @@ std::int64_t Scheduler::in_flight() const {
                        [](const SequenceState& s) { return s.in_flight; });
 }
 
+bool Scheduler::is_in_flight(SequenceId id) const {
+  return std::any_of(running_.begin(), running_.end(),
+                     [id](const SequenceState& s) { return s.id == id && s.in_flight; });
+}
+
 SequenceState* Scheduler::find_running(SequenceId id) {
   for (SequenceState& s : running_)
     if (s.id == id) return &s;

@@ -72,6 +72,7 @@ class Scheduler {
   std::int64_t waiting() const { return static_cast<std::int64_t>(waiting_.size()); }
   std::int64_t running() const { return static_cast<std::int64_t>(running_.size()); }
   std::int64_t in_flight() const;
+  bool is_in_flight(SequenceId id) const;
   bool idle() const { return waiting_.empty() && running_.empty(); }
   std::int64_t free_blocks() const { return blocks_.free_blocks(); }
   std::int64_t used_blocks() const { return blocks_.used_blocks(); }

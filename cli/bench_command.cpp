@@ -106,7 +106,7 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
   run.ttft_p50 = percentile(ttft, 0.50);
   run.ttft_p99 = percentile(ttft, 0.99);
   run.steps = stats.steps;
-  run.step_mean = stats.steps > 0 ? stats.seconds / static_cast<double>(stats.steps) : 0;
+  run.step_mean = stats.steps > 0 ? stats.step_seconds / static_cast<double>(stats.steps) : 0;
   run.preemptions = stats.preemptions;
   return run;
 }

@@ -243,7 +243,8 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
     fail(ErrorCode::kInternal,
          "result for step " + std::to_string(output.step) + " that is not in flight");
   }
-  const Schedule schedule = std::move(it->second);
+  const Schedule schedule = std::move(it->second.schedule);
+  stats_.step_seconds += seconds_between(it->second.submitted, SteadyClock::now());
   in_flight_.erase(it);
   scheduler_.complete(schedule);
   ++stats_.steps;
@@ -312,7 +313,7 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
       Schedule schedule = scheduler_.schedule(micro_batch_size());
       if (schedule.empty()) break;
       auto plan = plan_for(schedule);
-      in_flight_.emplace(plan->step, std::move(schedule));
+      in_flight_.emplace(plan->step, InFlight{std::move(schedule), SteadyClock::now()});
       runner_.submit(std::move(plan));
     }
     if (in_flight_.empty()) {

@@ -68,6 +68,9 @@ struct EngineStats {
   std::int64_t running = 0;
   std::int64_t waiting = 0;
   double seconds = 0;  // from run() to now (or to its end)
+  // Each step's time from submission to its result, summed: with several stages in
+  // flight at once, seconds / steps understates how long one step takes.
+  double step_seconds = 0;
 };
 
 struct SchedulerActorOptions {
@@ -136,7 +139,11 @@ class SchedulerActor {
   SteadyClock::time_point started_;
   std::uint64_t next_step_ = 0;
   SequenceId next_sequence_ = 0;
-  std::map<std::uint64_t, Schedule> in_flight_;  // by step number
+  struct InFlight {
+    Schedule schedule;
+    SteadyClock::time_point submitted;
+  };
+  std::map<std::uint64_t, InFlight> in_flight_;  // by step number
   std::map<SequenceId, std::unique_ptr<Sequence>> sequences_;
   std::vector<SequenceId> released_;  // left since the last plan
 };

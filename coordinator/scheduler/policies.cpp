@@ -19,7 +19,7 @@ std::int64_t AdmissionPolicy::admit(std::span<const SequenceState> waiting, std:
       need = blocks_for(s.cached + chunk, block_size) - s.blocks;
       token_budget -= chunk;
     }
-    if (need > free_blocks) break;
+    if (need + watermark_blocks > free_blocks) break;
     free_blocks -= need;
     ++admitted;
   }

@@ -35,6 +35,10 @@ struct AdmissionPolicy {
   // Static batching: a new batch is formed only when the previous one has finished,
   // and a sequence joins only if its whole prompt fits the free blocks.
   bool static_batching = false;
+  // Blocks a newcomer must leave free for the running sequences to grow into (vLLM's
+  // watermark): admitting into the last free blocks only to preempt on the next
+  // decode step wastes the prefill.
+  std::int64_t watermark_blocks = 0;
 
   // Continuous: each joins while the running count, the step's remaining token budget
   // and the free blocks (for its first chunk) allow; the queue order is kept, so one

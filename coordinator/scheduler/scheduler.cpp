@@ -20,6 +20,8 @@ Scheduler::Scheduler(const SchedulerConfig& config)
   admission_.max_sequences = config.max_sequences;
   admission_.block_size = config.block_size;
   admission_.static_batching = config.static_batching;
+  admission_.watermark_blocks =
+      config.watermark_blocks >= 0 ? config.watermark_blocks : config.num_blocks / 100;
 }
 
 Status Scheduler::add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context) {

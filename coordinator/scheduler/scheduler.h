@@ -25,6 +25,9 @@ struct SchedulerConfig {
   std::int64_t max_sequences = 64;     // running at once
   std::int64_t max_step_tokens = 512;  // new positions in one step, all sequences together
   bool static_batching = false;
+  // Blocks kept free at admission (AdmissionPolicy::watermark_blocks); < 0: 1% of
+  // the cache, as vLLM does.
+  std::int64_t watermark_blocks = -1;
 };
 
 struct ScheduledChunk {

@@ -46,6 +46,14 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("admission: the watermark keeps blocks free for running sequences to grow into") {
+  AdmissionPolicy policy{8, 4, false, 2};
+  const std::vector<SequenceState> waiting = {seq(1, 8), seq(2, 4)};
+  CHECK(policy.admit(waiting, 1, 4, 100) == 1);  // 2 blocks + 2 kept: 4; then none left
+  CHECK(policy.admit(waiting, 1, 3, 100) == 0);  // 2 + 2 > 3
+  CHECK(policy.admit(waiting, 1, 5, 100) == 2);  // 2 + 2 <= 5, then 1 + 2 <= 3
+}
+
 TEST_CASE("admission: static batching forms a batch only when none runs, whole prompts") {
   AdmissionPolicy policy{3, 4, true};
   const std::vector<SequenceState> waiting = {seq(1, 8), seq(2, 4), seq(3, 4), seq(4, 4)};

@@ -19,7 +19,10 @@ std::int64_t AdmissionPolicy::admit(std::span<const SequenceState> waiting, std:
       need = blocks_for(s.cached + chunk, block_size) - s.blocks;
       token_budget -= chunk;
     }
-    if (need + watermark_blocks > free_blocks) break;
+    // The watermark protects running sequences; with none, a sequence may take every
+    // block (it is accepted only if it fits the whole cache).
+    const std::int64_t keep = running + admitted > 0 ? watermark_blocks : 0;
+    if (need + keep > free_blocks) break;
     free_blocks -= need;
     ++admitted;
   }

@@ -37,7 +37,7 @@ struct AdmissionPolicy {
   bool static_batching = false;
   // Blocks a newcomer must leave free for the running sequences to grow into (vLLM's
   // watermark): admitting into the last free blocks only to preempt on the next
-  // decode step wastes the prefill.
+  // decode step wastes the prefill. Not applied while nothing else runs.
   std::int64_t watermark_blocks = 0;
 
   // Continuous: each joins while the running count, the step's remaining token budget

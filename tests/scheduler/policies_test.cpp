@@ -52,6 +52,9 @@ TEST_CASE("admission: the watermark keeps blocks free for running sequences to g
   CHECK(policy.admit(waiting, 1, 4, 100) == 1);  // 2 blocks + 2 kept: 4; then none left
   CHECK(policy.admit(waiting, 1, 3, 100) == 0);  // 2 + 2 > 3
   CHECK(policy.admit(waiting, 1, 5, 100) == 2);  // 2 + 2 <= 5, then 1 + 2 <= 3
+  // With nothing running there is nothing to keep room for: a prompt may take all.
+  const std::vector<SequenceState> whole = {seq(3, 16)};
+  CHECK(policy.admit(whole, 0, 4, 100) == 1);
 }
 
 TEST_CASE("admission: static batching forms a batch only when none runs, whole prompts") {

@@ -43,7 +43,10 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
     Scheduler scheduler(w.config);
     const std::int64_t sequences = std::uniform_int_distribution<std::int64_t>(1, 12)(random);
     for (SequenceId id = 0; id < sequences; ++id) {
-      const std::int64_t prompt = std::uniform_int_distribution<std::int64_t>(1, 20)(random);
+      // Up to the whole cache: a sequence that fits only alone must still run.
+      const std::int64_t capacity = w.config.num_blocks * w.config.block_size;
+      const std::int64_t prompt = std::uniform_int_distribution<std::int64_t>(
+          1, std::min<std::int64_t>(capacity, 40))(random);
       const std::int64_t outputs = std::uniform_int_distribution<std::int64_t>(1, 12)(random);
       if (scheduler.add(id, prompt, prompt + outputs).ok()) w.outputs[id] = outputs;
     }

@@ -8,6 +8,7 @@
 #include <variant>
 
 #include "common/tokenizer/chat_encoding.h"
+#include "coordinator/batch/line_reader.h"
 
 namespace conveyor {
 
@@ -17,30 +18,6 @@ RequestError line_error(const BatchRequest& r, std::string code, const std::stri
   return RequestError{r.line_number, r.custom_id, std::move(code),
                       "line " + std::to_string(r.line_number) + ": " + message};
 }
-
-// Reads lines of any length with getline(3); a line longer than the limit is still
-// consumed whole, so the next line starts where it should.
-class LineReader {
- public:
-  explicit LineReader(std::FILE* file) : file_(file) {}
-  ~LineReader() { std::free(buffer_); }
-  LineReader(const LineReader&) = delete;
-  LineReader& operator=(const LineReader&) = delete;
-
-  // The next line without its '\n'; nullopt at the end of the file.
-  std::optional<std::string_view> next() {
-    const ssize_t n = ::getline(&buffer_, &capacity_, file_);
-    if (n < 0) return std::nullopt;
-    std::size_t length = static_cast<std::size_t>(n);
-    if (length > 0 && buffer_[length - 1] == '\n') --length;
-    return std::string_view(buffer_, length);
-  }
-
- private:
-  std::FILE* file_;
-  char* buffer_ = nullptr;
-  std::size_t capacity_ = 0;
-};
 
 }  // namespace
 
@@ -137,12 +114,21 @@ void FileIntake::read_all(Channel<EngineRequest>& requests, const ErrorCallback&
         Status(ErrorCode::kIo, "cannot open " + input_.string() + ": " + std::strerror(errno));
     return;
   }
-  LineReader reader(file);
+  LineReader reader(file, options_.limits.max_line_bytes);
   std::int64_t line_number = 0;
   std::uint64_t key = 0;
   while (auto line = reader.next()) {
     ++line_number;
-    ParsedLine parsed = parse_request_line(*line, line_number, options_.limits);
+    ParsedLine parsed;
+    if (line->length > options_.limits.max_line_bytes) {
+      parsed = RequestError{line_number, "line-" + std::to_string(line_number),
+                            request_error_code::kLineTooLong,
+                            "line " + std::to_string(line_number) + ": the line is " +
+                                std::to_string(line->length) + " bytes long; at most " +
+                                std::to_string(options_.limits.max_line_bytes) + " are allowed"};
+    } else {
+      parsed = parse_request_line(line->text, line_number, options_.limits);
+    }
     if (std::holds_alternative<BlankLine>(parsed)) continue;
     // Every line gets exactly one terminal line, under its custom_id; a repeated
     // custom_id's line is answered under "<custom_id>#line-<N>", so that the first
@@ -183,9 +169,9 @@ void FileIntake::read_all(Channel<EngineRequest>& requests, const ErrorCallback&
     e.origin = std::move(request);
     if (!requests.send(std::move(e))) break;  // the job is stopping
   }
-  const int read_error = std::ferror(file);
+  const bool read_error = reader.error();
   std::fclose(file);
-  if (read_error != 0) status_ = Status(ErrorCode::kIo, "error reading " + input_.string());
+  if (read_error) status_ = Status(ErrorCode::kIo, "error reading " + input_.string());
 }
 
 }  // namespace conveyor

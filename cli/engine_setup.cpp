@@ -81,13 +81,13 @@ Engine build_engine(const RunConfig& config) {
   if (!config.served_model_name.empty()) names.push_back(config.served_model_name);
   names.push_back(config.model);
   const std::filesystem::path path(source->path());
-  // The file's names with and without its extensions: "SmolLM2-135M-Instruct.Q4_1.gguf",
-  // "...Q4_1", and "SmolLM2-135M-Instruct", the name a request most likely gives.
-  for (std::filesystem::path name = path.filename(); !name.empty() && name.has_extension();
-       name = name.stem()) {
-    names.push_back(name.string());
+  // The file's (or directory's) name with and without its extensions:
+  // "SmolLM2-135M-Instruct.Q4_1.gguf", "...Q4_1", and "SmolLM2-135M-Instruct", the
+  // name a request most likely gives.
+  std::filesystem::path name = path.filename();
+  names.push_back(name.string());
+  for (; name.has_extension(); name = name.stem())
     names.push_back(name.stem().string());
-  }
   return build_engine(config, std::move(source), std::move(names));
 }
 

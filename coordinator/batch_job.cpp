@@ -2,8 +2,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <fstream>
+#include <cstdio>
 #include <string>
+#include <vector>
 
 #include "coordinator/batch/file_lock.h"
 #include "coordinator/batch/resume.h"
@@ -13,13 +14,29 @@
 namespace conveyor {
 
 std::int64_t count_nonblank_lines(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
+  // A pipe or a terminal would be drained by a first pass: only regular files.
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(file, error)) return -1;
+  std::FILE* in = std::fopen(file.c_str(), "rb");
+  if (in == nullptr) return -1;
+  // Byte by byte over a fixed buffer: a huge line costs no memory.
+  std::vector<char> buffer(std::size_t{1} << 16);
   std::int64_t lines = 0;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.find_first_not_of(" \t\r") != std::string::npos) ++lines;
+  bool blank = true;
+  std::size_t n = 0;
+  while ((n = std::fread(buffer.data(), 1, buffer.size(), in)) > 0) {
+    for (std::size_t i = 0; i < n; ++i) {
+      const char c = buffer[i];
+      if (c == '\n') {
+        lines += blank ? 0 : 1;
+        blank = true;
+      } else if (c != ' ' && c != '\t' && c != '\r') {
+        blank = false;
+      }
+    }
   }
-  return lines;
+  std::fclose(in);
+  return lines + (blank ? 0 : 1);
 }
 
 std::filesystem::path default_errors_path(const std::filesystem::path& output) {
@@ -44,8 +61,10 @@ BatchJobSummary run_batch_job(SchedulerActor& scheduler, const BatchJobOptions& 
 
   // The total for progress before intake has read the whole file (it reads only as
   // fast as requests are admitted): the file's lines less those already finished.
-  const std::int64_t expected_lines = std::max<std::int64_t>(
-      0, count_nonblank_lines(options.input) - resume->results - resume->errors);
+  const std::int64_t file_lines = count_nonblank_lines(options.input);
+  const std::int64_t expected_lines =
+      file_lines < 0 ? -1
+                     : std::max<std::int64_t>(0, file_lines - resume->results - resume->errors);
 
   // Declared before the sink, whose thread calls back into them: they outlive it.
   ProgressReporter progress(options.progress, options.progress_interval_seconds);

@@ -41,7 +41,8 @@ struct BatchJobSummary {
   bool any_failed() const { return errors + resumed_errors > 0; }
 };
 
-// Lines with anything but whitespace: a quick first pass for progress totals.
+// Lines with anything but whitespace: a quick first pass for progress totals; -1 for
+// what is not a regular file (a pipe cannot be read twice).
 std::int64_t count_nonblank_lines(const std::filesystem::path& file);
 
 // The error file's default path: beside the output, "<stem>.errors.jsonl".

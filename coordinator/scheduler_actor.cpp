@@ -237,7 +237,10 @@ void SchedulerActor::retire(Sequence& s, const ResultCallback& on_result) {
 
 void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_result,
                            const TextCallback& on_text) {
-  if (!output.status.ok()) throw Error(output.status.code(), output.status.message());
+  if (!output.status.ok()) {
+    in_flight_.erase(output.step);  // it will not come back
+    throw Error(output.status.code(), output.status.message());
+  }
   auto it = in_flight_.find(output.step);
   if (it == in_flight_.end()) {
     fail(ErrorCode::kInternal,
@@ -251,6 +254,8 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
   for (const SampledToken& t : output.samples) {
     auto s = sequences_.find(t.id);
     if (s == sequences_.end()) {
+      // A sibling of a choice that failed earlier in this output has left with it.
+      if (std::find(released_.begin(), released_.end(), t.id) != released_.end()) continue;
       fail(ErrorCode::kInternal, "token for unknown sequence " + std::to_string(t.id));
     }
     Sequence& sequence = *s->second;
@@ -262,6 +267,12 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
       accept(sequence, t.sample, on_text);
       if (sequence.stop.finished()) finish_sequence(sequence, on_result);
     }
+  }
+  // Choices of a failed request that were in this step without sampling (a prefill
+  // chunk) leave now too, rather than run on to their first token.
+  for (const ScheduledChunk& c : schedule.chunks) {
+    auto s = sequences_.find(c.id);
+    if (s != sequences_.end() && s->second->group->failed) retire(*s->second, on_result);
   }
 }
 
@@ -278,13 +289,15 @@ void SchedulerActor::run(Channel<EngineRequest>& requests, const ResultCallback&
 void SchedulerActor::abandon() {
   while (!in_flight_.empty()) {
     const StepOutput out = runner_.next_result();
-    // A result without a step in flight means the runner has stopped: nothing more
-    // will come back.
-    if (in_flight_.erase(out.step) == 0) break;
+    // A failed step, or a result for no step in flight, means the runner has
+    // stopped: nothing more will come back.
+    if (!out.status.ok() || in_flight_.erase(out.step) == 0) break;
   }
   in_flight_.clear();
+  // The stages still hold state for these sequences: the next plan releases them.
+  for (const auto& [id, sequence] : sequences_)
+    released_.push_back(id);
   sequences_.clear();
-  released_.clear();
   scheduler_ = Scheduler(options_.scheduler);
 }
 
@@ -313,8 +326,9 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
       Schedule schedule = scheduler_.schedule(micro_batch_size());
       if (schedule.empty()) break;
       auto plan = plan_for(schedule);
-      in_flight_.emplace(plan->step, InFlight{std::move(schedule), SteadyClock::now()});
+      const std::uint64_t step = plan->step;
       runner_.submit(std::move(plan));
+      in_flight_.emplace(step, InFlight{std::move(schedule), SteadyClock::now()});
     }
     if (in_flight_.empty()) {
       if (!scheduler_.idle()) {

@@ -62,6 +62,10 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
     const PlannedSequence& s = plan.sequences[i];
     record_context(s);
     if (!s.samples) continue;
+    if (!s.sampling) {  // a malformed plan: the step fails, not the request
+      fail(ErrorCode::kInvalidArgument,
+           "sequence " + std::to_string(s.id) + " samples without sampling parameters");
+    }
     const auto logits = out.row(out.logits_begin[i], vocab);
     SampledToken token{s.id, {}, {}};
     try {
@@ -91,10 +95,6 @@ void Executor::record_context(const PlannedSequence& s) {
 }
 
 SampleResult Executor::sample(const PlannedSequence& s, std::span<const float> logits) {
-  if (!s.sampling) {
-    fail(ErrorCode::kInvalidArgument,
-         "sequence " + std::to_string(s.id) + " samples without sampling parameters");
-  }
   const SequenceSampling& sampling = *s.sampling;
   SamplingSlot& slot = slots_[s.id];
   const auto context = static_cast<std::int64_t>(slot.context.size());

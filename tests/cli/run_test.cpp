@@ -38,8 +38,9 @@ struct Outcome {
   std::string out;  // stdout and stderr together
 };
 
-Outcome conveyor(const std::string& args) {
-  const std::string command = binary() + " " + args + " 2>&1";
+// Runs a shell command line, stdout and stderr together.
+Outcome shell(const std::string& command_line) {
+  const std::string command = command_line + " 2>&1";
   Outcome result;
   FILE* pipe = ::popen(command.c_str(), "r");
   REQUIRE(pipe != nullptr);
@@ -52,13 +53,13 @@ Outcome conveyor(const std::string& args) {
   return result;
 }
 
-// Concatenation through a stream: GCC 12 misreports string + to_string chains under
-// -Wrestrict.
-template <typename... Parts>
-std::string cat(const Parts&... parts) {
-  std::ostringstream out;
-  (out << ... << parts);
-  return out.str();
+Outcome conveyor(const std::string& args) {
+  return shell(binary() + " " + args);
+}
+
+// `producer | conveyor ARGS`.
+Outcome conveyor_piped(const std::string& producer, const std::string& args) {
+  return shell(producer + " | " + binary() + " " + args);
 }
 
 bool model_installed() {
@@ -227,6 +228,23 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
     CHECK(n == 1);
   }
   CHECK(texts(out) == texts(dir / "clean.jsonl"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("run: input from a pipe is read once, whole") {
+  if (!model_installed()) {
+    MESSAGE("skipped: the default model is not installed");
+    return;
+  }
+  const fs::path dir = fresh_dir("pipe");
+  write_file(dir / "in.jsonl", chat_line("p1", "Say hi.", 4) + chat_line("p2", "Say bye.", 4));
+  const Outcome r = conveyor_piped("cat " + (dir / "in.jsonl").string(),
+                                   "run --model smollm2-135m-instruct --progress off -i "
+                                   "/dev/stdin -o " +
+                                       (dir / "out.jsonl").string());
+  CHECK(r.exit_code == 0);
+  CHECK(terminal_counts(dir / "out.jsonl", dir / "out.errors.jsonl") ==
+        std::map<std::string, int>{{"p1", 1}, {"p2", 1}});
   fs::remove_all(dir);
 }
 

@@ -118,6 +118,25 @@ TEST_CASE("a choice that cannot be sampled fails its request alone") {
   CHECK(runner.released.count(3) == 1);
 }
 
+TEST_CASE("a failing first choice takes its sibling from the same step along, and only it") {
+  for (int depth : {1, 2}) {
+    CAPTURE(depth);
+    ScriptedRunner runner(depth);
+    SchedulerActor actor(runner, options());
+    runner.fail_at[0] = 5;  // request 0's first choice, at its first token
+    const auto results = run(actor, {request(0, 2), request(1), request(2, 2)});
+    REQUIRE(results.size() == 3);
+    CHECK(results.at(0).status.code() == ErrorCode::kInternal);
+    CHECK(results.at(0).choices.empty());
+    for (std::uint64_t key : {1u, 2u}) {
+      CAPTURE(key);
+      REQUIRE(results.at(key).status.ok());
+      for (const EngineChoice& c : results.at(key).choices)
+        CHECK(c.tokens.size() == 6);
+    }
+  }
+}
+
 TEST_CASE("steps in flight: as many as the runner is deep, and every request ends once") {
   for (int depth : {1, 2, 3}) {
     CAPTURE(depth);

@@ -62,6 +62,15 @@ Outcome conveyor_piped(const std::string& producer, const std::string& args) {
   return shell(producer + " | " + binary() + " " + args);
 }
 
+// Concatenation through a stream: GCC 12 misreports string + to_string chains under
+// -Wrestrict.
+template <typename... Parts>
+std::string cat(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+
 bool model_installed() {
   return conveyor::resolve_model_path("smollm2-135m-instruct").ok();
 }

@@ -16,9 +16,12 @@ namespace {
 // enough that a long prompt splits over every thread.
 constexpr std::int64_t kQueriesPerItem = 16;
 
+// One work item: a run of queries of one sequence, for every query head that shares
+// one KV head (a GQA group), so that each K and V row is read from memory once per
+// group rather than once per query head.
 struct WorkItem {
   std::int64_t sequence;
-  std::int64_t head;
+  std::int64_t kv_head;
   std::int64_t first_query;  // index among the sequence's new tokens
   std::int64_t num_queries;
 };
@@ -48,45 +51,59 @@ template <typename Fn>
   }
 }
 
-// Softmax(q K^T * scale) V for one head of a run of queries of one sequence.
+// Softmax(q K^T * scale) V for the query heads of one KV head, over a run of queries
+// of one sequence. `scratch` holds group * keys scores, then group maxima and sums.
+// Each head's arithmetic is the same, in the same order, as if it ran alone.
 template <int L>
 [[gnu::always_inline]] inline void attend(const AttentionJob& job, const WorkItem& item,
-                                          float* scores) {
+                                          float* scratch) {
   const AttentionConfig& cfg = *job.config;
   const KvLayerView& layer = *job.layer;
   const AttentionSequence& seq = job.sequences[item.sequence];
   const std::int64_t head_dim = cfg.head_dim;
   const std::int64_t q_width = cfg.num_heads * head_dim;
-  const std::int64_t kv_head = item.head / (cfg.num_heads / cfg.num_kv_heads);
-  const float* keys = layer.k + kv_head * head_dim;
-  const float* values = layer.v + kv_head * head_dim;
+  const std::int64_t group = cfg.num_heads / cfg.num_kv_heads;
+  const std::int64_t first_head = item.kv_head * group;
+  const float* keys = layer.k + item.kv_head * head_dim;
+  const float* values = layer.v + item.kv_head * head_dim;
 
   for (std::int64_t i = item.first_query; i < item.first_query + item.num_queries; ++i) {
     const std::int64_t row = seq.first_row + i;
     const std::int64_t position = seq.start_position + i;
     const std::int64_t first_key =
         cfg.sliding_window > 0 ? std::max<std::int64_t>(0, position - cfg.sliding_window + 1) : 0;
-    const float* query = job.q + row * q_width + item.head * head_dim;
-    // score(j): the slot of key j; indexing from first_key keeps every pointer inside
-    // the scratch buffer.
-    const auto score = [scores, first_key](std::int64_t j) -> float& {
-      return scores[j - first_key];
+    const std::int64_t n_keys = position - first_key + 1;
+    const float* queries = job.q + row * q_width + first_head * head_dim;
+    float* maxima = scratch + group * n_keys;
+    float* sums = maxima + group;
+    // score(g, j): head g's slot for key j; indexing from first_key keeps every pointer
+    // inside the scratch buffer.
+    const auto score = [scratch, first_key, n_keys](std::int64_t g, std::int64_t j) -> float& {
+      return scratch[g * n_keys + (j - first_key)];
     };
 
-    float max_score = -std::numeric_limits<float>::infinity();
+    for (std::int64_t g = 0; g < group; ++g)
+      maxima[g] = -std::numeric_limits<float>::infinity();
     for_each_key(seq, layer, keys, first_key, position, [&](std::int64_t j, const float* k) {
-      score(j) = dot<L>(query, k, head_dim) * cfg.scale;
-      max_score = std::max(max_score, score(j));
+      for (std::int64_t g = 0; g < group; ++g) {
+        score(g, j) = dot<L>(queries + g * head_dim, k, head_dim) * cfg.scale;
+        maxima[g] = std::max(maxima[g], score(g, j));
+      }
     });
-    float sum = 0;
-    for (std::int64_t j = first_key; j <= position; ++j) {
-      score(j) = std::exp(score(j) - max_score);
-      sum += score(j);
+    for (std::int64_t g = 0; g < group; ++g) {
+      float sum = 0;
+      for (std::int64_t j = first_key; j <= position; ++j) {
+        score(g, j) = std::exp(score(g, j) - maxima[g]);
+        sum += score(g, j);
+      }
+      sums[g] = sum;
     }
-    float* o = job.out + row * q_width + item.head * head_dim;
-    std::memset(o, 0, static_cast<std::size_t>(head_dim) * sizeof(float));
-    for_each_key(seq, layer, values, first_key, position,
-                 [&](std::int64_t j, const float* v) { axpy<L>(score(j) / sum, v, o, head_dim); });
+    float* out = job.out + row * q_width + first_head * head_dim;
+    std::memset(out, 0, static_cast<std::size_t>(group * head_dim) * sizeof(float));
+    for_each_key(seq, layer, values, first_key, position, [&](std::int64_t j, const float* v) {
+      for (std::int64_t g = 0; g < group; ++g)
+        axpy<L>(score(g, j) / sums[g], v, out + g * head_dim, head_dim);
+    });
   }
 }
 
@@ -174,15 +191,18 @@ void attention_f32(ThreadPool& pool, CpuIsa isa, const float* q, const KvLayerVi
     max_keys = std::max(max_keys, seq.start_position + seq.num_new);
     for (std::int64_t first = 0; first < seq.num_new; first += kQueriesPerItem) {
       const std::int64_t count = std::min(kQueriesPerItem, seq.num_new - first);
-      for (std::int64_t h = 0; h < config.num_heads; ++h) {
+      for (std::int64_t h = 0; h < config.num_kv_heads; ++h) {
         items.push_back({static_cast<std::int64_t>(s), h, first, count});
       }
     }
   }
+  // Per thread: a group's scores for the longest sequence, then its maxima and sums.
+  const std::int64_t group = config.num_heads / config.num_kv_heads;
+  const std::int64_t scratch_floats = group * (max_keys + 2);
   scratch.resize(static_cast<std::size_t>(pool.size()));
   for (auto& buffer : scratch) {
-    if (static_cast<std::int64_t>(buffer.size()) < max_keys) {
-      buffer.resize(static_cast<std::size_t>(max_keys));
+    if (static_cast<std::int64_t>(buffer.size()) < scratch_floats) {
+      buffer.resize(static_cast<std::size_t>(scratch_floats));
     }
   }
   const AttentionJob job{q, &layer, sequences.data(), &config, out};

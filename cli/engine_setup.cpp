@@ -77,17 +77,25 @@ RunConfig load_config_or_defaults(const std::string& file) {
 
 Engine build_engine(const RunConfig& config) {
   auto source = open_model_or_throw(config.model);
-  std::vector<std::string> names;
-  if (!config.served_model_name.empty()) names.push_back(config.served_model_name);
-  names.push_back(config.model);
-  const std::filesystem::path path(source->path());
   // The file's (or directory's) name with and without its extensions:
   // "SmolLM2-135M-Instruct.Q4_1.gguf", "...Q4_1", and "SmolLM2-135M-Instruct", the
   // name a request most likely gives.
-  std::filesystem::path name = path.filename();
-  names.push_back(name.string());
+  std::vector<std::string> file_names;
+  std::filesystem::path name = std::filesystem::path(source->path()).filename();
+  file_names.push_back(name.string());
   for (; name.has_extension(); name = name.stem())
-    names.push_back(name.stem().string());
+    file_names.push_back(name.stem().string());
+  // The first name is the one results carry: the served name when set, else an alias
+  // as given, else the file's bare name rather than a path.
+  std::vector<std::string> names;
+  if (!config.served_model_name.empty()) names.push_back(config.served_model_name);
+  if (config.model.find('/') == std::string::npos) {
+    names.push_back(config.model);
+    names.insert(names.end(), file_names.rbegin(), file_names.rend());
+  } else {
+    names.insert(names.end(), file_names.rbegin(), file_names.rend());
+    names.push_back(config.model);
+  }
   return build_engine(config, std::move(source), std::move(names));
 }
 

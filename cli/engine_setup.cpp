@@ -31,6 +31,8 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--micro-batches", f.micro_batches, "steps in flight (default: one per stage)");
   cmd.add_flag("--static-batching", f.static_batching,
                "fixed batches: a new batch starts when the last has finished");
+  cmd.add_flag("--no-prefix-caching", f.no_prefix_caching,
+               "compute every prompt in full, even where it starts like another");
   cmd.add_option("--progress", f.progress, "auto, bar, jsonl or off")->envname("CONVEYOR_PROGRESS");
   cmd.add_option("--errors", f.errors,
                  "error JSONL (default: <output stem>.errors.jsonl beside the output)");
@@ -62,6 +64,7 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.max_step_tokens) c.scheduler.max_step_tokens = *f.max_step_tokens;
   if (f.micro_batches) c.scheduler.micro_batches = *f.micro_batches;
   if (f.static_batching) c.scheduler.static_batching = true;
+  if (f.no_prefix_caching) c.kv.prefix_caching = false;
   if (f.progress)
     c.output.progress = value_or_throw(parse_progress_mode(*f.progress), "--progress");
   if (f.errors) c.output.errors = *f.errors;
@@ -153,6 +156,7 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
   options.scheduler.max_sequences = config.scheduler.max_sequences;
   options.scheduler.max_step_tokens = config.scheduler.max_step_tokens;
   options.scheduler.static_batching = config.scheduler.static_batching;
+  options.scheduler.prefix_caching = config.kv.prefix_caching;
   options.micro_batches = config.scheduler.micro_batches;
   options.vocab_size = spec.vocab_size;
   options.context_limit = e.context_limit;

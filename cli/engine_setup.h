@@ -34,6 +34,7 @@ struct EngineFlags {
   std::optional<std::int64_t> max_step_tokens;
   std::optional<std::int64_t> micro_batches;
   bool static_batching = false;
+  bool no_prefix_caching = false;
   std::optional<std::string> progress;
   std::optional<std::string> errors;
 };

@@ -57,6 +57,14 @@ std::uint64_t choice_seed(std::uint64_t seed, std::int32_t c) {
   return z ^ (z >> 31);
 }
 
+// The chained hash of each full block of a prompt: block i's hash covers every token
+// up to its end, so equal hashes mean equal prefixes (up to 64-bit collisions).
+std::uint64_t mix(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
 std::uint64_t random_seed() {
   static thread_local std::mt19937_64 generator{std::random_device{}()};
   return generator();
@@ -95,6 +103,19 @@ Status SchedulerActor::validate(const EngineRequest& request) const {
   return {};
 }
 
+std::vector<BlockHash> SchedulerActor::prompt_block_hashes(
+    std::span<const std::int32_t> prompt) const {
+  std::vector<BlockHash> hashes;
+  if (!options_.scheduler.prefix_caching) return hashes;
+  const std::int64_t block = options_.scheduler.block_size;
+  BlockHash h = 0x9e3779b97f4a7c15ull;
+  for (std::size_t i = 0; i < prompt.size(); ++i) {
+    h = mix(h ^ static_cast<std::uint32_t>(prompt[i]));
+    if ((static_cast<std::int64_t>(i) + 1) % block == 0) hashes.push_back(h);
+  }
+  return hashes;
+}
+
 void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result) {
   auto group = std::make_shared<Group>();
   group->result.key = request.key;
@@ -114,7 +135,7 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
     sampling->seed = choice_seed(base_seed, c);
     sampling->prompt_tokens = prompt;
     const SequenceId id = next_sequence_++;
-    status = scheduler_.add(id, prompt, longest);
+    status = scheduler_.add(id, prompt, longest, prompt_block_hashes(r.prompt));
     if (!status.ok()) break;
     sequences_[id] = std::make_unique<Sequence>(id, group, c, std::move(sampling), options_.eos_ids,
                                                 options_.tokenizer.get());
@@ -164,6 +185,8 @@ std::shared_ptr<const StepPlan> SchedulerActor::plan_for(Schedule& schedule) {
     p.block_table = std::move(c.block_table);
     p.samples = c.samples;
     p.sampling = s.sampling;
+    if (c.admitted && c.start > 0)
+      p.context_before.assign(s.context.begin(), s.context.begin() + c.start);
     plan->sequences.push_back(std::move(p));
     // The last position of a sampling chunk of a sequence that already has output is
     // the token sampled last step, fed back: a decode input, not prefill.
@@ -307,6 +330,8 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
   bool input_open = true;
   const auto refresh = [&] {
     stats_.preemptions = scheduler_.preemptions();
+    stats_.prefix_queried_tokens = scheduler_.prefix_queried_tokens();
+    stats_.prefix_hit_tokens = scheduler_.prefix_hit_tokens();
     stats_.running = scheduler_.running();
     stats_.waiting = scheduler_.waiting();
     stats_.seconds = seconds_between(started_, SteadyClock::now());

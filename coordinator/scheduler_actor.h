@@ -63,6 +63,10 @@ struct EngineStats {
   std::int64_t decode_tokens = 0;   // positions computed that fed a sampled token back
   std::int64_t generated_tokens = 0;
   std::int64_t preemptions = 0;
+  // Prompt positions looked up in the prefix cache, and those found there (not
+  // computed again).
+  std::int64_t prefix_queried_tokens = 0;
+  std::int64_t prefix_hit_tokens = 0;
   std::int64_t finished = 0;
   std::int64_t failed = 0;
   std::int64_t running = 0;
@@ -119,6 +123,7 @@ class SchedulerActor {
   void abandon();
   void add(EngineRequest request, const ResultCallback& on_result);
   Status validate(const EngineRequest& request) const;
+  std::vector<BlockHash> prompt_block_hashes(std::span<const std::int32_t> prompt) const;
   // Moves the block tables out of `schedule`: in flight, only lengths are needed.
   std::shared_ptr<const StepPlan> plan_for(Schedule& schedule);
   void apply(const StepOutput& output, const ResultCallback& on_result,

@@ -82,8 +82,12 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
 void Executor::record_context(const PlannedSequence& s) {
   SamplingSlot& slot = slots_[s.id];
   // A chunk from position 0 starts the sequence over (new, or recomputed after a
-  // preemption); otherwise it continues where the last one ended.
-  if (s.start == 0 || static_cast<std::int64_t>(slot.context.size()) != s.start) {
+  // preemption), as does one that brings the cached prefix before it; otherwise it
+  // continues where the last one ended.
+  if (!s.context_before.empty()) {
+    slot = SamplingSlot();
+    slot.context = s.context_before;
+  } else if (s.start == 0 || static_cast<std::int64_t>(slot.context.size()) != s.start) {
     if (s.start != 0) {
       fail(ErrorCode::kInternal, "sequence " + std::to_string(s.id) + ": chunk at position " +
                                      std::to_string(s.start) + " after " +

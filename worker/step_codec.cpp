@@ -109,8 +109,8 @@ StepPlan read_plan(WireReader& r) {
   read_header(r, MessageType::kPlan);
   StepPlan plan;
   plan.step = r.get<std::uint64_t>("step");
-  // A sequence takes at least 26 bytes on the wire (ids, start, flags, two counts).
-  const std::size_t n = r.get_count("sequences", 26, kMaxWireSequences);
+  // A sequence takes at least 30 bytes on the wire (ids, start, flags, three counts).
+  const std::size_t n = r.get_count("sequences", 30, kMaxWireSequences);
   plan.sequences.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     PlannedSequence s;
@@ -120,6 +120,7 @@ StepPlan read_plan(WireReader& r) {
     s.samples = r.get_bool("samples");
     s.tokens = r.get_array<std::int32_t>("tokens", kMaxWireTokens);
     s.block_table = r.get_array<std::int32_t>("block_table", kMaxWireBlocks);
+    s.context_before = r.get_array<std::int32_t>("context_before", kMaxWireTokens);
     if (r.get_bool("sampling")) {
       auto sampling = std::make_shared<SequenceSampling>();
       sampling->seed = r.get<std::uint64_t>("sampling seed");
@@ -173,6 +174,7 @@ std::vector<std::uint8_t> encode_step_plan(const StepPlan& plan) {
     w.put_bool(s.samples);
     w.put_array(s.tokens);
     w.put_array(s.block_table);
+    w.put_array(s.context_before);
     w.put_bool(s.sampling != nullptr);
     if (s.sampling) {
       w.put<std::uint64_t>(s.sampling->seed);

@@ -28,6 +28,10 @@ struct PlannedSequence {
   std::vector<std::int32_t> block_table;
   // Sample the next token from the last position: the chunk ends the known context.
   bool samples = false;
+  // Set when the sequence starts in this step past a prefix whose K/V are already in
+  // the cache (prefix caching): the context positions [0, start), for the state the
+  // last stage keeps (the penalties' history). Empty otherwise.
+  std::vector<std::int32_t> context_before;
   std::shared_ptr<const SequenceSampling> sampling;
 };
 

@@ -64,6 +64,7 @@ void read_config(YamlSection& top, RunConfig& config) {
   kv.read_size("memory", config.kv.memory_bytes);
   kv.read("gpu_memory_fraction", config.kv.gpu_memory_fraction);
   kv.read("block_size", config.kv.block_size);
+  kv.read("prefix_caching", config.kv.prefix_caching);
   kv.finish();
 
   YamlSection scheduler = top.section("scheduler");

@@ -32,6 +32,7 @@ struct RunConfig {
     std::uint64_t memory_bytes = 1ull << 30;  // YAML key `memory`; a size such as "1GiB"
     double gpu_memory_fraction = 0.9;         // share of free GPU memory for weights + KV (CUDA)
     std::int64_t block_size = 16;             // tokens per KV block; a power of two
+    bool prefix_caching = true;               // reuse the K/V of prompt prefixes already computed
     friend bool operator==(const Kv&, const Kv&) = default;
   } kv;
 

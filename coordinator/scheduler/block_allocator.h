@@ -2,9 +2,16 @@
 // KV cache each sequence holds (its block table) and which are free. Every stage of
 // the replica holds the same block ids for its own layers, so one ledger in the
 // coordinator places K/V for all of them; the workers only store.
+//
+// Prefix caching: a full block whose K/V are computed can be registered under the
+// hash of its content (the hash of the previous block and its tokens). A new sequence
+// whose prompt starts with the same blocks takes them instead of computing them
+// again: blocks are reference-counted, and a registered block that no sequence holds
+// stays cached until its space is needed (least recently freed first).
 #pragma once
 
 #include <cstdint>
+#include <list>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -12,6 +19,7 @@
 namespace conveyor {
 
 using SequenceId = std::int64_t;
+using BlockHash = std::uint64_t;
 
 class BlockAllocator {
  public:
@@ -21,8 +29,12 @@ class BlockAllocator {
 
   std::int64_t num_blocks() const { return num_blocks_; }
   std::int64_t block_size() const { return block_size_; }
-  std::int64_t free_blocks() const { return static_cast<std::int64_t>(free_.size()); }
+  // Blocks a sequence can get: never used, or cached but held by no sequence.
+  std::int64_t free_blocks() const {
+    return static_cast<std::int64_t>(free_.size() + evictable_.size());
+  }
   std::int64_t used_blocks() const { return num_blocks_ - free_blocks(); }
+  std::int64_t cached_blocks() const { return static_cast<std::int64_t>(cached_.size()); }
   std::int64_t blocks_for(std::int64_t tokens) const {
     return (tokens + block_size_ - 1) / block_size_;
   }
@@ -30,19 +42,42 @@ class BlockAllocator {
   // Grows the sequence's table until it covers `tokens` positions. Returns false,
   // changing nothing, when too few blocks are free.
   bool reserve(SequenceId sequence, std::int64_t tokens);
-  // Returns every block of the sequence to the free list; unknown ids are ignored.
+  // Gives back every block of the sequence; registered ones stay cached. Unknown ids
+  // are ignored.
   void release(SequenceId sequence);
+
+  // How many of `hashes` (a prompt's full blocks, in order) are cached, from the first.
+  std::int64_t cached_prefix(std::span<const BlockHash> hashes) const;
+  // Starts the (empty) table of `sequence` with the cached blocks of the longest
+  // prefix of `hashes`; returns how many it took.
+  std::int64_t take_cached_prefix(SequenceId sequence, std::span<const BlockHash> hashes);
+  // Registers block `index` of the sequence's table, whose K/V are now computed,
+  // under `hash`. No effect when the block is already registered or another block
+  // holds the same content.
+  void register_block(SequenceId sequence, std::int64_t index, BlockHash hash);
 
   // Empty for an unknown sequence; valid until the next reserve/release of it.
   std::span<const std::int32_t> block_table(SequenceId sequence) const;
   std::int64_t blocks_held(SequenceId sequence) const {
     return static_cast<std::int64_t>(block_table(sequence).size());
   }
+  // How many sequences hold the block (for tests and diagnostics).
+  std::int32_t holders(std::int32_t block) const { return refs_[static_cast<std::size_t>(block)]; }
 
  private:
+  std::int32_t take_block();
+
   std::int64_t num_blocks_;
   std::int64_t block_size_;
-  std::vector<std::int32_t> free_;  // a stack: recently freed blocks are reused first
+  std::vector<std::int32_t> free_;  // unregistered and unheld; a stack
+  std::vector<std::int32_t> refs_;  // per block: sequences holding it
+  std::vector<BlockHash> hash_;     // per block: its registered hash
+  std::vector<bool> registered_;
+  std::unordered_map<BlockHash, std::int32_t> cached_;  // hash -> registered block
+  // Registered blocks no sequence holds, least recently freed first, and where each
+  // sits in that list.
+  std::list<std::int32_t> evictable_;
+  std::vector<std::list<std::int32_t>::iterator> evictable_at_;
   std::unordered_map<SequenceId, std::vector<std::int32_t>> tables_;
 };
 

@@ -24,7 +24,8 @@ Scheduler::Scheduler(const SchedulerConfig& config)
       config.watermark_blocks >= 0 ? config.watermark_blocks : config.num_blocks / 100;
 }
 
-Status Scheduler::add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context) {
+Status Scheduler::add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context,
+                      std::vector<BlockHash> prompt_blocks) {
   if (prompt_tokens < 1 || max_context < prompt_tokens) {
     return Status(ErrorCode::kInvalidArgument, "scheduler: a sequence needs a prompt");
   }
@@ -44,6 +45,9 @@ Status Scheduler::add(SequenceId id, std::int64_t prompt_tokens, std::int64_t ma
   s.id = id;
   s.context = prompt_tokens;
   waiting_.push_back(s);
+  if (config_.prefix_caching && !prompt_blocks.empty()) {
+    prompts_[id].hashes = std::move(prompt_blocks);
+  }
   return {};
 }
 
@@ -69,6 +73,7 @@ void Scheduler::preempt(SequenceState& s) {
   blocks_.release(s.id);
   s.blocks = 0;
   s.cached = 0;
+  if (auto p = prompts_.find(s.id); p != prompts_.end()) p->second.registered = 0;
   ++preemptions_;
 }
 
@@ -96,25 +101,27 @@ void Scheduler::place_running(StepDraft& draft) {
       continue;  // a victim earlier in this loop
     }
     const std::int64_t need = blocks_.blocks_for(s.cached + chunk.tokens) - s.blocks;
-    if (need > blocks_.free_blocks()) {
+    // Victims until the blocks are there. A victim may free fewer blocks than it
+    // holds (prefix blocks shared with others stay), hence the loop.
+    while (need > blocks_.free_blocks()) {
       s.in_flight = true;  // not its own victim
       const Preemption p = preemption_.choose(running_, need - blocks_.free_blocks());
       s.in_flight = false;
-      if (p.freed_blocks < need - blocks_.free_blocks()) {
-        // Not enough even from every other sequence. Blocks held by steps in flight
-        // come back soon: wait for them. Otherwise this sequence yields its own.
-        if (!others_in_flight) {
-          preempt(s);
-          draft.preempted.push_back(s.id);
-        }
-        continue;
-      }
+      if (p.freed_blocks < need - blocks_.free_blocks()) break;
       for (std::size_t v : p.victims) {
         preempt(running_[v]);
         draft.preempted.push_back(running_[v].id);
       }
     }
-    blocks_.reserve(s.id, s.cached + chunk.tokens);
+    if (need > blocks_.free_blocks() || !blocks_.reserve(s.id, s.cached + chunk.tokens)) {
+      // Not enough even from every other sequence. Blocks held by steps in flight
+      // come back soon: wait for them. Otherwise this sequence yields its own.
+      if (!others_in_flight) {
+        preempt(s);
+        draft.preempted.push_back(s.id);
+      }
+      continue;
+    }
     s.blocks = blocks_.blocks_held(s.id);
     s.in_flight = true;
     draft.add(s.id, chunk.tokens);
@@ -134,16 +141,31 @@ void Scheduler::requeue_preempted(const std::vector<SequenceId>& preempted) {
 }
 
 void Scheduler::admit_newcomers(StepDraft& draft) {
-  // Admission looks at no more of the queue than could join.
+  // Admission looks at no more of the queue than could join, each as it would start:
+  // past the part of its prompt the cache holds.
   const auto candidates = static_cast<std::size_t>(
       std::clamp<std::int64_t>(config_.max_sequences - running(), 0, waiting()));
-  const std::vector<SequenceState> queue(
-      waiting_.begin(), waiting_.begin() + static_cast<std::ptrdiff_t>(candidates));
+  std::vector<SequenceState> queue(waiting_.begin(),
+                                   waiting_.begin() + static_cast<std::ptrdiff_t>(candidates));
+  for (SequenceState& s : queue) {
+    const std::int64_t cached = blocks_.cached_prefix(reusable_prefix(s));
+    s.cached = cached * config_.block_size;
+    s.blocks = cached;
+  }
   const std::int64_t admit =
       admission_.admit(queue, running(), blocks_.free_blocks(), draft.budget);
   for (std::int64_t a = 0; a < admit; ++a) {
     SequenceState s = waiting_.front();
     waiting_.pop_front();
+    const std::span<const BlockHash> reusable = reusable_prefix(s);
+    if (!reusable.empty()) {
+      const std::int64_t taken = blocks_.take_cached_prefix(s.id, reusable);
+      s.cached = taken * config_.block_size;
+      s.blocks = taken;
+      prefix_queried_ += static_cast<std::int64_t>(reusable.size()) * config_.block_size;
+      prefix_hits_ += s.cached;
+    }
+    admitted_.push_back(s.id);
     const std::int64_t n = std::min(s.pending(), draft.budget);
     if (n > 0 && draft.has_room() && blocks_.reserve(s.id, s.cached + n)) {
       s.blocks = blocks_.blocks_held(s.id);
@@ -163,11 +185,13 @@ Schedule Scheduler::emit(StepDraft& draft) {
     chunk.start = s.cached;
     chunk.tokens = draft.tokens[i];
     chunk.samples = s.cached + chunk.tokens == s.context;
+    chunk.admitted = std::find(admitted_.begin(), admitted_.end(), s.id) != admitted_.end();
     const auto table = blocks_.block_table(s.id);
     chunk.block_table.assign(table.begin(), table.end());
     out.chunks.push_back(std::move(chunk));
   }
   out.preempted = std::move(draft.preempted);
+  admitted_.clear();
   return out;
 }
 
@@ -181,6 +205,26 @@ void Scheduler::complete(const Schedule& schedule) {
     s->in_flight = false;
     s->cached += chunk.tokens;
     if (chunk.samples) s->context += 1;
+    register_computed_blocks(*s);
+  }
+}
+
+std::span<const BlockHash> Scheduler::reusable_prefix(const SequenceState& s) const {
+  auto p = prompts_.find(s.id);
+  if (p == prompts_.end() || s.cached != 0) return {};
+  const auto limit = static_cast<std::size_t>((s.context - 1) / config_.block_size);
+  return std::span(p->second.hashes).first(std::min(limit, p->second.hashes.size()));
+}
+
+void Scheduler::register_computed_blocks(const SequenceState& s) {
+  auto p = prompts_.find(s.id);
+  if (p == prompts_.end()) return;
+  PromptBlocks& prompt = p->second;
+  while (prompt.registered < prompt.hashes.size() &&
+         static_cast<std::int64_t>(prompt.registered + 1) * config_.block_size <= s.cached) {
+    blocks_.register_block(s.id, static_cast<std::int64_t>(prompt.registered),
+                           prompt.hashes[prompt.registered]);
+    ++prompt.registered;
   }
 }
 
@@ -191,9 +235,11 @@ void Scheduler::finish(SequenceId id) {
            "scheduler: sequence " + std::to_string(id) + " finished while in flight");
     }
     blocks_.release(id);
+    prompts_.erase(id);
     std::erase_if(running_, [id](const SequenceState& r) { return r.id == id; });
     return;
   }
+  prompts_.erase(id);
   std::erase_if(waiting_, [id](const SequenceState& w) { return w.id == id; });
 }
 

@@ -11,6 +11,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "common/status.h"
@@ -28,6 +30,8 @@ struct SchedulerConfig {
   // Blocks kept free at admission (AdmissionPolicy::watermark_blocks); < 0: 1% of
   // the cache, as vLLM does.
   std::int64_t watermark_blocks = -1;
+  // Reuse cached blocks of identical prompt prefixes (BlockAllocator).
+  bool prefix_caching = false;
 };
 
 struct ScheduledChunk {
@@ -37,6 +41,9 @@ struct ScheduledChunk {
   // The chunk reaches the end of the known context, so the step samples the
   // sequence's next token from the last position's logits.
   bool samples = false;
+  // The sequence joined in this step: stages start its state over. With a cached
+  // prefix, `start` is already past it.
+  bool admitted = false;
   std::vector<std::int32_t> block_table;  // covers start + tokens positions
 };
 
@@ -55,7 +62,10 @@ class Scheduler {
   // to `max_context` (prompt plus max_tokens, within the model's context). Refused
   // (kInvalidArgument) when max_context needs more blocks than the whole cache, or
   // the id is already known: it could never finish.
-  Status add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context);
+  // With prefix caching, `prompt_blocks` are the hashes of the prompt's full blocks,
+  // chained (see BlockAllocator): the cached ones are not computed again.
+  Status add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context,
+             std::vector<BlockHash> prompt_blocks = {});
 
   // Forms the next step among the sequences not in flight: running ones first
   // (StepPolicy), preempting the newest by recompute when blocks run out
@@ -80,6 +90,10 @@ class Scheduler {
   std::int64_t free_blocks() const { return blocks_.free_blocks(); }
   std::int64_t used_blocks() const { return blocks_.used_blocks(); }
   std::int64_t preemptions() const { return preemptions_; }
+  // Prompt positions looked up in the prefix cache, and those found there.
+  std::int64_t prefix_queried_tokens() const { return prefix_queried_; }
+  std::int64_t prefix_hit_tokens() const { return prefix_hits_; }
+  std::int64_t cached_blocks() const { return blocks_.cached_blocks(); }
   const SchedulerConfig& config() const { return config_; }
 
   // For tests and diagnostics: the queues in order.
@@ -115,6 +129,16 @@ class Scheduler {
 
   SequenceState* find_running(SequenceId id);
   void preempt(SequenceState& s);
+  // The prompt blocks a sequence may take from the cache: at least one position must
+  // be left to compute, for the logits of its next token.
+  std::span<const BlockHash> reusable_prefix(const SequenceState& s) const;
+  // Registers the sequence's prompt blocks whose K/V are now all computed.
+  void register_computed_blocks(const SequenceState& s);
+
+  struct PromptBlocks {
+    std::vector<BlockHash> hashes;
+    std::size_t registered = 0;
+  };
 
   SchedulerConfig config_;
   AdmissionPolicy admission_;
@@ -123,6 +147,10 @@ class Scheduler {
   std::deque<SequenceState> waiting_;
   std::vector<SequenceState> running_;  // admission order: the newest last
   std::int64_t preemptions_ = 0;
+  std::unordered_map<SequenceId, PromptBlocks> prompts_;
+  std::vector<SequenceId> admitted_;  // in the step being formed
+  std::int64_t prefix_queried_ = 0;
+  std::int64_t prefix_hits_ = 0;
 };
 
 }  // namespace conveyor

@@ -31,6 +31,7 @@ Workload random_workload(std::mt19937_64& random) {
   w.config.max_step_tokens = pick(1, 64);
   w.config.static_batching = pick(0, 3) == 0;
   w.config.watermark_blocks = pick(0, 1);
+  w.config.prefix_caching = pick(0, 1) == 1;
   w.depth = static_cast<int>(pick(1, 3));
   return w;
 }
@@ -48,7 +49,15 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
       const std::int64_t prompt = std::uniform_int_distribution<std::int64_t>(
           1, std::min<std::int64_t>(capacity, 40))(random);
       const std::int64_t outputs = std::uniform_int_distribution<std::int64_t>(1, 12)(random);
-      if (scheduler.add(id, prompt, prompt + outputs).ok()) w.outputs[id] = outputs;
+      // Prompts start with one of two shared prefixes of 3 blocks, then diverge:
+      // the hash of block i is (prefix, i) within them, unique after.
+      const std::int64_t family = id % 2;
+      std::vector<BlockHash> hashes;
+      for (std::int64_t b = 0; b < prompt / w.config.block_size; ++b) {
+        hashes.push_back(b < 3 ? static_cast<BlockHash>(1000 * (family + 1) + b)
+                               : static_cast<BlockHash>(1000000 + 1000 * id + b));
+      }
+      if (scheduler.add(id, prompt, prompt + outputs, hashes).ok()) w.outputs[id] = outputs;
     }
     std::map<SequenceId, std::int64_t> generated;
     std::deque<Schedule> in_flight;
@@ -61,19 +70,26 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
         if (step.empty()) break;
         in_flight.push_back(std::move(step));
       }
-      // Every chunk in flight: a distinct sequence, a table that covers it, blocks
-      // that no other sequence holds.
+      // Every chunk in flight: a distinct sequence, a table that covers it, and the
+      // blocks it writes held by no other chunk in flight (shared prefix blocks are
+      // only read).
       std::set<SequenceId> ids;
-      std::set<std::int32_t> blocks;
+      std::multiset<std::int32_t> held;
+      std::set<std::int32_t> written;
       for (const Schedule& s : in_flight) {
         for (const ScheduledChunk& c : s.chunks) {
           CHECK(ids.insert(c.id).second);
           CHECK(static_cast<std::int64_t>(c.block_table.size()) * w.config.block_size >=
                 c.start + c.tokens);
           for (std::int32_t b : c.block_table)
-            CHECK(blocks.insert(b).second);
+            held.insert(b);
+          for (std::int64_t i = c.start / w.config.block_size;
+               i < (c.start + c.tokens + w.config.block_size - 1) / w.config.block_size; ++i)
+            CHECK(written.insert(c.block_table[static_cast<std::size_t>(i)]).second);
         }
       }
+      for (std::int32_t b : written)
+        CHECK(held.count(b) == 1);
       REQUIRE_MESSAGE(!in_flight.empty(), "no step could be formed: the scheduler is stuck");
       const Schedule done = std::move(in_flight.front());
       in_flight.pop_front();

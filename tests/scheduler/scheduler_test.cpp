@@ -181,3 +181,60 @@ TEST_CASE("block tables cover every scheduled position and are disjoint") {
 
 }  // namespace
 }  // namespace conveyor
+
+namespace conveyor {
+namespace {
+
+TEST_CASE("prefix caching: a prompt that starts like a computed one skips the shared blocks") {
+  // 4 tokens per block, 8 tokens per step; prompts of 10 tokens whose first 8 (two
+  // blocks) are the same.
+  SchedulerConfig config{32, 4, 4, 8, false};
+  config.prefix_caching = true;
+  Scheduler s(config);
+  const std::vector<BlockHash> shared = {11, 22};  // the prompts' two full blocks
+  REQUIRE(s.add(1, 10, 12, shared).ok());
+  REQUIRE(s.add(2, 10, 12, shared).ok());
+
+  Schedule step = s.schedule();  // 1 prefills 8; the budget is spent
+  REQUIRE(step.chunks.size() == 1);
+  CHECK(step.chunks[0].tokens == 8);
+  s.complete(step);  // 1's two full blocks are computed: registered
+  CHECK(s.cached_blocks() == 2);
+
+  step = s.schedule();  // 1 finishes its prompt; 2 joins past the shared 8 tokens
+  REQUIRE(step.chunks.size() == 2);
+  CHECK(step.chunks[1].id == 2);
+  CHECK(step.chunks[1].admitted);
+  CHECK(step.chunks[1].start == 8);
+  CHECK(step.chunks[1].tokens == 2);
+  CHECK(step.chunks[1].block_table[0] == step.chunks[0].block_table[0]);
+  CHECK(step.chunks[1].block_table[1] == step.chunks[0].block_table[1]);
+  CHECK(step.chunks[1].block_table[2] != step.chunks[0].block_table[2]);
+  CHECK(s.prefix_queried_tokens() == 16);  // both looked up their 8 tokens
+  CHECK(s.prefix_hit_tokens() == 8);
+  s.complete(step);
+  s.finish(1);
+  s.finish(2);
+  CHECK(s.free_blocks() == 32);  // cached blocks count as free
+  CHECK(s.cached_blocks() == 2);
+}
+
+TEST_CASE("prefix caching: a prompt made only of cached blocks still computes its last one") {
+  SchedulerConfig config{32, 4, 4, 64, false};
+  config.prefix_caching = true;
+  Scheduler s(config);
+  REQUIRE(s.add(1, 8, 10, {11, 22}).ok());
+  Schedule step = s.schedule();
+  s.complete(step);
+  s.finish(1);
+  REQUIRE(s.add(2, 8, 10, {11, 22}).ok());
+  step = s.schedule();
+  REQUIRE(step.chunks.size() == 1);
+  // Only the first block is reused: the last position's logits must be computed.
+  CHECK(step.chunks[0].start == 4);
+  CHECK(step.chunks[0].tokens == 4);
+  CHECK(step.chunks[0].samples);
+}
+
+}  // namespace
+}  // namespace conveyor

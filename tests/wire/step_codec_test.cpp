@@ -24,6 +24,7 @@ StepPlan random_plan(std::mt19937_64& random) {
     for (std::int64_t b = pick(0, 8); b > 0; --b)
       s.block_table.push_back(static_cast<std::int32_t>(pick(0, 4096)));
     s.samples = pick(0, 1) == 1;
+    if (pick(0, 3) == 0) s.context_before = {1, 2, 3};
     if (s.samples) {
       auto sampling = std::make_shared<SequenceSampling>();
       sampling->seed = static_cast<std::uint64_t>(pick(0, INT64_MAX));
@@ -56,6 +57,7 @@ void check_same(const StepPlan& a, const StepPlan& b) {
     CHECK(x.samples == y.samples);
     CHECK(x.tokens == y.tokens);
     CHECK(x.block_table == y.block_table);
+    CHECK(x.context_before == y.context_before);
     REQUIRE((x.sampling == nullptr) == (y.sampling == nullptr));
     if (!x.sampling) continue;
     CHECK(x.sampling->seed == y.sampling->seed);

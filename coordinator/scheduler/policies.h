@@ -18,6 +18,7 @@ struct SequenceState {
   std::int64_t cached = 0;   // positions of `context` whose K/V are computed
   std::int64_t blocks = 0;   // KV blocks held
   bool in_flight = false;    // part of a step that has not come back yet
+  bool started = false;      // has had a chunk since it last joined the running set
 
   std::int64_t pending() const { return context - cached; }
 };

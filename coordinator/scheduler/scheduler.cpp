@@ -73,6 +73,7 @@ void Scheduler::preempt(SequenceState& s) {
   blocks_.release(s.id);
   s.blocks = 0;
   s.cached = 0;
+  s.started = false;
   if (auto p = prompts_.find(s.id); p != prompts_.end()) p->second.registered = 0;
   ++preemptions_;
 }
@@ -165,7 +166,6 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
       prefix_queried_ += static_cast<std::int64_t>(reusable.size()) * config_.block_size;
       prefix_hits_ += s.cached;
     }
-    admitted_.push_back(s.id);
     const std::int64_t n = std::min(s.pending(), draft.budget);
     if (n > 0 && draft.has_room() && blocks_.reserve(s.id, s.cached + n)) {
       s.blocks = blocks_.blocks_held(s.id);
@@ -179,19 +179,19 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
 Schedule Scheduler::emit(StepDraft& draft) {
   Schedule out;
   for (std::size_t i = 0; i < draft.ids.size(); ++i) {
-    const SequenceState& s = *find_running(draft.ids[i]);
+    SequenceState& s = *find_running(draft.ids[i]);
     ScheduledChunk chunk;
     chunk.id = s.id;
     chunk.start = s.cached;
     chunk.tokens = draft.tokens[i];
     chunk.samples = s.cached + chunk.tokens == s.context;
-    chunk.admitted = std::find(admitted_.begin(), admitted_.end(), s.id) != admitted_.end();
+    chunk.admitted = !s.started;
+    s.started = true;
     const auto table = blocks_.block_table(s.id);
     chunk.block_table.assign(table.begin(), table.end());
     out.chunks.push_back(std::move(chunk));
   }
   out.preempted = std::move(draft.preempted);
-  admitted_.clear();
   return out;
 }
 

@@ -41,8 +41,8 @@ struct ScheduledChunk {
   // The chunk reaches the end of the known context, so the step samples the
   // sequence's next token from the last position's logits.
   bool samples = false;
-  // The sequence joined in this step: stages start its state over. With a cached
-  // prefix, `start` is already past it.
+  // The sequence's first chunk since it joined (or rejoined after a preemption):
+  // stages start its state over. With a cached prefix, `start` is already past it.
   bool admitted = false;
   std::vector<std::int32_t> block_table;  // covers start + tokens positions
 };
@@ -148,7 +148,6 @@ class Scheduler {
   std::vector<SequenceState> running_;  // admission order: the newest last
   std::int64_t preemptions_ = 0;
   std::unordered_map<SequenceId, PromptBlocks> prompts_;
-  std::vector<SequenceId> admitted_;  // in the step being formed
   std::int64_t prefix_queried_ = 0;
   std::int64_t prefix_hits_ = 0;
 };

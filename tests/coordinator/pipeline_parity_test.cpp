@@ -39,6 +39,7 @@ struct RunShape {
   std::int64_t num_blocks = 128;
   std::int64_t max_step_tokens = 256;
   std::int64_t max_sequences = 64;
+  bool prefix_caching = false;
 };
 
 struct RunOutcome {
@@ -56,6 +57,7 @@ RunOutcome run_reference(const ModelSource& source, const Reference& ref, const 
   SchedulerActorOptions options;
   options.scheduler = {shape.num_blocks, 16, shape.max_sequences, shape.max_step_tokens,
                        shape.static_batching};
+  options.scheduler.prefix_caching = shape.prefix_caching;
   options.vocab_size = source.spec().vocab_size;
   options.context_limit = source.spec().max_positions;
   SchedulerActor actor(pipeline, options);
@@ -137,6 +139,29 @@ TEST_CASE("a KV cache too small for the batch preempts by recompute and still ma
   check_matches(outcome, ref);
   CHECK(outcome.stats.preemptions > 0);
   MESSAGE("preemptions: " << outcome.stats.preemptions);
+}
+
+TEST_CASE("prefix caching: prompts sharing the system prompt reuse its blocks, same tokens") {
+  auto source = open_default_model();
+  if (!source) {
+    MESSAGE("skipped: the default model is not installed");
+    return;
+  }
+  const Reference ref = load_reference();
+  for (const std::int64_t stages : {1, 2}) {
+    CAPTURE(stages);
+    // A budget of 64 tokens per step admits the prompts a few at a time, so later ones
+    // find the system prompt's blocks computed; 24 blocks also force preemptions,
+    // which give back shared blocks without freeing them.
+    RunShape shape{stages, false, 24, 64, 8};
+    shape.prefix_caching = true;
+    const RunOutcome outcome = run_reference(*source, ref, shape);
+    check_matches(outcome, ref);
+    CHECK(outcome.stats.prefix_hit_tokens > 0);
+    MESSAGE("prefix cache: " << outcome.stats.prefix_hit_tokens << " of "
+                             << outcome.stats.prefix_queried_tokens << " prompt tokens reused, "
+                             << outcome.stats.preemptions << " preemptions");
+  }
 }
 
 }  // namespace

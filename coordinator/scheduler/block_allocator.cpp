@@ -80,6 +80,15 @@ std::int64_t BlockAllocator::cached_prefix(std::span<const BlockHash> hashes) co
   return n;
 }
 
+std::int64_t BlockAllocator::held_in_prefix(std::span<const BlockHash> hashes) const {
+  std::int64_t held = 0;
+  for (BlockHash h : hashes) {
+    auto found = cached_.find(h);
+    if (found != cached_.end() && refs_[static_cast<std::size_t>(found->second)] > 0) ++held;
+  }
+  return held;
+}
+
 std::int64_t BlockAllocator::take_cached_prefix(SequenceId sequence,
                                                 std::span<const BlockHash> hashes) {
   auto& table = tables_[sequence];

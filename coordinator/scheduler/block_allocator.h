@@ -26,6 +26,11 @@ class BlockAllocator {
   // Throws Error(kInvalidArgument) for non-positive sizes or more blocks than 32-bit
   // block ids can name.
   BlockAllocator(std::int64_t num_blocks, std::int64_t block_size);
+  // Not copyable: the LRU positions are iterators into this object's own list.
+  BlockAllocator(const BlockAllocator&) = delete;
+  BlockAllocator& operator=(const BlockAllocator&) = delete;
+  BlockAllocator(BlockAllocator&&) = default;
+  BlockAllocator& operator=(BlockAllocator&&) = default;
 
   std::int64_t num_blocks() const { return num_blocks_; }
   std::int64_t block_size() const { return block_size_; }
@@ -48,6 +53,9 @@ class BlockAllocator {
 
   // How many of `hashes` (a prompt's full blocks, in order) are cached, from the first.
   std::int64_t cached_prefix(std::span<const BlockHash> hashes) const;
+  // Of the cached blocks of `hashes` (all of which must be cached), how many some
+  // sequence holds: taking those costs no free block.
+  std::int64_t held_in_prefix(std::span<const BlockHash> hashes) const;
   // Starts the (empty) table of `sequence` with the cached blocks of the longest
   // prefix of `hashes`; returns how many it took.
   std::int64_t take_cached_prefix(SequenceId sequence, std::span<const BlockHash> hashes);

@@ -149,9 +149,12 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
   std::vector<SequenceState> queue(waiting_.begin(),
                                    waiting_.begin() + static_cast<std::ptrdiff_t>(candidates));
   for (SequenceState& s : queue) {
-    const std::int64_t cached = blocks_.cached_prefix(reusable_prefix(s));
+    // Cached blocks that others hold cost nothing; unheld ones leave the free count
+    // when taken, so they count as blocks still to get.
+    const std::span<const BlockHash> reusable = reusable_prefix(s);
+    const std::int64_t cached = blocks_.cached_prefix(reusable);
     s.cached = cached * config_.block_size;
-    s.blocks = cached;
+    s.blocks = blocks_.held_in_prefix(reusable.first(static_cast<std::size_t>(cached)));
   }
   const std::int64_t admit =
       admission_.admit(queue, running(), blocks_.free_blocks(), draft.budget);
@@ -163,11 +166,20 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
       const std::int64_t taken = blocks_.take_cached_prefix(s.id, reusable);
       s.cached = taken * config_.block_size;
       s.blocks = taken;
-      prefix_queried_ += static_cast<std::int64_t>(reusable.size()) * config_.block_size;
-      prefix_hits_ += s.cached;
+      count_prefix_lookup(s.id, static_cast<std::int64_t>(reusable.size()), taken);
     }
     const std::int64_t n = std::min(s.pending(), draft.budget);
-    if (n > 0 && draft.has_room() && blocks_.reserve(s.id, s.cached + n)) {
+    const bool in_this_step = n > 0 && draft.has_room();
+    if (in_this_step && !blocks_.reserve(s.id, s.cached + n)) {
+      // Fewer blocks than admission counted on: back to the front of the queue, its
+      // prefix given back, rather than running without a step.
+      blocks_.release(s.id);
+      s.cached = 0;
+      s.blocks = 0;
+      waiting_.push_front(s);
+      break;
+    }
+    if (in_this_step) {
       s.blocks = blocks_.blocks_held(s.id);
       s.in_flight = true;
       draft.add(s.id, n);
@@ -207,6 +219,14 @@ void Scheduler::complete(const Schedule& schedule) {
     if (chunk.samples) s->context += 1;
     register_computed_blocks(*s);
   }
+}
+
+void Scheduler::count_prefix_lookup(SequenceId id, std::int64_t queried, std::int64_t found) {
+  PromptBlocks& prompt = prompts_.at(id);
+  if (prompt.counted) return;  // a readmission after preemption is not a new prompt
+  prompt.counted = true;
+  prefix_queried_ += queried * config_.block_size;
+  prefix_hits_ += found * config_.block_size;
 }
 
 std::span<const BlockHash> Scheduler::reusable_prefix(const SequenceState& s) const {

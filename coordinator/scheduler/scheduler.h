@@ -90,7 +90,8 @@ class Scheduler {
   std::int64_t free_blocks() const { return blocks_.free_blocks(); }
   std::int64_t used_blocks() const { return blocks_.used_blocks(); }
   std::int64_t preemptions() const { return preemptions_; }
-  // Prompt positions looked up in the prefix cache, and those found there.
+  // Prompt positions looked up in the prefix cache, and those found there, counted at
+  // each sequence's first admission.
   std::int64_t prefix_queried_tokens() const { return prefix_queried_; }
   std::int64_t prefix_hit_tokens() const { return prefix_hits_; }
   std::int64_t cached_blocks() const { return blocks_.cached_blocks(); }
@@ -135,9 +136,13 @@ class Scheduler {
   // Registers the sequence's prompt blocks whose K/V are now all computed.
   void register_computed_blocks(const SequenceState& s);
 
+  // Prefix-cache statistics, once per sequence: its first admission.
+  void count_prefix_lookup(SequenceId id, std::int64_t queried, std::int64_t found);
+
   struct PromptBlocks {
     std::vector<BlockHash> hashes;
     std::size_t registered = 0;
+    bool counted = false;
   };
 
   SchedulerConfig config_;

@@ -238,3 +238,37 @@ TEST_CASE("prefix caching: a prompt made only of cached blocks still computes it
 
 }  // namespace
 }  // namespace conveyor
+
+namespace conveyor {
+namespace {
+
+TEST_CASE("prefix caching: cached blocks no one holds are not counted twice at admission") {
+  // A leaves 4 cached blocks that no one holds; R runs; B shares A's 4 blocks but
+  // needs 3 more plus the watermark. Counting the cached blocks both as B's and as
+  // free would admit B only to preempt it again, step after step.
+  SchedulerConfig config{10, 4, 4, 64, false, 1};
+  config.prefix_caching = true;
+  Scheduler s(config);
+  REQUIRE(s.add(1, 16, 17, {1, 2, 3, 4}).ok());
+  Schedule step = s.schedule();
+  s.complete(step);
+  s.finish(1);
+  REQUIRE(s.cached_blocks() == 4);
+
+  REQUIRE(s.add(2, 16, 24, {9, 10, 11, 12}).ok());      // R: 8 outputs
+  REQUIRE(s.add(3, 28, 30, {1, 2, 3, 4, 5, 6, 7}).ok());  // B: 2 outputs
+  std::map<SequenceId, int> left = {{2, 8}, {3, 2}};
+  for (int i = 0; i < 40 && !s.idle(); ++i) {
+    step = s.schedule();
+    REQUIRE_FALSE(step.empty());
+    s.complete(step);
+    for (const ScheduledChunk& c : step.chunks)
+      if (c.samples && --left[c.id] == 0) s.finish(c.id);
+  }
+  CHECK(s.idle());
+  CHECK(s.preemptions() == 0);
+  CHECK(s.prefix_hit_tokens() == 16);  // B reused A's 4 blocks, counted once
+}
+
+}  // namespace
+}  // namespace conveyor

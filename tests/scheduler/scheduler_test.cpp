@@ -255,7 +255,7 @@ TEST_CASE("prefix caching: cached blocks no one holds are not counted twice at a
   s.finish(1);
   REQUIRE(s.cached_blocks() == 4);
 
-  REQUIRE(s.add(2, 16, 24, {9, 10, 11, 12}).ok());      // R: 8 outputs
+  REQUIRE(s.add(2, 16, 24, {9, 10, 11, 12}).ok());        // R: 8 outputs
   REQUIRE(s.add(3, 28, 30, {1, 2, 3, 4, 5, 6, 7}).ok());  // B: 2 outputs
   std::map<SequenceId, int> left = {{2, 8}, {3, 2}};
   for (int i = 0; i < 40 && !s.idle(); ++i) {

@@ -12,15 +12,6 @@
 
 namespace conveyor {
 
-namespace {
-
-RequestError line_error(const BatchRequest& r, std::string code, const std::string& message) {
-  return RequestError{r.line_number, r.custom_id, std::move(code),
-                      "line " + std::to_string(r.line_number) + ": " + message};
-}
-
-}  // namespace
-
 FileIntake::FileIntake(std::filesystem::path input, IntakeOptions options,
                        std::shared_ptr<const Tokenizer> tokenizer, std::optional<ChatTemplate> chat,
                        std::unordered_set<std::string> finished)
@@ -121,11 +112,7 @@ void FileIntake::read_all(Channel<EngineRequest>& requests, const ErrorCallback&
     ++line_number;
     ParsedLine parsed;
     if (line->length > options_.limits.max_line_bytes) {
-      parsed = RequestError{line_number, "line-" + std::to_string(line_number),
-                            request_error_code::kLineTooLong,
-                            "line " + std::to_string(line_number) + ": the line is " +
-                                std::to_string(line->length) + " bytes long; at most " +
-                                std::to_string(options_.limits.max_line_bytes) + " are allowed"};
+      parsed = line_too_long(line_number, line->length, options_.limits);
     } else {
       parsed = parse_request_line(line->text, line_number, options_.limits);
     }
@@ -150,7 +137,7 @@ void FileIntake::read_all(Channel<EngineRequest>& requests, const ErrorCallback&
     }
     auto request = std::make_shared<BatchRequest>(std::move(std::get<BatchRequest>(parsed)));
     if (duplicate) {
-      on_error(line_error(*request, "duplicate_custom_id",
+      on_error(line_error(request->line_number, request->custom_id, "duplicate_custom_id",
                           "custom_id '" + original + "' appeared on an earlier line"));
       continue;
     }
@@ -160,7 +147,7 @@ void FileIntake::read_all(Channel<EngineRequest>& requests, const ErrorCallback&
       const char* code = s.code() == ErrorCode::kOutOfRange ? "context_length_exceeded"
                          : s.code() == ErrorCode::kNotFound ? "model_not_found"
                                                             : "invalid_request";
-      on_error(line_error(*request, code, s.message()));
+      on_error(line_error(request->line_number, request->custom_id, code, s.message()));
       continue;
     }
     EngineRequest e = std::move(prepared).value();

@@ -8,8 +8,7 @@ RequestError engine_error(const BatchRequest& request, const Status& status) {
   const char* code = status.code() == ErrorCode::kOutOfRange        ? "context_length_exceeded"
                      : status.code() == ErrorCode::kInvalidArgument ? "invalid_request"
                                                                     : "internal_error";
-  return RequestError{request.line_number, request.custom_id, code,
-                      "line " + std::to_string(request.line_number) + ": " + status.message()};
+  return line_error(request.line_number, request.custom_id, code, status.message());
 }
 
 Expected<std::unique_ptr<Sink>> Sink::open(SinkOptions options) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/tokenizer/chat_template.h"
@@ -41,5 +42,12 @@ struct RequestError {
   std::string code;              // OpenAI-style: "invalid_json", "invalid_request", ...
   std::string message;           // names the field or limit, and the line number
 };
+
+// The error of input line `line_number`: its message starts "line N: ".
+inline RequestError line_error(std::int64_t line_number, std::string custom_id, std::string code,
+                               std::string_view message) {
+  return RequestError{line_number, std::move(custom_id), std::move(code),
+                      "line " + std::to_string(line_number) + ": " + std::string(message)};
+}
 
 }  // namespace conveyor

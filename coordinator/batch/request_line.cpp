@@ -16,10 +16,6 @@ using nlohmann::json;
 namespace code = request_error_code;
 
 // JSON's whitespace: a line of only these is blank.
-bool is_blank(std::string_view line) {
-  return line.find_first_not_of(" \t\r\n") == std::string_view::npos;
-}
-
 // Byte offset of the first byte that does not start a well-formed UTF-8 sequence,
 // or npos when the whole text is valid.
 std::size_t first_invalid_utf8(std::string_view text) {
@@ -113,44 +109,41 @@ void read_convenience_row(const json& row, const RequestLineLimits& limits, Batc
   read_request_body(row, "", limits, request);
 }
 
-RequestError make_error(std::int64_t line_number, std::string custom_id, const char* error_code,
-                        const std::string& message) {
-  RequestError error;
-  error.line_number = line_number;
-  error.custom_id = std::move(custom_id);
-  error.code = error_code;
-  error.message = "line " + std::to_string(line_number) + ": " + message;
-  return error;
+}  // namespace
+
+bool is_blank_line(std::string_view line) {
+  return line.find_first_not_of(" \t\r\n") == std::string_view::npos;
 }
 
-}  // namespace
+RequestError line_too_long(std::int64_t line_number, std::uint64_t length,
+                           const RequestLineLimits& limits) {
+  return line_error(line_number, "line-" + std::to_string(line_number), code::kLineTooLong,
+                    "the line is " + std::to_string(length) + " bytes long; at most " +
+                        std::to_string(limits.max_line_bytes) + " are allowed");
+}
 
 ParsedLine parse_request_line(std::string_view line, std::int64_t line_number,
                               const RequestLineLimits& limits) {
   std::string custom_id = "line-" + std::to_string(line_number);
-  if (line.size() > limits.max_line_bytes) {
-    return make_error(line_number, custom_id, code::kLineTooLong,
-                      "the line is " + std::to_string(line.size()) + " bytes long; at most " +
-                          std::to_string(limits.max_line_bytes) + " are allowed");
-  }
-  if (is_blank(line)) return BlankLine{line_number};
+  if (line.size() > limits.max_line_bytes) return line_too_long(line_number, line.size(), limits);
+  if (is_blank_line(line)) return BlankLine{line_number};
   if (const std::size_t bad = first_invalid_utf8(line); bad != std::string_view::npos) {
-    return make_error(line_number, custom_id, code::kInvalidUtf8,
+    return line_error(line_number, custom_id, code::kInvalidUtf8,
                       "invalid UTF-8 at byte offset " + std::to_string(bad));
   }
   if (json_nests_deeper_than(line, limits.max_depth)) {
-    return make_error(line_number, custom_id, code::kInvalidJson,
+    return line_error(line_number, custom_id, code::kInvalidJson,
                       "JSON nests deeper than " + std::to_string(limits.max_depth) + " levels");
   }
   json row;
   try {
     row = json::parse(line);
   } catch (const json::parse_error& error) {
-    return make_error(line_number, custom_id, code::kInvalidJson,
+    return line_error(line_number, custom_id, code::kInvalidJson,
                       "invalid JSON " + parse_error_detail(error));
   }
   if (!row.is_object()) {
-    return make_error(line_number, custom_id, code::kInvalidJson,
+    return line_error(line_number, custom_id, code::kInvalidJson,
                       "a batch line must be a JSON object, got " + describe_json(row));
   }
 
@@ -165,7 +158,7 @@ ParsedLine parse_request_line(std::string_view line, std::int64_t line_number,
       read_convenience_row(row, limits, request, custom_id);
     }
   } catch (const LineRejection& rejection) {
-    return make_error(line_number, custom_id, rejection.code(), rejection.what());
+    return line_error(line_number, custom_id, rejection.code(), rejection.what());
   }
   return request;
 }

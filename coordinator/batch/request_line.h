@@ -77,4 +77,12 @@ using ParsedLine = std::variant<BatchRequest, RequestError, BlankLine>;
 ParsedLine parse_request_line(std::string_view line, std::int64_t line_number,
                               const RequestLineLimits& limits);
 
+// Only whitespace: a BlankLine to the parser.
+bool is_blank_line(std::string_view line);
+
+// The error of a line of `length` bytes, over limits.max_line_bytes; for readers that
+// keep only the start of such a line.
+RequestError line_too_long(std::int64_t line_number, std::uint64_t length,
+                           const RequestLineLimits& limits);
+
 }  // namespace conveyor

@@ -56,8 +56,6 @@ int run_batch(const RunOptions& o) {
   job.intake.limits.max_n = config.limits.max_n;
   job.intake.model_names = engine.model_names;
   job.intake.check_model_name = config.check_model_name;
-  job.intake.vocab_size = engine.source->spec().vocab_size;
-  job.intake.context_limit = engine.context_limit;
   job.meta.model = engine.model_names.front();
   job.progress = config.output.progress;
   job.progress_interval_seconds = config.output.progress_interval_seconds;

@@ -74,23 +74,10 @@ Expected<EngineRequest> FileIntake::prepare(const BatchRequest& r) const {
     return Status(ErrorCode::kNotFound, "body.model '" + *r.model + "' is not the model served ('" +
                                             options_.model_names.front() + "')");
   }
-  if (Status s = r.sampling.validate(options_.vocab_size); !s.ok()) return s;
+  // The prompt's length and ids and the parameters against the vocabulary are the
+  // scheduler actor's to check (SchedulerActor::validate), for every caller alike.
   Expected<std::vector<std::int32_t>> prompt = tokenize(r);
   if (!prompt.ok()) return prompt.status();
-  if (prompt->empty()) return Status(ErrorCode::kInvalidArgument, "the prompt is empty");
-  for (std::int32_t id : *prompt) {
-    if (id < 0 || id >= options_.vocab_size) {
-      return Status(ErrorCode::kInvalidArgument, "prompt token " + std::to_string(id) +
-                                                     " is outside the vocabulary of " +
-                                                     std::to_string(options_.vocab_size));
-    }
-  }
-  const auto length = static_cast<std::int64_t>(prompt->size());
-  if (options_.context_limit > 0 && length >= options_.context_limit) {
-    return Status(ErrorCode::kOutOfRange,
-                  "the prompt has " + std::to_string(length) + " tokens; the context holds " +
-                      std::to_string(options_.context_limit) + " (prompt and output)");
-  }
   EngineRequest e;
   e.prompt = std::move(prompt).value();
   e.sampling = r.sampling;
@@ -144,9 +131,7 @@ void FileIntake::read_all(Channel<EngineRequest>& requests, const ErrorCallback&
     Expected<EngineRequest> prepared = prepare(*request);
     if (!prepared.ok()) {
       const Status& s = prepared.status();
-      const char* code = s.code() == ErrorCode::kOutOfRange ? "context_length_exceeded"
-                         : s.code() == ErrorCode::kNotFound ? "model_not_found"
-                                                            : "invalid_request";
+      const char* code = s.code() == ErrorCode::kNotFound ? "model_not_found" : "invalid_request";
       on_error(line_error(request->line_number, request->custom_id, code, s.message()));
       continue;
     }

@@ -1,9 +1,10 @@
 // FileIntake: the intake actor for a batch file. On its own thread it reads the
-// input line by line, judges each line on its own (format, duplicates, model name,
-// vocabulary, context length), tokenises the good ones with the model's chat
-// template, and sends them to the scheduler; each bad line becomes an error for the
-// sink. Lines already finished in an earlier run (resume) are skipped. The request
-// channel is bounded, so a large file is read only as fast as it is generated.
+// input line by line, judges each line on its own (format, duplicates, model name),
+// tokenises the good ones with the model's chat template, and sends them to the
+// scheduler, which checks them against the model (vocabulary, context length) as it
+// does every request; each bad line becomes an error for the sink. Lines already finished in an
+// earlier run (resume) are skipped. The request channel is bounded, so a large file is read only as
+// fast as it is generated.
 #pragma once
 
 #include <atomic>
@@ -32,8 +33,6 @@ struct IntakeOptions {
   // name), compared without regard to case; an absent body.model is always accepted.
   std::vector<std::string> model_names;
   bool check_model_name = true;
-  std::int64_t vocab_size = 0;
-  std::int64_t context_limit = 0;
 };
 
 class FileIntake {

@@ -4,39 +4,31 @@
 #include <atomic>
 #include <cstdio>
 #include <string>
-#include <vector>
 
 #include "coordinator/batch/file_lock.h"
+#include "coordinator/batch/line_reader.h"
+#include "coordinator/batch/request_line.h"
 #include "coordinator/batch/resume.h"
 #include "coordinator/progress.h"
 #include "coordinator/sink.h"
 
 namespace conveyor {
 
-std::int64_t count_nonblank_lines(const std::filesystem::path& file) {
+std::int64_t count_request_lines(const std::filesystem::path& file,
+                                 const RequestLineLimits& limits) {
   // A pipe or a terminal would be drained by a first pass: only regular files.
   std::error_code error;
   if (!std::filesystem::is_regular_file(file, error)) return -1;
   std::FILE* in = std::fopen(file.c_str(), "rb");
   if (in == nullptr) return -1;
-  // Byte by byte over a fixed buffer: a huge line costs no memory.
-  std::vector<char> buffer(std::size_t{1} << 16);
+  // The same reader and blank rule as intake, so the count is the lines it answers.
+  LineReader reader(in, limits.max_line_bytes);
   std::int64_t lines = 0;
-  bool blank = true;
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), in)) > 0) {
-    for (std::size_t i = 0; i < n; ++i) {
-      const char c = buffer[i];
-      if (c == '\n') {
-        lines += blank ? 0 : 1;
-        blank = true;
-      } else if (c != ' ' && c != '\t' && c != '\r') {
-        blank = false;
-      }
-    }
+  while (auto line = reader.next()) {
+    if (line->length > limits.max_line_bytes || !is_blank_line(line->text)) ++lines;
   }
   std::fclose(in);
-  return lines + (blank ? 0 : 1);
+  return lines;
 }
 
 std::filesystem::path default_errors_path(const std::filesystem::path& output) {
@@ -61,7 +53,7 @@ BatchJobSummary run_batch_job(SchedulerActor& scheduler, const BatchJobOptions& 
 
   // The total for progress before intake has read the whole file (it reads only as
   // fast as requests are admitted): the file's lines less those already finished.
-  const std::int64_t file_lines = count_nonblank_lines(options.input);
+  const std::int64_t file_lines = count_request_lines(options.input, options.intake.limits);
   const std::int64_t expected_lines =
       file_lines < 0 ? -1
                      : std::max<std::int64_t>(0, file_lines - resume->results - resume->errors);

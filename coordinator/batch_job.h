@@ -41,9 +41,10 @@ struct BatchJobSummary {
   bool any_failed() const { return errors + resumed_errors > 0; }
 };
 
-// Lines with anything but whitespace: a quick first pass for progress totals; -1 for
-// what is not a regular file (a pipe cannot be read twice).
-std::int64_t count_nonblank_lines(const std::filesystem::path& file);
+// The lines intake will answer (all but blank ones): a first pass for progress
+// totals; -1 for what is not a regular file (a pipe cannot be read twice).
+std::int64_t count_request_lines(const std::filesystem::path& file,
+                                 const RequestLineLimits& limits);
 
 // The error file's default path: beside the output, "<stem>.errors.jsonl".
 std::filesystem::path default_errors_path(const std::filesystem::path& output);

@@ -161,11 +161,6 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
   options.vocab_size = spec.vocab_size;
   options.context_limit = e.context_limit;
   options.eos_ids = spec.eos_token_ids;
-  if (e.tokenizer) {
-    // End-of-turn tokens (<|im_end|>, <|eot_id|>) end a chat answer like EOS does.
-    for (std::int32_t id : e.tokenizer->end_of_generation_ids())
-      options.eos_ids.push_back(id);
-  }
   options.tokenizer = e.tokenizer;
   e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline, options);
 

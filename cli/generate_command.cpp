@@ -157,11 +157,6 @@ int run_generate(const GenerateOptions& o) {
   options.vocab_size = spec.vocab_size;
   options.context_limit = spec.max_positions;
   options.eos_ids = spec.eos_token_ids;
-  if (tokenizer != nullptr) {
-    // End-of-turn tokens (<|im_end|>, <|eot_id|>) end a chat answer like EOS does.
-    for (std::int32_t id : tokenizer->end_of_generation_ids())
-      options.eos_ids.push_back(id);
-  }
   options.tokenizer = tokenizer;
   SchedulerActor engine(pipeline, options);
 

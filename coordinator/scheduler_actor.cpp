@@ -46,23 +46,20 @@ double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// The seed of choice `c` of a request seeded `seed`: the seed itself for the first
-// choice (so n = 1 gives what the seed promises), a hash of both for the others, so
-// that choice 1 of seed 7 is not the same draw as choice 0 of seed 8.
-std::uint64_t choice_seed(std::uint64_t seed, std::int32_t c) {
-  if (c == 0) return seed;
-  std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(c);
+// SplitMix64's finaliser: a bijection of 64-bit values that spreads every input bit
+// over the output.
+std::uint64_t mix(std::uint64_t z) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
 
-// The chained hash of each full block of a prompt: block i's hash covers every token
-// up to its end, so equal hashes mean equal prefixes (up to 64-bit collisions).
-std::uint64_t mix(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+// The seed of choice `c` of a request seeded `seed`: the seed itself for the first
+// choice (so n = 1 gives what the seed promises), a hash of both for the others, so
+// that choice 1 of seed 7 is not the same draw as choice 0 of seed 8.
+std::uint64_t choice_seed(std::uint64_t seed, std::int32_t c) {
+  if (c == 0) return seed;
+  return mix(seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(c));
 }
 
 std::uint64_t random_seed() {
@@ -76,6 +73,11 @@ SchedulerActor::SchedulerActor(StepRunner& runner, SchedulerActorOptions options
     : runner_(runner), options_(std::move(options)), scheduler_(options_.scheduler) {
   if (options_.lookahead <= 0) options_.lookahead = 2 * options_.scheduler.max_sequences;
   if (options_.context_limit <= 0) options_.context_limit = INT64_MAX;
+  if (options_.tokenizer != nullptr) {
+    // End-of-turn tokens (<|im_end|>, <|eot_id|>) end a chat answer like EOS does.
+    for (std::int32_t id : options_.tokenizer->end_of_generation_ids())
+      options_.eos_ids.push_back(id);
+  }
   std::sort(options_.eos_ids.begin(), options_.eos_ids.end());
   options_.eos_ids.erase(std::unique(options_.eos_ids.begin(), options_.eos_ids.end()),
                          options_.eos_ids.end());
@@ -103,6 +105,8 @@ Status SchedulerActor::validate(const EngineRequest& request) const {
   return {};
 }
 
+// The chained hash of each full block of a prompt: block i's hash covers every token
+// up to its end, so equal hashes mean equal prefixes (up to 64-bit collisions).
 std::vector<BlockHash> SchedulerActor::prompt_block_hashes(
     std::span<const std::int32_t> prompt) const {
   std::vector<BlockHash> hashes;

@@ -82,9 +82,10 @@ struct SchedulerActorOptions {
   // Steps in flight at once (0: the runner's depth, one per pipeline stage).
   std::int64_t micro_batches = 0;
   std::int64_t vocab_size = 0;
-  std::int64_t context_limit = 0;              // positions the model takes
-  std::vector<std::int64_t> eos_ids;           // end-of-sequence and end-of-turn tokens
-  std::shared_ptr<const Tokenizer> tokenizer;  // null: results carry ids only
+  std::int64_t context_limit = 0;     // positions the model takes
+  std::vector<std::int64_t> eos_ids;  // the model's end-of-sequence tokens
+  // Null: results carry ids only. Otherwise its end-of-turn tokens end a sequence too.
+  std::shared_ptr<const Tokenizer> tokenizer;
   // Requests taken from the channel ahead of admission (0: twice max_sequences),
   // so that a large input is not held in memory at once.
   std::int64_t lookahead = 0;

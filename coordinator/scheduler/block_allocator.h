@@ -16,6 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "coordinator/scheduler/policies.h"
+
 namespace conveyor {
 
 using SequenceId = std::int64_t;
@@ -41,7 +43,7 @@ class BlockAllocator {
   std::int64_t used_blocks() const { return num_blocks_ - free_blocks(); }
   std::int64_t cached_blocks() const { return static_cast<std::int64_t>(cached_.size()); }
   std::int64_t blocks_for(std::int64_t tokens) const {
-    return (tokens + block_size_ - 1) / block_size_;
+    return conveyor::blocks_for(tokens, block_size_);
   }
 
   // Grows the sequence's table until it covers `tokens` positions. Returns false,

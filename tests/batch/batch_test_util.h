@@ -16,6 +16,8 @@
 
 #include "coordinator/batch/request_line.h"
 
+#include "tests/temp_dir.h"
+
 namespace conveyor::testing {
 
 // Parses a line that must be a request.
@@ -52,28 +54,6 @@ inline void expect_refused(std::string_view line, const std::string& code,
   CHECK(error.message.rfind("line " + std::to_string(line_number) + ": ", 0) == 0);
   CHECK(error.message.find(needle) != std::string::npos);
 }
-
-// A fresh directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern =
-        (std::filesystem::temp_directory_path() / "conveyor-batch-XXXXXX").string();
-    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::filesystem::path file(std::string_view name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
 
 inline void write_file(const std::filesystem::path& path, std::string_view text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);

@@ -1,18 +1,18 @@
 #include "coordinator/batch/file_lock.h"
 
 #include <doctest/doctest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <string>
+
+#include "tests/temp_dir.h"
 
 namespace conveyor {
 namespace {
 
 TEST_CASE("one output file, one writer: a second lock is refused until the first is gone") {
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("conveyor-lock-test-" + std::to_string(::getpid()) + ".jsonl");
-  std::filesystem::remove(path);
+  const testing::TempDir dir;
+  const auto path = dir.file("out.jsonl");
   {
     Expected<FileLock> first = FileLock::acquire(path);
     REQUIRE(first.ok());
@@ -27,7 +27,6 @@ TEST_CASE("one output file, one writer: a second lock is refused until the first
   CHECK(FileLock::acquire(path).ok());
   CHECK(FileLock::acquire(std::filesystem::path("/nonexistent-dir/x.jsonl")).status().code() ==
         ErrorCode::kIo);
-  std::filesystem::remove(path);
 }
 
 }  // namespace

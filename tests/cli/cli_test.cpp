@@ -14,29 +14,12 @@
 #include <nlohmann/json.hpp>
 
 #include "common/model_registry.h"
+#include "tests/cli/conveyor_process.h"
 
 namespace {
 
-struct CommandOutput {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CommandOutput run_conveyor(const std::string& args) {
-  const char* binary = std::getenv("CONVEYOR_BINARY");
-  REQUIRE_MESSAGE(binary != nullptr, "CONVEYOR_BINARY is set by CTest");
-  const std::string command = std::string(binary) + " " + args + " 2>&1";
-  CommandOutput result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
+using conveyor::testing::CommandOutput;
+using conveyor::testing::run_conveyor;
 
 std::string fixture(const std::string& name) {
   return std::string(CONVEYOR_FIXTURES_DIR) + "/hf-tiny/" + name;

@@ -22,44 +22,21 @@
 #include <nlohmann/json.hpp>
 
 #include "common/model_registry.h"
+#include "tests/cli/conveyor_process.h"
+#include "tests/temp_dir.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string binary() {
-  const char* path = std::getenv("CONVEYOR_BINARY");
-  REQUIRE_MESSAGE(path != nullptr, "CONVEYOR_BINARY is set by CTest");
-  return path;
-}
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr together
-};
-
-// Runs a shell command line, stdout and stderr together.
-Outcome shell(const std::string& command_line) {
-  const std::string command = command_line + " 2>&1";
-  Outcome result;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  std::array<char, 4096> buffer{};
-  std::size_t n = 0;
-  while ((n = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0)
-    result.out.append(buffer.data(), n);
-  const int status = ::pclose(pipe);
-  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-Outcome conveyor(const std::string& args) {
-  return shell(binary() + " " + args);
-}
+using conveyor::testing::CommandOutput;
+using conveyor::testing::run_conveyor;
+using conveyor::testing::TempDir;
 
 // `producer | conveyor ARGS`.
-Outcome conveyor_piped(const std::string& producer, const std::string& args) {
-  return shell(producer + " | " + binary() + " " + args);
+CommandOutput conveyor_piped(const std::string& producer, const std::string& args) {
+  return conveyor::testing::run_shell(producer + " | " + conveyor::testing::conveyor_binary() +
+                                      " " + args);
 }
 
 // Concatenation through a stream: GCC 12 misreports string + to_string chains under
@@ -73,13 +50,6 @@ std::string cat(const Parts&... parts) {
 
 bool model_installed() {
   return conveyor::resolve_model_path("smollm2-135m-instruct").ok();
-}
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / cat("conveyor-run-test-", name, "-", ::getpid());
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
 }
 
 void write_file(const fs::path& path, const std::string& text) {
@@ -132,7 +102,8 @@ TEST_CASE("run: one terminal line per custom_id; bad lines become error lines; e
     MESSAGE("skipped: the default model is not installed");
     return;
   }
-  const fs::path dir = fresh_dir("lines");
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   std::string input = chat_line("q1", "What is 2 + 2?", 8) +
                       "{\"prompt\": \"The sky is\", \"max_tokens\": 4, \"temperature\": 0}\n" +
                       "\n" +  // blank lines are skipped, not errors
@@ -148,8 +119,9 @@ TEST_CASE("run: one terminal line per custom_id; bad lines become error lines; e
       "\"body\": {\"prompt\": \"" +
       std::string(40000, 'a') + "\"}}\n";
   write_file(dir / "in.jsonl", input);
-  const Outcome r = conveyor("run --model smollm2-135m-instruct --progress off -i " +
-                             (dir / "in.jsonl").string() + " -o " + (dir / "out.jsonl").string());
+  const CommandOutput r =
+      run_conveyor("run --model smollm2-135m-instruct --progress off -i " +
+                   (dir / "in.jsonl").string() + " -o " + (dir / "out.jsonl").string());
   CHECK(r.exit_code == 2);
   const auto counts = terminal_counts(dir / "out.jsonl", dir / "out.errors.jsonl");
   const std::map<std::string, int> expected = {{"q1", 1},        {"request-2", 1}, {"line-4", 1},
@@ -175,7 +147,6 @@ TEST_CASE("run: one terminal line per custom_id; bad lines become error lines; e
           body.at("usage").at("total_tokens").get<int>() -
               body.at("usage").at("prompt_tokens").get<int>());
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, as a clean run") {
@@ -183,7 +154,8 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
     MESSAGE("skipped: the default model is not installed");
     return;
   }
-  const fs::path dir = fresh_dir("kill");
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   std::string input;
   const int requests = 16;
   for (int i = 0; i < requests; ++i)
@@ -195,7 +167,7 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
       (dir / "in.jsonl").string();
 
   // The reference: one uninterrupted run.
-  REQUIRE(conveyor("run" + flags + " -o " + (dir / "clean.jsonl").string()).exit_code == 0);
+  REQUIRE(run_conveyor("run" + flags + " -o " + (dir / "clean.jsonl").string()).exit_code == 0);
 
   // Killed once some lines are out, then resumed.
   const fs::path out = dir / "out.jsonl";
@@ -203,7 +175,8 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
   REQUIRE(pid >= 0);
   if (pid == 0) {
     std::freopen("/dev/null", "w", stderr);
-    const std::string command = "exec " + binary() + " run" + flags + " -o " + out.string();
+    const std::string command =
+        "exec " + conveyor::testing::conveyor_binary() + " run" + flags + " -o " + out.string();
     ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
@@ -214,7 +187,7 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
   }
   // While it runs, a second run with the same output is refused and writes nothing.
   const std::size_t lines_before_second = read_lines(out).size();
-  const Outcome second = conveyor("run" + flags + " -o " + out.string());
+  const CommandOutput second = run_conveyor("run" + flags + " -o " + out.string());
   CHECK(second.exit_code == 1);
   CHECK(second.out.find("another process is writing") != std::string::npos);
   CHECK(read_lines(out).size() >= lines_before_second);
@@ -227,7 +200,7 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
   CHECK(before >= 3);
   CHECK(before < static_cast<std::size_t>(requests));
 
-  const Outcome resumed = conveyor("run" + flags + " -o " + out.string());
+  const CommandOutput resumed = run_conveyor("run" + flags + " -o " + out.string());
   CHECK(resumed.exit_code == 0);
   CHECK(resumed.out.find(cat("resumed: ", before, " results")) != std::string::npos);
   const auto counts = terminal_counts(out, dir / "out.errors.jsonl");
@@ -237,7 +210,6 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
     CHECK(n == 1);
   }
   CHECK(texts(out) == texts(dir / "clean.jsonl"));
-  fs::remove_all(dir);
 }
 
 TEST_CASE("run: input from a pipe is read once, whole") {
@@ -245,16 +217,16 @@ TEST_CASE("run: input from a pipe is read once, whole") {
     MESSAGE("skipped: the default model is not installed");
     return;
   }
-  const fs::path dir = fresh_dir("pipe");
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   write_file(dir / "in.jsonl", chat_line("p1", "Say hi.", 4) + chat_line("p2", "Say bye.", 4));
-  const Outcome r = conveyor_piped("cat " + (dir / "in.jsonl").string(),
-                                   "run --model smollm2-135m-instruct --progress off -i "
-                                   "/dev/stdin -o " +
-                                       (dir / "out.jsonl").string());
+  const CommandOutput r = conveyor_piped("cat " + (dir / "in.jsonl").string(),
+                                         "run --model smollm2-135m-instruct --progress off -i "
+                                         "/dev/stdin -o " +
+                                             (dir / "out.jsonl").string());
   CHECK(r.exit_code == 0);
   CHECK(terminal_counts(dir / "out.jsonl", dir / "out.errors.jsonl") ==
         std::map<std::string, int>{{"p1", 1}, {"p2", 1}});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("run: a cut last line (killed mid-write) is removed and that request redone") {
@@ -262,11 +234,12 @@ TEST_CASE("run: a cut last line (killed mid-write) is removed and that request r
     MESSAGE("skipped: the default model is not installed");
     return;
   }
-  const fs::path dir = fresh_dir("cut");
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   write_file(dir / "in.jsonl", chat_line("a", "Say hi.", 6) + chat_line("b", "Say bye.", 6));
   const std::string command = "run --model smollm2-135m-instruct --progress off -i " +
                               (dir / "in.jsonl").string() + " -o " + (dir / "out.jsonl").string();
-  REQUIRE(conveyor(command).exit_code == 0);
+  REQUIRE(run_conveyor(command).exit_code == 0);
   // Keep a's line whole and cut b's in the middle, as a kill during the write would.
   std::string kept;
   std::string cut;
@@ -274,49 +247,50 @@ TEST_CASE("run: a cut last line (killed mid-write) is removed and that request r
     (line.at("custom_id") == "a" ? kept : cut) = line.dump();
   }
   write_file(dir / "out.jsonl", kept + "\n" + cut.substr(0, cut.size() / 2));
-  const Outcome r = conveyor(command);
+  const CommandOutput r = run_conveyor(command);
   CHECK(r.exit_code == 0);
   CHECK(r.out.find("a cut last line") != std::string::npos);
   const auto counts = terminal_counts(dir / "out.jsonl", dir / "out.errors.jsonl");
   CHECK(counts == std::map<std::string, int>{{"a", 1}, {"b", 1}});
-  fs::remove_all(dir);
 }
 
 TEST_CASE("run: what cannot run fails with exit 1 and says why") {
-  const fs::path dir = fresh_dir("fail");
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
   write_file(dir / "in.jsonl", "{\"prompt\": \"hi\"}\n");
   write_file(dir / "bad.yaml", "scheduler:\n  max_step_tokenz: 4\n");
   const std::string io =
       " -i " + (dir / "in.jsonl").string() + " -o " + (dir / "out.jsonl").string();
 
-  Outcome r = conveyor("run --model smollm2-135m-instruct -c " + (dir / "bad.yaml").string() + io);
+  CommandOutput r =
+      run_conveyor("run --model smollm2-135m-instruct -c " + (dir / "bad.yaml").string() + io);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("unknown key 'scheduler.max_step_tokenz'") != std::string::npos);
 
-  r = conveyor("run --model smollm2-135m-instruct -i " + (dir / "missing.jsonl").string() + " -o " +
-               (dir / "out.jsonl").string());
+  r = run_conveyor("run --model smollm2-135m-instruct -i " + (dir / "missing.jsonl").string() +
+                   " -o " + (dir / "out.jsonl").string());
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("does not exist") != std::string::npos);
 
-  r = conveyor("run --model smollm2-135m-instruct --stages 0" + io);
+  r = run_conveyor("run --model smollm2-135m-instruct --stages 0" + io);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("stages") != std::string::npos);
 
   if (model_installed()) {
     // The input is not an output file: refusing to append to it keeps it intact.
-    r = conveyor("run --model smollm2-135m-instruct -i " + (dir / "in.jsonl").string() + " -o " +
-                 (dir / "in.jsonl").string());
+    r = run_conveyor("run --model smollm2-135m-instruct -i " + (dir / "in.jsonl").string() +
+                     " -o " + (dir / "in.jsonl").string());
     CHECK(r.exit_code == 1);
     std::ifstream in(dir / "in.jsonl");
     std::stringstream text;
     text << in.rdbuf();
     CHECK(text.str() == "{\"prompt\": \"hi\"}\n");
   }
-  fs::remove_all(dir);
 }
 
 TEST_CASE("bench: continuous and static batching on a random-weight shape, as JSON") {
-  const Outcome r = conveyor("bench --shape tiny --prompts 6 --input-len 8 --output-len 5 --json");
+  const CommandOutput r =
+      run_conveyor("bench --shape tiny --prompts 6 --input-len 8 --output-len 5 --json");
   REQUIRE(r.exit_code == 0);
   const auto json = nlohmann::json::parse(r.out.substr(r.out.find('{')));
   REQUIRE(json.at("runs").size() == 2);

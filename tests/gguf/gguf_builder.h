@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tests/temp_dir.h"
+
 namespace conveyor::testing {
 
 // Little-endian byte sink.
@@ -205,36 +207,6 @@ class GgufBuilder {
   };
   std::vector<Kv> kvs_;
   std::vector<Tensor> tensors_;
-};
-
-// A directory under the system temp dir, removed with everything in it.
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "conveyor-gguf-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
-  std::string write(const std::string& name, const std::vector<std::uint8_t>& bytes) const {
-    const std::string p = file(name);
-    std::ofstream out(p, std::ios::binary | std::ios::trunc);
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    if (!out) throw std::runtime_error("cannot write " + p);
-    return p;
-  }
-
- private:
-  std::filesystem::path path_;
 };
 
 }  // namespace conveyor::testing

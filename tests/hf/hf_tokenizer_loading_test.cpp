@@ -73,7 +73,7 @@ TEST_CASE("hf loader: more tokens than embedding rows fail the load") {
   REQUIRE(!model.ok());
   INFO(model.status().to_string());
   CHECK(model.status().code() == ErrorCode::kMalformed);
-  CHECK(model.status().message() == dir.file("tokenizer.json") +
+  CHECK(model.status().message() == dir.file("tokenizer.json").string() +
                                         ": the tokenizer has 321 tokens, more than the model's "
                                         "vocabulary of 320");
 }
@@ -87,8 +87,9 @@ TEST_CASE("hf loader: a broken tokenizer.json is named once") {
   const std::string message = model.status().message();
   INFO(message);
   CHECK(model.status().code() == ErrorCode::kMalformed);
-  CHECK(message.starts_with(dir.file("tokenizer.json") + ": "));
-  CHECK(message.find("tokenizer.json", dir.file("tokenizer.json").size()) == std::string::npos);
+  CHECK(message.starts_with(dir.file("tokenizer.json").string() + ": "));
+  CHECK(message.find("tokenizer.json", dir.file("tokenizer.json").string().size()) ==
+        std::string::npos);
 }
 
 TEST_CASE("hf loader: tokenizer.json is parsed with the bounded JSON reader") {

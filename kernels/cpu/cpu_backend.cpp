@@ -268,30 +268,12 @@ void CpuBackend::gemm(const float* x, std::int64_t m, const BackendWeight& w, fl
   if (options.bias != nullptr) check_width(*options.bias, w.rows(), "gemm bias");
   const CpuWeight& cw = matrix_weight(w, "gemm");
   const float* bias = options.bias != nullptr ? vector_data(*options.bias, "gemm bias") : nullptr;
+  const cpu::GemmOperands operands{x, y, bias, m, w.rows(), w.cols(), options.accumulate};
   if (cw.layout() == WeightLayout::kQuantPanels) {
-    cpu::QuantGemmProblem problem;
-    problem.x = x;
-    problem.packed = cw.bytes();
-    problem.format = cw.format();
-    problem.y = y;
-    problem.bias = bias;
-    problem.m = m;
-    problem.n = w.rows();
-    problem.k = w.cols();
-    problem.accumulate = options.accumulate;
-    cpu::gemm_quant(pool_, isa_, problem, gemm_scratch_);
+    cpu::gemm_quant(pool_, isa_, {operands, cw.bytes(), cw.format()}, gemm_scratch_);
     return;
   }
-  cpu::GemmProblem problem;
-  problem.x = x;
-  problem.packed = cw.floats();
-  problem.y = y;
-  problem.bias = bias;
-  problem.m = m;
-  problem.n = w.rows();
-  problem.k = w.cols();
-  problem.accumulate = options.accumulate;
-  cpu::gemm_f32(pool_, isa_, problem);
+  cpu::gemm_f32(pool_, isa_, {operands, cw.floats(), 0});
 }
 
 void CpuBackend::rmsnorm(float* x, const float* residual_add, std::int64_t rows,

@@ -35,16 +35,21 @@ void pack_weight_rows(const float* rows, std::int64_t row_begin, std::int64_t ro
 // Reads row `row` of a packed weight of k columns into out (f32 [k]).
 void unpack_weight_row(const float* packed, std::int64_t row, std::int64_t k, float* out);
 
-struct GemmProblem {
-  const float* x = nullptr;             // f32 [m, k]
-  const float* packed = nullptr;        // W [n, k] in panel layout, from packed_first_panel on
-  std::int64_t packed_first_panel = 0;  // the panel `packed` points at (a tile of W)
-  float* y = nullptr;                   // f32 [m, n]
-  const float* bias = nullptr;          // f32 [n] or null
+// What every GEMM variant computes: y = x W^T (+ bias), or y += that; the variants
+// differ only in how W is stored.
+struct GemmOperands {
+  const float* x = nullptr;     // f32 [m, k]
+  float* y = nullptr;           // f32 [m, n]
+  const float* bias = nullptr;  // f32 [n] or null
   std::int64_t m = 0;
   std::int64_t n = 0;
   std::int64_t k = 0;
   bool accumulate = false;  // y += x W^T
+};
+
+struct GemmProblem : GemmOperands {
+  const float* packed = nullptr;        // W [n, k] in panel layout, from packed_first_panel on
+  std::int64_t packed_first_panel = 0;  // the panel `packed` points at (a tile of W)
 };
 
 // Splits the panels (n) over the pool; each thread streams its own slice of W.

@@ -11,9 +11,8 @@
 
 namespace conveyor::cpu {
 
-// `Problem` is GemmProblem or QuantGemmProblem: both carry y, bias, n and accumulate.
-template <int L, int R, int C, typename Problem>
-[[gnu::always_inline]] inline void store_tile(const Problem& p, std::int64_t row,
+template <int L, int R, int C>
+[[gnu::always_inline]] inline void store_tile(const GemmOperands& p, std::int64_t row,
                                               std::int64_t panel,
                                               const Vec<L> (&acc)[R][C * kPanelWidth / L]) {
   constexpr int V = static_cast<int>(kPanelWidth) / L;

@@ -286,15 +286,7 @@ void tiled_panels(CpuIsa isa, const QuantGemmProblem& p, std::int64_t begin, std
   const std::int64_t tile_panels = std::clamp<std::int64_t>(budget / panel_floats / 4 * 4, 4, 8);
   tile.resize(static_cast<std::size_t>(tile_panels * panel_floats));
   const DequantizeFn dequantize = select_dequantize(isa);
-  GemmProblem f32;
-  f32.x = p.x;
-  f32.packed = tile.data();
-  f32.y = p.y;
-  f32.bias = p.bias;
-  f32.m = p.m;
-  f32.n = p.n;
-  f32.k = p.k;
-  f32.accumulate = p.accumulate;
+  GemmProblem f32{p, tile.data(), 0};
   for (std::int64_t first = begin; first < end; first += tile_panels) {
     const std::int64_t count = std::min(tile_panels, end - first);
     dequantize(p, first, count, tile.data());

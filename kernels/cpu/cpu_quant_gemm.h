@@ -15,22 +15,16 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/cpu_gemm.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/cpu_quant_pack.h"
 #include "kernels/cpu/thread_pool.h"
 
 namespace conveyor::cpu {
 
-struct QuantGemmProblem {
-  const float* x = nullptr;              // f32 [m, k]
+struct QuantGemmProblem : GemmOperands {
   const std::uint8_t* packed = nullptr;  // W [n, k] in quantised panels
   QuantFormat format = QuantFormat::kNibble;
-  float* y = nullptr;           // f32 [m, n]
-  const float* bias = nullptr;  // f32 [n] or null
-  std::int64_t m = 0;
-  std::int64_t n = 0;
-  std::int64_t k = 0;
-  bool accumulate = false;  // y += x W^T
 };
 
 // Splits the panels (n) over the pool. `scratch` holds one f32 tile per pool thread

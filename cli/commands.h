@@ -16,5 +16,6 @@ void register_inspect(CLI::App& app, CommandResult& result);
 void register_generate(CLI::App& app, CommandResult& result);
 void register_run(CLI::App& app, CommandResult& result);
 void register_bench(CLI::App& app, CommandResult& result);
+void register_keygen(CLI::App& app, CommandResult& result);
 
 }  // namespace conveyor::cli

@@ -23,17 +23,10 @@
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/batch/request_line.h"
+#include "coordinator/request_preparer.h"
 #include "coordinator/scheduler_actor.h"
 
 namespace conveyor {
-
-struct IntakeOptions {
-  RequestLineLimits limits;
-  // The names body.model may give (the served name, the --model argument, the file
-  // name), compared without regard to case; an absent body.model is always accepted.
-  std::vector<std::string> model_names;
-  bool check_model_name = true;
-};
 
 class FileIntake {
  public:
@@ -62,14 +55,9 @@ class FileIntake {
 
  private:
   void read_all(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
-  // A BatchRequest -> EngineRequest, or the reason it cannot run.
-  Expected<EngineRequest> prepare(const BatchRequest& request) const;
-  Expected<std::vector<std::int32_t>> tokenize(const BatchRequest& request) const;
 
   std::filesystem::path input_;
-  IntakeOptions options_;
-  std::shared_ptr<const Tokenizer> tokenizer_;
-  std::optional<ChatTemplate> chat_;
+  RequestPreparer preparer_;
   std::unordered_set<std::string> finished_;
   std::unordered_set<std::string> seen_;
   std::thread thread_;

@@ -15,6 +15,7 @@ struct SchedulerActor::Group {
   std::int32_t unfinished = 0;
   bool failed = false;  // a choice failed: the request fails, its other choices are dropped
   bool sampled = false;
+  std::uint64_t base_seed = 0;  // choice c draws with choice_seed(base_seed, c)
 };
 
 struct SchedulerActor::Sequence {
@@ -131,18 +132,41 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
   const std::int64_t prompt = group->result.prompt_tokens;
   const std::int64_t longest = std::min(prompt + r.sampling.max_tokens, options_.context_limit);
   const std::uint64_t base_seed = r.sampling.seed ? *r.sampling.seed : random_seed();
+  group->base_seed = base_seed;
+  const RequestProgress* progress = r.progress.get();
+  if (status.ok() && progress != nullptr &&
+      progress->choices.size() != static_cast<std::size_t>(r.n)) {
+    status = Status(ErrorCode::kInternal, "handed-back request with a progress of the wrong size");
+  }
+  group->result.choices.resize(static_cast<std::size_t>(std::max(r.n, 0)));
+  if (progress != nullptr && progress->first_token_seconds >= 0) {
+    group->sampled = true;
+    group->result.first_token_seconds = progress->first_token_seconds;
+  }
 
   std::vector<SequenceId> added;
+  std::int32_t finished_before = 0;
   for (std::int32_t c = 0; status.ok() && c < r.n; ++c) {
+    const RequestProgress::Choice* earlier =
+        progress != nullptr ? &progress->choices[static_cast<std::size_t>(c)] : nullptr;
+    if (earlier != nullptr && earlier->finished) {
+      group->result.choices[static_cast<std::size_t>(c)] = earlier->output;
+      ++finished_before;
+      continue;
+    }
     auto sampling = std::make_shared<SequenceSampling>();
     sampling->params = r.sampling;
     sampling->seed = choice_seed(base_seed, c);
     sampling->prompt_tokens = prompt;
     const SequenceId id = next_sequence_++;
-    status = scheduler_.add(id, prompt, longest, prompt_block_hashes(r.prompt));
+    auto sequence = std::make_unique<Sequence>(id, group, c, std::move(sampling), options_.eos_ids,
+                                               options_.tokenizer.get());
+    if (earlier != nullptr) replay(*sequence, earlier->samples);
+    const auto context = static_cast<std::int64_t>(sequence->context.size());
+    status =
+        scheduler_.add(id, context, std::max(longest, context + 1), prompt_block_hashes(r.prompt));
     if (!status.ok()) break;
-    sequences_[id] = std::make_unique<Sequence>(id, group, c, std::move(sampling), options_.eos_ids,
-                                                options_.tokenizer.get());
+    sequences_[id] = std::move(sequence);
     added.push_back(id);
   }
   if (!status.ok()) {
@@ -151,13 +175,25 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
       sequences_.erase(id);
     }
     group->result.status = status;
+    group->result.choices.clear();
     ++stats_.failed;
     on_result(std::move(group->result));
     return;
   }
   group->sequences = added;
-  group->unfinished = r.n;
-  group->result.choices.resize(static_cast<std::size_t>(r.n));
+  group->unfinished = r.n - finished_before;
+  if (group->unfinished == 0) {  // every choice had finished where it ran
+    group->result.latency_seconds = seconds_between(r.submitted, SteadyClock::now());
+    ++stats_.finished;
+    on_result(std::move(group->result));
+  }
+}
+
+void SchedulerActor::replay(Sequence& s, const std::vector<SampleResult>& samples) {
+  const std::int64_t generated = stats_.generated_tokens;
+  for (const SampleResult& sample : samples)
+    accept(s, sample, {});
+  stats_.generated_tokens = generated;  // counted where they were generated
 }
 
 std::int64_t SchedulerActor::depth() const {
@@ -313,7 +349,71 @@ void SchedulerActor::run(Channel<EngineRequest>& requests, const ResultCallback&
   }
 }
 
-void SchedulerActor::abandon() {
+bool SchedulerActor::run_until_lost(Channel<EngineRequest>& requests,
+                                    const ResultCallback& on_result,
+                                    const HandBackCallback& on_hand_back,
+                                    const StepCallback& on_step) {
+  try {
+    loop(requests, on_result, on_step, {});
+    return true;
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::kUnavailable) {
+      abandon();
+      throw;
+    }
+    hand_back(on_result, on_hand_back);
+    return false;
+  } catch (...) {
+    abandon();
+    throw;
+  }
+}
+
+void SchedulerActor::hand_back(const ResultCallback& on_result,
+                               const HandBackCallback& on_hand_back) {
+  abandon_steps();
+  std::map<const Group*, std::shared_ptr<Group>> groups;
+  for (const auto& [id, sequence] : sequences_)
+    groups.emplace(sequence->group.get(), sequence->group);
+  for (auto& [key, group] : groups) {
+    if (group->failed) {  // it fails as it would have; its other choices do not matter
+      group->result.choices.clear();
+      ++stats_.failed;
+      on_result(std::move(group->result));
+      continue;
+    }
+    auto progress = std::make_shared<RequestProgress>();
+    progress->choices.resize(group->result.choices.size());
+    progress->first_token_seconds = group->sampled ? group->result.first_token_seconds : -1;
+    for (std::size_t c = 0; c < progress->choices.size(); ++c) {
+      progress->choices[c].finished = true;
+      progress->choices[c].output = group->result.choices[c];
+    }
+    for (SequenceId id : group->sequences) {
+      auto s = sequences_.find(id);
+      if (s == sequences_.end()) continue;  // finished: its output is in the result
+      RequestProgress::Choice& choice =
+          progress->choices[static_cast<std::size_t>(s->second->choice)];
+      choice.finished = false;
+      choice.output = {};
+      const ChoiceOutput& out = s->second->out;
+      for (std::size_t i = 0; i < out.tokens.size(); ++i) {
+        SampleResult sample = i < out.logprobs.size() ? out.logprobs[i] : SampleResult{};
+        sample.token = out.tokens[i];
+        choice.samples.push_back(std::move(sample));
+      }
+    }
+    EngineRequest request = group->request;
+    request.sampling.seed = group->base_seed;
+    request.progress = std::move(progress);
+    on_hand_back(std::move(request));
+  }
+  sequences_.clear();
+  released_.clear();
+  scheduler_ = Scheduler(options_.scheduler);
+}
+
+void SchedulerActor::abandon_steps() {
   while (!in_flight_.empty()) {
     const StepOutput out = runner_.next_result();
     // A failed step, or a result for no step in flight, means the runner has
@@ -321,6 +421,10 @@ void SchedulerActor::abandon() {
     if (!out.status.ok() || in_flight_.erase(out.step) == 0) break;
   }
   in_flight_.clear();
+}
+
+void SchedulerActor::abandon() {
+  abandon_steps();
   // The stages still hold state for these sequences: the next plan releases them.
   for (const auto& [id, sequence] : sequences_)
     released_.push_back(id);

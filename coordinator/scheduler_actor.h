@@ -28,6 +28,20 @@ namespace conveyor {
 
 using SteadyClock = std::chrono::steady_clock;
 
+// What a request had produced on a pipeline replica that was lost, so that another
+// replica continues it: each unfinished choice is prefilled again from the prompt and
+// its tokens so far (draws depend only on the seed and the position, so it goes on
+// exactly as it would have), and finished choices are kept as they are.
+struct RequestProgress {
+  struct Choice {
+    bool finished = false;
+    std::vector<SampleResult> samples;  // unfinished: the tokens so far, with log-probs if asked
+    ChoiceOutput output;                // finished: the final output
+  };
+  std::vector<Choice> choices;      // one per choice
+  double first_token_seconds = -1;  // < 0: no token yet
+};
+
 struct EngineRequest {
   std::uint64_t key = 0;  // the caller's handle, returned with the result
   std::vector<std::int32_t> prompt;
@@ -39,6 +53,9 @@ struct EngineRequest {
   // The input line it came from, handed back with the result for the output line;
   // null for requests that have none (benchmarks).
   std::shared_ptr<const BatchRequest> origin;
+  // Set on a request handed back by a lost replica (with sampling.seed set to the
+  // seed it ran with).
+  std::shared_ptr<const RequestProgress> progress;
 };
 
 // One finished choice: its tokens (a final stop token included), the text without
@@ -112,6 +129,15 @@ class SchedulerActor {
   void run(Channel<EngineRequest>& requests, const ResultCallback& on_result,
            const StepCallback& on_step = {}, const TextCallback& on_text = {});
 
+  // A request handed back when the runner is lost (see run_until_lost).
+  using HandBackCallback = std::function<void(EngineRequest)>;
+  // As run(), except that when the runner reports itself lost (a step answered
+  // kUnavailable: a worker of a remote pipeline died), every request not finished is
+  // handed to `on_hand_back` with its progress, and the call returns false instead of
+  // throwing. True when `requests` was closed and everything finished.
+  bool run_until_lost(Channel<EngineRequest>& requests, const ResultCallback& on_result,
+                      const HandBackCallback& on_hand_back, const StepCallback& on_step = {});
+
   const EngineStats& stats() const { return stats_; }
 
  private:
@@ -122,6 +148,13 @@ class SchedulerActor {
             const StepCallback& on_step, const TextCallback& on_text);
   // After a failed run: waits for the steps in flight and forgets every sequence.
   void abandon();
+  // Waits for the steps in flight, or for the runner to say it has stopped.
+  void abandon_steps();
+  // After the runner was lost: collects what it still answers, hands every request
+  // back with its progress, and forgets them.
+  void hand_back(const ResultCallback& on_result, const HandBackCallback& on_hand_back);
+  // Rebuilds a choice's state from the tokens it produced elsewhere.
+  void replay(Sequence& s, const std::vector<SampleResult>& samples);
   void add(EngineRequest request, const ResultCallback& on_result);
   Status validate(const EngineRequest& request) const;
   std::vector<BlockHash> prompt_block_hashes(std::span<const std::int32_t> prompt) const;

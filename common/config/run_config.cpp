@@ -87,6 +87,23 @@ void read_config(YamlSection& top, RunConfig& config) {
   output.read("errors", config.output.errors);
   output.finish();
 
+  YamlSection cluster = top.section("cluster");
+  cluster.read_with("stages", config.cluster.stages, &parse_stage_count);
+  cluster.read("max_replicas", config.cluster.max_replicas);
+  cluster.read("listen", config.cluster.listen);
+  cluster.read("worker_listen", config.cluster.worker_listen);
+  cluster.read("journal", config.cluster.journal);
+  cluster.read("heartbeat_seconds", config.cluster.heartbeat_seconds);
+  cluster.read("liveness_seconds", config.cluster.liveness_seconds);
+  cluster.read("plan_delay_seconds", config.cluster.plan_delay_seconds);
+  cluster.read("queue_limit", config.cluster.queue_limit);
+  cluster.read_size("max_message_bytes", config.cluster.max_message_bytes);
+  cluster.read("server_key", config.cluster.server_key);
+  cluster.read("producer_keys", config.cluster.producer_keys);
+  cluster.read("worker_keys", config.cluster.worker_keys);
+  cluster.read("metrics_port", config.cluster.metrics_port);
+  cluster.finish();
+
   top.finish();
 }
 
@@ -128,6 +145,23 @@ Expected<BackendChoice> parse_backend(std::string_view text) {
 
 Expected<ProgressMode> parse_progress_mode(std::string_view text) {
   return value_of(kProgressNames, text, "progress mode");
+}
+
+Expected<std::int64_t> parse_stage_count(std::string_view text) {
+  if (text == "auto") return std::int64_t{0};
+  std::int64_t n = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9' || n > 1000000) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "stages must be 'auto' or a positive number, not '" + std::string(text) + "'");
+    }
+    n = n * 10 + (c - '0');
+  }
+  if (text.empty() || n < 1) {
+    return Status(ErrorCode::kInvalidArgument,
+                  "stages must be 'auto' or a positive number, not '" + std::string(text) + "'");
+  }
+  return n;
 }
 
 Expected<RunConfig> parse_run_config(std::string_view yaml_text, std::string_view origin) {

@@ -59,8 +59,32 @@ struct RunConfig {
     friend bool operator==(const Output&, const Output&) = default;
   } output;
 
+  // `conveyor coordinator` and `conveyor worker`: the processes of a cluster.
+  struct Cluster {
+    std::int64_t stages = 0;                    // per pipeline replica; YAML `auto` (0) or a number
+    std::int64_t max_replicas = 0;              // 0: as many as the workers allow
+    std::string listen = "tcp://0.0.0.0:5555";  // producers' ROUTER
+    std::string worker_listen = "tcp://0.0.0.0:5556";  // workers' ROUTER
+    std::string journal = "conveyor-journal";          // directory
+    double heartbeat_seconds = 1.0;
+    double liveness_seconds = 5.0;      // silence after which a worker (or coordinator) is dead
+    double plan_delay_seconds = 1.0;    // wait after a membership change for others to join
+    std::int64_t queue_limit = 100000;  // accepted requests not yet finished; beyond: BUSY
+    std::uint64_t max_message_bytes = 64ull << 20;  // ZMQ_MAXMSGSIZE on both sockets
+    // CurveZMQ: key files (Kubernetes Secrets), never the keys themselves. All empty:
+    // no encryption. server_key set: both sockets encrypt and admit only listed keys.
+    std::string server_key;     // the coordinator's key-pair file
+    std::string producer_keys;  // a directory of *.pub files or a file of public keys
+    std::string worker_keys;
+    int metrics_port = 0;  // 0: no metrics server
+    friend bool operator==(const Cluster&, const Cluster&) = default;
+  } cluster;
+
   friend bool operator==(const RunConfig&, const RunConfig&) = default;
 };
+
+// "auto" -> 0, a positive number -> itself.
+Expected<std::int64_t> parse_stage_count(std::string_view text);
 
 // Defaults overridden by `file`; kNotFound when it does not exist, kIo when unreadable.
 Expected<RunConfig> load_run_config(const std::filesystem::path& file);

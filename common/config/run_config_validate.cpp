@@ -87,6 +87,32 @@ Status validate_run_config(const RunConfig& config) {
   const double interval = config.output.progress_interval_seconds;
   check.require(std::isfinite(interval) && interval >= 0,
                 "output.progress_interval_seconds must be 0 or more, got " + number(interval));
+
+  const RunConfig::Cluster& c = config.cluster;
+  check.between("cluster.stages", c.stages, 0, 4096);
+  check.at_least("cluster.max_replicas", c.max_replicas, 0);
+  check.require(
+      std::isfinite(c.heartbeat_seconds) && c.heartbeat_seconds >= 0.01,
+      "cluster.heartbeat_seconds must be at least 0.01, got " + number(c.heartbeat_seconds));
+  check.require(std::isfinite(c.liveness_seconds) && c.liveness_seconds >= 2 * c.heartbeat_seconds,
+                "cluster.liveness_seconds must be at least twice cluster.heartbeat_seconds, got " +
+                    number(c.liveness_seconds));
+  check.require(
+      std::isfinite(c.plan_delay_seconds) && c.plan_delay_seconds >= 0,
+      "cluster.plan_delay_seconds must be 0 or more, got " + number(c.plan_delay_seconds));
+  check.at_least("cluster.queue_limit", c.queue_limit, 1);
+  check.require(c.max_message_bytes >= 4096,
+                "cluster.max_message_bytes must be at least 4KiB, got " +
+                    std::to_string(c.max_message_bytes));
+  // Encryption without a list of admitted keys would admit anyone with a key pair.
+  const bool any_key = !c.server_key.empty() || !c.producer_keys.empty() || !c.worker_keys.empty();
+  check.require(
+      !any_key || (!c.server_key.empty() && !c.producer_keys.empty() && !c.worker_keys.empty()),
+      "cluster.server_key, cluster.producer_keys and cluster.worker_keys go together: "
+      "set all three (CurveZMQ) or none");
+  check.require(
+      c.metrics_port >= 0 && c.metrics_port <= 65535,
+      "cluster.metrics_port must be between 0 and 65535, got " + std::to_string(c.metrics_port));
   return check.status();
 }
 

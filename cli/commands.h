@@ -16,6 +16,10 @@ void register_inspect(CLI::App& app, CommandResult& result);
 void register_generate(CLI::App& app, CommandResult& result);
 void register_run(CLI::App& app, CommandResult& result);
 void register_bench(CLI::App& app, CommandResult& result);
+// The producer verbs (cli/submit_command.cpp).
+void register_submit(CLI::App& app, CommandResult& result);
+void register_status(CLI::App& app, CommandResult& result);
+void register_cancel(CLI::App& app, CommandResult& result);
 void register_keygen(CLI::App& app, CommandResult& result);
 
 }  // namespace conveyor::cli

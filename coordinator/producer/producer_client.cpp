@@ -40,6 +40,9 @@ Status ProducerClient::open() {
     socket_.close();
     return Status(ErrorCode::kInvalidArgument,
                   "cannot connect to " + options_.endpoint + ": " + e.what());
+  } catch (const Error& e) {  // from configure_socket
+    socket_.close();
+    return e.status();
   }
   return {};
 }

@@ -92,6 +92,10 @@ Status ProducerServer::start() {
                                ? ErrorCode::kUnavailable
                                : ErrorCode::kInvalidArgument;
     return Status(code, "producer server cannot bind " + options_.endpoint + ": " + e.what());
+  } catch (const Error& e) {  // from configure_socket: keys libzmq refuses, no CURVE
+    router_.close();
+    wake_receiver_.close();
+    return e.status();
   }
   acks_to_drop_ = options_.drop_acks;
   stopping_ = false;

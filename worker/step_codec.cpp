@@ -33,7 +33,8 @@ void read_header(WireReader& r, MessageType type) {
 
 void put_status(WireWriter& w, const Status& status) {
   w.put<std::uint8_t>(static_cast<std::uint8_t>(status.code()));
-  w.put_string(status.ok() ? std::string_view() : std::string_view(status.message()));
+  // "" rather than a default string_view, whose null data pointer would reach memcpy.
+  w.put_string(status.ok() ? std::string_view("") : std::string_view(status.message()));
 }
 
 Status read_status(WireReader& r, const char* field) {

@@ -47,6 +47,18 @@ std::string parse_error_detail(const json::parse_error& error) {
   return "at byte " + std::to_string(error.byte) + ": " + detail;
 }
 
+// Other failures of the parser, such as a number beyond double's range ("1e999",
+// reported as out_of_range and without an offset): the message without its
+// "[json.exception...] " tag.
+std::string exception_detail(const json::exception& error) {
+  std::string_view what = error.what();
+  if (const std::size_t tag_end = what.find("] "); tag_end != std::string_view::npos) {
+    what.remove_prefix(tag_end + 2);
+  }
+  std::string detail = quote_excerpt(what, 160);
+  return detail.substr(1, detail.size() - 2);  // without quote_excerpt's quotes
+}
+
 std::string read_custom_id(const JsonFields& fields, const RequestLineLimits& limits) {
   const std::string id = fields.require_string("custom_id");
   if (id.empty()) reject(code::kInvalidField, "custom_id is empty");
@@ -141,6 +153,9 @@ ParsedLine parse_request_line(std::string_view line, std::int64_t line_number,
   } catch (const json::parse_error& error) {
     return line_error(line_number, custom_id, code::kInvalidJson,
                       "invalid JSON " + parse_error_detail(error));
+  } catch (const json::exception& error) {
+    return line_error(line_number, custom_id, code::kInvalidJson,
+                      "invalid JSON: " + exception_detail(error));
   }
   if (!row.is_object()) {
     return line_error(line_number, custom_id, code::kInvalidJson,

@@ -119,6 +119,19 @@ TEST_CASE("text that is not JSON is invalid_json, with where the parser stopped"
   }
 }
 
+TEST_CASE("a number beyond double's range is invalid_json, not an escaped exception") {
+  for (const std::string line :
+       {R"({"prompt": [1e999]})", R"({"temperature": -1E400, "prompt": "x"})"}) {
+    const RequestError error = parse_error(line, 3);
+    CAPTURE(line);
+    CAPTURE(error.message);
+    CHECK(error.code == code::kInvalidJson);
+    CHECK(error.custom_id == "line-3");
+    CHECK(error.message.rfind("line 3: invalid JSON: number overflow", 0) == 0);
+    CHECK(error.message.find("[json.exception") == std::string::npos);
+  }
+}
+
 TEST_CASE("the parser's message is cut when it quotes a long token") {
   const std::string line = R"({"prompt": ")" + std::string(5000, 'a') + "\\q\"}";
   const RequestError error = parse_error(line);

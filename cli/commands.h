@@ -21,5 +21,8 @@ void register_submit(CLI::App& app, CommandResult& result);
 void register_status(CLI::App& app, CommandResult& result);
 void register_cancel(CLI::App& app, CommandResult& result);
 void register_keygen(CLI::App& app, CommandResult& result);
+// The cluster's processes (cli/coordinator_command.cpp, cli/worker_command.cpp).
+void register_coordinator(CLI::App& app, CommandResult& result);
+void register_worker(CLI::App& app, CommandResult& result);
 
 }  // namespace conveyor::cli

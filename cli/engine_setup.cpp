@@ -9,7 +9,7 @@
 
 namespace conveyor::cli {
 
-void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
+void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
   cmd.add_option("-m,--model", f.model, "alias, GGUF file or Hugging Face directory")
       ->envname("CONVEYOR_MODEL");
   cmd.add_option("--served-model-name", f.served_model_name,
@@ -18,8 +18,10 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f) {
   cmd.add_option("--backend", f.backend, "auto, cpu or cuda")->envname("CONVEYOR_BACKEND");
   cmd.add_option("-t,--threads", f.threads, "CPU threads in all (default: every core)")
       ->envname("CONVEYOR_THREADS");
-  cmd.add_option("--stages", f.stages, "pipeline stages (worker actors) in this process")
-      ->envname("CONVEYOR_STAGES");
+  if (in_process_stages) {
+    cmd.add_option("--stages", f.stages, "pipeline stages (worker actors) in this process")
+        ->envname("CONVEYOR_STAGES");
+  }
   cmd.add_option("--kv-blocks", f.kv_blocks, "KV cache blocks (default: as --kv-memory holds)");
   cmd.add_option("--kv-memory", f.kv_memory, "KV cache memory, e.g. 512MiB")
       ->envname("CONVEYOR_KV_MEMORY");
@@ -78,18 +80,15 @@ RunConfig load_config_or_defaults(const std::string& file) {
   return std::move(config).value();
 }
 
-Engine build_engine(const RunConfig& config) {
-  auto source = open_model_or_throw(config.model);
+std::vector<std::string> served_model_names(const RunConfig& config, const ModelSource& source) {
   // The file's (or directory's) name with and without its extensions:
   // "SmolLM2-135M-Instruct.Q4_1.gguf", "...Q4_1", and "SmolLM2-135M-Instruct", the
   // name a request most likely gives.
   std::vector<std::string> file_names;
-  std::filesystem::path name = std::filesystem::path(source->path()).filename();
+  std::filesystem::path name = std::filesystem::path(source.path()).filename();
   file_names.push_back(name.string());
   for (; name.has_extension(); name = name.stem())
     file_names.push_back(name.stem().string());
-  // The first name is the one results carry: the served name when set, else an alias
-  // as given, else the file's bare name rather than a path.
   std::vector<std::string> names;
   if (!config.served_model_name.empty()) names.push_back(config.served_model_name);
   if (config.model.find('/') == std::string::npos) {
@@ -99,6 +98,59 @@ Engine build_engine(const RunConfig& config) {
     names.insert(names.end(), file_names.rbegin(), file_names.rend());
     names.push_back(config.model);
   }
+  return names;
+}
+
+KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec) {
+  KvPlan kv;
+  kv.context_limit = spec.max_positions;
+  if (config.limits.max_context > 0 &&
+      (kv.context_limit <= 0 || config.limits.max_context < kv.context_limit)) {
+    kv.context_limit = config.limits.max_context;
+  }
+  KvCacheConfig geometry;
+  geometry.num_layers = spec.num_layers;
+  geometry.block_size = config.kv.block_size;
+  geometry.kv_dim = spec.kv_dim();
+  kv.block_bytes = kv_block_bytes(geometry);
+  kv.blocks = config.kv.blocks > 0
+                  ? config.kv.blocks
+                  : static_cast<std::int64_t>(config.kv.memory_bytes / kv.block_bytes);
+  if (kv.blocks < 1) {
+    fail(ErrorCode::kInvalidArgument, "kv.memory holds no block: one block of " +
+                                          std::to_string(config.kv.block_size) + " tokens takes " +
+                                          std::to_string(kv.block_bytes) + " bytes");
+  }
+  // A sequence must fit the whole cache, or it could never finish even alone: when
+  // the cache holds fewer tokens than the model's context, the cache is the context
+  // (prompts beyond it are refused, outputs end with "length" there).
+  const std::int64_t kv_tokens = kv.blocks * config.kv.block_size;
+  kv.kv_limited = kv.context_limit <= 0 || kv_tokens < kv.context_limit;
+  if (kv.kv_limited) kv.context_limit = kv_tokens;
+  return kv;
+}
+
+SchedulerActorOptions scheduler_options(const RunConfig& config, const ModelSpec& spec,
+                                        std::shared_ptr<const Tokenizer> tokenizer,
+                                        const KvPlan& kv) {
+  SchedulerActorOptions options;
+  options.scheduler.num_blocks = kv.blocks;
+  options.scheduler.block_size = config.kv.block_size;
+  options.scheduler.max_sequences = config.scheduler.max_sequences;
+  options.scheduler.max_step_tokens = config.scheduler.max_step_tokens;
+  options.scheduler.static_batching = config.scheduler.static_batching;
+  options.scheduler.prefix_caching = config.kv.prefix_caching;
+  options.micro_batches = config.scheduler.micro_batches;
+  options.vocab_size = spec.vocab_size;
+  options.context_limit = kv.context_limit;
+  options.eos_ids = spec.eos_token_ids;
+  options.tokenizer = std::move(tokenizer);
+  return options;
+}
+
+Engine build_engine(const RunConfig& config) {
+  std::shared_ptr<ModelSource> source = open_model_or_throw(config.model);
+  std::vector<std::string> names = served_model_names(config, *source);
   return build_engine(config, std::move(source), std::move(names));
 }
 
@@ -117,52 +169,17 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
     if (chat.ok()) e.chat = std::move(chat).value();
   }
   e.model_names = std::move(model_names);
-  e.context_limit = spec.max_positions;
-  if (config.limits.max_context > 0 &&
-      (e.context_limit <= 0 || config.limits.max_context < e.context_limit)) {
-    e.context_limit = config.limits.max_context;
-  }
-
-  KvCacheConfig geometry;
-  geometry.num_layers = spec.num_layers;
-  geometry.block_size = config.kv.block_size;
-  geometry.kv_dim = spec.kv_dim();
-  const std::uint64_t block_bytes = kv_block_bytes(geometry);
-  e.kv_blocks = config.kv.blocks > 0
-                    ? config.kv.blocks
-                    : static_cast<std::int64_t>(config.kv.memory_bytes / block_bytes);
-  if (e.kv_blocks < 1) {
-    fail(ErrorCode::kInvalidArgument, "kv.memory holds no block: one block of " +
-                                          std::to_string(config.kv.block_size) + " tokens takes " +
-                                          std::to_string(block_bytes) + " bytes");
-  }
-
-  // A sequence must fit the whole cache, or it could never finish even alone: when
-  // the cache holds fewer tokens than the model's context, the cache is the context
-  // (prompts beyond it are refused, outputs end with "length" there).
-  const std::int64_t kv_tokens = e.kv_blocks * config.kv.block_size;
-  const bool kv_limited = e.context_limit <= 0 || kv_tokens < e.context_limit;
-  if (kv_limited) e.context_limit = kv_tokens;
+  const KvPlan kv = plan_kv(config, spec);
+  e.kv_blocks = kv.blocks;
+  e.context_limit = kv.context_limit;
 
   LocalPipelineOptions pipeline;
   pipeline.stages = config.stages;
   pipeline.threads = config.threads;
   pipeline.kv = {e.kv_blocks, config.kv.block_size};
   e.pipeline = std::make_unique<LocalPipeline>(*e.source, pipeline);
-
-  SchedulerActorOptions options;
-  options.scheduler.num_blocks = e.kv_blocks;
-  options.scheduler.block_size = config.kv.block_size;
-  options.scheduler.max_sequences = config.scheduler.max_sequences;
-  options.scheduler.max_step_tokens = config.scheduler.max_step_tokens;
-  options.scheduler.static_batching = config.scheduler.static_batching;
-  options.scheduler.prefix_caching = config.kv.prefix_caching;
-  options.micro_batches = config.scheduler.micro_batches;
-  options.vocab_size = spec.vocab_size;
-  options.context_limit = e.context_limit;
-  options.eos_ids = spec.eos_token_ids;
-  options.tokenizer = e.tokenizer;
-  e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline, options);
+  e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline,
+                                                 scheduler_options(config, spec, e.tokenizer, kv));
 
   std::string stages;
   for (const LayerRange& r : e.pipeline->layer_ranges()) {
@@ -175,8 +192,8 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
                e.model_names.front().c_str(), e.source->format().c_str(),
                e.pipeline->backend_name().c_str(), stages.c_str(),
                static_cast<long long>(e.kv_blocks), static_cast<long long>(config.kv.block_size),
-               static_cast<double>(block_bytes) * static_cast<double>(e.kv_blocks) / (1 << 20),
-               static_cast<long long>(e.context_limit), kv_limited ? " (the KV cache)" : "",
+               static_cast<double>(kv.block_bytes) * static_cast<double>(e.kv_blocks) / (1 << 20),
+               static_cast<long long>(e.context_limit), kv.kv_limited ? " (the KV cache)" : "",
                static_cast<long long>(config.scheduler.max_sequences),
                static_cast<long long>(config.scheduler.max_step_tokens),
                config.scheduler.static_batching ? "static" : "continuous");

@@ -39,7 +39,9 @@ struct EngineFlags {
   std::optional<std::string> errors;
 };
 
-void add_engine_flags(CLI::App& cmd, EngineFlags& flags);
+// `in_process_stages`: false where --stages means something else (the coordinator's
+// stages per replica).
+void add_engine_flags(CLI::App& cmd, EngineFlags& flags, bool in_process_stages = true);
 // Applies the flags, then validates the whole config. Throws Error naming the flag.
 void apply_engine_flags(const EngineFlags& flags, RunConfig& config);
 // The file's config, or the defaults when `file` is empty.
@@ -55,6 +57,24 @@ struct Engine {
   std::unique_ptr<LocalPipeline> pipeline;
   std::unique_ptr<SchedulerActor> scheduler;
 };
+
+// The names a request's body.model may give, the served name first: the served name
+// when set, else an alias as given, else the file's bare name rather than a path.
+std::vector<std::string> served_model_names(const RunConfig& config, const ModelSource& source);
+
+// The K/V cache a replica gets from the config, and the context it allows.
+struct KvPlan {
+  std::int64_t blocks = 0;
+  std::uint64_t block_bytes = 0;  // all layers
+  std::int64_t context_limit = 0;
+  bool kv_limited = false;  // the cache, not the model, limits the context
+};
+KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec);
+
+// The scheduler actor's options for a replica with the cache `kv`.
+SchedulerActorOptions scheduler_options(const RunConfig& config, const ModelSpec& spec,
+                                        std::shared_ptr<const Tokenizer> tokenizer,
+                                        const KvPlan& kv);
 
 // Opens config.model and builds the engine on it; prints one line describing it.
 Engine build_engine(const RunConfig& config);

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   conveyor::cli::register_status(app, command);
   conveyor::cli::register_cancel(app, command);
   conveyor::cli::register_keygen(app, command);
+  conveyor::cli::register_coordinator(app, command);
+  conveyor::cli::register_worker(app, command);
   CLI11_PARSE(app, argc, argv);
   try {
     return command ? command() : 0;

@@ -6,6 +6,7 @@ namespace conveyor {
 
 void WireWriter::put_string(std::string_view text) {
   put_count(text.size());
+  if (text.empty()) return;  // a default string_view's data() is null: no memcpy from it
   const auto at = bytes_.size();
   bytes_.resize(at + text.size());
   std::memcpy(bytes_.data() + at, text.data(), text.size());

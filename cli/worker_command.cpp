@@ -1,0 +1,80 @@
+// `conveyor worker`: a worker process of a cluster. It registers with the
+// coordinator, holds the pipeline stage it is assigned and runs the steps it is sent.
+// SIGTERM (or SIGINT) makes it hand its stage back and exit.
+#include <csignal>
+
+#include "cli/commands.h"
+#include "common/config/size_parse.h"
+#include "common/zmq/zmq_version.h"
+#include "coordinator/cluster/server_security.h"
+#include "worker/node/worker_agent.h"
+
+namespace conveyor::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) {
+  g_stop = true;
+}
+
+struct WorkerOptions {
+  std::string coordinator;
+  std::string device = "cpu";
+  std::string memory;
+  std::string name;
+  std::string host;
+  int threads = 0;
+  std::string client_key, server_key;
+};
+
+int run_worker(const WorkerOptions& o) {
+  if (Status s = check_zmq_library(); !s.ok()) throw Error(s.code(), s.message());
+  if (o.device != "cpu") {
+    fail(ErrorCode::kUnsupported,
+         "--device " + o.device + ": this build's workers run the CPU backend (--device cpu)");
+  }
+  WorkerAgentOptions options;
+  options.coordinator = o.coordinator;
+  options.name = o.name;
+  options.host = o.host;
+  options.threads = o.threads;
+  if (!o.memory.empty()) {
+    Expected<std::uint64_t> bytes = parse_size(o.memory);
+    if (!bytes.ok()) fail(ErrorCode::kInvalidArgument, "--memory: " + bytes.status().message());
+    options.memory_bytes = *bytes;
+  }
+  Expected<std::function<void(zmq::socket_t&)>> security =
+      client_security(o.client_key, o.server_key);
+  if (!security.ok()) throw Error(security.status().code(), security.status().message());
+  options.configure_socket = *security;
+  options.stop = &g_stop;
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  WorkerAgent agent(options);
+  return agent.run();
+}
+
+}  // namespace
+
+void register_worker(CLI::App& app, CommandResult& result) {
+  CLI::App* cmd = app.add_subcommand(
+      "worker", "Run a cluster worker: holds a pipeline stage for a coordinator");
+  auto o = std::make_shared<WorkerOptions>();
+  cmd->add_option("--coordinator", o->coordinator,
+                  "the coordinator's worker endpoint, tcp://HOST:PORT")
+      ->required()
+      ->envname("CONVEYOR_COORDINATOR");
+  cmd->add_option("--device", o->device, "cpu (cuda:N with the CUDA backend)");
+  cmd->add_option("--memory", o->memory,
+                  "memory for weights and K/V, e.g. 4GiB (default: 80% of RAM)");
+  cmd->add_option("-t,--threads", o->threads, "CPU threads (default: every core)");
+  cmd->add_option("--name", o->name, "worker name (default: hostname-pid)");
+  cmd->add_option(
+      "--host", o->host,
+      "address other workers reach this one at (default: the one facing the coordinator)");
+  cmd->add_option("--client-key", o->client_key, "CurveZMQ: this worker's key-pair file");
+  cmd->add_option("--server-key", o->server_key, "CurveZMQ: the coordinator's public key file");
+  cmd->callback([&result, o] { result = [o] { return run_worker(*o); }; });
+}
+
+}  // namespace conveyor::cli

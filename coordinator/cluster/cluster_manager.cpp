@@ -1,0 +1,310 @@
+#include "coordinator/cluster/cluster_manager.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+#include "worker/step_codec.h"
+
+namespace conveyor {
+namespace {
+
+std::uint64_t random_incarnation() {
+  std::random_device device;
+  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+}
+
+}  // namespace
+
+ClusterManager::ClusterManager(WorkerHub& hub, ClusterOptions options,
+                               Channel<EngineRequest>& requests,
+                               SchedulerActor::ResultCallback on_result)
+    : hub_(hub),
+      options_(std::move(options)),
+      requests_(requests),
+      on_result_(std::move(on_result)),
+      incarnation_(random_incarnation()),
+      membership_changed_(Clock::now()),
+      last_heartbeat_(Clock::now()) {}
+
+ClusterManager::~ClusterManager() {
+  for (auto& [epoch, replica] : replicas_) {
+    if (replica.pipeline) replica.pipeline->lose("the coordinator is stopping");
+  }
+  for (std::thread& actor : actors_)
+    actor.join();
+}
+
+void ClusterManager::log(const std::string& line) const {
+  std::fprintf(stderr, "[coordinator] %s\n", line.c_str());
+}
+
+ClusterStats ClusterManager::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  ClusterStats s = stats_;
+  s.requeued_requests = requeued_.load();
+  return s;
+}
+
+ClusterManager::Worker* ClusterManager::worker_by_identity(const std::string& identity) {
+  for (auto& [id, worker] : workers_) {
+    if (worker.identity == identity) return &worker;
+  }
+  return nullptr;
+}
+
+void ClusterManager::on_message(const std::string& identity, ControlMessage message) {
+  if (auto* r = std::get_if<RegisterMessage>(&message)) {
+    on_register(identity, *r);
+    return;
+  }
+  Worker* worker = worker_by_identity(identity);
+  if (worker == nullptr) {
+    // A worker registered with an earlier coordinator: our incarnation tells it to
+    // register again.
+    hub_.send(identity, CoordinatorHeartbeatMessage{incarnation_});
+    return;
+  }
+  worker->last_heard = Clock::now();
+  const std::string id = worker->info.worker_id;
+  if (auto* ready = std::get_if<StageReadyMessage>(&message)) {
+    on_stage_ready(id, *ready);
+  } else if (auto* linked = std::get_if<LinkedMessage>(&message)) {
+    on_linked(id, *linked);
+  } else if (auto* result = std::get_if<StepResultMessage>(&message)) {
+    on_step_result(id, *result);
+  } else if (auto* failed = std::get_if<StageFailedMessage>(&message)) {
+    log("worker " + id + " failed its stage (epoch " + std::to_string(failed->epoch) +
+        "): " + failed->message);
+    if (worker->replica == failed->epoch) dissolve(failed->epoch, "worker " + id + " failed");
+  } else if (auto* leaving = std::get_if<LeavingMessage>(&message)) {
+    remove_worker(id, "left: " + leaving->reason);
+  }
+  // Heartbeats only refresh last_heard.
+}
+
+void ClusterManager::on_register(const std::string& identity, const RegisterMessage& m) {
+  auto it = workers_.find(m.worker_id);
+  if (it != workers_.end()) {
+    if (it->second.info.incarnation == m.incarnation) {  // a repeat: the Welcome was in flight
+      it->second.identity = identity;
+      it->second.last_heard = Clock::now();
+      hub_.send(identity, WelcomeMessage{static_cast<std::uint32_t>(options_.heartbeat.count()),
+                                         static_cast<std::uint32_t>(options_.liveness.count()),
+                                         incarnation_});
+      return;
+    }
+    remove_worker(m.worker_id, "restarted");
+  }
+  Worker worker;
+  worker.identity = identity;
+  worker.info = m;
+  worker.last_heard = Clock::now();
+  workers_[m.worker_id] = worker;
+  hub_.send(identity,
+            WelcomeMessage{static_cast<std::uint32_t>(options_.heartbeat.count()),
+                           static_cast<std::uint32_t>(options_.liveness.count()), incarnation_});
+  log("worker " + m.worker_id + " joined: " + m.backend + ", " +
+      std::to_string(m.memory_bytes >> 20) + " MiB, speed " +
+      std::to_string(static_cast<int>(m.speed)) + ", at " + m.host);
+  plan_pending_ = true;
+  membership_changed_ = Clock::now();
+  std::lock_guard lock(stats_mutex_);
+  stats_.workers = static_cast<std::int64_t>(workers_.size());
+}
+
+void ClusterManager::remove_worker(const std::string& id, const std::string& why) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  const std::uint64_t replica = it->second.replica;
+  workers_.erase(it);
+  log("worker " + id + " " + why);
+  if (replica != 0) dissolve(replica, "worker " + id + " " + why);
+  plan_pending_ = true;
+  membership_changed_ = Clock::now();
+  std::lock_guard lock(stats_mutex_);
+  ++stats_.workers_lost;
+  stats_.workers = static_cast<std::int64_t>(workers_.size());
+}
+
+void ClusterManager::dissolve(std::uint64_t epoch, const std::string& why) {
+  auto it = replicas_.find(epoch);
+  if (it == replicas_.end()) return;
+  Replica& replica = it->second;
+  const bool was_live = replica.state == ReplicaState::kLive;
+  if (replica.pipeline) replica.pipeline->lose(why);
+  for (const std::string& id : replica.workers) {
+    auto w = workers_.find(id);
+    if (w == workers_.end() || w->second.replica != epoch) continue;
+    hub_.send(w->second.identity, ReleaseMessage{epoch});
+    w->second.replica = 0;
+  }
+  replicas_.erase(it);
+  log("replica " + std::to_string(epoch) + " dissolved (" + why + ")" +
+      (was_live ? ": its requests go back to the queue" : ""));
+  plan_pending_ = true;
+  membership_changed_ = Clock::now();
+  std::lock_guard lock(stats_mutex_);
+  ++stats_.replicas_lost;
+  if (was_live) --stats_.live_replicas;
+}
+
+void ClusterManager::on_stage_ready(const std::string& worker, const StageReadyMessage& m) {
+  auto it = replicas_.find(m.epoch);
+  if (it == replicas_.end() || it->second.state != ReplicaState::kLoading) return;
+  Replica& r = it->second;
+  const auto pos = std::find(r.workers.begin(), r.workers.end(), worker) - r.workers.begin();
+  if (pos == static_cast<std::ptrdiff_t>(r.workers.size())) return;
+  const auto i = static_cast<std::size_t>(pos);
+  r.ready[i] = true;
+  r.addresses[i] = m.receiver_address;
+  if (!m.receiver_address.empty()) {
+    log("replica " + std::to_string(r.epoch) + " stage " + std::to_string(i + 1) + " on " + worker +
+        " receives activations at " + m.receiver_address + " over " + m.transport);
+  }
+  if (!std::all_of(r.ready.begin(), r.ready.end(), [](bool b) { return b; })) return;
+  if (r.workers.size() == 1) {
+    go_live(r);
+    return;
+  }
+  r.state = ReplicaState::kLinking;
+  for (std::size_t s = 0; s + 1 < r.workers.size(); ++s)
+    hub_.send(workers_.at(r.workers[s]).identity, LinkMessage{r.epoch, r.addresses[s + 1]});
+}
+
+void ClusterManager::on_linked(const std::string& worker, const LinkedMessage& m) {
+  auto it = replicas_.find(m.epoch);
+  if (it == replicas_.end() || it->second.state != ReplicaState::kLinking) return;
+  Replica& r = it->second;
+  const auto pos = std::find(r.workers.begin(), r.workers.end(), worker) - r.workers.begin();
+  if (pos + 1 >= static_cast<std::ptrdiff_t>(r.workers.size())) return;
+  r.linked[static_cast<std::size_t>(pos)] = true;
+  if (std::all_of(r.linked.begin(), r.linked.end() - 1, [](bool b) { return b; })) go_live(r);
+}
+
+void ClusterManager::go_live(Replica& r) {
+  r.state = ReplicaState::kLive;
+  std::vector<std::string> identities;
+  for (const std::string& id : r.workers)
+    identities.push_back(workers_.at(id).identity);
+  r.pipeline = std::make_shared<RemotePipeline>(hub_, r.epoch, std::move(identities));
+  std::string layout;
+  for (const StageSlot& s : r.plan.stages) {
+    layout += (layout.empty() ? "" : " -> ") + s.worker_id + " [" + std::to_string(s.first_layer) +
+              "-" + std::to_string(s.end_layer - 1) + "]";
+  }
+  log("replica " + std::to_string(r.epoch) + " live: " + layout);
+  std::shared_ptr<RemotePipeline> pipeline = r.pipeline;
+  actors_.emplace_back([this, pipeline] {
+    SchedulerActor actor(*pipeline, options_.scheduler);
+    try {
+      actor.run_until_lost(requests_, on_result_, [this](EngineRequest request) {
+        ++requeued_;
+        // Closed only when the coordinator stops; the journal still holds the request.
+        (void)requests_.send(std::move(request));
+      });
+    } catch (const std::exception& e) {
+      log("replica " + std::to_string(pipeline->epoch()) + " stopped: " + e.what());
+    }
+  });
+  std::lock_guard lock(stats_mutex_);
+  ++stats_.live_replicas;
+  ++stats_.replicas_formed;
+}
+
+void ClusterManager::on_step_result(const std::string& worker, const StepResultMessage& m) {
+  auto it = replicas_.find(m.epoch);
+  const bool member = it != replicas_.end() &&
+                      std::find(it->second.workers.begin(), it->second.workers.end(), worker) !=
+                          it->second.workers.end();
+  if (!member || it->second.state != ReplicaState::kLive) {
+    std::lock_guard lock(stats_mutex_);
+    ++stats_.stale_results;  // from a replica already dissolved
+    return;
+  }
+  Expected<StepOutput> output = decode_step_output(m.output);
+  if (!output.ok()) {
+    dissolve(m.epoch,
+             "worker " + worker + " sent a malformed result: " + output.status().to_string());
+    return;
+  }
+  if (!output->status.ok()) {
+    dissolve(m.epoch, "a step failed on worker " + worker + ": " + output->status.to_string());
+    return;
+  }
+  it->second.pipeline->deliver(std::move(output).value());
+}
+
+void ClusterManager::plan_idle_workers() {
+  std::vector<WorkerCapacity> idle;
+  for (const auto& [id, w] : workers_) {
+    if (w.replica == 0) idle.push_back({id, w.info.memory_bytes, w.info.speed});
+  }
+  plan_pending_ = false;
+  if (idle.empty()) return;
+  PlanRequest request;
+  request.stages = options_.stages;
+  if (options_.max_replicas > 0) {
+    request.max_replicas = options_.max_replicas - static_cast<std::int64_t>(replicas_.size());
+    if (request.max_replicas <= 0) return;
+  }
+  Expected<ClusterPlan> plan = plan_cluster(idle, options_.footprint, request);
+  if (!plan.ok()) {
+    const std::string message = plan.status().message();
+    if (message != last_plan_error_) log("waiting for workers: " + message);
+    last_plan_error_ = message;
+    return;
+  }
+  last_plan_error_.clear();
+  if (plan->replicas.empty()) return;
+  std::string summary = plan->summary();
+  while (!summary.empty() && summary.back() == '\n')
+    summary.pop_back();
+  log("plan: " + summary);
+  for (const ReplicaPlan& rp : plan->replicas) {
+    Replica r;
+    r.epoch = next_epoch_++;
+    r.plan = rp;
+    r.formed = Clock::now();
+    const auto stages = static_cast<std::uint32_t>(rp.stages.size());
+    for (std::uint32_t s = 0; s < stages; ++s) {
+      const StageSlot& slot = rp.stages[s];
+      r.workers.push_back(slot.worker_id);
+      Worker& w = workers_.at(slot.worker_id);
+      w.replica = r.epoch;
+      hub_.send(w.identity,
+                AssignMessage{r.epoch, options_.model, slot.first_layer, slot.end_layer, s, stages,
+                              options_.kv.num_blocks, options_.kv.block_size});
+    }
+    r.addresses.assign(stages, "");
+    r.ready.assign(stages, false);
+    r.linked.assign(stages, false);
+    log("replica " + std::to_string(r.epoch) + " forming: " + std::to_string(stages) + " stage(s)");
+    replicas_.emplace(r.epoch, std::move(r));
+  }
+}
+
+void ClusterManager::on_tick() {
+  const Clock::time_point now = Clock::now();
+  if (now - last_heartbeat_ >= options_.heartbeat) {
+    for (const auto& [id, w] : workers_)
+      hub_.send(w.identity, CoordinatorHeartbeatMessage{incarnation_});
+    last_heartbeat_ = now;
+  }
+  std::vector<std::string> silent;
+  for (const auto& [id, w] : workers_) {
+    if (now - w.last_heard > options_.liveness) silent.push_back(id);
+  }
+  for (const std::string& id : silent)
+    remove_worker(id, "stopped answering (no heartbeat)");
+  std::vector<std::uint64_t> stuck;
+  for (const auto& [epoch, r] : replicas_) {
+    if (r.state != ReplicaState::kLive && now - r.formed > options_.stage_timeout)
+      stuck.push_back(epoch);
+  }
+  for (std::uint64_t epoch : stuck)
+    dissolve(epoch, "its stages did not load and link in time");
+  if (plan_pending_ && now - membership_changed_ >= options_.plan_delay) plan_idle_workers();
+}
+
+}  // namespace conveyor

@@ -1,0 +1,342 @@
+#include "coordinator/cluster/job_manager.h"
+
+#include <algorithm>
+#include <ctime>
+#include <set>
+
+#include "coordinator/producer/job_id.h"
+#include "coordinator/sink.h"
+
+namespace conveyor {
+namespace {
+
+// A result stream record is the line without its newline.
+std::string without_newline(std::string line) {
+  if (!line.empty() && line.back() == '\n') line.pop_back();
+  return line;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<JobManager>> JobManager::open(JobManagerOptions options,
+                                                       RequestPreparer preparer,
+                                                       Channel<EngineRequest>& requests) {
+  Expected<std::unique_ptr<JobJournal>> journal = JobJournal::open(options.dir);
+  if (!journal.ok()) return journal.status();
+  std::error_code ec;
+  std::filesystem::create_directories(options.dir / "results", ec);
+  if (ec) {
+    return Status(ErrorCode::kIo,
+                  "cannot create " + (options.dir / "results").string() + ": " + ec.message());
+  }
+  std::unique_ptr<JobManager> manager(new JobManager(std::move(options), std::move(preparer),
+                                                     requests, std::move(journal).value()));
+  if (Status s = manager->resume(); !s.ok()) return s;
+  return manager;
+}
+
+JobManager::JobManager(JobManagerOptions options, RequestPreparer preparer,
+                       Channel<EngineRequest>& requests, std::unique_ptr<JobJournal> journal)
+    : options_(std::move(options)),
+      preparer_(std::move(preparer)),
+      requests_(requests),
+      journal_(std::move(journal)) {
+  live_ = journal_->state();
+}
+
+JobManager::~JobManager() {
+  stop();
+}
+
+Expected<JobManager::Job*> JobManager::open_job(const std::string& job_id) {
+  auto it = jobs_.find(job_id);
+  if (it != jobs_.end()) return &it->second;
+  ResultStreamContents contents;
+  Expected<std::unique_ptr<ResultStream>> stream =
+      ResultStream::open(options_.dir / "results" / (job_id + ".jsonl"), &contents);
+  if (!stream.ok()) return stream.status();
+  Job job;
+  job.results = std::move(stream).value();
+  job.done.insert(contents.custom_ids.begin(), contents.custom_ids.end());
+  job.failed = contents.errors;
+  job.completed = static_cast<std::int64_t>(contents.custom_ids.size()) - contents.errors;
+  return &jobs_.emplace(job_id, std::move(job)).first->second;
+}
+
+Status JobManager::resume() {
+  std::lock_guard lock(mutex_);
+  std::vector<Finished> errors;
+  for (const auto& [job_id, recorded] : live_.jobs) {
+    Expected<Job*> job = open_job(job_id);
+    if (!job.ok()) return job.status();
+    (*job)->final = recorded.final_received;
+    (*job)->cancelled = recorded.cancelled;
+    const std::int64_t before = pending_;
+    take_lines(job_id, **job, recorded.lines, errors);
+    counters_.resumed += pending_ - before;
+  }
+  if (counters_.resumed > 0 || !errors.empty()) {
+    std::fprintf(stderr, "[coordinator] journal: %zu job(s), %lld request(s) to finish\n",
+                 live_.jobs.size(), static_cast<long long>(counters_.resumed));
+  }
+  return write(std::move(errors));
+}
+
+void JobManager::take_lines(const std::string& job_id, Job& job,
+                            const std::vector<std::string>& lines, std::vector<Finished>& errors) {
+  const auto done = [&job](const std::string& id) { return job.done.count(id) != 0; };
+  for (const std::string& line : lines) {
+    const std::int64_t number = job.next_line++;
+    JudgedLine judged = preparer_.judge(line, line.size(), number, job.seen, done);
+    if (judged.blank) continue;
+    ++job.total;
+    if (judged.skipped) continue;
+    if (judged.error) {
+      errors.push_back(
+          {job_id, judged.custom_id, {true, without_newline(format_error_line(*judged.error))}});
+      continue;
+    }
+    if (job.cancelled) continue;
+    EngineRequest request = std::move(*judged.request);
+    request.key = next_key_++;
+    request.submitted = SteadyClock::now();
+    keys_[request.key] = {job_id};
+    ++job.pending;
+    ++pending_;
+    // Unbounded: what it holds is bounded by queue_limit at submission.
+    (void)requests_.send(std::move(request));
+  }
+}
+
+Status JobManager::write(std::vector<Finished> batch) {
+  if (batch.empty()) return {};
+  if (!failure_.ok()) return failure_;
+  std::set<std::string> touched;
+  std::vector<RequestDone> records;
+  for (Finished& f : batch) {
+    auto it = jobs_.find(f.job_id);
+    if (it == jobs_.end() || !it->second.done.insert(f.custom_id).second) continue;
+    Job& job = it->second;
+    if (Status s = job.results->append(f.record); !s.ok()) {
+      failure_ = s;
+      return s;
+    }
+    (f.record.error ? job.failed : job.completed) += 1;
+    touched.insert(f.job_id);
+    records.push_back({f.job_id, f.custom_id, f.record.error});
+  }
+  // The lines are on disk before the journal says so: the stream is the authority.
+  for (const std::string& job_id : touched) {
+    if (Status s = jobs_.at(job_id).results->sync(); !s.ok()) {
+      failure_ = s;
+      return s;
+    }
+  }
+  if (Status s = journal_->done_all(records); !s.ok()) {
+    failure_ = s;
+    return s;
+  }
+  for (const RequestDone& d : records)
+    apply_journal_record(live_, d);
+  counters_.finished += static_cast<std::int64_t>(records.size());
+  return {};
+}
+
+JobManager::Finished JobManager::to_line(const std::string& job_id,
+                                         const EngineResult& result) const {
+  const BatchRequest& request = *result.origin;
+  if (!result.status.ok()) {
+    return {job_id,
+            request.custom_id,
+            {true, without_newline(format_error_line(engine_error(request, result.status)))}};
+  }
+  const Tokenizer* tokenizer = options_.tokenizer.get();
+  const TokenText token_text = [tokenizer](std::int32_t id) {
+    return tokenizer != nullptr ? tokenizer->token_to_piece(id) : std::to_string(id);
+  };
+  ResultMeta meta = options_.meta;
+  meta.created = static_cast<std::int64_t>(std::time(nullptr));
+  return {job_id,
+          request.custom_id,
+          {false, without_newline(format_result_line(request, result.prompt_tokens, result.choices,
+                                                     meta, token_text))}};
+}
+
+void JobManager::start(std::function<void(const std::string&)> on_new_results) {
+  on_new_results_ = std::move(on_new_results);
+  completion_thread_ = std::thread([this] { completion_loop(); });
+}
+
+void JobManager::stop() {
+  completions_.close();
+  if (completion_thread_.joinable()) completion_thread_.join();
+}
+
+void JobManager::complete(EngineResult result) {
+  (void)completions_.send(std::move(result));
+}
+
+void JobManager::completion_loop() {
+  while (auto first = completions_.receive()) {
+    std::vector<EngineResult> results;
+    results.push_back(std::move(*first));
+    while (auto more = completions_.try_receive())
+      results.push_back(std::move(*more));
+    std::set<std::string> touched;
+    {
+      std::lock_guard lock(mutex_);
+      std::vector<Finished> lines;
+      for (const EngineResult& r : results) {
+        auto owner = keys_.find(r.key);
+        if (owner == keys_.end()) continue;  // its job was released
+        const std::string job_id = owner->second.job_id;
+        keys_.erase(owner);
+        auto job = jobs_.find(job_id);
+        if (job == jobs_.end()) continue;  // released: its pending count went with it
+        --pending_;
+        --job->second.pending;
+        if (job->second.cancelled || r.origin == nullptr) continue;
+        lines.push_back(to_line(job_id, r));
+        touched.insert(job_id);
+      }
+      if (Status s = write(std::move(lines)); !s.ok()) {
+        std::fprintf(stderr, "[coordinator] cannot record results: %s\n", s.to_string().c_str());
+      }
+    }
+    if (on_new_results_) {
+      for (const std::string& job_id : touched)
+        on_new_results_(job_id);
+    }
+  }
+}
+
+SubmitReply JobManager::submit(const SubmitChunk& chunk) {
+  if (Status s = validate_job_id(chunk.job_id); !s.ok()) {
+    return {SubmitOutcome::kRejected, s.message(), 0};
+  }
+  std::vector<Finished> errors;
+  {
+    std::lock_guard lock(mutex_);
+    if (!failure_.ok()) return {SubmitOutcome::kRejected, failure_.to_string(), 0};
+    auto recorded = live_.jobs.find(chunk.job_id);
+    if (recorded != live_.jobs.end()) {
+      const JournalJob& j = recorded->second;
+      if (j.chunks.count(chunk.chunk) != 0) {
+        ++counters_.duplicate_chunks;
+        return {SubmitOutcome::kDuplicate, "chunk already accepted", 0};
+      }
+      if (j.cancelled)
+        return {SubmitOutcome::kRejected, "job " + chunk.job_id + " is cancelled", 0};
+      if (j.final_received && !j.chunks.empty() && chunk.chunk > *j.chunks.rbegin()) {
+        return {SubmitOutcome::kRejected, "chunk after the job's final chunk", 0};
+      }
+    }
+    const auto lines = static_cast<std::int64_t>(chunk.lines.size());
+    if (pending_ > 0 && pending_ + lines > options_.queue_limit) {
+      ++counters_.busy;
+      return {SubmitOutcome::kBusy,
+              "the coordinator's queue is full (" + std::to_string(pending_) + " of " +
+                  std::to_string(options_.queue_limit) + " requests pending)",
+              500};
+    }
+    JobChunk record{chunk.job_id, chunk.chunk, chunk.final, chunk.lines, chunk.producer};
+    if (Status s = journal_->accept_chunk(record); !s.ok()) {
+      failure_ = s;
+      return {SubmitOutcome::kRejected, "the journal failed: " + s.to_string(), 0};
+    }
+    apply_journal_record(live_, record);
+    Expected<Job*> job = open_job(chunk.job_id);
+    if (!job.ok()) {
+      failure_ = job.status();
+      return {SubmitOutcome::kRejected, job.status().to_string(), 0};
+    }
+    (*job)->final = (*job)->final || chunk.final;
+    take_lines(chunk.job_id, **job, chunk.lines, errors);
+    ++counters_.accepted_chunks;
+    (void)write(std::move(errors));
+  }
+  if (on_new_results_) on_new_results_(chunk.job_id);
+  return {SubmitOutcome::kAccepted, "", 0};
+}
+
+std::string JobManager::state_of(const Job& job) const {
+  if (job.cancelled) return "cancelled";
+  if (!job.final) return "receiving";
+  return job.completed + job.failed >= job.total ? "finished" : "running";
+}
+
+JobStatusReply JobManager::status(const std::string& job_id) {
+  std::lock_guard lock(mutex_);
+  JobStatusReply reply;
+  auto it = jobs_.find(job_id);
+  auto recorded = live_.jobs.find(job_id);
+  if (it == jobs_.end() || recorded == live_.jobs.end()) return reply;
+  const Job& job = it->second;
+  reply.found = true;
+  reply.state = state_of(job);
+  reply.total = job.total;
+  reply.completed = job.completed;
+  reply.failed = job.failed;
+  reply.chunks = static_cast<std::uint32_t>(recorded->second.chunks.size());
+  reply.final_received = job.final;
+  return reply;
+}
+
+Status JobManager::cancel(const std::string& job_id) {
+  std::lock_guard lock(mutex_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status(ErrorCode::kNotFound, "no job " + job_id);
+  if (it->second.cancelled || state_of(it->second) == "finished") return {};
+  if (Status s = journal_->cancel(job_id); !s.ok()) return s;
+  apply_journal_record(live_, JobCancelled{job_id});
+  // Requests already queued or running finish, and their lines are dropped.
+  it->second.cancelled = true;
+  return {};
+}
+
+Status JobManager::release(const std::string& job_id) {
+  std::lock_guard lock(mutex_);
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return Status(ErrorCode::kNotFound, "no job " + job_id);
+  if (Status s = journal_->release(job_id); !s.ok()) return s;
+  apply_journal_record(live_, JobReleased{job_id});
+  it->second.results->remove();
+  pending_ -= it->second.pending;  // their results will find no job
+  jobs_.erase(it);
+  if (journal_->compaction_due()) {
+    if (Status s = journal_->compact(live_); !s.ok()) {
+      std::fprintf(stderr, "[coordinator] journal compaction failed: %s\n", s.to_string().c_str());
+    }
+  }
+  return {};
+}
+
+FetchReply JobManager::fetch(const std::string& job_id, std::uint64_t offset,
+                             std::size_t max_records) {
+  std::lock_guard lock(mutex_);
+  FetchReply reply;
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return reply;
+  const Job& job = it->second;
+  reply.found = true;
+  Expected<std::vector<ResultRecord>> records = job.results->read(offset, max_records);
+  if (records.ok()) reply.records = std::move(records).value();
+  reply.next_offset = offset + reply.records.size();
+  const std::string state = state_of(job);
+  reply.job_done =
+      (state == "finished" || state == "cancelled") && reply.next_offset >= job.results->size();
+  reply.total = job.total;
+  reply.completed = job.completed;
+  reply.failed = job.failed;
+  return reply;
+}
+
+JobManagerCounters JobManager::counters() const {
+  std::lock_guard lock(mutex_);
+  JobManagerCounters c = counters_;
+  c.jobs = static_cast<std::int64_t>(jobs_.size());
+  c.pending = pending_;
+  return c;
+}
+
+}  // namespace conveyor

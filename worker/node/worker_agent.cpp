@@ -1,0 +1,331 @@
+#include "worker/node/worker_agent.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "common/loader/open_model.h"
+#include "common/model_registry.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "worker/node/control_codec.h"
+#include "worker/node/deferred_channel.h"
+#include "worker/node/node_address.h"
+#include "worker/node/speed_probe.h"
+#include "worker/step_codec.h"
+#include "worker/transport/ucx_channel.h"
+#include "worker/worker_control.h"
+
+namespace conveyor {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::uint64_t random_incarnation() {
+  std::random_device device;
+  return (static_cast<std::uint64_t>(device()) << 32) ^ device() ^
+         static_cast<std::uint64_t>(::getpid());
+}
+
+std::uint64_t default_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return 8ull << 30;
+  return static_cast<std::uint64_t>(static_cast<double>(pages) * static_cast<double>(page) * 0.8);
+}
+
+// The loaded stage of one assignment (one epoch) and what serves it.
+struct LoadedStage {
+  std::uint64_t epoch = 0;
+  std::unique_ptr<ActivationChannel> receiver;  // from the previous stage; none on the first
+  DeferredActivationChannel output;             // to the next stage; unused on the last
+  Channel<StepOutput> results;                  // failures from any stage, tokens from the last
+  std::thread forwarder;                        // results -> the main loop
+};
+
+}  // namespace
+
+struct WorkerAgent::State {
+  WorkerAgentOptions options;
+  std::string name;
+  std::uint64_t incarnation = random_incarnation();
+  zmq::context_t context{1};
+  zmq::socket_t dealer{context, zmq::socket_type::dealer};
+  zmq::socket_t results_in{context, zmq::socket_type::pull};
+  std::string results_endpoint;
+  std::unique_ptr<WorkerControl> control;
+  std::map<std::string, std::shared_ptr<ModelSource>> models;
+  std::unique_ptr<LoadedStage> stage;
+  double speed = 1.0;
+
+  bool registered = false;
+  std::uint64_t coordinator_incarnation = 0;
+  std::chrono::milliseconds heartbeat{1000};
+  std::chrono::milliseconds liveness{5000};
+  Clock::time_point last_heard = Clock::now();
+  std::uint64_t steps = 0;
+  std::uint64_t stale = 0;
+
+  void log(const std::string& line) const {
+    std::fprintf(stderr, "[worker %s] %s\n", name.c_str(), line.c_str());
+  }
+
+  void send(const ControlMessage& message) {
+    const std::vector<std::uint8_t> bytes = encode_control(message);
+    // Never block on a coordinator that is away: heartbeats and registrations repeat,
+    // and results of a lost coordinator are stale anyway.
+    (void)dealer.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  }
+
+  std::shared_ptr<ModelSource> model(const std::string& argument) {
+    auto it = models.find(argument);
+    if (it != models.end()) return it->second;
+    Expected<std::string> path = resolve_model_path(argument);
+    if (!path.ok()) throw Error(path.status().code(), path.status().message());
+    Expected<std::unique_ptr<ModelSource>> source = open_model_source(*path);
+    if (!source.ok()) throw Error(source.status().code(), source.status().message());
+    std::shared_ptr<ModelSource> opened = std::move(source).value();
+    models[argument] = opened;
+    return opened;
+  }
+
+  void drop_stage() {
+    if (!stage) return;
+    // Closing the links first wakes a stage waiting for activations that will never
+    // come; the stage then fails what it still holds and stops.
+    stage->output.close();
+    if (stage->receiver) stage->receiver->close();
+    control->unload_stage();
+    stage->results.close();
+    if (stage->forwarder.joinable()) stage->forwarder.join();
+    log("released the stage of epoch " + std::to_string(stage->epoch));
+    stage.reset();
+  }
+
+  void assign(const AssignMessage& m) {
+    drop_stage();
+    auto loaded = std::make_unique<LoadedStage>();
+    loaded->epoch = m.epoch;
+    StageReadyMessage ready{m.epoch, "", "in-process"};
+    try {
+      std::shared_ptr<ModelSource> source = model(m.model);
+      if (m.layer_end > source->spec().num_layers) {
+        fail(ErrorCode::kInvalidArgument,
+             "layers beyond the model's " + std::to_string(source->spec().num_layers));
+      }
+      if (m.stage > 0) {
+        Expected<std::unique_ptr<UcxActivationReceiver>> receiver =
+            UcxActivationReceiver::listen(options.host, 0);
+        if (!receiver.ok()) throw Error(receiver.status().code(), receiver.status().message());
+        ready.receiver_address = (*receiver)->address();
+        ready.transport = (*receiver)->describe();
+        loaded->receiver = std::move(receiver).value();
+      }
+      ActivationChannel* output = m.stage + 1 < m.stages ? &loaded->output : nullptr;
+      control->load_stage(*source, {{m.layer_begin, m.layer_end}, {m.kv_blocks, m.block_size}},
+                          loaded->receiver.get(), output, loaded->results);
+    } catch (const Error& e) {
+      log("cannot load layers " + std::to_string(m.layer_begin) + "-" +
+          std::to_string(m.layer_end - 1) + ": " + e.what());
+      control->unload_stage();
+      send(StageFailedMessage{m.epoch, e.what()});
+      return;
+    }
+    LoadedStage* raw = loaded.get();
+    loaded->forwarder = std::thread([this, raw] { forward_results(*raw); });
+    stage = std::move(loaded);
+    log("epoch " + std::to_string(m.epoch) + ": stage " + std::to_string(m.stage + 1) + "/" +
+        std::to_string(m.stages) + ", layers " + std::to_string(m.layer_begin) + "-" +
+        std::to_string(m.layer_end - 1) + ", " + std::to_string(m.kv_blocks) + " KV blocks" +
+        (ready.receiver_address.empty()
+             ? ""
+             : ", receiving at " + ready.receiver_address + " (" + ready.transport + ")"));
+    send(ready);
+  }
+
+  void link(const LinkMessage& m) {
+    if (!stage || stage->epoch != m.epoch) {
+      ++stale;
+      return;
+    }
+    Expected<std::unique_ptr<UcxActivationSender>> sender =
+        UcxActivationSender::connect(m.next_address, std::chrono::seconds(10));
+    if (!sender.ok()) {
+      log("cannot reach the next stage at " + m.next_address + ": " + sender.status().to_string());
+      send(StageFailedMessage{m.epoch, sender.status().to_string()});
+      return;
+    }
+    log("epoch " + std::to_string(m.epoch) + ": sending activations to " + m.next_address);
+    stage->output.attach(std::move(sender).value());
+    send(LinkedMessage{m.epoch});
+  }
+
+  void step(StepMessage& m) {
+    if (!stage || stage->epoch != m.epoch || control->stage() == nullptr) {
+      ++stale;
+      return;
+    }
+    Expected<StepPlan> plan = decode_step_plan(m.plan);
+    if (!plan.ok()) {
+      log("refused a step plan: " + plan.status().to_string());
+      send(StageFailedMessage{m.epoch, plan.status().to_string()});
+      return;
+    }
+    ++steps;
+    control->stage()->submit(std::make_shared<const StepPlan>(std::move(plan).value()));
+  }
+
+  // On the forwarder thread: the stage's results, encoded, to the main loop (which
+  // alone may use the DEALER).
+  void forward_results(LoadedStage& s) {
+    zmq::socket_t push(context, zmq::socket_type::push);
+    push.set(zmq::sockopt::linger, 0);
+    push.connect(results_endpoint);
+    while (auto out = s.results.receive()) {
+      StepResultMessage message{s.epoch, encode_step_output(*out)};
+      const std::vector<std::uint8_t> bytes = encode_control(message);
+      (void)push.send(zmq::buffer(bytes), zmq::send_flags::none);
+    }
+  }
+
+  void handle(ControlMessage message) {
+    last_heard = Clock::now();
+    if (auto* welcome = std::get_if<WelcomeMessage>(&message)) {
+      if (registered && welcome->coordinator_incarnation == coordinator_incarnation) return;
+      registered = true;
+      coordinator_incarnation = welcome->coordinator_incarnation;
+      heartbeat = std::chrono::milliseconds(welcome->heartbeat_ms);
+      liveness = std::chrono::milliseconds(welcome->liveness_ms);
+      log("registered with the coordinator at " + options.coordinator);
+    } else if (auto* beat = std::get_if<CoordinatorHeartbeatMessage>(&message)) {
+      if (registered && beat->coordinator_incarnation != coordinator_incarnation) {
+        log("the coordinator restarted: registering again");
+        drop_stage();
+        registered = false;
+      }
+    } else if (auto* a = std::get_if<AssignMessage>(&message)) {
+      assign(*a);
+    } else if (auto* l = std::get_if<LinkMessage>(&message)) {
+      link(*l);
+    } else if (auto* s = std::get_if<StepMessage>(&message)) {
+      step(*s);
+    } else if (auto* r = std::get_if<ReleaseMessage>(&message)) {
+      if (stage && stage->epoch == r->epoch) drop_stage();
+    } else if (std::holds_alternative<ShutdownMessage>(message)) {
+      throw ShutdownMessage{};
+    } else {
+      log(std::string("ignored a ") + control_message_name(message) + " message");
+    }
+  }
+};
+
+WorkerAgent::WorkerAgent(WorkerAgentOptions options) : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.options = std::move(options);
+  s.name = s.options.name.empty() ? default_node_name() : s.options.name;
+  if (s.options.memory_bytes == 0) s.options.memory_bytes = default_memory();
+  Expected<TcpEndpoint> coordinator = parse_tcp_endpoint(s.options.coordinator);
+  if (!coordinator.ok()) throw Error(coordinator.status().code(), coordinator.status().message());
+  if (s.options.host.empty()) {
+    Expected<std::string> host = local_address_towards(*coordinator);
+    if (!host.ok()) throw Error(host.status().code(), host.status().message());
+    s.options.host = *host;
+  }
+  CpuBackendOptions backend;
+  backend.threads = s.options.threads;
+  s.control = std::make_unique<WorkerControl>(std::make_unique<CpuBackend>(backend));
+  const int threads = s.options.threads > 0
+                          ? s.options.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  s.speed = measure_cpu_gflops(threads);
+}
+
+WorkerAgent::~WorkerAgent() {
+  state_->drop_stage();
+}
+
+int WorkerAgent::run() {
+  State& s = *state_;
+  s.results_endpoint = "inproc://worker-results";
+  s.results_in.bind(s.results_endpoint);
+  // A routing id of its own (name and incarnation) keeps the worker's address at the
+  // coordinator the same across reconnections.
+  char incarnation[17];
+  std::snprintf(incarnation, sizeof(incarnation), "%016llx",
+                static_cast<unsigned long long>(s.incarnation));
+  s.dealer.set(zmq::sockopt::routing_id, s.name + "/" + incarnation);
+  s.dealer.set(zmq::sockopt::linger, 0);
+  s.dealer.set(zmq::sockopt::sndhwm, 10000);
+  s.dealer.set(zmq::sockopt::rcvhwm, 10000);
+  if (s.options.configure_socket) s.options.configure_socket(s.dealer);
+  s.dealer.connect(s.options.coordinator);
+  s.log("connecting to " + s.options.coordinator + " (" + s.control->backend().name() + ", " +
+        std::to_string(s.options.memory_bytes >> 20) + " MiB, " +
+        std::to_string(static_cast<int>(s.speed)) + " GFLOP/s measured; activations on " +
+        s.options.host + ")");
+
+  Clock::time_point next_beat = Clock::now();
+  try {
+    while (true) {
+      if (s.options.stop != nullptr && s.options.stop->load()) {
+        s.log("stopping: handing the stage back");
+        if (s.registered) s.send(LeavingMessage{"the worker is stopping"});
+        s.drop_stage();
+        // Give the goodbye a moment to leave before the socket closes.
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        return 0;
+      }
+      const Clock::time_point now = Clock::now();
+      if (now >= next_beat) {
+        if (s.registered) {
+          s.send(WorkerHeartbeatMessage{s.incarnation, s.stage ? s.stage->epoch : 0, s.steps});
+        } else {
+          s.send(RegisterMessage{s.name, s.incarnation, s.control->backend().name(), "cpu",
+                                 s.options.memory_bytes, s.speed, s.options.host});
+        }
+        next_beat = now + s.heartbeat;
+      }
+      if (s.registered && now - s.last_heard > s.liveness) {
+        s.log("the coordinator is silent: dropping the stage and registering again");
+        s.drop_stage();
+        s.registered = false;
+        next_beat = now;
+        continue;
+      }
+      zmq::pollitem_t items[] = {{s.dealer.handle(), 0, ZMQ_POLLIN, 0},
+                                 {s.results_in.handle(), 0, ZMQ_POLLIN, 0}};
+      const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_beat - now);
+      try {
+        zmq::poll(items, 2,
+                  std::clamp(wait, std::chrono::milliseconds(1), std::chrono::milliseconds(100)));
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;  // a signal: `stop` may be set now
+        throw;
+      }
+      zmq::message_t frame;
+      while (s.results_in.recv(frame, zmq::recv_flags::dontwait)) {
+        (void)s.dealer.send(frame, zmq::send_flags::dontwait);
+      }
+      while (s.dealer.recv(frame, zmq::recv_flags::dontwait)) {
+        Expected<ControlMessage> message =
+            decode_control({static_cast<const std::uint8_t*>(frame.data()), frame.size()});
+        if (!message.ok()) {
+          s.log("refused a message from the coordinator: " + message.status().to_string());
+          continue;
+        }
+        s.handle(std::move(message).value());
+      }
+    }
+  } catch (const ShutdownMessage&) {
+    s.log("the coordinator asked to shut down");
+    s.drop_stage();
+    return 0;
+  }
+}
+
+}  // namespace conveyor

@@ -1,0 +1,48 @@
+// WorkerAgent: the `conveyor worker` process. It registers with the coordinator over
+// ZeroMQ (a DEALER to the coordinator's worker ROUTER), sends heartbeats, loads the
+// stage it is assigned (a layer range of the model, with its K/V storage), links the
+// stage's activations to the next stage over UCX, runs the step plans it is sent, and
+// returns the last stage's sampled tokens. A coordinator that falls silent (or
+// restarts) makes it drop its stage and register again; SIGTERM makes it hand its
+// stage back and exit.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include <zmq.hpp>
+
+namespace conveyor {
+
+struct WorkerAgentOptions {
+  std::string coordinator;  // the coordinator's worker endpoint, tcp://HOST:PORT
+  std::string name;         // "" = hostname-pid
+  // Where this worker's activation receivers listen (other workers connect there);
+  // "" = the local address this host reaches the coordinator from.
+  std::string host;
+  std::uint64_t memory_bytes = 0;  // 0 = 80% of physical memory
+  int threads = 0;                 // CPU backend threads; 0 = every core
+  // Applied to the DEALER before it connects: CurveZMQ client keys.
+  std::function<void(zmq::socket_t&)> configure_socket;
+  // Set (from a signal handler) to drain and exit.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+class WorkerAgent {
+ public:
+  explicit WorkerAgent(WorkerAgentOptions options);
+  ~WorkerAgent();
+  WorkerAgent(const WorkerAgent&) = delete;
+  WorkerAgent& operator=(const WorkerAgent&) = delete;
+
+  // Runs until the coordinator says shutdown or `stop` is set; the exit code.
+  int run();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace conveyor

@@ -127,7 +127,7 @@ void ClusterManager::remove_worker(const std::string& id, const std::string& why
   stats_.workers = static_cast<std::int64_t>(workers_.size());
 }
 
-void ClusterManager::dissolve(std::uint64_t epoch, const std::string& why) {
+void ClusterManager::dissolve(std::uint64_t epoch, const std::string& why, bool suspect) {
   auto it = replicas_.find(epoch);
   if (it == replicas_.end()) return;
   Replica& replica = it->second;
@@ -144,6 +144,7 @@ void ClusterManager::dissolve(std::uint64_t epoch, const std::string& why) {
       (was_live ? ": its requests go back to the queue" : ""));
   plan_pending_ = true;
   membership_changed_ = Clock::now();
+  if (suspect) plan_not_before_ = membership_changed_ + options_.liveness;
   std::lock_guard lock(stats_mutex_);
   ++stats_.replicas_lost;
   if (was_live) --stats_.live_replicas;
@@ -229,7 +230,8 @@ void ClusterManager::on_step_result(const std::string& worker, const StepResultM
     return;
   }
   if (!output->status.ok()) {
-    dissolve(m.epoch, "a step failed on worker " + worker + ": " + output->status.to_string());
+    dissolve(m.epoch, "a step failed on worker " + worker + ": " + output->status.to_string(),
+             /*suspect=*/true);
     return;
   }
   it->second.pipeline->deliver(std::move(output).value());
@@ -304,7 +306,8 @@ void ClusterManager::on_tick() {
   }
   for (std::uint64_t epoch : stuck)
     dissolve(epoch, "its stages did not load and link in time");
-  if (plan_pending_ && now - membership_changed_ >= options_.plan_delay) plan_idle_workers();
+  if (plan_pending_ && now - membership_changed_ >= options_.plan_delay && now >= plan_not_before_)
+    plan_idle_workers();
 }
 
 }  // namespace conveyor

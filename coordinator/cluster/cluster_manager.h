@@ -95,7 +95,10 @@ class ClusterManager final : public WorkerHub::Handler {
   void on_step_result(const std::string& worker, const StepResultMessage& m);
   // The worker is gone: its replica is dissolved.
   void remove_worker(const std::string& id, const std::string& why);
-  void dissolve(std::uint64_t epoch, const std::string& why);
+  // `suspect`: dissolved for a failed step, whose cause (a peer that died) may not be
+  // known yet: planning then waits a liveness period, so that a dead worker is found
+  // out before it is planned in again.
+  void dissolve(std::uint64_t epoch, const std::string& why, bool suspect = false);
   void go_live(Replica& replica);
   void plan_idle_workers();
   Worker* worker_by_identity(const std::string& identity);
@@ -111,6 +114,7 @@ class ClusterManager final : public WorkerHub::Handler {
   std::map<std::uint64_t, Replica> replicas_;
   std::uint64_t next_epoch_ = 1;
   Clock::time_point membership_changed_;
+  Clock::time_point plan_not_before_;
   bool plan_pending_ = false;
   Clock::time_point last_heartbeat_;
   std::string last_plan_error_;

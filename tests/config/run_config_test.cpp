@@ -41,6 +41,67 @@ TEST_CASE("config/local.yaml lists the defaults") {
   CHECK(*config == RunConfig{});
 }
 
+TEST_CASE("config/cluster.yaml loads") {
+  Expected<RunConfig> config =
+      load_run_config(std::filesystem::path(CONVEYOR_SOURCE_DIR) / "config" / "cluster.yaml");
+  INFO(config.status().to_string());
+  REQUIRE(config.ok());
+  CHECK(config->cluster.stages == 0);
+  CHECK(config->cluster.listen == "tcp://0.0.0.0:5555");
+}
+
+TEST_CASE("the cluster section: every key, stages auto or a number, and its limits") {
+  const RunConfig config = parse_ok(R"(
+cluster:
+  stages: 3
+  max_replicas: 2
+  listen: tcp://127.0.0.1:7000
+  worker_listen: tcp://127.0.0.1:7001
+  journal: /tmp/j
+  heartbeat_seconds: 0.5
+  liveness_seconds: 2
+  plan_delay_seconds: 0
+  queue_limit: 10
+  max_message_bytes: 1MiB
+  server_key: s.key
+  producer_keys: producers
+  worker_keys: workers
+  metrics_port: 9090
+)");
+  const RunConfig::Cluster& c = config.cluster;
+  CHECK(c.stages == 3);
+  CHECK(c.max_replicas == 2);
+  CHECK(c.listen == "tcp://127.0.0.1:7000");
+  CHECK(c.worker_listen == "tcp://127.0.0.1:7001");
+  CHECK(c.journal == "/tmp/j");
+  CHECK(c.heartbeat_seconds == 0.5);
+  CHECK(c.liveness_seconds == 2);
+  CHECK(c.plan_delay_seconds == 0);
+  CHECK(c.queue_limit == 10);
+  CHECK(c.max_message_bytes == (1u << 20));
+  CHECK(c.server_key == "s.key");
+  CHECK(c.producer_keys == "producers");
+  CHECK(c.worker_keys == "workers");
+  CHECK(c.metrics_port == 9090);
+  CHECK(parse_ok("cluster:\n  stages: auto\n").cluster.stages == 0);
+
+  const auto refused = [](const char* yaml, const char* words) {
+    Expected<RunConfig> parsed = parse_run_config(yaml, "c.yaml");
+    REQUIRE_FALSE(parsed.ok());
+    INFO(parsed.status().message());
+    CHECK(parsed.status().message().find(words) != std::string::npos);
+  };
+  refused("cluster:\n  stages: many\n", "stages must be 'auto' or a positive number");
+  refused("cluster:\n  stages: 0\n", "stages must be 'auto' or a positive number");
+  refused("cluster:\n  heartbeat_seconds: 1\n  liveness_seconds: 1.5\n",
+          "cluster.liveness_seconds must be at least twice");
+  refused("cluster:\n  queue_limit: 0\n", "cluster.queue_limit");
+  refused("cluster:\n  server_key: s.key\n", "go together");
+  refused("cluster:\n  producer_keys: p\n", "go together");
+  refused("cluster:\n  metrics_port: 70000\n", "cluster.metrics_port");
+  refused("cluster:\n  listne: tcp://x:1\n", "cluster.listne");
+}
+
 TEST_CASE("an empty file, only comments, or empty sections give the defaults") {
   CHECK(parse_ok("") == RunConfig{});
   CHECK(parse_ok("# nothing\n\n") == RunConfig{});

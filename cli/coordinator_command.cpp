@@ -114,6 +114,7 @@ int run_coordinator(const CoordinatorOptions& o) {
   cluster.liveness = ms(config.cluster.liveness_seconds);
   cluster.plan_delay = ms(config.cluster.plan_delay_seconds);
   cluster.scheduler = scheduler_options(config, spec, tokenizer, kv);
+  cluster.on_lease = [&jobs](std::uint64_t key, std::uint64_t epoch) { jobs.lease(key, epoch); };
   auto manager = std::make_unique<ClusterManager>(
       hub, cluster, requests, [&jobs](EngineResult r) { jobs.complete(std::move(r)); });
   jobs.start([&server](const std::string& job_id) { server.notify(job_id); });

@@ -122,6 +122,7 @@ std::vector<BlockHash> SchedulerActor::prompt_block_hashes(
 }
 
 void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result) {
+  if (options_.on_take) options_.on_take(request.key);
   auto group = std::make_shared<Group>();
   group->result.key = request.key;
   group->result.origin = request.origin;

@@ -106,6 +106,9 @@ struct SchedulerActorOptions {
   // Requests taken from the channel ahead of admission (0: twice max_sequences),
   // so that a large input is not held in memory at once.
   std::int64_t lookahead = 0;
+  // Called with each request's key as the actor takes it from the channel (on the
+  // actor's thread): who runs what, for a cluster's leases.
+  std::function<void(std::uint64_t key)> on_take;
 };
 
 class SchedulerActor {

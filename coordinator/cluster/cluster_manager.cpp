@@ -197,7 +197,13 @@ void ClusterManager::go_live(Replica& r) {
   log("replica " + std::to_string(r.epoch) + " live: " + layout);
   std::shared_ptr<RemotePipeline> pipeline = r.pipeline;
   actors_.emplace_back([this, pipeline] {
-    SchedulerActor actor(*pipeline, options_.scheduler);
+    SchedulerActorOptions scheduler = options_.scheduler;
+    if (options_.on_lease) {
+      scheduler.on_take = [this, epoch = pipeline->epoch()](std::uint64_t key) {
+        options_.on_lease(key, epoch);
+      };
+    }
+    SchedulerActor actor(*pipeline, scheduler);
     try {
       actor.run_until_lost(requests_, on_result_, [this](EngineRequest request) {
         ++requeued_;

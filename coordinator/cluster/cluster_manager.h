@@ -44,6 +44,8 @@ struct ClusterOptions {
   std::chrono::milliseconds plan_delay{1000};
   std::chrono::milliseconds stage_timeout{120000};  // Assign to live, at most
   SchedulerActorOptions scheduler;
+  // A replica (by epoch) took a request: the request's lease.
+  std::function<void(std::uint64_t key, std::uint64_t epoch)> on_lease;
 };
 
 struct ClusterStats {

@@ -100,7 +100,7 @@ void JobManager::take_lines(const std::string& job_id, Job& job,
     EngineRequest request = std::move(*judged.request);
     request.key = next_key_++;
     request.submitted = SteadyClock::now();
-    keys_[request.key] = {job_id};
+    keys_[request.key] = {job_id, judged.custom_id};
     ++job.pending;
     ++pending_;
     // Unbounded: what it holds is bounded by queue_limit at submission.
@@ -174,6 +174,16 @@ void JobManager::stop() {
 
 void JobManager::complete(EngineResult result) {
   (void)completions_.send(std::move(result));
+}
+
+void JobManager::lease(std::uint64_t key, std::uint64_t epoch) {
+  std::lock_guard lock(mutex_);
+  auto owner = keys_.find(key);
+  if (owner == keys_.end()) return;
+  const RequestLease record{owner->second.job_id, owner->second.custom_id, epoch,
+                            "replica-" + std::to_string(epoch)};
+  journal_->lease(record);
+  apply_journal_record(live_, record);
 }
 
 void JobManager::completion_loop() {

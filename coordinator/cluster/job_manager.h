@@ -65,6 +65,9 @@ class JobManager final : public JobService {
 
   // From any thread: a request's result.
   void complete(EngineResult result);
+  // From any thread: the replica of `epoch` took the request: journaled (not waited
+  // for), so the journal says which pipeline last held each unfinished request.
+  void lease(std::uint64_t key, std::uint64_t epoch);
 
   SubmitReply submit(const SubmitChunk& chunk) override;
   JobStatusReply status(const std::string& job_id) override;
@@ -117,6 +120,7 @@ class JobManager final : public JobService {
   std::map<std::string, Job> jobs_;
   struct KeyOwner {
     std::string job_id;
+    std::string custom_id;
   };
   std::map<std::uint64_t, KeyOwner> keys_;
   std::uint64_t next_key_ = 0;

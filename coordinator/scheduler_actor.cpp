@@ -129,7 +129,9 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
   group->result.prompt_tokens = static_cast<std::int64_t>(request.prompt.size());
   group->request = std::move(request);
   const EngineRequest& r = group->request;
-  Status status = validate(r);
+  Status status = r.cancelled && r.cancelled->load()
+                      ? Status(ErrorCode::kCancelled, "the job was cancelled")
+                      : validate(r);
   const std::int64_t prompt = group->result.prompt_tokens;
   const std::int64_t longest = std::min(prompt + r.sampling.max_tokens, options_.context_limit);
   const std::uint64_t base_seed = r.sampling.seed ? *r.sampling.seed : random_seed();
@@ -407,6 +409,7 @@ void SchedulerActor::hand_back(const ResultCallback& on_result,
     EngineRequest request = group->request;
     request.sampling.seed = group->base_seed;
     request.progress = std::move(progress);
+    ++request.hand_backs;
     on_hand_back(std::move(request));
   }
   sequences_.clear();

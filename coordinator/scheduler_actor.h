@@ -5,6 +5,7 @@
 // tokens that come back into finished results.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -56,6 +57,10 @@ struct EngineRequest {
   // Set on a request handed back by a lost replica (with sampling.seed set to the
   // seed it ran with).
   std::shared_ptr<const RequestProgress> progress;
+  std::int32_t hand_backs = 0;  // how many replicas lost it already
+  // Set by the caller (a job cancelled): a request not yet started is answered
+  // kCancelled instead of run.
+  std::shared_ptr<const std::atomic<bool>> cancelled;
 };
 
 // One finished choice: its tokens (a final stop token included), the text without

@@ -206,6 +206,17 @@ void ClusterManager::go_live(Replica& r) {
     SchedulerActor actor(*pipeline, scheduler);
     try {
       actor.run_until_lost(requests_, on_result_, [this](EngineRequest request) {
+        if (request.hand_backs >= options_.max_hand_backs) {
+          EngineResult failed;
+          failed.key = request.key;
+          failed.origin = request.origin;
+          failed.prompt_tokens = static_cast<std::int64_t>(request.prompt.size());
+          failed.status =
+              Status(ErrorCode::kUnavailable, "the request's pipeline was lost " +
+                                                  std::to_string(request.hand_backs) + " times");
+          on_result_(std::move(failed));
+          return;
+        }
         ++requeued_;
         // Closed only when the coordinator stops; the journal still holds the request.
         (void)requests_.send(std::move(request));

@@ -43,6 +43,10 @@ struct ClusterOptions {
   std::chrono::milliseconds liveness{5000};
   std::chrono::milliseconds plan_delay{1000};
   std::chrono::milliseconds stage_timeout{120000};  // Assign to live, at most
+  // A request whose replica was lost this many times fails (kUnavailable) instead of
+  // going back once more: a request that brings down every worker it runs on must not
+  // bring down the cluster.
+  std::int32_t max_hand_backs = 5;
   SchedulerActorOptions scheduler;
   // A replica (by epoch) took a request: the request's lease.
   std::function<void(std::uint64_t key, std::uint64_t epoch)> on_lease;

@@ -71,6 +71,7 @@ Status JobManager::resume() {
     if (!job.ok()) return job.status();
     (*job)->final = recorded.final_received;
     (*job)->cancelled = recorded.cancelled;
+    (*job)->cancel_flag->store(recorded.cancelled);
     const std::int64_t before = pending_;
     take_lines(job_id, **job, recorded.lines, errors);
     counters_.resumed += pending_ - before;
@@ -99,6 +100,7 @@ void JobManager::take_lines(const std::string& job_id, Job& job,
     if (job.cancelled) continue;
     EngineRequest request = std::move(*judged.request);
     request.key = next_key_++;
+    request.cancelled = job.cancel_flag;
     request.submitted = SteadyClock::now();
     keys_[request.key] = {job_id, judged.custom_id};
     ++job.pending;
@@ -301,6 +303,7 @@ Status JobManager::cancel(const std::string& job_id) {
   apply_journal_record(live_, JobCancelled{job_id});
   // Requests already queued or running finish, and their lines are dropped.
   it->second.cancelled = true;
+  it->second.cancel_flag->store(true);
   return {};
 }
 

@@ -90,6 +90,8 @@ class JobManager final : public JobService {
     std::int64_t pending = 0;
     bool final = false;
     bool cancelled = false;
+    // Shared with its queued requests, so that those not started are not run.
+    std::shared_ptr<std::atomic<bool>> cancel_flag = std::make_shared<std::atomic<bool>>(false);
   };
   struct Finished {
     std::string job_id;

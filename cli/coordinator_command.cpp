@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 
+#include "cli/cluster_metrics.h"
 #include "cli/commands.h"
 #include "cli/engine_setup.h"
 #include "cli/model_loading.h"
@@ -129,9 +130,24 @@ int run_coordinator(const CoordinatorOptions& o) {
                static_cast<long long>(kv.blocks), static_cast<long long>(config.kv.block_size),
                security->describe.c_str());
 
+  // Prometheus scrapes the objects above from the server's threads; /readyz says 200
+  // while the hub serves workers.
+  std::atomic<bool> serving{false};
+  std::unique_ptr<MetricsServer> metrics;
+  if (config.cluster.metrics_port > 0) {
+    metrics = start_metrics_or_throw(config.cluster.metrics_port,
+                                     coordinator_metrics(*manager, jobs, server, hub),
+                                     [&serving] { return serving.load(); });
+    std::fprintf(stderr, "[coordinator] metrics on http://%s/metrics (probes /livez, /readyz)\n",
+                 metrics->address().c_str());
+  }
+  serving = true;
+
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   hub.run(*manager, g_stop, std::chrono::milliseconds(50));
+  serving = false;
+  metrics.reset();  // its callbacks read the manager, which goes first below
 
   std::fprintf(stderr, "[coordinator] stopping: handing running requests back to the journal\n");
   server.stop();
@@ -163,6 +179,8 @@ void register_coordinator(CLI::App& app, CommandResult& result) {
   cmd->add_option("--worker-listen", o->worker_listen,
                   "workers' endpoint, e.g. tcp://0.0.0.0:5556");
   cmd->add_option("--journal", o->journal, "journal directory");
+  cmd->add_option("--metrics-port", o->metrics_port,
+                  "serve Prometheus /metrics, /livez and /readyz on this port (0: off)");
   cmd->add_option("--stages", o->stages, "pipeline stages per replica: auto or a number");
   cmd->add_option("--fault-drop-acks", o->drop_acks,
                   "testing: withhold the first N submission ACKs")

@@ -2,7 +2,9 @@
 // coordinator, holds the pipeline stage it is assigned and runs the steps it is sent.
 // SIGTERM (or SIGINT) makes it hand its stage back and exit.
 #include <csignal>
+#include <cstdio>
 
+#include "cli/cluster_metrics.h"
 #include "cli/commands.h"
 #include "common/config/size_parse.h"
 #include "common/zmq/zmq_version.h"
@@ -24,6 +26,7 @@ struct WorkerOptions {
   std::string name;
   std::string host;
   int threads = 0;
+  int metrics_port = 0;
   std::string client_key, server_key;
 };
 
@@ -51,6 +54,13 @@ int run_worker(const WorkerOptions& o) {
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
   WorkerAgent agent(options);
+  std::unique_ptr<MetricsServer> metrics;  // stops before the agent it reads
+  if (o.metrics_port > 0) {
+    metrics = start_metrics_or_throw(o.metrics_port, worker_metrics(agent),
+                                     [&agent] { return agent.counters().registered; });
+    std::fprintf(stderr, "[worker] metrics on http://%s/metrics (probes /livez, /readyz)\n",
+                 metrics->address().c_str());
+  }
   return agent.run();
 }
 
@@ -72,6 +82,9 @@ void register_worker(CLI::App& app, CommandResult& result) {
   cmd->add_option(
       "--host", o->host,
       "address other workers reach this one at (default: the one facing the coordinator)");
+  cmd->add_option("--metrics-port", o->metrics_port,
+                  "serve Prometheus /metrics, /livez and /readyz on this port (0: off)")
+      ->check(CLI::Range(0, 65535));
   cmd->add_option("--client-key", o->client_key, "CurveZMQ: this worker's key-pair file");
   cmd->add_option("--server-key", o->server_key, "CurveZMQ: the coordinator's public key file");
   cmd->callback([&result, o] { result = [o] { return run_worker(*o); }; });

@@ -63,13 +63,15 @@ struct WorkerAgent::State {
   std::unique_ptr<LoadedStage> stage;
   double speed = 1.0;
 
-  bool registered = false;
+  // Atomics where counters() reads them from other threads; the rest lives on run()'s.
+  std::atomic<bool> registered{false};
   std::uint64_t coordinator_incarnation = 0;
   std::chrono::milliseconds heartbeat{1000};
   std::chrono::milliseconds liveness{5000};
   Clock::time_point last_heard = Clock::now();
-  std::uint64_t steps = 0;
-  std::uint64_t stale = 0;
+  std::atomic<std::uint64_t> steps{0};
+  std::atomic<std::uint64_t> stale{0};
+  std::atomic<std::uint64_t> stage_epoch{0};  // stage->epoch, or 0 without a stage
 
   void log(const std::string& line) const {
     std::fprintf(stderr, "[worker %s] %s\n", name.c_str(), line.c_str());
@@ -105,6 +107,7 @@ struct WorkerAgent::State {
     if (stage->forwarder.joinable()) stage->forwarder.join();
     log("released the stage of epoch " + std::to_string(stage->epoch));
     stage.reset();
+    stage_epoch = 0;
   }
 
   void assign(const AssignMessage& m) {
@@ -139,6 +142,7 @@ struct WorkerAgent::State {
     LoadedStage* raw = loaded.get();
     loaded->forwarder = std::thread([this, raw] { forward_results(*raw); });
     stage = std::move(loaded);
+    stage_epoch = m.epoch;
     log("epoch " + std::to_string(m.epoch) + ": stage " + std::to_string(m.stage + 1) + "/" +
         std::to_string(m.stages) + ", layers " + std::to_string(m.layer_begin) + "-" +
         std::to_string(m.layer_end - 1) + ", " + std::to_string(m.kv_blocks) + " KV blocks" +
@@ -243,6 +247,11 @@ WorkerAgent::WorkerAgent(WorkerAgentOptions options) : state_(std::make_unique<S
                           ? s.options.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   s.speed = measure_cpu_gflops(threads);
+}
+
+WorkerAgentCounters WorkerAgent::counters() const {
+  const State& s = *state_;
+  return {s.steps.load(), s.stale.load(), s.registered.load(), s.stage_epoch.load()};
 }
 
 WorkerAgent::~WorkerAgent() {

@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include <zmq.hpp>
@@ -30,6 +31,14 @@ struct WorkerAgentOptions {
   const std::atomic<bool>* stop = nullptr;
 };
 
+// What the agent has done so far, for the metrics endpoint; read from any thread.
+struct WorkerAgentCounters {
+  std::uint64_t steps = 0;           // step plans submitted to the stage
+  std::uint64_t stale_messages = 0;  // links and steps for an epoch no longer held
+  bool registered = false;           // the coordinator has welcomed this worker
+  std::uint64_t epoch = 0;           // the epoch of the stage held; 0 = none
+};
+
 class WorkerAgent {
  public:
   explicit WorkerAgent(WorkerAgentOptions options);
@@ -39,6 +48,8 @@ class WorkerAgent {
 
   // Runs until the coordinator says shutdown or `stop` is set; the exit code.
   int run();
+  // Thread-safe: a snapshot while run() goes on.
+  WorkerAgentCounters counters() const;
 
  private:
   struct State;

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Throughput of a cluster on this machine: one coordinator and S workers forming one
 # pipeline replica of S stages (joined over UCX), for each S given, on the same job;
-# and `conveyor run` (one process) on the same job for reference. Each worker gets
-# THREADS / S CPU threads (at least 1), so every configuration has the same cores.
+# and `conveyor run` with the same S stages as threads of one process, on the same job,
+# for reference. Each worker gets THREADS / S CPU threads (at least 1), so every
+# configuration has the same cores. `run` times include loading the model (about 0.1 s);
+# cluster times start when the replica is live.
 #
 #   scripts/bench-cluster.sh [STAGES...]        default: 1 2 3
 #   REQUESTS=64 MAX_TOKENS=64 THREADS=2 scripts/bench-cluster.sh 1 2 3
@@ -71,8 +73,15 @@ YAML
     --output "$WORK/out-$s.jsonl" --job-id "bench-$s" --wait >"$WORK/submit-$s.log" 2>&1
   end=$(date +%s.%N)
   wall=$(elapsed "$start" "$end")
-  transport=$(grep -o "over UCX[^|]*" "$WORK/coord-$s.log" | head -1 || true)
+  transport=$(grep -oh "sending activations to .*" "$WORK"/w*-"$s".log | head -1 | sed 's/^sending activations to [^ ]* over //' || true)
   echo "cluster, $s stage(s), $s worker(s) x $per_worker thread(s): $wall s, $(awk -v t=$tokens -v w="$wall" 'BEGIN {printf "%.1f", t / w}') output tok/s | activations: ${transport:-none (one stage)}"
+  # The same stages as threads of one process, to tell the pipeline's cost from the network's.
+  start=$(date +%s.%N)
+  "$BIN" run --model "$MODEL" -i "$WORK/in.jsonl" -o "$WORK/run-$s.jsonl" --threads "$THREADS" \
+    --stages "$s" --progress off >"$WORK/run-$s.log" 2>&1
+  end=$(date +%s.%N)
+  wall=$(elapsed "$start" "$end")
+  echo "conveyor run --stages $s (threads of one process): $wall s, $(awk -v t=$tokens -v w="$wall" 'BEGIN {printf "%.1f", t / w}') output tok/s"
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   pids=()

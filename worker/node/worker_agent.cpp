@@ -8,6 +8,8 @@
 #include <map>
 #include <memory>
 #include <random>
+#include <regex>
+#include <set>
 #include <thread>
 
 #include "common/loader/open_model.h"
@@ -37,6 +39,20 @@ std::uint64_t default_memory() {
   const long page = ::sysconf(_SC_PAGESIZE);
   if (pages <= 0 || page <= 0) return 8ull << 30;
   return static_cast<std::uint64_t>(static_cast<double>(pages) * static_cast<double>(page) * 0.8);
+}
+
+// "UCX 1.13.1, ... (lanes: tcp/lo.0, tcp/eth0.0)": the first line of UCX's endpoint
+// description and the transports/devices of its lanes, for one log line.
+std::string lanes_of(const std::string& description) {
+  std::string summary = description.substr(0, description.find('\n'));
+  static const std::regex lane(R"(lane\[\d+\]:\s+\d+:([A-Za-z0-9_]+/[A-Za-z0-9_.:-]+))");
+  std::set<std::string> seen;
+  std::string lanes;
+  for (std::sregex_iterator it(description.begin(), description.end(), lane), end; it != end;
+       ++it) {
+    if (seen.insert((*it)[1]).second) lanes += (lanes.empty() ? "" : ", ") + (*it)[1].str();
+  }
+  return lanes.empty() ? summary : summary + " (lanes: " + lanes + ")";
 }
 
 // The loaded stage of one assignment (one epoch) and what serves it.
@@ -164,7 +180,10 @@ struct WorkerAgent::State {
       send(StageFailedMessage{m.epoch, sender.status().to_string()});
       return;
     }
-    log("epoch " + std::to_string(m.epoch) + ": sending activations to " + m.next_address);
+    const std::string transport = lanes_of((*sender)->describe());
+    (*sender)->set_epoch(m.epoch);
+    log("epoch " + std::to_string(m.epoch) + ": sending activations to " + m.next_address +
+        " over " + transport);
     stage->output.attach(std::move(sender).value());
     send(LinkedMessage{m.epoch});
   }

@@ -5,6 +5,7 @@
 // back, finished lines are synced; the journal has the rest for the next start.
 #include <csignal>
 #include <cstdio>
+#include <exception>
 
 #include "cli/cluster_metrics.h"
 #include "cli/commands.h"
@@ -118,7 +119,12 @@ int run_coordinator(const CoordinatorOptions& o) {
   cluster.on_lease = [&jobs](std::uint64_t key, std::uint64_t epoch) { jobs.lease(key, epoch); };
   auto manager = std::make_unique<ClusterManager>(
       hub, cluster, requests, [&jobs](EngineResult r) { jobs.complete(std::move(r)); });
-  jobs.start([&server](const std::string& job_id) { server.notify(job_id); });
+  std::atomic<bool> jobs_failed{false};
+  jobs.start([&server](const std::string& job_id) { server.notify(job_id); },
+             [&jobs_failed] {
+               jobs_failed = true;
+               g_stop = true;
+             });
 
   std::fprintf(stderr,
                "[coordinator] %s (%s), %lld layers | producers on %s, workers on %s | journal %s "
@@ -145,7 +151,14 @@ int run_coordinator(const CoordinatorOptions& o) {
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  hub.run(*manager, g_stop, std::chrono::milliseconds(50));
+  // Whatever ends the hub's loop (a signal, a failing disk, an exception), the
+  // shutdown below runs: the actors end only once the request queue is closed.
+  std::exception_ptr hub_failure;
+  try {
+    hub.run(*manager, g_stop, std::chrono::milliseconds(50));
+  } catch (...) {
+    hub_failure = std::current_exception();
+  }
   serving = false;
   metrics.reset();  // its callbacks read the manager, which goes first below
 
@@ -163,6 +176,11 @@ int run_coordinator(const CoordinatorOptions& o) {
       static_cast<long long>(c.finished), static_cast<long long>(c.pending),
       static_cast<long long>(stats.replicas_formed), static_cast<long long>(stats.replicas_lost),
       static_cast<long long>(stats.requeued_requests), static_cast<long long>(stats.stale_results));
+  if (hub_failure) std::rethrow_exception(hub_failure);
+  if (jobs_failed) {
+    fail(ErrorCode::kIo, "results could not be recorded in " + config.cluster.journal +
+                             "; the journal keeps the unfinished requests for a restart");
+  }
   return 0;
 }
 

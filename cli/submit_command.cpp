@@ -9,6 +9,7 @@
 // coordinator already holds are skipped or answered DUPLICATE; results already in the
 // output files are not written twice.
 #include <unistd.h>
+#include <algorithm>
 #include <cctype>
 #include <csignal>
 #include <cstdio>
@@ -236,6 +237,11 @@ int run_submit(const SubmitOptions& o) {
     const auto limit = std::chrono::milliseconds(static_cast<long long>(o.timeout_seconds * 1000));
     deadline = Clock::now() + limit;
     options.busy_limit = limit;
+    // A coordinator that never answers (down, or refusing our key) must not outlast
+    // the limit either: the attempts of one request fit in it.
+    options.timeout = std::clamp(limit / std::max(1, options.attempts),
+                                 std::chrono::milliseconds(100), options.timeout);
+    options.backoff_max = std::min(options.backoff_max, options.timeout);
   } else {
     options.busy_limit = std::chrono::hours(24 * 365);  // BUSY means wait, not fail
   }

@@ -15,6 +15,7 @@ struct SchedulerActor::Group {
   std::int32_t unfinished = 0;
   bool failed = false;  // a choice failed: the request fails, its other choices are dropped
   bool sampled = false;
+  bool scheduled = false;       // some choice was in a step: a lost replica ran it
   std::uint64_t base_seed = 0;  // choice c draws with choice_seed(base_seed, c)
 };
 
@@ -221,6 +222,7 @@ std::shared_ptr<const StepPlan> SchedulerActor::plan_for(Schedule& schedule) {
   released_.clear();
   for (ScheduledChunk& c : schedule.chunks) {
     const Sequence& s = *sequences_.at(c.id);
+    s.group->scheduled = true;
     PlannedSequence p;
     p.id = c.id;
     p.tokens.assign(s.context.begin() + c.start, s.context.begin() + c.start + c.tokens);
@@ -356,20 +358,21 @@ bool SchedulerActor::run_until_lost(Channel<EngineRequest>& requests,
                                     const ResultCallback& on_result,
                                     const HandBackCallback& on_hand_back,
                                     const StepCallback& on_step) {
+  Status cause;
   try {
     loop(requests, on_result, on_step, {});
     return true;
   } catch (const Error& e) {
-    if (e.code() != ErrorCode::kUnavailable) {
-      abandon();
-      throw;
-    }
-    hand_back(on_result, on_hand_back);
-    return false;
-  } catch (...) {
-    abandon();
-    throw;
+    cause = e.status();
+  } catch (const std::exception& e) {
+    cause = Status(ErrorCode::kInternal, e.what());
   }
+  // Whatever stopped this replica (a lost worker, or a broken invariant here), its
+  // requests are not lost with it: another replica takes them, and a request that
+  // keeps failing runs out of hand-backs.
+  lost_because_ = cause;
+  hand_back(on_result, on_hand_back);
+  return false;
 }
 
 void SchedulerActor::hand_back(const ResultCallback& on_result,
@@ -409,7 +412,9 @@ void SchedulerActor::hand_back(const ResultCallback& on_result,
     EngineRequest request = group->request;
     request.sampling.seed = group->base_seed;
     request.progress = std::move(progress);
-    ++request.hand_backs;
+    // Only a replica that ran the request counts against it: one that was merely
+    // holding it ahead of admission says nothing about the request.
+    if (group->scheduled) ++request.hand_backs;
     on_hand_back(std::move(request));
   }
   sequences_.clear();
@@ -449,6 +454,8 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
     stats_.seconds = seconds_between(started_, SteadyClock::now());
   };
   while (true) {
+    // A lost runner runs nothing more: leave the requests to other replicas.
+    if (runner_.lost()) fail(ErrorCode::kUnavailable, "the pipeline was lost");
     // Take requests ahead of admission, up to the lookahead.
     while (input_open && scheduler_.waiting() < options_.lookahead) {
       auto r = requests.try_receive();
@@ -472,10 +479,12 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
         fail(ErrorCode::kInternal, "scheduler made no progress with nothing in flight");
       }
       if (!input_open) break;
-      auto r = requests.receive();  // idle: wait for work
+      // Idle: wait for work, looking up now and then in case the runner was lost.
+      auto r = requests.receive_for(std::chrono::milliseconds(100));
       if (!r) {
-        input_open = false;
-        break;
+        input_open = !requests.finished();
+        if (!input_open) break;
+        continue;
       }
       add(std::move(*r), on_result);
       continue;

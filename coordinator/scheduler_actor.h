@@ -139,14 +139,17 @@ class SchedulerActor {
 
   // A request handed back when the runner is lost (see run_until_lost).
   using HandBackCallback = std::function<void(EngineRequest)>;
-  // As run(), except that when the runner reports itself lost (a step answered
-  // kUnavailable: a worker of a remote pipeline died), every request not finished is
+  // As run(), except that when the run cannot go on (the runner is lost: a worker of
+  // a remote pipeline died; or anything else failed), every request not finished is
   // handed to `on_hand_back` with its progress, and the call returns false instead of
-  // throwing. True when `requests` was closed and everything finished.
+  // throwing (lost_because() says why). True when `requests` was closed and
+  // everything finished.
   bool run_until_lost(Channel<EngineRequest>& requests, const ResultCallback& on_result,
                       const HandBackCallback& on_hand_back, const StepCallback& on_step = {});
 
   const EngineStats& stats() const { return stats_; }
+  // Why run_until_lost() last returned false.
+  const Status& lost_because() const { return lost_because_; }
 
  private:
   struct Group;
@@ -193,6 +196,7 @@ class SchedulerActor {
   std::map<std::uint64_t, InFlight> in_flight_;  // by step number
   std::map<SequenceId, std::unique_ptr<Sequence>> sequences_;
   std::vector<SequenceId> released_;  // left since the last plan
+  Status lost_because_;
 };
 
 }  // namespace conveyor

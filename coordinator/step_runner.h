@@ -18,6 +18,9 @@ class StepRunner {
   virtual void submit(std::shared_ptr<const StepPlan> plan) = 0;
   // Blocks for the next finished (or failed) step, in submission order.
   virtual StepOutput next_result() = 0;
+  // True once the runner can run nothing more (a remote replica whose worker was
+  // lost): an idle scheduler actor then stops instead of taking more requests.
+  virtual bool lost() const { return false; }
 };
 
 }  // namespace conveyor

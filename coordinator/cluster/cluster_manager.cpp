@@ -11,7 +11,7 @@ namespace {
 
 std::uint64_t random_incarnation() {
   std::random_device device;
-  return (static_cast<std::uint64_t>(device()) << 32) ^ device();
+  return ((static_cast<std::uint64_t>(device()) << 32) ^ device()) | 1;  // never kUnknownWorker
 }
 
 }  // namespace
@@ -31,8 +31,18 @@ ClusterManager::~ClusterManager() {
   for (auto& [epoch, replica] : replicas_) {
     if (replica.pipeline) replica.pipeline->lose("the coordinator is stopping");
   }
-  for (std::thread& actor : actors_)
-    actor.join();
+  for (Actor& actor : actors_)
+    actor.thread.join();
+}
+
+void ClusterManager::on_unroutable(const std::string& identity) {
+  Worker* worker = worker_by_identity(identity);
+  if (worker == nullptr || worker->replica == 0) return;
+  // A step (or a link) that cannot reach its worker would leave the replica waiting
+  // for a result that never comes.
+  dissolve(worker->replica,
+           "a message to worker " + worker->info.worker_id + " could not be delivered",
+           /*suspect=*/true);
 }
 
 void ClusterManager::log(const std::string& line) const {
@@ -60,9 +70,9 @@ void ClusterManager::on_message(const std::string& identity, ControlMessage mess
   }
   Worker* worker = worker_by_identity(identity);
   if (worker == nullptr) {
-    // A worker registered with an earlier coordinator: our incarnation tells it to
-    // register again.
-    hub_.send(identity, CoordinatorHeartbeatMessage{incarnation_});
+    // A worker this coordinator does not know (it registered with an earlier one, or
+    // was dropped as silent): incarnation 0 tells it to drop its stage and register.
+    hub_.send(identity, CoordinatorHeartbeatMessage{kUnknownWorker});
     return;
   }
   worker->last_heard = Clock::now();
@@ -79,6 +89,14 @@ void ClusterManager::on_message(const std::string& identity, ControlMessage mess
     if (worker->replica == failed->epoch) dissolve(failed->epoch, "worker " + id + " failed");
   } else if (auto* leaving = std::get_if<LeavingMessage>(&message)) {
     remove_worker(id, "left: " + leaving->reason);
+  } else if (auto* beat = std::get_if<WorkerHeartbeatMessage>(&message)) {
+    // A worker of a live replica that no longer holds that replica's stage (it
+    // dropped it on its own) cannot serve it.
+    auto r = replicas_.find(worker->replica);
+    if (r != replicas_.end() && r->second.state == ReplicaState::kLive &&
+        beat->epoch != worker->replica) {
+      dissolve(worker->replica, "worker " + id + " no longer holds its stage");
+    }
   }
   // Heartbeats only refresh last_heard.
 }
@@ -89,6 +107,12 @@ void ClusterManager::on_register(const std::string& identity, const RegisterMess
     if (it->second.info.incarnation == m.incarnation) {  // a repeat: the Welcome was in flight
       it->second.identity = identity;
       it->second.last_heard = Clock::now();
+      // ... or the worker dropped its stage and registers again: its live replica is
+      // gone (a replica still loading may see a repeat sent before the Welcome).
+      auto r = replicas_.find(it->second.replica);
+      if (r != replicas_.end() && r->second.state == ReplicaState::kLive) {
+        dissolve(it->second.replica, "worker " + m.worker_id + " registered again");
+      }
       hub_.send(identity, WelcomeMessage{static_cast<std::uint32_t>(options_.heartbeat.count()),
                                          static_cast<std::uint32_t>(options_.liveness.count()),
                                          incarnation_});
@@ -117,9 +141,11 @@ void ClusterManager::remove_worker(const std::string& id, const std::string& why
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
   const std::uint64_t replica = it->second.replica;
-  workers_.erase(it);
   log("worker " + id + " " + why);
+  // Dissolved while the worker is still listed, so that it is sent a Release too
+  // (it may be alive after all, and must not keep a stage nobody uses).
   if (replica != 0) dissolve(replica, "worker " + id + " " + why);
+  workers_.erase(id);
   plan_pending_ = true;
   membership_changed_ = Clock::now();
   std::lock_guard lock(stats_mutex_);
@@ -145,9 +171,10 @@ void ClusterManager::dissolve(std::uint64_t epoch, const std::string& why, bool 
   plan_pending_ = true;
   membership_changed_ = Clock::now();
   if (suspect) plan_not_before_ = membership_changed_ + options_.liveness;
+  if (!was_live) return;
   std::lock_guard lock(stats_mutex_);
   ++stats_.replicas_lost;
-  if (was_live) --stats_.live_replicas;
+  --stats_.live_replicas;
 }
 
 void ClusterManager::on_stage_ready(const std::string& worker, const StageReadyMessage& m) {
@@ -196,7 +223,9 @@ void ClusterManager::go_live(Replica& r) {
   }
   log("replica " + std::to_string(r.epoch) + " live: " + layout);
   std::shared_ptr<RemotePipeline> pipeline = r.pipeline;
-  actors_.emplace_back([this, pipeline] {
+  auto done = std::make_shared<std::atomic<bool>>(false);
+  actors_.push_back({{}, done});
+  actors_.back().thread = std::thread([this, pipeline, done] {
     SchedulerActorOptions scheduler = options_.scheduler;
     if (options_.on_lease) {
       scheduler.on_take = [this, epoch = pipeline->epoch()](std::uint64_t key) {
@@ -221,9 +250,20 @@ void ClusterManager::go_live(Replica& r) {
         // Closed only when the coordinator stops; the journal still holds the request.
         (void)requests_.send(std::move(request));
       });
-    } catch (const std::exception& e) {
+      if (!pipeline->lost()) {
+        // The actor stopped on its own (a broken invariant): its requests went back,
+        // and the replica must go too.
+        log("replica " + std::to_string(pipeline->epoch()) +
+            "'s scheduler stopped: " + actor.lost_because().to_string());
+        std::lock_guard lock(stopped_mutex_);
+        stopped_epochs_.push_back(pipeline->epoch());
+      }
+    } catch (const std::exception& e) {  // a callback threw: nothing to hand back
       log("replica " + std::to_string(pipeline->epoch()) + " stopped: " + e.what());
+      std::lock_guard lock(stopped_mutex_);
+      stopped_epochs_.push_back(pipeline->epoch());
     }
+    done->store(true);
   });
   std::lock_guard lock(stats_mutex_);
   ++stats_.live_replicas;
@@ -312,6 +352,10 @@ void ClusterManager::on_tick() {
   }
   std::vector<std::string> silent;
   for (const auto& [id, w] : workers_) {
+    // A worker loading or linking its stage may be busy for a while (a large model):
+    // stage_timeout bounds that instead.
+    auto r = replicas_.find(w.replica);
+    if (r != replicas_.end() && r->second.state != ReplicaState::kLive) continue;
     if (now - w.last_heard > options_.liveness) silent.push_back(id);
   }
   for (const std::string& id : silent)
@@ -323,6 +367,22 @@ void ClusterManager::on_tick() {
   }
   for (std::uint64_t epoch : stuck)
     dissolve(epoch, "its stages did not load and link in time");
+  std::vector<std::uint64_t> stopped;
+  {
+    std::lock_guard lock(stopped_mutex_);
+    stopped.swap(stopped_epochs_);
+  }
+  for (std::uint64_t epoch : stopped)
+    dissolve(epoch, "its scheduler stopped");
+  // Threads of replicas that are gone and done.
+  for (auto it = actors_.begin(); it != actors_.end();) {
+    if (it->done->load()) {
+      it->thread.join();
+      it = actors_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   if (plan_pending_ && now - membership_changed_ >= options_.plan_delay && now >= plan_not_before_)
     plan_idle_workers();
 }

@@ -71,6 +71,7 @@ class ClusterManager final : public WorkerHub::Handler {
 
   void on_message(const std::string& identity, ControlMessage message) override;
   void on_tick() override;
+  void on_unroutable(const std::string& identity) override;
 
   ClusterStats stats() const;
   std::uint64_t incarnation() const { return incarnation_; }
@@ -125,7 +126,13 @@ class ClusterManager final : public WorkerHub::Handler {
   Clock::time_point last_heartbeat_;
   std::string last_plan_error_;
 
-  std::vector<std::thread> actors_;
+  struct Actor {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> done;  // its run ended: join it
+  };
+  std::vector<Actor> actors_;
+  std::mutex stopped_mutex_;
+  std::vector<std::uint64_t> stopped_epochs_;  // replicas whose actor stopped on its own
   std::atomic<std::int64_t> requeued_{0};
   mutable std::mutex stats_mutex_;
   ClusterStats stats_;  // guarded by stats_mutex_; read from other threads

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <iterator>
 #include <set>
+#include <variant>
 
 #include "coordinator/producer/job_id.h"
 #include "coordinator/sink.h"
@@ -164,8 +166,10 @@ JobManager::Finished JobManager::to_line(const std::string& job_id,
                                                      meta, token_text))}};
 }
 
-void JobManager::start(std::function<void(const std::string&)> on_new_results) {
+void JobManager::start(std::function<void(const std::string&)> on_new_results,
+                       std::function<void()> on_failure) {
   on_new_results_ = std::move(on_new_results);
+  on_failure_ = std::move(on_failure);
   completion_thread_ = std::thread([this] { completion_loop(); });
 }
 
@@ -179,32 +183,39 @@ void JobManager::complete(EngineResult result) {
 }
 
 void JobManager::lease(std::uint64_t key, std::uint64_t epoch) {
-  std::lock_guard lock(mutex_);
-  auto owner = keys_.find(key);
-  if (owner == keys_.end()) return;
-  const RequestLease record{owner->second.job_id, owner->second.custom_id, epoch,
-                            "replica-" + std::to_string(epoch)};
-  journal_->lease(record);
-  apply_journal_record(live_, record);
+  // Recorded on the completion thread: the actor that takes a request must not wait
+  // behind the fsyncs the journal's other callers hold the lock for.
+  (void)completions_.send(Lease{key, epoch});
 }
 
 void JobManager::completion_loop() {
   while (auto first = completions_.receive()) {
-    std::vector<EngineResult> results;
-    results.push_back(std::move(*first));
+    std::vector<Completion> batch;
+    batch.push_back(std::move(*first));
     while (auto more = completions_.try_receive())
-      results.push_back(std::move(*more));
+      batch.push_back(std::move(*more));
     std::set<std::string> touched;
+    bool failed = false;
     {
       std::lock_guard lock(mutex_);
       std::vector<Finished> lines;
-      for (const EngineResult& r : results) {
+      for (const Completion& c : batch) {
+        if (const Lease* lease = std::get_if<Lease>(&c)) {
+          auto owner = keys_.find(lease->key);
+          if (owner == keys_.end()) continue;
+          const RequestLease record{owner->second.job_id, owner->second.custom_id, lease->epoch,
+                                    "replica-" + std::to_string(lease->epoch)};
+          journal_->lease(record);
+          apply_journal_record(live_, record);
+          continue;
+        }
+        const EngineResult& r = std::get<EngineResult>(c);
         auto owner = keys_.find(r.key);
         if (owner == keys_.end()) continue;  // its job was released
         const std::string job_id = owner->second.job_id;
         keys_.erase(owner);
         auto job = jobs_.find(job_id);
-        if (job == jobs_.end()) continue;  // released: its pending count went with it
+        if (job == jobs_.end()) continue;
         --pending_;
         --job->second.pending;
         if (job->second.cancelled || r.origin == nullptr) continue;
@@ -213,12 +224,16 @@ void JobManager::completion_loop() {
       }
       if (Status s = write(std::move(lines)); !s.ok()) {
         std::fprintf(stderr, "[coordinator] cannot record results: %s\n", s.to_string().c_str());
+        failed = true;
       }
     }
     if (on_new_results_) {
       for (const std::string& job_id : touched)
         on_new_results_(job_id);
     }
+    // Results that cannot be recorded cannot be promised: the coordinator stops,
+    // and the journal (which has the requests) lets a restart redo them.
+    if (failed && on_failure_) on_failure_();
   }
 }
 
@@ -314,7 +329,13 @@ Status JobManager::release(const std::string& job_id) {
   if (Status s = journal_->release(job_id); !s.ok()) return s;
   apply_journal_record(live_, JobReleased{job_id});
   it->second.results->remove();
-  pending_ -= it->second.pending;  // their results will find no job
+  // Its queued requests are not run, and results of those running find no key: a
+  // job submitted again under the same id starts clean.
+  it->second.cancel_flag->store(true);
+  pending_ -= it->second.pending;
+  for (auto key = keys_.begin(); key != keys_.end();) {
+    key = key->second.job_id == job_id ? keys_.erase(key) : std::next(key);
+  }
   jobs_.erase(it);
   if (journal_->compaction_due()) {
     if (Status s = journal_->compact(live_); !s.ok()) {

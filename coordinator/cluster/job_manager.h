@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 #include <unordered_set>
+#include <variant>
 
 #include "common/channel.h"
 #include "coordinator/batch/result_line.h"
@@ -58,8 +59,11 @@ class JobManager final : public JobService {
                                                     Channel<EngineRequest>& requests);
   ~JobManager() override;  // stop()
 
-  // Starts the completion thread.
-  void start(std::function<void(const std::string& job_id)> on_new_results);
+  // Starts the completion thread. `on_new_results`: a job's stream grew.
+  // `on_failure`: results could not be recorded (a full or failing disk); the
+  // coordinator must stop.
+  void start(std::function<void(const std::string& job_id)> on_new_results,
+             std::function<void()> on_failure = {});
   // Writes what has finished, then joins the completion thread.
   void stop();
 
@@ -130,9 +134,15 @@ class JobManager final : public JobService {
   JobManagerCounters counters_;
   Status failure_;  // a write or journal failure: the coordinator must stop
 
-  Channel<EngineResult> completions_;
+  struct Lease {
+    std::uint64_t key = 0;
+    std::uint64_t epoch = 0;
+  };
+  using Completion = std::variant<EngineResult, Lease>;
+  Channel<Completion> completions_;
   std::thread completion_thread_;
   std::function<void(const std::string&)> on_new_results_;
+  std::function<void()> on_failure_;
 };
 
 }  // namespace conveyor

@@ -1,5 +1,7 @@
 #include "coordinator/cluster/model_footprint.h"
 
+#include <algorithm>
+#include <charconv>
 #include <string>
 
 namespace conveyor {
@@ -13,8 +15,10 @@ ModelFootprint footprint_of(const ModelSource& source, std::uint64_t kv_bytes_al
   for (const TensorRef& t : source.tensors()) {
     const std::uint64_t bytes = t.bytes.size();
     if (t.name.rfind("blk.", 0) == 0) {
-      const std::size_t dot = t.name.find('.', 4);
-      const std::int64_t layer = std::stoll(t.name.substr(4, dot - 4));
+      std::int64_t layer = -1;
+      const char* begin = t.name.data() + 4;
+      const char* end = t.name.data() + t.name.size();
+      (void)std::from_chars(begin, end, layer);  // a name that does not parse stays -1
       if (layer >= 0 && layer < spec.num_layers)
         f.layer_bytes[static_cast<std::size_t>(layer)] += bytes;
     } else if (t.name == "token_embd.weight") {

@@ -32,7 +32,7 @@ class RemotePipeline final : public StepRunner {
   void deliver(StepOutput output);
   // From the hub thread: a stage worker is gone (or failed); idempotent.
   void lose(const std::string& why);
-  bool lost() const { return lost_.load(); }
+  bool lost() const override { return lost_.load(); }
 
  private:
   WorkerHub& hub_;

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <set>
 
 #include "worker/node/control_codec.h"
 
@@ -25,6 +26,9 @@ Status WorkerHub::bind() {
     // A reply to a worker that is gone fails at once (EHOSTUNREACH) instead of being
     // dropped silently; bounded queues and message sizes keep a flood bounded.
     router_.set(zmq::sockopt::router_mandatory, 1);
+    // A worker keeps its routing id across reconnections: the new connection takes
+    // the id over even while a half-open old one still holds it.
+    router_.set(zmq::sockopt::router_handover, 1);
     router_.set(zmq::sockopt::maxmsgsize, static_cast<std::int64_t>(options_.max_message_bytes));
     router_.set(zmq::sockopt::sndhwm, 100000);
     router_.set(zmq::sockopt::rcvhwm, 100000);
@@ -52,22 +56,34 @@ void WorkerHub::send_bytes(const std::string& identity, std::vector<std::uint8_t
   (void)!::write(wakeup_fd_, &one, sizeof(one));
 }
 
-void WorkerHub::drain_outbox() {
+void WorkerHub::drain_outbox(Handler* handler) {
   std::deque<std::pair<std::string, std::vector<std::uint8_t>>> batch;
   {
     std::lock_guard lock(mutex_);
     batch.swap(outbox_);
   }
+  std::set<std::string> unreachable;
   for (auto& [identity, bytes] : batch) {
-    try {
-      if (!router_.send(zmq::buffer(identity),
-                        zmq::send_flags::sndmore | zmq::send_flags::dontwait) ||
-          !router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
-        ++unroutable_;
-      }
-    } catch (const zmq::error_t&) {
-      ++unroutable_;  // EHOSTUNREACH: that worker is gone; membership notices
+    if (unreachable.count(identity) != 0) {
+      ++unroutable_;
+      continue;
     }
+    bool sent = false;
+    try {
+      sent = router_.send(zmq::buffer(identity),
+                          zmq::send_flags::sndmore | zmq::send_flags::dontwait) &&
+             router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      // EHOSTUNREACH (ROUTER_MANDATORY): that worker is gone.
+    }
+    if (!sent) {
+      ++unroutable_;
+      unreachable.insert(identity);
+    }
+  }
+  if (handler != nullptr) {
+    for (const std::string& identity : unreachable)
+      handler->on_unroutable(identity);
   }
 }
 
@@ -93,19 +109,22 @@ void WorkerHub::run(Handler& handler, const std::atomic<bool>& stop,
       std::uint64_t count = 0;
       (void)!::read(wakeup_fd_, &count, sizeof(count));
     }
-    drain_outbox();
-    while (true) {
+    drain_outbox(&handler);
+    // A bounded batch per round, so that a flood of results cannot starve the tick
+    // (heartbeats, liveness).
+    for (int handled = 0; handled < 1000; ++handled) {
       zmq::message_t identity, payload;
       if (!router_.recv(identity, zmq::recv_flags::dontwait)) break;
       if (!identity.more() || !router_.recv(payload, zmq::recv_flags::dontwait)) {
         ++malformed_;
         continue;
       }
-      while (payload.more()) {  // a message of more frames than ours: drop the rest
-        zmq::message_t extra;
-        if (!router_.recv(extra, zmq::recv_flags::dontwait)) break;
-        payload.rebuild(0);
+      if (payload.more()) {  // a message of more frames than ours: drop all of it
         ++malformed_;
+        zmq::message_t extra;
+        while (router_.recv(extra, zmq::recv_flags::dontwait) && extra.more()) {
+        }
+        continue;
       }
       Expected<ControlMessage> message =
           decode_control({static_cast<const std::uint8_t*>(payload.data()), payload.size()});
@@ -115,7 +134,7 @@ void WorkerHub::run(Handler& handler, const std::atomic<bool>& stop,
       }
       handler.on_message(identity.to_string(), std::move(message).value());
     }
-    drain_outbox();
+    drain_outbox(&handler);
   }
 }
 

@@ -36,6 +36,8 @@ class WorkerHub {
     // `identity`: the worker's routing id, to address replies.
     virtual void on_message(const std::string& identity, ControlMessage message) = 0;
     virtual void on_tick() = 0;
+    // A message to `identity` could not be delivered (that peer is gone).
+    virtual void on_unroutable(const std::string& identity) { (void)identity; }
   };
 
   WorkerHub(zmq::context_t& context, WorkerHubOptions options);
@@ -58,7 +60,7 @@ class WorkerHub {
   std::uint64_t malformed() const { return malformed_.load(); }
 
  private:
-  void drain_outbox();
+  void drain_outbox(Handler* handler);
 
   WorkerHubOptions options_;
   zmq::socket_t router_;

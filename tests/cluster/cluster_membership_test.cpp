@@ -1,12 +1,8 @@
-// Membership under a short liveness period: a worker busy loading its stage for
-// longer than the coordinator's liveness period is taken for dead; it must find out
-// and join again, so that every worker ends up serving.
-//
-// Marked may_fail: a worker sends no heartbeat while it loads a stage (the load runs
-// on its control loop), and the coordinator's hint to a worker it no longer knows (a
-// heartbeat with its own incarnation) looks to that worker like an ordinary heartbeat,
-// so it neither notices nor registers again and stays out of the cluster for good.
-// Where loading takes less than the liveness period the test passes either way.
+// Membership under a short liveness period: three workers loading a whole model at
+// once on a small machine may each be busy for longer than the coordinator's liveness
+// period. A worker loading its stage is not taken for dead (the stage timeout bounds
+// the load instead), and a worker the coordinator no longer knows is told so and joins
+// again, so that every worker ends up serving.
 #include <doctest/doctest.h>
 
 #include <set>
@@ -18,8 +14,7 @@ namespace {
 
 using namespace conveyor::testing;
 
-TEST_CASE("cluster: a worker taken for dead while loading its stage joins again" *
-          doctest::may_fail()) {
+TEST_CASE("cluster: workers busy loading their stages for longer than liveness all serve") {
   if (skip_without_model()) return;
   TestCluster cluster("  stages: auto\n",
                       "  heartbeat_seconds: 0.2\n"

@@ -156,10 +156,14 @@ TEST_CASE("requests handed back by a lost replica continue to the same outputs e
     bool any_progress = false;
     for (const EngineRequest& r : handed_back) {
       if (!r.progress) continue;
-      CHECK(r.hand_backs == 1);
       CHECK(r.sampling.seed.has_value());
+      bool progressed = false;
       for (const RequestProgress::Choice& c : r.progress->choices)
-        any_progress = any_progress || c.finished || !c.samples.empty();
+        progressed = progressed || c.finished || !c.samples.empty();
+      any_progress = any_progress || progressed;
+      // A request the lost replica ran counts one loss; one it only held, none.
+      CHECK(r.hand_backs <= 1);
+      if (progressed) CHECK(r.hand_backs == 1);
     }
     if (healthy >= 9) CHECK(any_progress);
 

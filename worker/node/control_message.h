@@ -79,6 +79,11 @@ struct StepMessage {
 struct ReleaseMessage {
   std::uint64_t epoch = 0;  // unload the stage of this epoch
 };
+// The incarnation a coordinator answers a worker it does not know with (one that
+// registered with an earlier coordinator, or was dropped as silent): the worker drops
+// its stage and registers again. Real incarnations are never 0.
+inline constexpr std::uint64_t kUnknownWorker = 0;
+
 struct CoordinatorHeartbeatMessage {
   std::uint64_t coordinator_incarnation = 0;
 };

@@ -16,31 +16,45 @@ class DeferredActivationChannel final : public ActivationChannel {
   // Attaches the transport; sends before this fail (kUnavailable).
   void attach(std::unique_ptr<ActivationChannel> target) {
     std::lock_guard lock(mutex_);
-    if (!closed_) target_ = std::move(target);
+    if (!closed_) target_ = std::shared_ptr<ActivationChannel>(std::move(target));
   }
 
   ActivationChannelCapabilities capabilities() const override {
-    std::lock_guard lock(mutex_);
-    return target_ ? target_->capabilities() : ActivationChannelCapabilities{"unlinked"};
+    std::shared_ptr<ActivationChannel> target = current();
+    return target ? target->capabilities() : ActivationChannelCapabilities{"unlinked"};
   }
+  // Sends outside the lock, so that close() can cancel a send that blocks.
   Status send(Activations activations) override {
-    std::lock_guard lock(mutex_);
-    if (closed_) return Status(ErrorCode::kCancelled, "activation channel closed");
-    if (!target_) return Status(ErrorCode::kUnavailable, "stage not linked to the next stage yet");
-    return target_->send(std::move(activations));
+    std::shared_ptr<ActivationChannel> target;
+    {
+      std::lock_guard lock(mutex_);
+      if (closed_) return Status(ErrorCode::kCancelled, "activation channel closed");
+      target = target_;
+    }
+    if (!target) return Status(ErrorCode::kUnavailable, "stage not linked to the next stage yet");
+    return target->send(std::move(activations));
   }
   Expected<Activations> receive() override {
     return Status(ErrorCode::kUnsupported, "a stage's output channel only sends");
   }
   void close() override {
-    std::lock_guard lock(mutex_);
-    closed_ = true;
-    if (target_) target_->close();
+    std::shared_ptr<ActivationChannel> target;
+    {
+      std::lock_guard lock(mutex_);
+      closed_ = true;
+      target = target_;
+    }
+    if (target) target->close();
   }
 
  private:
+  std::shared_ptr<ActivationChannel> current() const {
+    std::lock_guard lock(mutex_);
+    return target_;
+  }
+
   mutable std::mutex mutex_;
-  std::unique_ptr<ActivationChannel> target_;
+  std::shared_ptr<ActivationChannel> target_;
   bool closed_ = false;
 };
 

@@ -30,8 +30,9 @@ using Clock = std::chrono::steady_clock;
 
 std::uint64_t random_incarnation() {
   std::random_device device;
-  return (static_cast<std::uint64_t>(device()) << 32) ^ device() ^
-         static_cast<std::uint64_t>(::getpid());
+  return ((static_cast<std::uint64_t>(device()) << 32) ^ device() ^
+          static_cast<std::uint64_t>(::getpid())) |
+         1;  // never kUnknownWorker
 }
 
 std::uint64_t default_memory() {
@@ -58,6 +59,7 @@ std::string lanes_of(const std::string& description) {
 // The loaded stage of one assignment (one epoch) and what serves it.
 struct LoadedStage {
   std::uint64_t epoch = 0;
+  std::atomic<bool> forwarded_all{false};       // the forwarder has ended
   std::unique_ptr<ActivationChannel> receiver;  // from the previous stage; none on the first
   DeferredActivationChannel output;             // to the next stage; unused on the last
   Channel<StepOutput> results;                  // failures from any stage, tokens from the last
@@ -120,6 +122,13 @@ struct WorkerAgent::State {
     if (stage->receiver) stage->receiver->close();
     control->unload_stage();
     stage->results.close();
+    // The forwarder may be blocked handing a result to this thread: take (and drop:
+    // they are of the stage being dropped) what it sends until it ends.
+    zmq::message_t unwanted;
+    while (!stage->forwarded_all.load()) {
+      if (!results_in.recv(unwanted, zmq::recv_flags::dontwait))
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     if (stage->forwarder.joinable()) stage->forwarder.join();
     log("released the stage of epoch " + std::to_string(stage->epoch));
     stage.reset();
@@ -148,7 +157,7 @@ struct WorkerAgent::State {
       ActivationChannel* output = m.stage + 1 < m.stages ? &loaded->output : nullptr;
       control->load_stage(*source, {{m.layer_begin, m.layer_end}, {m.kv_blocks, m.block_size}},
                           loaded->receiver.get(), output, loaded->results);
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // Error, and what a loader or allocator throws
       log("cannot load layers " + std::to_string(m.layer_begin) + "-" +
           std::to_string(m.layer_end - 1) + ": " + e.what());
       control->unload_stage();
@@ -191,6 +200,10 @@ struct WorkerAgent::State {
   void step(StepMessage& m) {
     if (!stage || stage->epoch != m.epoch || control->stage() == nullptr) {
       ++stale;
+      // Said, not just dropped: a coordinator that still counts on this stage would
+      // otherwise wait for the step's result for ever.
+      send(StageFailedMessage{m.epoch,
+                              "this worker holds no stage of epoch " + std::to_string(m.epoch)});
       return;
     }
     Expected<StepPlan> plan = decode_step_plan(m.plan);
@@ -214,6 +227,7 @@ struct WorkerAgent::State {
       const std::vector<std::uint8_t> bytes = encode_control(message);
       (void)push.send(zmq::buffer(bytes), zmq::send_flags::none);
     }
+    s.forwarded_all.store(true);
   }
 
   void handle(ControlMessage message) {
@@ -347,6 +361,8 @@ int WorkerAgent::run() {
           continue;
         }
         s.handle(std::move(message).value());
+        // Time spent handling it (loading a stage) is not the coordinator's silence.
+        s.last_heard = Clock::now();
       }
     }
   } catch (const ShutdownMessage&) {

@@ -193,6 +193,10 @@ void register_coordinator(CLI::App& app, CommandResult& result) {
   cmd->add_option("-c,--config", o->config_file, "YAML config (see config/cluster.yaml)")
       ->envname("CONVEYOR_CONFIG");
   add_engine_flags(*cmd, o->engine, /*in_process_stages=*/false);
+  // What belongs to a batch file or to the workers' own compute is not the
+  // coordinator's: results go to producers, and each worker sets its threads.
+  for (const char* name : {"--progress", "--errors", "--threads", "--backend"})
+    cmd->remove_option(cmd->get_option(name));
   cmd->add_option("--listen", o->listen, "producers' endpoint, e.g. tcp://0.0.0.0:5555");
   cmd->add_option("--worker-listen", o->worker_listen,
                   "workers' endpoint, e.g. tcp://0.0.0.0:5556");

@@ -225,6 +225,8 @@ void JobManager::completion_loop() {
       if (Status s = write(std::move(lines)); !s.ok()) {
         std::fprintf(stderr, "[coordinator] cannot record results: %s\n", s.to_string().c_str());
         failed = true;
+      } else {
+        compact_if_due();
       }
     }
     if (on_new_results_) {
@@ -337,12 +339,17 @@ Status JobManager::release(const std::string& job_id) {
     key = key->second.job_id == job_id ? keys_.erase(key) : std::next(key);
   }
   jobs_.erase(it);
-  if (journal_->compaction_due()) {
-    if (Status s = journal_->compact(live_); !s.ok()) {
-      std::fprintf(stderr, "[coordinator] journal compaction failed: %s\n", s.to_string().c_str());
-    }
-  }
+  compact_if_due();
   return {};
+}
+
+void JobManager::compact_if_due() {
+  // Every journal call happens under mutex_, which the caller holds: nothing is
+  // appended between taking live_ and the end of the compaction.
+  if (!journal_->compaction_due()) return;
+  if (Status s = journal_->compact(live_); !s.ok()) {
+    std::fprintf(stderr, "[coordinator] journal compaction failed: %s\n", s.to_string().c_str());
+  }
 }
 
 FetchReply JobManager::fetch(const std::string& job_id, std::uint64_t offset,

@@ -9,6 +9,10 @@
 // Bounded: a chunk that would take the requests accepted but not finished past
 // `queue_limit` is answered BUSY (nothing stored), unless nothing is pending at all.
 //
+// The journal is compacted as it grows (JobJournal::compaction_due) when results are
+// written and when jobs are released, so it stays proportional to the jobs not yet
+// released rather than to everything ever submitted.
+//
 // Restart: open() replays the journal; every line of an unreleased job whose
 // custom_id has no line in the result stream is judged again and queued; finished
 // ones are never run again, so a job's stream holds exactly one line per custom_id.
@@ -115,6 +119,9 @@ class JobManager final : public JobService {
   Status write(std::vector<Finished> batch);
   Finished to_line(const std::string& job_id, const EngineResult& result) const;
   std::string state_of(const Job& job) const;
+  // Rewrites the journal to what live_ needs once it has grown enough (as jobs finish
+  // and are released). Called with mutex_ held.
+  void compact_if_due();
 
   JobManagerOptions options_;
   RequestPreparer preparer_;

@@ -23,6 +23,7 @@
 
 #include "common/model_registry.h"
 #include "tests/cli/conveyor_process.h"
+#include "tests/json_lines.h"
 #include "tests/temp_dir.h"
 
 namespace {
@@ -30,6 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 
 using conveyor::testing::CommandOutput;
+using conveyor::testing::read_json_lines;
 using conveyor::testing::run_conveyor;
 using conveyor::testing::TempDir;
 
@@ -57,20 +59,11 @@ void write_file(const fs::path& path, const std::string& text) {
   out << text;
 }
 
-std::vector<nlohmann::json> read_lines(const fs::path& path) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
-  return lines;
-}
-
 // custom_id -> how many terminal lines it has, over both files.
 std::map<std::string, int> terminal_counts(const fs::path& output, const fs::path& errors) {
   std::map<std::string, int> counts;
   for (const fs::path& file : {output, errors})
-    for (const auto& line : read_lines(file))
+    for (const auto& line : read_json_lines(file))
       ++counts[line.at("custom_id").get<std::string>()];
   return counts;
 }
@@ -90,7 +83,7 @@ std::string chat_line(const std::string& id, const std::string& question, int ma
 // id -> output text, for the result lines of a file.
 std::map<std::string, std::string> texts(const fs::path& output) {
   std::map<std::string, std::string> by_id;
-  for (const auto& line : read_lines(output)) {
+  for (const auto& line : read_json_lines(output)) {
     by_id[line.at("custom_id").get<std::string>()] =
         line.at("response").at("body").at("choices").at(0).at("message").at("content");
   }
@@ -129,7 +122,7 @@ TEST_CASE("run: one terminal line per custom_id; bad lines become error lines; e
                                                {"long", 1}};
   CHECK(counts == expected);
   std::map<std::string, std::string> codes;
-  for (const auto& e : read_lines(dir / "out.errors.jsonl")) {
+  for (const auto& e : read_json_lines(dir / "out.errors.jsonl")) {
     CHECK(e.at("response").is_null());
     codes[e.at("custom_id")] = e.at("error").at("code");
     CHECK(e.at("error").at("message").get<std::string>().find("line ") == 0);
@@ -139,7 +132,7 @@ TEST_CASE("run: one terminal line per custom_id; bad lines become error lines; e
   CHECK(codes["hot"] == "invalid_field");
   CHECK(codes["m"] == "model_not_found");
   CHECK(codes["long"] == "context_length_exceeded");
-  for (const auto& line : read_lines(dir / "out.jsonl")) {
+  for (const auto& line : read_json_lines(dir / "out.jsonl")) {
     const auto& body = line.at("response").at("body");
     CHECK(line.at("response").at("status_code") == 200);
     CHECK(line.at("error").is_null());
@@ -182,21 +175,21 @@ TEST_CASE("run: kill -9 mid-job, then the same command again: every line once, a
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
-    if (fs::exists(out) && read_lines(out).size() >= 3) break;
+    if (fs::exists(out) && read_json_lines(out).size() >= 3) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   // While it runs, a second run with the same output is refused and writes nothing.
-  const std::size_t lines_before_second = read_lines(out).size();
+  const std::size_t lines_before_second = read_json_lines(out).size();
   const CommandOutput second = run_conveyor("run" + flags + " -o " + out.string());
   CHECK(second.exit_code == 1);
   CHECK(second.out.find("another process is writing") != std::string::npos);
-  CHECK(read_lines(out).size() >= lines_before_second);
+  CHECK(read_json_lines(out).size() >= lines_before_second);
 
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
   REQUIRE(WIFSIGNALED(status));
-  const std::size_t before = read_lines(out).size();
+  const std::size_t before = read_json_lines(out).size();
   CHECK(before >= 3);
   CHECK(before < static_cast<std::size_t>(requests));
 
@@ -243,7 +236,7 @@ TEST_CASE("run: a cut last line (killed mid-write) is removed and that request r
   // Keep a's line whole and cut b's in the middle, as a kill during the write would.
   std::string kept;
   std::string cut;
-  for (const auto& line : read_lines(dir / "out.jsonl")) {
+  for (const auto& line : read_json_lines(dir / "out.jsonl")) {
     (line.at("custom_id") == "a" ? kept : cut) = line.dump();
   }
   write_file(dir / "out.jsonl", kept + "\n" + cut.substr(0, cut.size() / 2));

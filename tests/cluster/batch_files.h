@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/model_registry.h"
+#include "tests/json_lines.h"
 
 namespace conveyor::testing {
 
@@ -42,15 +43,6 @@ inline void write_story_input(const std::filesystem::path& path, int count,
     out << line.dump() << '\n';
   }
   REQUIRE_MESSAGE(out.good(), "cannot write ", path.string());
-}
-
-inline std::vector<nlohmann::json> read_json_lines(const std::filesystem::path& path) {
-  std::vector<nlohmann::json> lines;
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line))
-    if (!line.empty()) lines.push_back(nlohmann::json::parse(line));
-  return lines;
 }
 
 // What a result line says, without what differs between runs (ids, timestamps): the

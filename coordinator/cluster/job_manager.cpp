@@ -18,6 +18,10 @@ std::string without_newline(std::string line) {
   return line;
 }
 
+std::filesystem::path result_file(const std::filesystem::path& dir, const std::string& job_id) {
+  return dir / "results" / (job_id + ".jsonl");
+}
+
 }  // namespace
 
 Expected<std::unique_ptr<JobManager>> JobManager::open(JobManagerOptions options,
@@ -55,7 +59,7 @@ Expected<JobManager::Job*> JobManager::open_job(const std::string& job_id) {
   if (it != jobs_.end()) return &it->second;
   ResultStreamContents contents;
   Expected<std::unique_ptr<ResultStream>> stream =
-      ResultStream::open(options_.dir / "results" / (job_id + ".jsonl"), &contents);
+      ResultStream::open(result_file(options_.dir, job_id), &contents);
   if (!stream.ok()) return stream.status();
   Job job;
   job.results = std::move(stream).value();
@@ -267,6 +271,17 @@ SubmitReply JobManager::submit(const SubmitChunk& chunk) {
               "the coordinator's queue is full (" + std::to_string(pending_) + " of " +
                   std::to_string(options_.queue_limit) + " requests pending)",
               500};
+    }
+    if (recorded == live_.jobs.end()) {
+      // A result file under a name the journal does not know is left from a released
+      // job (the coordinator died between journaling the release and removing it): its
+      // lines are not this job's, and read back they would pass for finished requests.
+      std::error_code ec;
+      std::filesystem::remove(result_file(options_.dir, chunk.job_id), ec);
+      if (ec) {
+        return {SubmitOutcome::kRejected,
+                "cannot remove an old result file of job " + chunk.job_id + ": " + ec.message(), 0};
+      }
     }
     JobChunk record{chunk.job_id, chunk.chunk, chunk.final, chunk.lines, chunk.producer};
     if (Status s = journal_->accept_chunk(record); !s.ok()) {

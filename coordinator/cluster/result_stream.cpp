@@ -99,7 +99,8 @@ Expected<std::vector<ResultRecord>> ResultStream::read(std::uint64_t offset,
                                                        std::size_t max) const {
   std::vector<ResultRecord> records;
   if (offset >= offsets_.size() || max == 0) return records;
-  const std::uint64_t last = std::min<std::uint64_t>(offsets_.size(), offset + max);
+  // Not offset + max: a large max would wrap around and end the range before it began.
+  const std::uint64_t last = offset + std::min<std::uint64_t>(max, offsets_.size() - offset);
   const std::uint64_t begin = offsets_[offset];
   const std::uint64_t end = last < offsets_.size() ? offsets_[last] : end_;
   std::string text(end - begin, '\0');

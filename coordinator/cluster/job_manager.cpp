@@ -248,6 +248,7 @@ SubmitReply JobManager::submit(const SubmitChunk& chunk) {
     return {SubmitOutcome::kRejected, s.message(), 0};
   }
   std::vector<Finished> errors;
+  Status written;
   {
     std::lock_guard lock(mutex_);
     if (!failure_.ok()) return {SubmitOutcome::kRejected, failure_.to_string(), 0};
@@ -297,9 +298,12 @@ SubmitReply JobManager::submit(const SubmitChunk& chunk) {
     (*job)->final = (*job)->final || chunk.final;
     take_lines(chunk.job_id, **job, chunk.lines, errors);
     ++counters_.accepted_chunks;
-    (void)write(std::move(errors));
+    written = write(std::move(errors));
   }
   if (on_new_results_) on_new_results_(chunk.job_id);
+  // The chunk is journaled (its requests will run after a restart), but error lines
+  // that cannot be recorded mean the coordinator must stop.
+  if (!written.ok() && on_failure_) on_failure_();
   return {SubmitOutcome::kAccepted, "", 0};
 }
 

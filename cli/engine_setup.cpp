@@ -35,6 +35,8 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
                "fixed batches: a new batch starts when the last has finished");
   cmd.add_flag("--no-prefix-caching", f.no_prefix_caching,
                "compute every prompt in full, even where it starts like another");
+  cmd.add_flag("--no-prefix-ordering", f.no_prefix_ordering,
+               "run a batch file in file order, not grouped by shared prompt prefix");
   cmd.add_option("--progress", f.progress, "auto, bar, jsonl or off")->envname("CONVEYOR_PROGRESS");
   cmd.add_option("--errors", f.errors,
                  "error JSONL (default: <output stem>.errors.jsonl beside the output)");
@@ -67,6 +69,7 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.micro_batches) c.scheduler.micro_batches = *f.micro_batches;
   if (f.static_batching) c.scheduler.static_batching = true;
   if (f.no_prefix_caching) c.kv.prefix_caching = false;
+  if (f.no_prefix_ordering) c.kv.prefix_ordering = false;
   if (f.progress)
     c.output.progress = value_or_throw(parse_progress_mode(*f.progress), "--progress");
   if (f.errors) c.output.errors = *f.errors;

@@ -35,6 +35,7 @@ struct EngineFlags {
   std::optional<std::int64_t> micro_batches;
   bool static_batching = false;
   bool no_prefix_caching = false;
+  bool no_prefix_ordering = false;
   std::optional<std::string> progress;
   std::optional<std::string> errors;
 };

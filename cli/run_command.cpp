@@ -59,6 +59,10 @@ int run_batch(const RunOptions& o) {
   job.meta.model = engine.model_names.front();
   job.progress = config.output.progress;
   job.progress_interval_seconds = config.output.progress_interval_seconds;
+  // Grouping by prefix helps only where the scheduler reuses cached prefix blocks.
+  if (config.kv.prefix_caching && config.kv.prefix_ordering) {
+    job.prefix_order_block_size = config.kv.block_size;
+  }
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);

@@ -61,7 +61,7 @@ BatchJobSummary run_batch_job(SchedulerActor& scheduler, const BatchJobOptions& 
   // Declared before the sink, whose thread calls back into them: they outlive it.
   ProgressReporter progress(options.progress, options.progress_interval_seconds);
   FileIntake intake(options.input, options.intake, tokenizer, std::move(chat),
-                    std::move(resume->finished));
+                    std::move(resume->finished), options.prefix_order_block_size);
   std::atomic<std::int64_t> generated{0};
   Expected<std::unique_ptr<Sink>> opened =
       Sink::open({options.output, options.errors, options.meta, tokenizer});

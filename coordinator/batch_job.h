@@ -26,6 +26,10 @@ struct BatchJobOptions {
   ProgressMode progress = ProgressMode::kAuto;
   double progress_interval_seconds = 5.0;
   std::size_t request_queue = 256;  // tokenised requests read ahead of the scheduler
+  // The KV block size to order the file's requests by their prompts' prefixes, so that
+  // those sharing one run together (coordinator/prefix_order.h); 0 keeps file order.
+  // Acts only on a regular file (a pipe keeps file order).
+  std::int64_t prefix_order_block_size = 0;
 };
 
 struct BatchJobSummary {

@@ -5,6 +5,13 @@
 // does every request; each bad line becomes an error for the sink. Lines already finished in an
 // earlier run (resume) are skipped. The request channel is bounded, so a large file is read only as
 // fast as it is generated.
+//
+// With prefix ordering (a block size given, and the input a regular file that can be
+// read twice), a first pass judges the whole file in file order, answers its bad lines
+// at once, and orders the requests so that prompts sharing leading KV blocks run
+// together (coordinator/prefix_order.h); the second pass reads the request lines at
+// their offsets in that order. A pipe keeps file order. The first request is sent once
+// the first pass has judged (and tokenised) the whole file.
 #pragma once
 
 #include <atomic>
@@ -31,10 +38,11 @@ namespace conveyor {
 class FileIntake {
  public:
   // `tokenizer` and `chat` may be null: then only prompts given as token ids are
-  // accepted. `finished` holds the custom_ids to skip.
+  // accepted. `finished` holds the custom_ids to skip. `prefix_block_size`: the KV
+  // block size to order requests by their prompts' prefixes; 0 keeps file order.
   FileIntake(std::filesystem::path input, IntakeOptions options,
              std::shared_ptr<const Tokenizer> tokenizer, std::optional<ChatTemplate> chat,
-             std::unordered_set<std::string> finished);
+             std::unordered_set<std::string> finished, std::int64_t prefix_block_size = 0);
   ~FileIntake();
   FileIntake(const FileIntake&) = delete;
   FileIntake& operator=(const FileIntake&) = delete;
@@ -55,8 +63,15 @@ class FileIntake {
 
  private:
   void read_all(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
+  void read_in_file_order(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
+  void read_by_prefix(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
+  // Counts a judged line and hands it on; false once the job is stopping.
+  bool deliver(JudgedLine judged, Channel<EngineRequest>& requests, const ErrorCallback& on_error);
+  bool is_finished(const std::string& id) const { return finished_.count(id) != 0; }
 
   std::filesystem::path input_;
+  std::int64_t prefix_block_size_;
+  std::uint64_t next_key_ = 0;
   RequestPreparer preparer_;
   std::unordered_set<std::string> finished_;
   std::unordered_set<std::string> seen_;

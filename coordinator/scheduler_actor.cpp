@@ -4,6 +4,7 @@
 #include <random>
 
 #include "common/tokenizer/stream_decoder.h"
+#include "coordinator/scheduler/prefix_hash.h"
 #include "worker/sampling/stop_checker.h"
 
 namespace conveyor {
@@ -48,20 +49,12 @@ double seconds_between(SteadyClock::time_point a, SteadyClock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// SplitMix64's finaliser: a bijection of 64-bit values that spreads every input bit
-// over the output.
-std::uint64_t mix(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-
 // The seed of choice `c` of a request seeded `seed`: the seed itself for the first
 // choice (so n = 1 gives what the seed promises), a hash of both for the others, so
 // that choice 1 of seed 7 is not the same draw as choice 0 of seed 8.
 std::uint64_t choice_seed(std::uint64_t seed, std::int32_t c) {
   if (c == 0) return seed;
-  return mix(seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(c));
+  return splitmix64_mix(seed + 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(c));
 }
 
 std::uint64_t random_seed() {
@@ -107,19 +100,10 @@ Status SchedulerActor::validate(const EngineRequest& request) const {
   return {};
 }
 
-// The chained hash of each full block of a prompt: block i's hash covers every token
-// up to its end, so equal hashes mean equal prefixes (up to 64-bit collisions).
 std::vector<BlockHash> SchedulerActor::prompt_block_hashes(
     std::span<const std::int32_t> prompt) const {
-  std::vector<BlockHash> hashes;
-  if (!options_.scheduler.prefix_caching) return hashes;
-  const std::int64_t block = options_.scheduler.block_size;
-  BlockHash h = 0x9e3779b97f4a7c15ull;
-  for (std::size_t i = 0; i < prompt.size(); ++i) {
-    h = mix(h ^ static_cast<std::uint32_t>(prompt[i]));
-    if ((static_cast<std::int64_t>(i) + 1) % block == 0) hashes.push_back(h);
-  }
-  return hashes;
+  if (!options_.scheduler.prefix_caching) return {};
+  return conveyor::prompt_block_hashes(prompt, options_.scheduler.block_size);
 }
 
 void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result) {

@@ -65,6 +65,7 @@ void read_config(YamlSection& top, RunConfig& config) {
   kv.read("gpu_memory_fraction", config.kv.gpu_memory_fraction);
   kv.read("block_size", config.kv.block_size);
   kv.read("prefix_caching", config.kv.prefix_caching);
+  kv.read("prefix_ordering", config.kv.prefix_ordering);
   kv.finish();
 
   YamlSection scheduler = top.section("scheduler");

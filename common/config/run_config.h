@@ -33,6 +33,9 @@ struct RunConfig {
     double gpu_memory_fraction = 0.9;         // share of free GPU memory for weights + KV (CUDA)
     std::int64_t block_size = 16;             // tokens per KV block; a power of two
     bool prefix_caching = true;               // reuse the K/V of prompt prefixes already computed
+    // Run a batch file's requests grouped by shared prompt prefix (with prefix caching,
+    // on a regular file); false keeps file order.
+    bool prefix_ordering = true;
     friend bool operator==(const Kv&, const Kv&) = default;
   } kv;
 

@@ -222,6 +222,31 @@ TEST_CASE("run: input from a pipe is read once, whole") {
         std::map<std::string, int>{{"p1", 1}, {"p2", 1}});
 }
 
+TEST_CASE("run: --no-prefix-ordering keeps file order and the same results per custom_id") {
+  if (!model_installed()) {
+    MESSAGE("skipped: the default model is not installed");
+    return;
+  }
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
+  std::string input;
+  for (int i = 0; i < 6; ++i) {
+    input +=
+        chat_line(cat("c", i), i % 2 == 0 ? cat("Count to ", i) : cat("Name a colour, ", i), 4);
+  }
+  write_file(dir / "in.jsonl", input);
+  const std::string io = " --progress off -i " + (dir / "in.jsonl").string() + " -o ";
+  const CommandOutput ordered =
+      run_conveyor("run --model smollm2-135m-instruct" + io + (dir / "ordered.jsonl").string());
+  const CommandOutput plain =
+      run_conveyor("run --model smollm2-135m-instruct --no-prefix-ordering" + io +
+                   (dir / "plain.jsonl").string());
+  CHECK(ordered.exit_code == 0);
+  CHECK(plain.exit_code == 0);
+  CHECK(texts(dir / "plain.jsonl").size() == 6);
+  CHECK(texts(dir / "ordered.jsonl") == texts(dir / "plain.jsonl"));
+}
+
 TEST_CASE("run: a cut last line (killed mid-write) is removed and that request redone") {
   if (!model_installed()) {
     MESSAGE("skipped: the default model is not installed");

@@ -121,6 +121,7 @@ kv:
   memory: 2GiB
   gpu_memory_fraction: 0.5
   block_size: 32
+  prefix_ordering: false
 scheduler:
   max_sequences: 128
   max_step_tokens: 2k
@@ -146,6 +147,8 @@ output:
   CHECK(config.kv.memory_bytes == 2ull << 30);
   CHECK(config.kv.gpu_memory_fraction == 0.5);
   CHECK(config.kv.block_size == 32);
+  CHECK(config.kv.prefix_caching);
+  CHECK_FALSE(config.kv.prefix_ordering);
   CHECK(config.scheduler.max_sequences == 128);
   CHECK(config.scheduler.max_step_tokens == 2000);
   CHECK(config.scheduler.static_batching);

@@ -26,6 +26,9 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
   cmd.add_option("--kv-memory", f.kv_memory, "KV cache memory, e.g. 512MiB")
       ->envname("CONVEYOR_KV_MEMORY");
   cmd.add_option("--block-size", f.block_size, "tokens per KV block");
+  cmd.add_option("--weight-device-budget", f.weight_device_budget,
+                 "memory for each stage's weights, e.g. 512MiB or 50%; the layers beyond it "
+                 "stream in from the model file (default: 0, all resident)");
   cmd.add_option("--max-sequences,--max-num-seqs", f.max_sequences, "sequences running at once")
       ->envname("CONVEYOR_MAX_SEQUENCES");
   cmd.add_option("--max-step-tokens", f.max_step_tokens,
@@ -64,6 +67,10 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.kv_blocks) c.kv.blocks = *f.kv_blocks;
   if (f.kv_memory) c.kv.memory_bytes = value_or_throw(parse_size(*f.kv_memory), "--kv-memory");
   if (f.block_size) c.kv.block_size = *f.block_size;
+  if (f.weight_device_budget) {
+    c.weights.device_budget =
+        value_or_throw(parse_device_budget(*f.weight_device_budget), "--weight-device-budget");
+  }
   if (f.max_sequences) c.scheduler.max_sequences = *f.max_sequences;
   if (f.max_step_tokens) c.scheduler.max_step_tokens = *f.max_step_tokens;
   if (f.micro_batches) c.scheduler.micro_batches = *f.micro_batches;
@@ -180,6 +187,8 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
   pipeline.stages = config.stages;
   pipeline.threads = config.threads;
   pipeline.kv = {e.kv_blocks, config.kv.block_size};
+  pipeline.weight_budget = {config.weights.device_budget.bytes,
+                            config.weights.device_budget.fraction};
   e.pipeline = std::make_unique<LocalPipeline>(*e.source, pipeline);
   e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline,
                                                  scheduler_options(config, spec, e.tokenizer, kv));
@@ -189,9 +198,15 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
     stages +=
         (stages.empty() ? "" : ", ") + std::to_string(r.begin) + "-" + std::to_string(r.end - 1);
   }
+  // Layers beyond the weight budget stream in from the model file for every step.
+  const std::int64_t streamed = e.pipeline->streamed_layers();
+  const std::string streaming =
+      streamed == 0 ? ""
+                    : " | " + std::to_string(streamed) + " layers stream in (weight budget " +
+                          device_budget_string(config.weights.device_budget) + ")";
   std::fprintf(stderr,
                "[engine] %s (%s) | %s | layers %s | KV %lld blocks x %lld tokens (%.0f MiB) | "
-               "context %lld%s | %lld sequences, %lld tokens per step, %s batching\n",
+               "context %lld%s | %lld sequences, %lld tokens per step, %s batching%s\n",
                e.model_names.front().c_str(), e.source->format().c_str(),
                e.pipeline->backend_name().c_str(), stages.c_str(),
                static_cast<long long>(e.kv_blocks), static_cast<long long>(config.kv.block_size),
@@ -199,7 +214,7 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
                static_cast<long long>(e.context_limit), kv.kv_limited ? " (the KV cache)" : "",
                static_cast<long long>(config.scheduler.max_sequences),
                static_cast<long long>(config.scheduler.max_step_tokens),
-               config.scheduler.static_batching ? "static" : "continuous");
+               config.scheduler.static_batching ? "static" : "continuous", streaming.c_str());
   return e;
 }
 

@@ -29,6 +29,7 @@ struct EngineFlags {
   std::optional<int> stages;
   std::optional<std::int64_t> kv_blocks;
   std::optional<std::string> kv_memory;
+  std::optional<std::string> weight_device_budget;
   std::optional<std::int64_t> block_size;
   std::optional<std::int64_t> max_sequences;
   std::optional<std::int64_t> max_step_tokens;

@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/model_loading.h"
 #include "common/channel.h"
+#include "common/config/device_budget.h"
 #include "common/tokenizer/chat_encoding.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
@@ -29,6 +30,7 @@ struct GenerateOptions {
   bool print_ids = false;
   bool quiet = false;
   int threads = 0;
+  std::string weight_device_budget = "0";
   SamplingParams sampling;
   std::optional<std::string> seed;
   std::int32_t logprobs = -1;  // < 0: none
@@ -135,6 +137,10 @@ int run_generate(const GenerateOptions& o) {
   // checks the rest (the prompt's ids, its length).
   if (Status s = request.sampling.validate(spec.vocab_size); !s.ok())
     throw Error(s.code(), s.message());
+  const Expected<DeviceBudget> budget = parse_device_budget(o.weight_device_budget);
+  if (!budget.ok()) {
+    throw Error(budget.status().code(), "--weight-device-budget: " + budget.status().message());
+  }
 
   // One sequence: the KV cache holds exactly the longest it can grow to.
   KvGeometry kv;
@@ -147,6 +153,7 @@ int run_generate(const GenerateOptions& o) {
   pipeline_options.stages = 1;
   pipeline_options.threads = o.threads;
   pipeline_options.kv = kv;
+  pipeline_options.weight_budget = {budget->bytes, budget->fraction};
   const auto load_start = std::chrono::steady_clock::now();
   LocalPipeline pipeline(*source, pipeline_options);
   const double load_seconds = seconds_since(load_start);
@@ -224,6 +231,9 @@ void register_generate(CLI::App& app, CommandResult& result) {
   cmd->add_flag("-q,--quiet", o->quiet, "no statistics on stderr");
   cmd->add_option("-t,--threads", o->threads, "CPU threads (default: all cores)")
       ->envname("CONVEYOR_THREADS");
+  cmd->add_option("--weight-device-budget", o->weight_device_budget,
+                  "memory for the weights, e.g. 512MiB or 50%; the layers beyond it stream in "
+                  "from the model file (default: 0, all resident)");
   cmd->add_option("-n,--max-tokens", o->sampling.max_tokens, "tokens to generate at most")
       ->capture_default_str();
   cmd->add_option("--temperature", o->sampling.temperature, "0: greedy")->capture_default_str();

@@ -23,7 +23,8 @@ LocalPipeline::LocalPipeline(const ModelSource& source, const LocalPipelineOptio
         std::make_unique<WorkerControl>(std::make_unique<CpuBackend>(backend_options)));
     ActivationChannel* input = s == 0 ? nullptr : links_[s - 1].get();
     ActivationChannel* output = s + 1 == ranges.size() ? nullptr : links_[s].get();
-    workers_.back()->load_stage(source, {ranges[s], options.kv}, input, output, results_);
+    workers_.back()->load_stage(source, {ranges[s], options.kv}, input, output, results_,
+                                options.weight_budget);
   }
 }
 
@@ -69,6 +70,13 @@ std::uint64_t LocalPipeline::weight_bytes() const {
   for (const auto& worker : workers_)
     bytes += worker->stage()->executor().weight_bytes();
   return bytes;
+}
+
+std::int64_t LocalPipeline::streamed_layers() const {
+  std::int64_t layers = 0;
+  for (const auto& worker : workers_)
+    layers += worker->stage()->executor().weight_store().streamed_layers();
+  return layers;
 }
 
 }  // namespace conveyor

@@ -20,6 +20,7 @@ struct LocalPipelineOptions {
   std::int64_t stages = 1;
   int threads = 0;  // CPU threads in all, shared out over the stages; 0: every core
   KvGeometry kv;
+  WeightBudget weight_budget;  // per stage, of that stage's weights
 };
 
 class LocalPipeline final : public StepRunner {
@@ -38,6 +39,8 @@ class LocalPipeline final : public StepRunner {
   std::vector<LayerRange> layer_ranges() const;
   std::string backend_name() const;
   std::uint64_t weight_bytes() const;
+  // Layers streamed in under the weight budget, all stages together.
+  std::int64_t streamed_layers() const;
 
  private:
   std::vector<std::unique_ptr<InProcessActivationChannel>> links_;

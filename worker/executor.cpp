@@ -19,10 +19,11 @@ KvCacheConfig cache_config(const ModelSpec& spec, LayerRange layers, KvGeometry 
 
 }  // namespace
 
-Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv)
+Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv,
+                   WeightBudget weight_budget)
     : cache_(std::make_unique<KvCache>(backend, cache_config(source.spec(), layers, kv))) {
-  model_ =
-      std::make_unique<LlamaModel>(backend, ModelWeights::load(backend, source, layers), *cache_);
+  model_ = std::make_unique<LlamaModel>(
+      backend, std::make_unique<WeightStore>(backend, source, layers, weight_budget), *cache_);
 }
 
 Executor::~Executor() = default;

@@ -20,6 +20,7 @@
 #include "worker/sampling/sampler.h"
 #include "worker/sampling/token_history.h"
 #include "worker/step_plan.h"
+#include "worker/weight_budget.h"
 
 namespace conveyor {
 
@@ -36,8 +37,10 @@ struct StageResult {
 class Executor {
  public:
   // Loads the weights of `layers` from `source` through `backend` and allocates K/V
-  // storage for `kv` blocks. Throws Error as ModelWeights::load and KvCache do.
-  Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv);
+  // storage for `kv` blocks; layers beyond `weight_budget` are streamed in
+  // (WeightStore). Throws Error as WeightStore and KvCache do.
+  Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv,
+           WeightBudget weight_budget = {});
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
@@ -47,6 +50,7 @@ class Executor {
   bool last() const { return model_->weights().has_output(); }
   const ModelSpec& spec() const { return model_->spec(); }
   std::uint64_t weight_bytes() const { return model_->weights().resident_bytes(); }
+  const WeightStore& weight_store() const { return model_->weight_store(); }
 
   // Runs the plan; `hidden_in` is the previous stage's output (empty on the first
   // stage). Throws Error on a malformed plan or a backend failure.

@@ -38,8 +38,12 @@ std::size_t f32_bytes(std::int64_t rows, std::int64_t cols) {
 }  // namespace
 
 LlamaModel::LlamaModel(Backend& backend, ModelWeights weights, KvCache& cache)
+    : LlamaModel(backend, std::make_unique<WeightStore>(std::move(weights)), cache) {}
+
+LlamaModel::LlamaModel(Backend& backend, std::unique_ptr<WeightStore> weights, KvCache& cache)
     : backend_(backend),
-      weights_(std::move(weights)),
+      store_(std::move(weights)),
+      weights_(store_->resident()),
       cache_(cache),
       ws_(std::make_unique<Workspace>()) {
   const ModelSpec& s = weights_.spec();
@@ -140,8 +144,10 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   } else {
     backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
   }
-  for (std::int64_t l = 0; l < weights_.layers().size(); ++l)
-    run_layer(l, *step);
+  for (std::int64_t l = 0; l < weights_.layers().size(); ++l) {
+    const HeldLayer layer(*store_, l);
+    run_layer(l, layer.weights(), *step);
+  }
 
   if (!weights_.has_output()) {
     result.hidden.resize(static_cast<std::size_t>(tokens * s.hidden_size));
@@ -161,10 +167,9 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   return result;
 }
 
-void LlamaModel::run_layer(std::int64_t local, const BackendStep& step) {
+void LlamaModel::run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step) {
   const std::int64_t tokens = step.layout().num_tokens();
   const ModelSpec& s = spec();
-  const LayerWeights& w = weights_.layer(local);
   Workspace& ws = *ws_;
   const auto eps = static_cast<float>(s.rms_norm_eps);
   float* hidden = ws.hidden->floats();  // f32 [tokens, hidden]

@@ -16,6 +16,7 @@
 #include "kernels/backend.h"
 #include "worker/kv_cache.h"
 #include "worker/model_weights.h"
+#include "worker/weight_store.h"
 
 namespace conveyor {
 
@@ -49,12 +50,16 @@ class LlamaModel {
   // `cache` must hold as many layers as `weights`, with the spec's kv_dim; both must
   // outlive the model.
   LlamaModel(Backend& backend, ModelWeights weights, KvCache& cache);
+  // As above, with the layers that do not fit the store's budget streamed in.
+  LlamaModel(Backend& backend, std::unique_ptr<WeightStore> weights, KvCache& cache);
   ~LlamaModel();
   LlamaModel(const LlamaModel&) = delete;
   LlamaModel& operator=(const LlamaModel&) = delete;
 
   const ModelSpec& spec() const { return weights_.spec(); }
+  // The resident weights (streamed layers are empty there).
   const ModelWeights& weights() const { return weights_; }
+  const WeightStore& weight_store() const { return *store_; }
   KvCache& cache() { return cache_; }
 
   // Runs one step. Writes the new tokens' K/V into the cache. `hidden_in`
@@ -67,11 +72,12 @@ class LlamaModel {
  private:
   struct Workspace;
 
-  void run_layer(std::int64_t local, const BackendStep& step);
+  void run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step);
   void ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
 
   Backend& backend_;
-  ModelWeights weights_;
+  std::unique_ptr<WeightStore> store_;
+  const ModelWeights& weights_;  // store_->resident()
   KvCache& cache_;
   RopeConfig rope_;
   AttentionConfig attention_;

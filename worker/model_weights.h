@@ -45,6 +45,15 @@ class ModelWeights {
   // missing tensor, kMalformed for a tensor whose shape the spec contradicts,
   // kUnsupported for a dtype the backend cannot take.
   static ModelWeights load(Backend& backend, const ModelSource& source, LayerRange range);
+  // As load(), but uploads only the first `resident_layers` layers of the range; the
+  // others are left empty (is_resident() false) for a WeightStore to stream in.
+  static ModelWeights load(Backend& backend, const ModelSource& source, LayerRange range,
+                           std::int64_t resident_layers);
+  // Uploads the weights of one layer (a model layer index, not a local one). Throws as
+  // load().
+  static LayerWeights load_layer(Backend& backend, const ModelSource& source, std::int64_t layer);
+  // Bytes the backend holds for one layer's weights.
+  static std::uint64_t layer_bytes(const LayerWeights& layer);
 
   const ModelSpec& spec() const { return spec_; }
   LayerRange layers() const { return range_; }
@@ -59,6 +68,7 @@ class ModelWeights {
   const LayerWeights& layer(std::int64_t local) const {
     return layers_[static_cast<std::size_t>(local)];
   }
+  bool is_resident(std::int64_t local) const { return layer(local).attn_norm != nullptr; }
 
   // Bytes the backend holds for these weights (a tied output counted once).
   std::uint64_t resident_bytes() const;

@@ -10,9 +10,10 @@ WorkerControl::~WorkerControl() {
 
 StageActor& WorkerControl::load_stage(const ModelSource& source, const StageAssignment& assignment,
                                       ActivationChannel* input, ActivationChannel* output,
-                                      Channel<StepOutput>& results) {
+                                      Channel<StepOutput>& results, WeightBudget weight_budget) {
   unload_stage();
-  auto executor = std::make_unique<Executor>(*backend_, source, assignment.layers, assignment.kv);
+  auto executor = std::make_unique<Executor>(*backend_, source, assignment.layers, assignment.kv,
+                                             weight_budget);
   stage_ = std::make_unique<StageActor>(std::move(executor), input, output, results);
   return *stage_;
 }

@@ -14,6 +14,7 @@
 #include "worker/executor.h"
 #include "worker/stage_actor.h"
 #include "worker/step_plan.h"
+#include "worker/weight_budget.h"
 
 namespace conveyor {
 
@@ -33,11 +34,12 @@ class WorkerControl {
 
   // Loads the assigned layers of `source` (which must outlive the stage) and starts
   // the stage actor between `input` (null on the first stage) and `output` (null on
-  // the last). A loaded stage is unloaded first. Throws Error when the weights or the
-  // K/V storage do not load; the worker then holds no stage.
+  // the last). A loaded stage is unloaded first. Layers beyond `weight_budget` stream
+  // in (WeightStore). Throws Error when the weights or the K/V storage do not load; the
+  // worker then holds no stage.
   StageActor& load_stage(const ModelSource& source, const StageAssignment& assignment,
                          ActivationChannel* input, ActivationChannel* output,
-                         Channel<StepOutput>& results);
+                         Channel<StepOutput>& results, WeightBudget weight_budget = {});
   // Finishes the plans already submitted to the stage, then frees it.
   void unload_stage();
 

@@ -68,6 +68,10 @@ void read_config(YamlSection& top, RunConfig& config) {
   kv.read("prefix_ordering", config.kv.prefix_ordering);
   kv.finish();
 
+  YamlSection weights = top.section("weights");
+  weights.read_with("device_budget", config.weights.device_budget, &parse_device_budget);
+  weights.finish();
+
   YamlSection scheduler = top.section("scheduler");
   scheduler.read("max_sequences", config.scheduler.max_sequences);
   scheduler.read("max_step_tokens", config.scheduler.max_step_tokens);

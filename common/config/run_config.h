@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/config/device_budget.h"
 #include "common/status.h"
 
 namespace conveyor {
@@ -38,6 +39,14 @@ struct RunConfig {
     bool prefix_ordering = true;
     friend bool operator==(const Kv&, const Kv&) = default;
   } kv;
+
+  struct Weights {
+    // Backend memory for each stage's weights: YAML `device_budget`, a size ("512MiB")
+    // or a share of the stage's weights ("50%"); 0 = all resident. The layers beyond it
+    // stay in the memory-mapped file and stream in ahead of use.
+    DeviceBudget device_budget;
+    friend bool operator==(const Weights&, const Weights&) = default;
+  } weights;
 
   struct Scheduler {
     std::int64_t max_sequences = 64;

@@ -71,6 +71,10 @@ Status validate_run_config(const RunConfig& config) {
                 "kv.block_size must be a power of two from 1 to " + std::to_string(kMaxBlockSize) +
                     ", got " + std::to_string(config.kv.block_size));
 
+  const double share = config.weights.device_budget.fraction;
+  check.require(std::isfinite(share) && share >= 0 && share <= 1,
+                "weights.device_budget must be a share in (0%, 100%], got " + number(share));
+
   check.between("scheduler.max_sequences", config.scheduler.max_sequences, 1, kMaxSequences);
   check.between("scheduler.max_step_tokens", config.scheduler.max_step_tokens, 1, kMaxStepTokens);
   // More micro-batches than sequences would leave some of them empty.

@@ -63,32 +63,34 @@ void Sink::write(const SinkItem& item) {
     if (written.ok()) ++errors_;
   } else {
     const EngineResult& result = std::get<EngineResult>(item);
-    const BatchRequest& request = *result.origin;
-    if (!result.status.ok()) {
-      written = errors_file_.append(format_error_line(engine_error(request, result.status)));
-      if (written.ok()) ++errors_;
-    } else {
-      const Tokenizer* tokenizer = options_.tokenizer.get();
-      const TokenText token_text = [tokenizer](std::int32_t id) {
-        // The token's own bytes, part of a character or with SentencePiece's space
-        // marker as a space: what the log-prob "bytes" must carry.
-        return tokenizer != nullptr ? tokenizer->token_to_piece(id) : std::to_string(id);
-      };
-      ResultMeta meta = options_.meta;
-      meta.created = static_cast<std::int64_t>(std::time(nullptr));
-      written = output_.append(
-          format_result_line(request, result.prompt_tokens, result.choices, meta, token_text));
-      if (written.ok()) {
-        ++results_;
-        for (const EngineChoice& c : result.choices)
-          generated_tokens_ += static_cast<std::int64_t>(c.tokens.size());
-      }
+    const TerminalLine terminal = terminal_line(result, options_.meta, options_.tokenizer.get());
+    written = (terminal.error ? errors_file_ : output_).append(terminal.line);
+    if (written.ok() && terminal.error) ++errors_;
+    if (written.ok() && !terminal.error) {
+      ++results_;
+      for (const EngineChoice& c : result.choices)
+        generated_tokens_ += static_cast<std::int64_t>(c.tokens.size());
     }
   }
   if (!written.ok()) {
     std::lock_guard lock(status_mutex_);
     status_ = written;
   }
+}
+
+TerminalLine terminal_line(const EngineResult& result, const ResultMeta& meta,
+                           const Tokenizer* tokenizer) {
+  const BatchRequest& request = *result.origin;
+  if (!result.status.ok()) return {true, format_error_line(engine_error(request, result.status))};
+  const TokenText token_text = [tokenizer](std::int32_t id) {
+    // The token's own bytes, part of a character or with SentencePiece's space
+    // marker as a space: what the log-prob "bytes" must carry.
+    return tokenizer != nullptr ? tokenizer->token_to_piece(id) : std::to_string(id);
+  };
+  ResultMeta stamped = meta;
+  stamped.created = static_cast<std::int64_t>(std::time(nullptr));
+  return {false,
+          format_result_line(request, result.prompt_tokens, result.choices, stamped, token_text)};
 }
 
 }  // namespace conveyor

@@ -67,4 +67,13 @@ class Sink {
 // The error line of a request the engine refused (kOutOfRange: context length).
 RequestError engine_error(const BatchRequest& request, const Status& status);
 
+// A finished request's terminal line, ending in '\n': its result line, or its error
+// line when the engine refused it. `tokenizer` gives log-prob token texts; may be null.
+struct TerminalLine {
+  bool error = false;
+  std::string line;
+};
+TerminalLine terminal_line(const EngineResult& result, const ResultMeta& meta,
+                           const Tokenizer* tokenizer);
+
 }  // namespace conveyor

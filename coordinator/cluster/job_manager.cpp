@@ -1,7 +1,6 @@
 #include "coordinator/cluster/job_manager.h"
 
 #include <algorithm>
-#include <ctime>
 #include <iterator>
 #include <set>
 #include <variant>
@@ -152,22 +151,10 @@ Status JobManager::write(std::vector<Finished> batch) {
 
 JobManager::Finished JobManager::to_line(const std::string& job_id,
                                          const EngineResult& result) const {
-  const BatchRequest& request = *result.origin;
-  if (!result.status.ok()) {
-    return {job_id,
-            request.custom_id,
-            {true, without_newline(format_error_line(engine_error(request, result.status)))}};
-  }
-  const Tokenizer* tokenizer = options_.tokenizer.get();
-  const TokenText token_text = [tokenizer](std::int32_t id) {
-    return tokenizer != nullptr ? tokenizer->token_to_piece(id) : std::to_string(id);
-  };
-  ResultMeta meta = options_.meta;
-  meta.created = static_cast<std::int64_t>(std::time(nullptr));
+  TerminalLine terminal = terminal_line(result, options_.meta, options_.tokenizer.get());
   return {job_id,
-          request.custom_id,
-          {false, without_newline(format_result_line(request, result.prompt_tokens, result.choices,
-                                                     meta, token_text))}};
+          result.origin->custom_id,
+          {terminal.error, without_newline(std::move(terminal.line))}};
 }
 
 void JobManager::start(std::function<void(const std::string&)> on_new_results,

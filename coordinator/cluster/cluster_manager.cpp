@@ -2,19 +2,11 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <random>
 
+#include "worker/node/incarnation.h"
 #include "worker/step_codec.h"
 
 namespace conveyor {
-namespace {
-
-std::uint64_t random_incarnation() {
-  std::random_device device;
-  return ((static_cast<std::uint64_t>(device()) << 32) ^ device()) | 1;  // never kUnknownWorker
-}
-
-}  // namespace
 
 ClusterManager::ClusterManager(WorkerHub& hub, ClusterOptions options,
                                Channel<EngineRequest>& requests,
@@ -23,7 +15,7 @@ ClusterManager::ClusterManager(WorkerHub& hub, ClusterOptions options,
       options_(std::move(options)),
       requests_(requests),
       on_result_(std::move(on_result)),
-      incarnation_(random_incarnation()),
+      incarnation_(new_incarnation()),
       membership_changed_(Clock::now()),
       last_heartbeat_(Clock::now()) {}
 

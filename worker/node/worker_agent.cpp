@@ -7,7 +7,6 @@
 #include <cstdio>
 #include <map>
 #include <memory>
-#include <random>
 #include <regex>
 #include <set>
 #include <thread>
@@ -17,6 +16,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "worker/node/control_codec.h"
 #include "worker/node/deferred_channel.h"
+#include "worker/node/incarnation.h"
 #include "worker/node/node_address.h"
 #include "worker/node/speed_probe.h"
 #include "worker/step_codec.h"
@@ -27,13 +27,6 @@ namespace conveyor {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::uint64_t random_incarnation() {
-  std::random_device device;
-  return ((static_cast<std::uint64_t>(device()) << 32) ^ device() ^
-          static_cast<std::uint64_t>(::getpid())) |
-         1;  // never kUnknownWorker
-}
 
 std::uint64_t default_memory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
@@ -71,7 +64,7 @@ struct LoadedStage {
 struct WorkerAgent::State {
   WorkerAgentOptions options;
   std::string name;
-  std::uint64_t incarnation = random_incarnation();
+  std::uint64_t incarnation = new_incarnation();
   zmq::context_t context{1};
   zmq::socket_t dealer{context, zmq::socket_type::dealer};
   zmq::socket_t results_in{context, zmq::socket_type::pull};

@@ -69,15 +69,19 @@ bool FileIntake::deliver(JudgedLine judged, Channel<EngineRequest>& requests,
   return requests.send(std::move(e));  // false: the job is stopping
 }
 
-void FileIntake::read_in_file_order(Channel<EngineRequest>& requests,
-                                    const ErrorCallback& on_error) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(input_.c_str(), "rb"),
-                                                       &std::fclose);
+FileIntake::InputFile FileIntake::open_input() {
+  InputFile file(std::fopen(input_.c_str(), "rb"), &std::fclose);
   if (file == nullptr) {
     status_ =
         Status(ErrorCode::kIo, "cannot open " + input_.string() + ": " + std::strerror(errno));
-    return;
   }
+  return file;
+}
+
+void FileIntake::read_in_file_order(Channel<EngineRequest>& requests,
+                                    const ErrorCallback& on_error) {
+  InputFile file = open_input();
+  if (file == nullptr) return;
   LineReader reader(file.get(), preparer_.options().limits.max_line_bytes);
   std::int64_t line_number = 0;
   const auto finished = [&](const std::string& id) { return is_finished(id); };
@@ -101,13 +105,8 @@ void FileIntake::read_by_prefix(Channel<EngineRequest>& requests, const ErrorCal
     status_ = order.status();
     return;
   }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(input_.c_str(), "rb"),
-                                                       &std::fclose);
-  if (file == nullptr) {
-    status_ =
-        Status(ErrorCode::kIo, "cannot open " + input_.string() + ": " + std::strerror(errno));
-    return;
-  }
+  InputFile file = open_input();
+  if (file == nullptr) return;
   std::string text;
   for (const OrderedLine& line : *order) {
     // A request line is no longer than limits.max_line_bytes: the buffer stays bounded.

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -63,6 +64,9 @@ class FileIntake {
 
  private:
   void read_all(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
+  using InputFile = std::unique_ptr<std::FILE, int (*)(std::FILE*)>;
+  // The input, opened for reading; null (status_ set) when it cannot be.
+  InputFile open_input();
   void read_in_file_order(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
   void read_by_prefix(Channel<EngineRequest>& requests, const ErrorCallback& on_error);
   // Counts a judged line and hands it on; false once the job is stopping.

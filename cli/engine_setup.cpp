@@ -15,7 +15,10 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
   cmd.add_option("--served-model-name", f.served_model_name,
                  "model name in results, and the one body.model must match");
   cmd.add_flag("--ignore-model-name", f.ignore_model_name, "do not check body.model");
-  cmd.add_option("--backend", f.backend, "auto, cpu or cuda")->envname("CONVEYOR_BACKEND");
+  cmd.add_option("--backend", f.backend, "auto (cuda where a GPU answers), cpu or cuda")
+      ->envname("CONVEYOR_BACKEND");
+  cmd.add_option("--gpu-memory-fraction", f.gpu_memory_fraction,
+                 "CUDA: share of GPU memory reserved at start for weights, KV and activations");
   cmd.add_option("-t,--threads", f.threads, "CPU threads in all (default: every core)")
       ->envname("CONVEYOR_THREADS");
   if (in_process_stages) {
@@ -62,6 +65,7 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.served_model_name) c.served_model_name = *f.served_model_name;
   if (f.ignore_model_name) c.check_model_name = false;
   if (f.backend) c.backend = value_or_throw(parse_backend(*f.backend), "--backend");
+  if (f.gpu_memory_fraction) c.kv.gpu_memory_fraction = *f.gpu_memory_fraction;
   if (f.threads) c.threads = *f.threads;
   if (f.stages) c.stages = *f.stages;
   if (f.kv_blocks) c.kv.blocks = *f.kv_blocks;
@@ -158,6 +162,33 @@ SchedulerActorOptions scheduler_options(const RunConfig& config, const ModelSpec
   return options;
 }
 
+BackendRequest backend_request(const RunConfig& config) {
+  BackendRequest request;
+  request.kind = config.backend == BackendChoice::kCpu    ? BackendKind::kCpu
+                 : config.backend == BackendChoice::kCuda ? BackendKind::kCuda
+                                                          : BackendKind::kAuto;
+  request.kind = resolve(request.kind);
+  request.threads = config.threads;
+  request.gpu_memory_fraction = config.kv.gpu_memory_fraction;
+  return request;
+}
+
+std::uint64_t activation_reserve_bytes(const RunConfig& config, const ModelSpec& spec) {
+  // The model's f32 activations for the largest step (the workspace grows by doubling
+  // and a grown buffer is allocated before the old one goes: three times), the logits
+  // of every running sequence twice, bf16 GEMM inputs, and slack for the step
+  // metadata and the RoPE table.
+  const auto tokens = static_cast<std::uint64_t>(
+      std::max(config.scheduler.max_step_tokens, config.scheduler.max_sequences));
+  const auto per_token = static_cast<std::uint64_t>(3 * spec.hidden_size + 2 * spec.q_dim() +
+                                                    2 * spec.kv_dim() + 2 * spec.intermediate_size);
+  const auto logits = static_cast<std::uint64_t>(config.scheduler.max_sequences) *
+                      static_cast<std::uint64_t>(spec.vocab_size) * 4;
+  const std::uint64_t bf16_inputs =
+      tokens * static_cast<std::uint64_t>(std::max(spec.hidden_size, spec.intermediate_size)) * 2;
+  return 3 * tokens * per_token * 4 + 2 * logits + 2 * bf16_inputs + (256u << 20);
+}
+
 Engine build_engine(const RunConfig& config) {
   std::shared_ptr<ModelSource> source = open_model_or_throw(config.model);
   std::vector<std::string> names = served_model_names(config, *source);
@@ -166,10 +197,6 @@ Engine build_engine(const RunConfig& config) {
 
 Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source,
                     std::vector<std::string> model_names) {
-  if (config.backend == BackendChoice::kCuda) {
-    fail(ErrorCode::kUnsupported,
-         "--backend cuda: this build runs batch jobs on the CPU backend only");
-  }
   Engine e;
   e.source = std::move(source);
   const ModelSpec& spec = e.source->spec();
@@ -179,17 +206,25 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
     if (chat.ok()) e.chat = std::move(chat).value();
   }
   e.model_names = std::move(model_names);
-  const KvPlan kv = plan_kv(config, spec);
-  e.kv_blocks = kv.blocks;
-  e.context_limit = kv.context_limit;
-
   LocalPipelineOptions pipeline;
   pipeline.stages = config.stages;
-  pipeline.threads = config.threads;
-  pipeline.kv = {e.kv_blocks, config.kv.block_size};
+  pipeline.backend = backend_request(config);
   pipeline.weight_budget = {config.weights.device_budget.bytes,
                             config.weights.device_budget.fraction};
+  // On a GPU the cache takes what the memory pool has left after the weights, unless
+  // kv.blocks fixes it; on the CPU, kv.memory sizes it.
+  const bool device_sized = pipeline.backend.kind == BackendKind::kCuda && config.kv.blocks == 0;
+  RunConfig sized = config;
+  if (!device_sized) {
+    pipeline.kv = {plan_kv(config, spec).blocks, config.kv.block_size};
+  } else {
+    pipeline.kv = {0, config.kv.block_size, activation_reserve_bytes(config, spec)};
+  }
   e.pipeline = std::make_unique<LocalPipeline>(*e.source, pipeline);
+  sized.kv.blocks = e.pipeline->kv_blocks();
+  const KvPlan kv = plan_kv(sized, spec);
+  e.kv_blocks = kv.blocks;
+  e.context_limit = kv.context_limit;
   e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline,
                                                  scheduler_options(config, spec, e.tokenizer, kv));
 

@@ -25,6 +25,7 @@ struct EngineFlags {
   std::optional<std::string> served_model_name;
   bool ignore_model_name = false;
   std::optional<std::string> backend;
+  std::optional<double> gpu_memory_fraction;
   std::optional<int> threads;
   std::optional<int> stages;
   std::optional<std::int64_t> kv_blocks;
@@ -72,6 +73,12 @@ struct KvPlan {
   bool kv_limited = false;  // the cache, not the model, limits the context
 };
 KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec);
+
+// The backend the config asks for, `auto` resolved (CUDA where a device answers).
+BackendRequest backend_request(const RunConfig& config);
+// Device memory a CUDA stage keeps free beside its K/V cache for the activations of
+// the largest step the scheduler may plan.
+std::uint64_t activation_reserve_bytes(const RunConfig& config, const ModelSpec& spec);
 
 // The scheduler actor's options for a replica with the cache `kv`.
 SchedulerActorOptions scheduler_options(const RunConfig& config, const ModelSpec& spec,

@@ -17,6 +17,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/local_pipeline.h"
 #include "coordinator/scheduler_actor.h"
+#include "worker/platform/backend_factory.h"
 
 namespace conveyor::cli {
 namespace {
@@ -30,6 +31,8 @@ struct GenerateOptions {
   bool print_ids = false;
   bool quiet = false;
   int threads = 0;
+  std::string backend = "auto";
+  double gpu_memory_fraction = 0.9;
   std::string weight_device_budget = "0";
   SamplingParams sampling;
   std::optional<std::string> seed;
@@ -151,7 +154,9 @@ int run_generate(const GenerateOptions& o) {
 
   LocalPipelineOptions pipeline_options;
   pipeline_options.stages = 1;
-  pipeline_options.threads = o.threads;
+  pipeline_options.backend = parse_device(o.backend);
+  pipeline_options.backend.threads = o.threads;
+  pipeline_options.backend.gpu_memory_fraction = o.gpu_memory_fraction;
   pipeline_options.kv = kv;
   pipeline_options.weight_budget = {budget->bytes, budget->fraction};
   const auto load_start = std::chrono::steady_clock::now();
@@ -229,6 +234,11 @@ void register_generate(CLI::App& app, CommandResult& result) {
   cmd->add_flag("--raw", o->raw, "tokenize the prompt as is, without the chat template");
   cmd->add_flag("--print-ids", o->print_ids, "print the generated token ids instead of text");
   cmd->add_flag("-q,--quiet", o->quiet, "no statistics on stderr");
+  cmd->add_option("--backend", o->backend, "auto (cuda where a GPU answers), cpu, cuda or cuda:N")
+      ->envname("CONVEYOR_BACKEND");
+  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction,
+                  "CUDA: share of GPU memory reserved at start")
+      ->check(CLI::Range(0.01, 1.0));
   cmd->add_option("-t,--threads", o->threads, "CPU threads (default: all cores)")
       ->envname("CONVEYOR_THREADS");
   cmd->add_option("--weight-device-budget", o->weight_device_budget,

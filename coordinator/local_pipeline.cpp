@@ -4,23 +4,23 @@
 #include <thread>
 
 #include "coordinator/stage_planner.h"
-#include "kernels/cpu/cpu_backend.h"
 
 namespace conveyor {
 
 LocalPipeline::LocalPipeline(const ModelSource& source, const LocalPipelineOptions& options) {
   const std::vector<LayerRange> ranges = split_layers(source.spec().num_layers, options.stages);
-  const int cores = options.threads > 0
-                        ? options.threads
+  const int cores = options.backend.threads > 0
+                        ? options.backend.threads
                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const int per_stage = std::max(1, cores / static_cast<int>(ranges.size()));
+  const auto stages = static_cast<int>(ranges.size());
+  BackendRequest request = options.backend;
+  request.kind = resolve(request.kind);
+  request.threads = std::max(1, cores / stages);
+  request.gpu_memory_fraction /= stages;
   for (std::size_t s = 0; s + 1 < ranges.size(); ++s)
     links_.push_back(std::make_unique<InProcessActivationChannel>());
   for (std::size_t s = 0; s < ranges.size(); ++s) {
-    CpuBackendOptions backend_options;
-    backend_options.threads = per_stage;
-    workers_.push_back(
-        std::make_unique<WorkerControl>(std::make_unique<CpuBackend>(backend_options)));
+    workers_.push_back(std::make_unique<WorkerControl>(make_backend(request)));
     ActivationChannel* input = s == 0 ? nullptr : links_[s - 1].get();
     ActivationChannel* output = s + 1 == ranges.size() ? nullptr : links_[s].get();
     workers_.back()->load_stage(source, {ranges[s], options.kv}, input, output, results_,
@@ -52,6 +52,15 @@ StepOutput LocalPipeline::next_result() {
                       "pipeline stopped after a failed step: " + out->status.message());
   }
   return std::move(*out);
+}
+
+std::int64_t LocalPipeline::kv_blocks() const {
+  std::int64_t blocks = 0;
+  for (const auto& worker : workers_) {
+    const std::int64_t held = worker->stage()->executor().kv_blocks();
+    blocks = blocks == 0 ? held : std::min(blocks, held);
+  }
+  return blocks;
 }
 
 std::vector<LayerRange> LocalPipeline::layer_ranges() const {

@@ -1,5 +1,5 @@
 // LocalPipeline: a pipeline replica whose stages are workers in this process: each a
-// WorkerControl with its own CPU backend and a stage actor on its own thread, joined
+// WorkerControl with its own backend (CPU or CUDA) and a stage actor on its own thread, joined
 // by in-process activation channels. The embedded default of `conveyor run`; the same actors and
 // plans as a cluster, wired without a network.
 #pragma once
@@ -12,13 +12,16 @@
 #include "coordinator/step_runner.h"
 #include "kernels/backend.h"
 #include "worker/activation_channel.h"
+#include "worker/platform/backend_factory.h"
 #include "worker/worker_control.h"
 
 namespace conveyor {
 
 struct LocalPipelineOptions {
   std::int64_t stages = 1;
-  int threads = 0;  // CPU threads in all, shared out over the stages; 0: every core
+  // CPU: threads in all, shared out over the stages (0: every core). CUDA: the
+  // memory fraction is shared out over the stages on the one device.
+  BackendRequest backend{BackendKind::kCpu};
   KvGeometry kv;
   WeightBudget weight_budget;  // per stage, of that stage's weights
 };
@@ -38,6 +41,9 @@ class LocalPipeline final : public StepRunner {
 
   std::vector<LayerRange> layer_ranges() const;
   std::string backend_name() const;
+  // K/V blocks every stage holds (the fewest, where stages sized their caches
+  // themselves).
+  std::int64_t kv_blocks() const;
   std::uint64_t weight_bytes() const;
   // Layers streamed in under the weight budget, all stages together.
   std::int64_t streamed_layers() const;

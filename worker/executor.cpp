@@ -2,28 +2,47 @@
 
 #include <string>
 
+#include "common/status.h"
+
 #include "worker/sampling/rng.h"
 
 namespace conveyor {
 
 namespace {
 
-KvCacheConfig cache_config(const ModelSpec& spec, LayerRange layers, KvGeometry kv) {
+// With kv.num_blocks 0, the blocks that fit what the backend has left after the
+// weights, less the activation reserve.
+KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerRange layers,
+                           KvGeometry kv) {
   KvCacheConfig config;
   config.num_layers = layers.size();
   config.num_blocks = kv.num_blocks;
   config.block_size = kv.block_size;
   config.kv_dim = spec.kv_dim();
+  if (config.num_blocks == 0) {
+    const std::uint64_t available = backend.memory_info().available_bytes;
+    const std::uint64_t block = kv_block_bytes(config);
+    const std::uint64_t room = available > kv.reserve_bytes ? available - kv.reserve_bytes : 0;
+    // Each of K and V is one allocation: leave a block of slack for alignment.
+    config.num_blocks = block > 0 ? static_cast<std::int64_t>(room / block) - 1 : 0;
+    if (config.num_blocks < 1) {
+      fail(ErrorCode::kResourceExhausted,
+           "kv cache: no room for a block on " + backend.name() + " after the weights (" +
+               std::to_string(available >> 20) + " MiB free, " +
+               std::to_string(kv.reserve_bytes >> 20) + " MiB kept for activations)");
+    }
+  }
   return config;
 }
 
 }  // namespace
 
 Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv,
-                   WeightBudget weight_budget)
-    : cache_(std::make_unique<KvCache>(backend, cache_config(source.spec(), layers, kv))) {
-  model_ = std::make_unique<LlamaModel>(
-      backend, std::make_unique<WeightStore>(backend, source, layers, weight_budget), *cache_);
+                   WeightBudget weight_budget) {
+  // Weights first, so that an automatic cache takes what they leave.
+  auto weights = std::make_unique<WeightStore>(backend, source, layers, weight_budget);
+  cache_ = std::make_unique<KvCache>(backend, cache_config(backend, source.spec(), layers, kv));
+  model_ = std::make_unique<LlamaModel>(backend, std::move(weights), *cache_);
 }
 
 Executor::~Executor() = default;

@@ -25,8 +25,11 @@
 namespace conveyor {
 
 struct KvGeometry {
+  // 0: as many blocks as the backend's memory holds once the weights are loaded,
+  // keeping `reserve_bytes` free for activations (device backends size the cache so).
   std::int64_t num_blocks = 0;
   std::int64_t block_size = 16;
+  std::uint64_t reserve_bytes = 0;
 };
 
 struct StageResult {
@@ -51,6 +54,7 @@ class Executor {
   const ModelSpec& spec() const { return model_->spec(); }
   std::uint64_t weight_bytes() const { return model_->weights().resident_bytes(); }
   const WeightStore& weight_store() const { return model_->weight_store(); }
+  std::int64_t kv_blocks() const { return cache_->config().num_blocks; }
 
   // Runs the plan; `hidden_in` is the previous stage's output (empty on the first
   // stage). Throws Error on a malformed plan or a backend failure.

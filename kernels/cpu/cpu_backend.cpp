@@ -15,6 +15,7 @@
 #include "kernels/cpu/cpu_quant_gemm.h"
 #include "kernels/cpu/cpu_quant_pack.h"
 #include "kernels/cpu/cpu_rope.h"
+#include "kernels/cpu/step_checks.h"
 
 namespace conveyor {
 namespace {
@@ -283,28 +284,7 @@ void CpuBackend::rmsnorm(float* x, const float* residual_add, std::int64_t rows,
 }
 
 std::unique_ptr<BackendStep> CpuBackend::prepare_step(StepLayout layout) {
-  const std::int64_t tokens = layout.num_tokens();
-  auto invalid = [](const std::string& what) {
-    fail(ErrorCode::kInvalidArgument, "step layout: " + what);
-  };
-  if (static_cast<std::int64_t>(layout.slots.size()) != tokens ||
-      (!layout.tokens.empty() && static_cast<std::int64_t>(layout.tokens.size()) != tokens)) {
-    invalid("tokens, positions and slots differ in length");
-  }
-  for (const AttentionSequence& seq : layout.sequences) {
-    if (seq.first_row < 0 || seq.num_new <= 0 || seq.start_position < 0 ||
-        seq.first_row + seq.num_new > tokens) {
-      invalid("a sequence outside the step's rows");
-    }
-    for (std::int64_t i = 0; i < seq.num_new; ++i) {
-      if (layout.positions[static_cast<std::size_t>(seq.first_row + i)] != seq.start_position + i) {
-        invalid("positions do not follow their sequence's start position");
-      }
-    }
-  }
-  for (std::int64_t row : layout.logit_rows) {
-    if (row < 0 || row >= tokens) invalid("a logit row outside the step");
-  }
+  check_step_layout(layout);
   return std::make_unique<CpuStep>(std::move(layout));
 }
 

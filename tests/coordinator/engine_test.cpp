@@ -46,7 +46,7 @@ std::unique_ptr<ModelSource> open_fixture(const std::string& name) {
 LocalPipelineOptions pipeline_options(const EngineShape& shape) {
   LocalPipelineOptions options;
   options.stages = shape.stages;
-  options.threads = 2;
+  options.backend.threads = 2;
   options.kv = {shape.num_blocks, shape.block_size};
   return options;
 }

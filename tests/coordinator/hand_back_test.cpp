@@ -21,7 +21,7 @@ std::unique_ptr<ModelSource> tiny_model() {
   options.dtype = DType::kF32;
   options.seed = 11;
   options.max_positions = 512;
-  options.threads = 2;
+  options.backend.threads = 2;
   return make_random_model(*shape, options);
 }
 
@@ -107,7 +107,7 @@ TEST_CASE("requests handed back by a lost replica continue to the same outputs e
   const std::int64_t blocks = 24;  // small: sequences are preempted on the way
   LocalPipelineOptions pipeline_options;
   pipeline_options.stages = 2;
-  pipeline_options.threads = 2;
+  pipeline_options.backend.threads = 2;
   pipeline_options.kv = {blocks, 16};
 
   // Unseeded requests draw their seed when added: fix them through the hand-back
@@ -189,7 +189,7 @@ TEST_CASE("requests handed back by a lost replica continue to the same outputs e
 TEST_CASE("a request of a cancelled job is answered kCancelled without running") {
   auto source = tiny_model();
   LocalPipelineOptions pipeline_options;
-  pipeline_options.threads = 1;
+  pipeline_options.backend.threads = 1;
   pipeline_options.kv = {16, 16};
   LocalPipeline pipeline(*source, pipeline_options);
   SchedulerActor actor(pipeline, actor_options(*source, 16));

@@ -50,7 +50,7 @@ struct RunOutcome {
 RunOutcome run_reference(const ModelSource& source, const Reference& ref, const RunShape& shape) {
   LocalPipelineOptions pipeline_options;
   pipeline_options.stages = shape.stages;
-  pipeline_options.threads = 2;
+  pipeline_options.backend.threads = 2;
   pipeline_options.kv = {shape.num_blocks, 16};
   LocalPipeline pipeline(source, pipeline_options);
 

@@ -1,6 +1,6 @@
 // Loads a model (a tests/fixtures/hf-tiny directory, or any path open_model_source
 // takes) and the fixtures' reference.json into a ready-to-run LlamaModel on the CPU
-// backend.
+// backend, or on a backend the caller gives.
 #pragma once
 
 #include <fstream>
@@ -43,7 +43,7 @@ inline std::vector<ReferenceCase> load_reference(const std::string& model) {
 // A model with its backend, source and cache, all owned together.
 struct LoadedModel {
   std::unique_ptr<ModelSource> source;
-  std::unique_ptr<CpuBackend> backend;
+  std::unique_ptr<Backend> backend;
   std::unique_ptr<KvCache> cache;
   // Which blocks each sequence uses: the coordinator's ledger, here driven by hand.
   std::unique_ptr<BlockAllocator> blocks;
@@ -52,14 +52,18 @@ struct LoadedModel {
 
 inline LoadedModel load_model(const std::string& path, int threads = 2,
                               std::int64_t block_size = 16, std::int64_t num_blocks = 64,
-                              LayerRange range = {}) {
+                              LayerRange range = {}, std::unique_ptr<Backend> backend = nullptr) {
   LoadedModel m;
   m.source = open_model_source(path).value();
   const ModelSpec& spec = m.source->spec();
   if (range.size() == 0) range = LayerRange::all(spec);
-  CpuBackendOptions options;
-  options.threads = threads;
-  m.backend = std::make_unique<CpuBackend>(options);
+  if (backend) {
+    m.backend = std::move(backend);
+  } else {
+    CpuBackendOptions options;
+    options.threads = threads;
+    m.backend = std::make_unique<CpuBackend>(options);
+  }
   KvCacheConfig kv;
   kv.num_layers = range.size();
   kv.num_blocks = num_blocks;

@@ -1,0 +1,474 @@
+#include "kernels/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/dequantize.h"
+#include "common/status.h"
+#include "kernels/cpu/cpu_attention.h"
+#include "kernels/cpu/step_checks.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/device_pool.h"
+#include "kernels/cuda/lt_gemm.h"
+
+namespace conveyor {
+namespace {
+
+using cuda::DevicePool;
+
+// cuBLASLt's recommended workspace on Hopper.
+constexpr std::size_t kGemmWorkspaceBytes = 32u << 20;
+
+struct Usage {
+  std::atomic<std::uint64_t> weight_bytes{0};
+  std::atomic<std::uint64_t> buffer_bytes{0};
+};
+
+// Memory from the pool, returned when the holder lets go. Buffers and weights keep
+// the pool alive, as they may outlive the backend.
+class PoolBlock {
+ public:
+  PoolBlock(std::shared_ptr<DevicePool> pool, std::size_t bytes, const char* what)
+      : pool_(std::move(pool)), data_(pool_->allocate(bytes, what)), bytes_(bytes) {}
+  ~PoolBlock() { pool_->release(data_); }
+  PoolBlock(const PoolBlock&) = delete;
+  PoolBlock& operator=(const PoolBlock&) = delete;
+  void* data() const { return data_; }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::shared_ptr<DevicePool> pool_;
+  void* data_;
+  std::size_t bytes_;
+};
+
+class CudaBuffer final : public BackendBuffer {
+ public:
+  CudaBuffer(std::shared_ptr<DevicePool> pool, std::size_t bytes, std::shared_ptr<Usage> usage,
+             cudaStream_t stream)
+      : block_(std::move(pool), std::max<std::size_t>(bytes, 1), "a buffer"),
+        usage_(std::move(usage)) {
+    usage_->buffer_bytes += block_.bytes();
+    // Zero-filled, as the Backend contract says; ordered before any op on the stream.
+    CONVEYOR_CUDA(cudaMemsetAsync(block_.data(), 0, block_.bytes(), stream));
+  }
+  ~CudaBuffer() override { usage_->buffer_bytes -= block_.bytes(); }
+  void* data() override { return block_.data(); }
+  std::size_t bytes() const override { return block_.bytes(); }
+
+ private:
+  PoolBlock block_;
+  std::shared_ptr<Usage> usage_;
+};
+
+class CudaWeight final : public BackendWeight {
+ public:
+  CudaWeight(const TensorRef& tensor, std::int64_t rows, std::int64_t cols, bool vector,
+             cudaDataType type, std::shared_ptr<DevicePool> pool, std::shared_ptr<Usage> usage)
+      : BackendWeight(tensor.name, rows, cols, tensor.dtype),
+        vector_(vector),
+        type_(type),
+        block_(std::move(pool),
+               static_cast<std::size_t>(rows * cols) * (type == CUDA_R_32F ? 4 : 2), "a weight"),
+        usage_(std::move(usage)) {
+    usage_->weight_bytes += block_.bytes();
+  }
+  ~CudaWeight() override {
+    // A streamed layer's weight may still be read by queued kernels: its memory goes
+    // back to the pool only once the device is done with it.
+    cudaDeviceSynchronize();
+    usage_->weight_bytes -= block_.bytes();
+  }
+  std::size_t resident_bytes() const override { return block_.bytes(); }
+  bool vector() const { return vector_; }
+  cudaDataType type() const { return type_; }
+  void* data() const { return block_.data(); }
+  const float* floats() const { return static_cast<const float*>(block_.data()); }
+
+ private:
+  bool vector_;
+  cudaDataType type_;
+  PoolBlock block_;
+  std::shared_ptr<Usage> usage_;
+};
+
+const CudaWeight& cuda_weight(const BackendWeight& w) {
+  return static_cast<const CudaWeight&>(w);
+}
+
+const CudaWeight& matrix_weight(const BackendWeight& w, const char* what) {
+  const CudaWeight& cw = cuda_weight(w);
+  if (cw.vector())
+    fail(ErrorCode::kInvalidArgument, std::string(what) + ": " + w.name() + " is not a matrix");
+  return cw;
+}
+
+const float* vector_data(const BackendWeight& w, std::int64_t expected, const char* what) {
+  const CudaWeight& cw = cuda_weight(w);
+  if (!cw.vector() || w.rows() != expected) {
+    fail(ErrorCode::kInvalidArgument, std::string(what) + ": weight " + w.name() +
+                                          " is not a vector of " + std::to_string(expected));
+  }
+  return cw.floats();
+}
+
+// A step's metadata, copied to the device once (one transfer) for all its ops.
+class CudaStep final : public BackendStep {
+ public:
+  CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStream_t stream)
+      : BackendStep(std::move(layout)) {
+    const StepLayout& l = this->layout();
+    const auto tokens = static_cast<std::size_t>(l.num_tokens());
+    std::vector<std::int32_t> row_sequence(tokens, -1);
+    std::vector<cuda::DeviceSequence> sequences;
+    std::vector<std::int32_t> tables;
+    for (std::size_t s = 0; s < l.sequences.size(); ++s) {
+      const AttentionSequence& seq = l.sequences[s];
+      sequences.push_back(
+          {static_cast<std::int32_t>(seq.first_row), static_cast<std::int32_t>(seq.num_new),
+           static_cast<std::int32_t>(seq.start_position), static_cast<std::int32_t>(tables.size()),
+           static_cast<std::int32_t>(seq.block_table.size())});
+      tables.insert(tables.end(), seq.block_table.begin(), seq.block_table.end());
+      for (std::int64_t i = 0; i < seq.num_new; ++i)
+        row_sequence[static_cast<std::size_t>(seq.first_row + i)] = static_cast<std::int32_t>(s);
+    }
+    // One host image of every array, each 16-byte aligned, then one copy.
+    std::vector<std::uint8_t> image;
+    auto place = [&image](const void* data, std::size_t bytes) {
+      const std::size_t offset = (image.size() + 15) / 16 * 16;
+      image.resize(offset + bytes);
+      if (bytes > 0) std::memcpy(image.data() + offset, data, bytes);
+      return offset;
+    };
+    const std::size_t o_tokens = place(l.tokens.data(), l.tokens.size() * 4);
+    const std::size_t o_positions = place(l.positions.data(), l.positions.size() * 4);
+    const std::size_t o_slots = place(l.slots.data(), l.slots.size() * 8);
+    const std::size_t o_rows = place(row_sequence.data(), row_sequence.size() * 4);
+    const std::size_t o_seqs =
+        place(sequences.data(), sequences.size() * sizeof(cuda::DeviceSequence));
+    const std::size_t o_tables = place(tables.data(), tables.size() * 4);
+    const std::size_t o_logits = place(l.logit_rows.data(), l.logit_rows.size() * 8);
+    storage_ = std::make_unique<PoolBlock>(std::move(pool), std::max<std::size_t>(image.size(), 16),
+                                           "a step's metadata");
+    // Pageable source: the copy is staged before this returns, so `image` may go.
+    CONVEYOR_CUDA(cudaMemcpyAsync(storage_->data(), image.data(), image.size(),
+                                  cudaMemcpyHostToDevice, stream));
+    auto* base = static_cast<std::uint8_t*>(storage_->data());
+    view_.tokens = reinterpret_cast<const std::int32_t*>(base + o_tokens);
+    view_.positions = reinterpret_cast<const std::int32_t*>(base + o_positions);
+    view_.slots = reinterpret_cast<const std::int64_t*>(base + o_slots);
+    view_.row_sequence = reinterpret_cast<const std::int32_t*>(base + o_rows);
+    view_.sequences = reinterpret_cast<const cuda::DeviceSequence*>(base + o_seqs);
+    view_.block_tables = reinterpret_cast<const std::int32_t*>(base + o_tables);
+    view_.logit_rows = reinterpret_cast<const std::int64_t*>(base + o_logits);
+    view_.num_tokens = static_cast<std::int32_t>(tokens);
+    view_.num_sequences = static_cast<std::int32_t>(sequences.size());
+    view_.num_logit_rows = static_cast<std::int32_t>(l.logit_rows.size());
+  }
+  const cuda::DeviceStep& device() const { return view_; }
+
+ private:
+  std::unique_ptr<PoolBlock> storage_;
+  cuda::DeviceStep view_;
+};
+
+const CudaStep& cuda_step(const BackendStep& step) {
+  return static_cast<const CudaStep&>(step);
+}
+
+// bf16 of an f32, rounded to nearest even (NaN stays NaN).
+std::uint16_t to_bf16(float f) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &f, 4);
+  if ((bits & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((bits >> 16) | 0x40);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+
+class CudaBackend final : public Backend {
+ public:
+  explicit CudaBackend(const CudaBackendOptions& options)
+      : device_(options.device), matrices_(options.matrices), usage_(std::make_shared<Usage>()) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || options.device < 0 ||
+        options.device >= count) {
+      cudaGetLastError();
+      fail(ErrorCode::kUnavailable, "cuda: no device " + std::to_string(options.device) + " (" +
+                                        std::to_string(count) + " present)");
+    }
+    if (!(options.memory_fraction > 0 && options.memory_fraction <= 1)) {
+      fail(ErrorCode::kInvalidArgument, "cuda: memory fraction must be in (0, 1]");
+    }
+    CONVEYOR_CUDA(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    CONVEYOR_CUDA(cudaGetDeviceProperties(&prop, device_));
+    device_name_ = prop.name;
+    std::size_t free_bytes = 0;
+    std::size_t total_bytes = 0;
+    CONVEYOR_CUDA(cudaMemGetInfo(&free_bytes, &total_bytes));
+    // Leave the driver and cuBLASLt some room beside the pool.
+    constexpr std::size_t kHeadroom = 512u << 20;
+    const auto wanted =
+        static_cast<std::size_t>(static_cast<double>(total_bytes) * options.memory_fraction);
+    const std::size_t usable = free_bytes > kHeadroom ? free_bytes - kHeadroom : 0;
+    pool_ = std::make_shared<DevicePool>(std::min(wanted, usable));
+    CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    gemm_workspace_ = std::make_unique<PoolBlock>(pool_, kGemmWorkspaceBytes, "GEMM workspace");
+    gemm_ = std::make_unique<cuda::LtGemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
+  }
+
+  ~CudaBackend() override {
+    cudaStreamSynchronize(stream_);
+    gemm_.reset();
+    scratch_.clear();
+    gemm_workspace_.reset();
+    cudaStreamDestroy(stream_);
+  }
+
+  std::string name() const override { return "cuda:" + std::to_string(device_); }
+
+  BackendCapabilities capabilities() const override {
+    BackendCapabilities caps;
+    caps.device_memory = true;
+    caps.quantized_weights = false;
+    caps.paged_attention = true;
+    caps.threads = 1;
+    caps.weight_dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
+                          DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K};
+    return caps;
+  }
+
+  BackendMemoryInfo memory_info() const override {
+    BackendMemoryInfo info;
+    info.total_bytes = pool_->capacity();
+    info.available_bytes = pool_->available();
+    info.weight_bytes = usage_->weight_bytes.load();
+    info.buffer_bytes = usage_->buffer_bytes.load();
+    return info;
+  }
+
+  std::unique_ptr<BackendBuffer> allocate(std::size_t bytes) override {
+    return std::make_unique<CudaBuffer>(pool_, bytes, usage_, stream_);
+  }
+
+  void copy_from_host(void* dst, const void* src, std::size_t bytes) override {
+    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+  }
+
+  void copy_to_host(void* dst, const void* src, std::size_t bytes) override {
+    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  void synchronize() override { CONVEYOR_CUDA(cudaStreamSynchronize(stream_)); }
+
+  // A weight's bytes, in stream order: its memory may have held a buffer that queued
+  // kernels still read. Waits, so the host memory may go at once.
+  void upload(void* dst, const void* src, std::size_t bytes) {
+    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+  }
+
+  std::shared_ptr<const BackendWeight> upload_weight(const TensorRef& tensor) override;
+
+  void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
+            const GemmOptions& options) override {
+    const CudaWeight& cw = matrix_weight(w, "gemm");
+    const float* bias =
+        options.bias != nullptr ? vector_data(*options.bias, w.rows(), "gemm bias") : nullptr;
+    if (cw.type() == CUDA_R_32F) {
+      gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
+    } else {
+      auto* x16 =
+          static_cast<__nv_bfloat16*>(scratch(0, static_cast<std::size_t>(m * w.cols()) * 2));
+      cuda::convert_to_bf16(x, x16, m * w.cols(), stream_);
+      gemm_->run(x16, cw.data(), CUDA_R_16BF, y, m, w.rows(), w.cols(), options.accumulate);
+    }
+    if (bias != nullptr) cuda::add_bias(y, bias, m, w.rows(), stream_);
+  }
+
+  void rmsnorm(float* x, const float* residual_add, std::int64_t rows, const BackendWeight& weight,
+               float eps, float* out) override {
+    cuda::rmsnorm(x, residual_add, nullptr, rows, weight.rows(),
+                  vector_data(weight, weight.rows(), "rmsnorm"), eps, out, stream_);
+  }
+
+  std::unique_ptr<BackendStep> prepare_step(StepLayout layout) override {
+    check_step_layout(layout);
+    return std::make_unique<CudaStep>(std::move(layout), pool_, stream_);
+  }
+
+  void embed(const BackendWeight& table, const BackendStep& step, float* out) override {
+    const CudaWeight& cw = matrix_weight(table, "embed");
+    for (std::int32_t token : step.layout().tokens) {
+      if (token < 0 || token >= table.rows()) {
+        fail(ErrorCode::kInvalidArgument, "embed: token " + std::to_string(token) +
+                                              " outside a vocabulary of " +
+                                              std::to_string(table.rows()));
+      }
+    }
+    if (step.layout().tokens.empty() && step.layout().num_tokens() > 0) {
+      fail(ErrorCode::kInvalidArgument, "embed: the step has no token ids");
+    }
+    const cuda::DeviceStep& d = cuda_step(step).device();
+    if (cw.type() == CUDA_R_32F) {
+      cuda::embed_f32(cw.floats(), d, table.cols(), out, stream_);
+    } else {
+      cuda::embed_bf16(static_cast<const __nv_bfloat16*>(cw.data()), d, table.cols(), out, stream_);
+    }
+  }
+
+  void rope(float* q, float* k, const BackendStep& step, const RopeConfig& config) override {
+    if (static_cast<std::int64_t>(config.inv_freq.size()) * 2 != config.head_dim) {
+      fail(ErrorCode::kInvalidArgument, "rope: inv_freq does not cover head_dim");
+    }
+    // The table is per model; keep the last one uploaded (every layer passes the same).
+    if (config.inv_freq != rope_inv_freq_host_) {
+      rope_inv_freq_ = std::make_unique<PoolBlock>(pool_, config.inv_freq.size() * 4, "RoPE table");
+      CONVEYOR_CUDA(cudaMemcpyAsync(rope_inv_freq_->data(), config.inv_freq.data(),
+                                    config.inv_freq.size() * 4, cudaMemcpyHostToDevice, stream_));
+      rope_inv_freq_host_ = config.inv_freq;
+    }
+    cuda::DeviceRope r;
+    r.inv_freq = static_cast<const float*>(rope_inv_freq_->data());
+    r.num_heads = static_cast<std::int32_t>(config.num_heads);
+    r.num_kv_heads = static_cast<std::int32_t>(config.num_kv_heads);
+    r.head_dim = static_cast<std::int32_t>(config.head_dim);
+    r.interleaved = config.pairing != RopePairing::kHalfSplit;
+    cuda::rope(q, k, cuda_step(step).device(), r, stream_);
+  }
+
+  void store_kv(const float* k, const float* v, const BackendStep& step,
+                const KvLayerView& layer) override {
+    check_kv_slots(step.layout().slots, layer);
+    cuda::store_kv(k, v, cuda_step(step).device(), layer.k, layer.v, layer.kv_dim, stream_);
+  }
+
+  void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
+                 const AttentionConfig& config, float* out) override {
+    cpu::check_attention_inputs(layer, step.layout().sequences, config);
+    if (config.head_dim > cuda::kMaxHeadDim ||
+        config.num_heads / config.num_kv_heads > cuda::kMaxGroup) {
+      fail(ErrorCode::kUnsupported,
+           "cuda attention: head_dim " + std::to_string(config.head_dim) + " and " +
+               std::to_string(config.num_heads / config.num_kv_heads) +
+               " query heads per K/V head; at most " + std::to_string(cuda::kMaxHeadDim) + " and " +
+               std::to_string(cuda::kMaxGroup));
+    }
+    cuda::DeviceAttention a;
+    a.num_heads = static_cast<std::int32_t>(config.num_heads);
+    a.num_kv_heads = static_cast<std::int32_t>(config.num_kv_heads);
+    a.head_dim = static_cast<std::int32_t>(config.head_dim);
+    a.scale = config.scale;
+    a.sliding_window = static_cast<std::int32_t>(config.sliding_window);
+    a.block_size = static_cast<std::int32_t>(layer.block_size);
+    a.kv_dim = layer.kv_dim;
+    cuda::paged_attention(q, layer.k, layer.v, cuda_step(step).device(), a, out, stream_);
+  }
+
+  void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override {
+    cuda::swiglu(gate, up, n, out, stream_);
+  }
+
+  void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
+              const BackendWeight& output, float* out) override {
+    const std::int64_t width = output.cols();
+    const auto rows = static_cast<std::int64_t>(step.layout().logit_rows.size());
+    if (rows == 0) return;
+    const float* weight = vector_data(norm, width, "logits norm");
+    // Gather, norm and project only the wanted rows. The norm reads the residual stream
+    // through the row index and does not write it (no residual add).
+    auto* normed = static_cast<float*>(scratch(1, static_cast<std::size_t>(rows * width) * 4));
+    cuda::rmsnorm(const_cast<float*>(hidden), nullptr, cuda_step(step).device().logit_rows, rows,
+                  width, weight, eps, normed, stream_);
+    gemm(normed, rows, output, out, {});
+  }
+
+ private:
+  // Scratch slot `index` of at least `bytes`, grown geometrically. Ops on the one
+  // stream run in order, so memory given back here is reused only after its readers.
+  void* scratch(std::size_t index, std::size_t bytes) {
+    if (scratch_.size() <= index) scratch_.resize(index + 1);
+    auto& slot = scratch_[index];
+    if (!slot || slot->bytes() < bytes) {
+      const std::size_t grown = std::max(bytes, slot ? slot->bytes() * 2 : bytes);
+      slot.reset();
+      slot = std::make_unique<PoolBlock>(pool_, grown, "scratch");
+    }
+    return slot->data();
+  }
+
+  int device_;
+  CudaMatrixType matrices_;
+  std::string device_name_;
+  std::shared_ptr<Usage> usage_;
+  std::shared_ptr<DevicePool> pool_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<PoolBlock> gemm_workspace_;
+  std::unique_ptr<cuda::LtGemm> gemm_;
+  std::vector<std::unique_ptr<PoolBlock>> scratch_;
+  std::vector<float> rope_inv_freq_host_;
+  std::unique_ptr<PoolBlock> rope_inv_freq_;
+};
+
+std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef& tensor) {
+  if (tensor.shape.empty() || tensor.shape.size() > 2) {
+    fail(ErrorCode::kUnsupported, "cuda backend: tensor " + tensor.name + " is not 1-D or 2-D");
+  }
+  const std::int64_t rows = tensor.shape[0];
+  const std::int64_t cols = tensor.shape.size() == 2 ? tensor.shape[1] : 1;
+  constexpr std::int64_t kMaxElements = std::int64_t{1} << 40;
+  const auto row_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(cols));
+  const auto total_bytes = rows > 0 && cols > 0 && rows <= kMaxElements / cols
+                               ? dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(rows * cols))
+                               : std::nullopt;
+  if (!row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) {
+    fail(ErrorCode::kMalformed, "cuda backend: tensor " + tensor.name +
+                                    " has a shape that does not match its " +
+                                    std::string(dtype_name(tensor.dtype)) + " data");
+  }
+  const bool vector = tensor.shape.size() == 1;
+  const bool keep_f32 = vector || matrices_ == CudaMatrixType::kF32 ||
+                        (matrices_ == CudaMatrixType::kAuto && tensor.dtype == DType::kF32);
+  auto weight = std::make_shared<CudaWeight>(tensor, rows, cols, vector,
+                                             keep_f32 ? CUDA_R_32F : CUDA_R_16BF, pool_, usage_);
+  auto* dst = static_cast<std::uint8_t*>(weight->data());
+  const std::uint8_t* src = tensor.bytes.data();
+  const std::size_t out_elem = keep_f32 ? 4 : 2;
+  if ((keep_f32 && tensor.dtype == DType::kF32) || (!keep_f32 && tensor.dtype == DType::kBF16)) {
+    upload(dst, src, tensor.bytes.size());
+    return weight;
+  }
+  // Widen (dequantise) on the host a slab of rows at a time, narrow to bf16 if wanted.
+  const std::int64_t slab_rows = std::max<std::int64_t>(1, (8 << 20) / cols);
+  std::vector<float> f32(static_cast<std::size_t>(std::min(rows, slab_rows) * cols));
+  std::vector<std::uint16_t> b16(keep_f32 ? 0 : f32.size());
+  for (std::int64_t begin = 0; begin < rows; begin += slab_rows) {
+    const std::int64_t end = std::min(rows, begin + slab_rows);
+    for (std::int64_t r = begin; r < end; ++r) {
+      dequantize_row(tensor.dtype, src + static_cast<std::uint64_t>(r) * *row_bytes,
+                     f32.data() + (r - begin) * cols, cols);
+    }
+    const auto count = static_cast<std::size_t>((end - begin) * cols);
+    const void* host = f32.data();
+    if (!keep_f32) {
+      for (std::size_t i = 0; i < count; ++i)
+        b16[i] = to_bf16(f32[i]);
+      host = b16.data();
+    }
+    upload(dst + static_cast<std::size_t>(begin * cols) * out_elem, host, count * out_elem);
+  }
+  return weight;
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const CudaBackendOptions& options) {
+  return std::make_unique<CudaBackend>(options);
+}
+
+}  // namespace conveyor

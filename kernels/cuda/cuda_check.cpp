@@ -1,0 +1,32 @@
+#include "kernels/cuda/cuda_check.h"
+
+#include <cstring>
+
+namespace conveyor::cuda {
+namespace {
+
+std::string where(const char* call, const char* file, int line) {
+  const char* base = std::strrchr(file, '/');
+  return std::string(call) + " (" + (base != nullptr ? base + 1 : file) + ":" +
+         std::to_string(line) + ")";
+}
+
+}  // namespace
+
+void fail_cuda(cudaError_t error, const char* call, const char* file, int line) {
+  const ErrorCode code =
+      error == cudaErrorMemoryAllocation ? ErrorCode::kResourceExhausted : ErrorCode::kUnavailable;
+  fail(code, std::string("cuda: ") + cudaGetErrorName(error) + " (" + cudaGetErrorString(error) +
+                 ") in " + where(call, file, line));
+}
+
+void fail_cublas(cublasStatus_t status, const char* call, const char* file, int line) {
+  ErrorCode code = ErrorCode::kUnavailable;
+  if (status == CUBLAS_STATUS_ALLOC_FAILED) code = ErrorCode::kResourceExhausted;
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE)
+    code = ErrorCode::kUnsupported;
+  fail(code, std::string("cublasLt: ") + cublasLtGetStatusName(status) + " (" +
+                 cublasLtGetStatusString(status) + ") in " + where(call, file, line));
+}
+
+}  // namespace conveyor::cuda

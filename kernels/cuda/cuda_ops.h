@@ -1,0 +1,96 @@
+// Launchers of the CUDA backend's kernels, one per Backend op (kernels/backend.h gives
+// each op's contract; the CPU backend is each kernel's twin and its reference in
+// tests/gpu). Every launcher queues work on `stream` and returns; none synchronises.
+// Pointers are device memory unless named host_.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace conveyor::cuda {
+
+// One sequence of a step as the kernels read it (a device copy of AttentionSequence).
+struct DeviceSequence {
+  std::int32_t first_row;
+  std::int32_t num_new;
+  std::int32_t start_position;
+  std::int32_t table_offset;  // into the step's concatenated block tables
+  std::int32_t table_length;
+};
+
+// A step's metadata in device memory (see CudaStep).
+struct DeviceStep {
+  const std::int32_t* tokens = nullptr;        // [T]
+  const std::int32_t* positions = nullptr;     // [T]
+  const std::int64_t* slots = nullptr;         // [T]
+  const std::int32_t* row_sequence = nullptr;  // [T]: index into sequences, -1 for none
+  const DeviceSequence* sequences = nullptr;   // [S]
+  const std::int32_t* block_tables = nullptr;
+  const std::int64_t* logit_rows = nullptr;  // [L]
+  std::int32_t num_tokens = 0;
+  std::int32_t num_sequences = 0;
+  std::int32_t num_logit_rows = 0;
+};
+
+// f32 -> bf16 (round to nearest even), n values.
+void convert_to_bf16(const float* in, __nv_bfloat16* out, std::int64_t n, cudaStream_t stream);
+
+// y[r, :] += bias for every row.
+void add_bias(float* y, const float* bias, std::int64_t rows, std::int64_t cols,
+              cudaStream_t stream);
+
+// Row r of the input is x[rows_index ? rows_index[r] : r]. With residual_add (only
+// without rows_index), x += residual_add first and the sum is kept in x. Then
+// out[r] = x / rms(x) * weight, the sum of squares in double as the CPU twin does.
+void rmsnorm(float* x, const float* residual_add, const std::int64_t* rows_index, std::int64_t rows,
+             std::int64_t cols, const float* weight, float eps, float* out, cudaStream_t stream);
+
+// out = silu(gate) * up over n values; out may alias gate.
+void swiglu(const float* gate, const float* up, std::int64_t n, float* out, cudaStream_t stream);
+
+// out[t] = table[tokens[t]] widened to f32; table is [vocab, cols] of f32 or bf16.
+void embed_f32(const float* table, const DeviceStep& step, std::int64_t cols, float* out,
+               cudaStream_t stream);
+void embed_bf16(const __nv_bfloat16* table, const DeviceStep& step, std::int64_t cols, float* out,
+                cudaStream_t stream);
+
+struct DeviceRope {
+  const float* inv_freq = nullptr;  // [head_dim / 2]
+  std::int32_t num_heads = 0;
+  std::int32_t num_kv_heads = 0;
+  std::int32_t head_dim = 0;
+  bool interleaved = false;  // pairs (2i, 2i+1) instead of (i, i + d/2)
+};
+
+// Rotates q [T, heads * head_dim] and k [T, kv_heads * head_dim] in place; either may
+// be null.
+void rope(float* q, float* k, const DeviceStep& step, const DeviceRope& rope, cudaStream_t stream);
+
+// Row t of k and v [T, kv_dim] into slot slots[t] of the layer's caches.
+void store_kv(const float* k, const float* v, const DeviceStep& step, float* k_cache,
+              float* v_cache, std::int64_t kv_dim, cudaStream_t stream);
+
+struct DeviceAttention {
+  std::int32_t num_heads = 0;
+  std::int32_t num_kv_heads = 0;
+  std::int32_t head_dim = 0;
+  float scale = 0;
+  std::int32_t sliding_window = 0;
+  std::int32_t block_size = 0;
+  std::int64_t kv_dim = 0;
+};
+
+// Largest head_dim and query heads per K/V head the attention kernel takes.
+constexpr int kMaxHeadDim = 256;
+constexpr int kMaxGroup = 8;
+
+// Paged causal GQA attention of every row that belongs to a sequence (see
+// Backend::attention). One block per (row, K/V head): the group's query heads share
+// each K/V row read.
+void paged_attention(const float* q, const float* k_cache, const float* v_cache,
+                     const DeviceStep& step, const DeviceAttention& config, float* out,
+                     cudaStream_t stream);
+
+}  // namespace conveyor::cuda

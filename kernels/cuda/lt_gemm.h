@@ -1,0 +1,53 @@
+// LtGemm: y = x W^T through cuBLASLt, row-major as the Backend sees it, with the
+// algorithm chosen by cuBLASLt's heuristic once per (shape, types, accumulate) and
+// cached; the plans' descriptors live as long as this object.
+//
+// Row-major y[m, n] = x[m, k] W[n, k]^T is, in cuBLAS's column-major terms,
+// y^T[n, m] = op(W)[n, k] x^T[k, m] with W read transposed: so A = W (k x n, ld k,
+// transposed), B = x (k x m, ld k), C = D = y (n x m, ld n).
+#pragma once
+
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+namespace conveyor::cuda {
+
+class LtGemm {
+ public:
+  // `workspace` (device memory of `workspace_bytes`) is shared by every call.
+  LtGemm(cudaStream_t stream, void* workspace, std::size_t workspace_bytes);
+  ~LtGemm();
+  LtGemm(const LtGemm&) = delete;
+  LtGemm& operator=(const LtGemm&) = delete;
+
+  // y (f32) = x W^T, or y += x W^T with `accumulate`. x and W share `type`
+  // (CUDA_R_32F: full f32 arithmetic, no TF32; CUDA_R_16BF: f32 accumulation).
+  void run(const void* x, const void* w, cudaDataType type, float* y, std::int64_t m,
+           std::int64_t n, std::int64_t k, bool accumulate);
+
+  std::size_t cached_plans() const { return plans_.size(); }
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t desc = nullptr;
+    cublasLtMatrixLayout_t a = nullptr;
+    cublasLtMatrixLayout_t b = nullptr;
+    cublasLtMatrixLayout_t c = nullptr;
+    cublasLtMatmulAlgo_t algo{};
+  };
+  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, bool>;
+
+  const Plan& plan_for(const Key& key);
+
+  cudaStream_t stream_;
+  void* workspace_;
+  std::size_t workspace_bytes_;
+  cublasLtHandle_t handle_ = nullptr;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace conveyor::cuda

@@ -1,0 +1,309 @@
+// Each CUDA kernel against its CPU twin (the CPU backend's op) on fresh random inputs.
+// Skipped without a GPU; built everywhere.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "common/status.h"
+#include "kernels/rope_config.h"
+#include "tests/gpu/cuda_twin.h"
+
+using namespace conveyor;
+using namespace conveyor::testing;
+
+namespace {
+
+// f32 weights: the same f32 arithmetic in another order. bf16 weights: the GPU also
+// rounds the input rows to bf16 (relative error about 2^-9 per product).
+constexpr double kF32Bound = 1e-5;
+constexpr double kBf16Bound = 1e-2;
+
+struct Both {
+  std::unique_ptr<Backend> cpu = cpu_backend();
+  std::unique_ptr<Backend> gpu = gpu_backend();
+};
+
+double gemm_error(Both& b, DType dtype, std::int64_t m, std::int64_t n, std::int64_t k,
+                  bool with_bias, bool accumulate) {
+  const OwnedTensor w = random_tensor(dtype, {n, k});
+  const OwnedTensor bias = f32_tensor(random_floats(static_cast<std::size_t>(n)), {n});
+  const auto x = random_floats(static_cast<std::size_t>(m * k));
+  const auto y0 = random_floats(static_cast<std::size_t>(m * n));
+  std::vector<float> results[2];
+  Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+  for (int i = 0; i < 2; ++i) {
+    Backend& be = *backends[i];
+    auto wb = be.upload_weight(w.ref);
+    auto bb = be.upload_weight(bias.ref);
+    auto xb = upload(be, x);
+    auto yb = accumulate ? upload(be, y0) : poisoned(be, y0.size());
+    be.gemm(xb->floats(), m, *wb, yb->floats(), {with_bias ? bb.get() : nullptr, accumulate});
+    results[i] = download(be, *yb, y0.size());
+  }
+  return relative_error(results[1], results[0]);
+}
+
+}  // namespace
+
+TEST_CASE("cuda gemm matches the CPU twin for f32, bf16 and dequantised weights" *
+          doctest::skip(no_gpu())) {
+  Both b;
+  struct Shape {
+    std::int64_t m, n, k;
+  };
+  for (const Shape s : {Shape{1, 64, 64}, Shape{7, 96, 160}, Shape{37, 576, 192},
+                        Shape{300, 256, 512}, Shape{513, 1536, 576}}) {
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.k);
+    CHECK(gemm_error(b, DType::kF32, s.m, s.n, s.k, false, false) < kF32Bound);
+    CHECK(gemm_error(b, DType::kF32, s.m, s.n, s.k, true, true) < kF32Bound);
+    CHECK(gemm_error(b, DType::kBF16, s.m, s.n, s.k, false, false) < kBf16Bound);
+    CHECK(gemm_error(b, DType::kBF16, s.m, s.n, s.k, true, true) < kBf16Bound);
+    CHECK(gemm_error(b, DType::kF16, s.m, s.n, s.k, false, false) < kBf16Bound);
+  }
+  // Block-quantised GGUF types are dequantised to bf16 at load (k a multiple of 256).
+  for (const DType dtype : {DType::kQ8_0, DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K}) {
+    CAPTURE(dtype_name(dtype));
+    CHECK(gemm_error(b, dtype, 33, 320, 512, false, false) < kBf16Bound);
+  }
+}
+
+TEST_CASE("cuda rmsnorm, with and without the residual add, matches the CPU twin" *
+          doctest::skip(no_gpu())) {
+  Both b;
+  for (const std::int64_t cols : {64, 576, 4096}) {
+    const std::int64_t rows = 1 + static_cast<std::int64_t>(rng()() % 40);
+    const auto x = random_floats(static_cast<std::size_t>(rows * cols), 3.0f);
+    const auto add = random_floats(x.size());
+    const OwnedTensor weight = f32_tensor(random_floats(static_cast<std::size_t>(cols)), {cols});
+    for (const bool residual : {false, true}) {
+      std::vector<float> out[2];
+      std::vector<float> x_after[2];
+      Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+      for (int i = 0; i < 2; ++i) {
+        auto w = backends[i]->upload_weight(weight.ref);
+        auto xb = upload(*backends[i], x);
+        auto ab = upload(*backends[i], add);
+        auto ob = poisoned(*backends[i], x.size());
+        backends[i]->rmsnorm(xb->floats(), residual ? ab->floats() : nullptr, rows, *w, 1e-5f,
+                             ob->floats());
+        out[i] = download(*backends[i], *ob, x.size());
+        x_after[i] = download(*backends[i], *xb, x.size());
+      }
+      CHECK(relative_error(out[1], out[0]) < 1e-6);
+      CHECK(relative_error(x_after[1], x_after[0]) < 1e-7);
+    }
+  }
+}
+
+TEST_CASE("cuda swiglu matches the CPU twin, in place too" * doctest::skip(no_gpu())) {
+  Both b;
+  const std::size_t n = 100003;
+  const auto gate = random_floats(n, 6.0f);
+  const auto up = random_floats(n, 2.0f);
+  std::vector<float> out[2];
+  Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+  for (int i = 0; i < 2; ++i) {
+    auto g = upload(*backends[i], gate);
+    auto u = upload(*backends[i], up);
+    backends[i]->swiglu(g->floats(), u->floats(), static_cast<std::int64_t>(n), g->floats());
+    out[i] = download(*backends[i], *g, n);
+  }
+  CHECK(relative_error(out[1], out[0]) < 1e-6);
+}
+
+namespace {
+
+// A step of `sequences` with random context lengths, each with 1 (decode) or up to
+// 40 (a prefill chunk) new tokens, their blocks drawn from a shuffled pool.
+struct RandomStep {
+  StepLayout layout;
+  std::vector<std::vector<std::int32_t>> tables;
+};
+
+RandomStep random_step(int sequences, std::int64_t block_size, std::int64_t num_blocks,
+                       std::int32_t vocab) {
+  RandomStep r;
+  std::vector<std::int32_t> pool(static_cast<std::size_t>(num_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng());
+  std::size_t next_block = 0;
+  r.tables.resize(static_cast<std::size_t>(sequences));
+  for (int s = 0; s < sequences; ++s) {
+    const std::int64_t start = static_cast<std::int64_t>(rng()() % 300);
+    const std::int64_t fresh = rng()() % 2 == 0 ? 1 : 1 + static_cast<std::int64_t>(rng()() % 40);
+    const std::int64_t end = start + fresh;
+    auto& table = r.tables[static_cast<std::size_t>(s)];
+    for (std::int64_t i = 0; i < (end + block_size - 1) / block_size; ++i)
+      table.push_back(pool.at(next_block++));
+    const std::int64_t first_row = r.layout.num_tokens();
+    for (std::int64_t p = start; p < end; ++p) {
+      r.layout.tokens.push_back(static_cast<std::int32_t>(rng()() % static_cast<unsigned>(vocab)));
+      r.layout.positions.push_back(static_cast<std::int32_t>(p));
+      r.layout.slots.push_back(table[static_cast<std::size_t>(p / block_size)] * block_size +
+                               p % block_size);
+    }
+    r.layout.sequences.push_back({first_row, fresh, start, {}});
+    r.layout.logit_rows.push_back(r.layout.num_tokens() - 1);
+  }
+  for (std::size_t s = 0; s < r.tables.size(); ++s)
+    r.layout.sequences[s].block_table = r.tables[s];
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("cuda store_kv and paged attention match the CPU twin" * doctest::skip(no_gpu())) {
+  Both b;
+  struct Heads {
+    std::int64_t heads, kv_heads, head_dim, window, block_size;
+  };
+  for (const Heads h :
+       {Heads{4, 2, 16, 0, 16}, Heads{9, 3, 64, 0, 16}, Heads{32, 8, 128, 0, 16},
+        Heads{8, 8, 64, 0, 32}, Heads{16, 2, 128, 50, 16}, Heads{8, 1, 256, 0, 16}}) {
+    CAPTURE(h.heads);
+    CAPTURE(h.kv_heads);
+    CAPTURE(h.head_dim);
+    CAPTURE(h.window);
+    const std::int64_t kv_dim = h.kv_heads * h.head_dim;
+    const std::int64_t num_blocks = 512;
+    const RandomStep step = random_step(12, h.block_size, num_blocks, 1000);
+    const std::int64_t tokens = step.layout.num_tokens();
+    const auto cache_floats = static_cast<std::size_t>(num_blocks * h.block_size * kv_dim);
+    const auto k_cache = random_floats(cache_floats);
+    const auto v_cache = random_floats(cache_floats);
+    const auto q = random_floats(static_cast<std::size_t>(tokens * h.heads * h.head_dim), 2.0f);
+    const auto k = random_floats(static_cast<std::size_t>(tokens * kv_dim));
+    const auto v = random_floats(static_cast<std::size_t>(tokens * kv_dim));
+    AttentionConfig config;
+    config.num_heads = h.heads;
+    config.num_kv_heads = h.kv_heads;
+    config.head_dim = h.head_dim;
+    config.scale = 1.0f / std::sqrt(static_cast<float>(h.head_dim));
+    config.sliding_window = h.window;
+    std::vector<float> out[2];
+    std::vector<float> k_after[2];
+    std::vector<float> v_after[2];
+    Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+    for (int i = 0; i < 2; ++i) {
+      Backend& be = *backends[i];
+      auto kc = upload(be, k_cache);
+      auto vc = upload(be, v_cache);
+      auto qb = upload(be, q);
+      auto kb = upload(be, k);
+      auto vb = upload(be, v);
+      auto ob = poisoned(be, q.size());
+      const KvLayerView layer{kc->floats(), vc->floats(), num_blocks, h.block_size, kv_dim};
+      auto prepared = be.prepare_step(step.layout);
+      be.store_kv(kb->floats(), vb->floats(), *prepared, layer);
+      be.attention(qb->floats(), layer, *prepared, config, ob->floats());
+      out[i] = download(be, *ob, q.size());
+      k_after[i] = download(be, *kc, cache_floats);
+      v_after[i] = download(be, *vc, cache_floats);
+    }
+    CHECK(k_after[1] == k_after[0]);
+    CHECK(v_after[1] == v_after[0]);
+    CHECK(relative_error(out[1], out[0]) < 1e-5);
+  }
+}
+
+TEST_CASE("cuda rope matches the CPU twin for both pairings" * doctest::skip(no_gpu())) {
+  Both b;
+  for (const RopePairing pairing : {RopePairing::kHalfSplit, RopePairing::kInterleaved}) {
+    RopeConfig config;
+    config.num_heads = 8;
+    config.num_kv_heads = 2;
+    config.head_dim = 64;
+    config.pairing = pairing;
+    for (std::int64_t i = 0; i < 32; ++i)
+      config.inv_freq.push_back(
+          static_cast<float>(std::pow(500000.0, -2.0 * static_cast<double>(i) / 64.0)));
+    const RandomStep step = random_step(10, 16, 512, 1000);
+    const std::int64_t tokens = step.layout.num_tokens();
+    const auto q = random_floats(static_cast<std::size_t>(tokens * 8 * 64));
+    const auto k = random_floats(static_cast<std::size_t>(tokens * 2 * 64));
+    std::vector<float> q_out[2];
+    std::vector<float> k_out[2];
+    Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+    for (int i = 0; i < 2; ++i) {
+      auto qb = upload(*backends[i], q);
+      auto kb = upload(*backends[i], k);
+      auto prepared = backends[i]->prepare_step(step.layout);
+      backends[i]->rope(qb->floats(), kb->floats(), *prepared, config);
+      q_out[i] = download(*backends[i], *qb, q.size());
+      k_out[i] = download(*backends[i], *kb, k.size());
+    }
+    CHECK(relative_error(q_out[1], q_out[0]) < 1e-6);
+    CHECK(relative_error(k_out[1], k_out[0]) < 1e-6);
+  }
+}
+
+TEST_CASE("cuda embed and logits match the CPU twin" * doctest::skip(no_gpu())) {
+  Both b;
+  const std::int64_t vocab = 1000;
+  const std::int64_t hidden = 192;
+  for (const DType dtype : {DType::kF32, DType::kBF16, DType::kQ8_0}) {
+    CAPTURE(dtype_name(dtype));
+    const std::int64_t width = dtype == DType::kQ8_0 ? 256 : hidden;
+    const OwnedTensor table = random_tensor(dtype, {vocab, width});
+    const OwnedTensor norm = f32_tensor(random_floats(static_cast<std::size_t>(width)), {width});
+    const RandomStep step = random_step(9, 16, 512, static_cast<std::int32_t>(vocab));
+    const std::int64_t tokens = step.layout.num_tokens();
+    const auto rows = static_cast<std::int64_t>(step.layout.logit_rows.size());
+    std::vector<float> embedded[2];
+    std::vector<float> logits[2];
+    Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+    for (int i = 0; i < 2; ++i) {
+      auto t = backends[i]->upload_weight(table.ref);
+      auto n = backends[i]->upload_weight(norm.ref);
+      auto prepared = backends[i]->prepare_step(step.layout);
+      auto e = poisoned(*backends[i], static_cast<std::size_t>(tokens * width));
+      backends[i]->embed(*t, *prepared, e->floats());
+      embedded[i] = download(*backends[i], *e, static_cast<std::size_t>(tokens * width));
+      auto l = poisoned(*backends[i], static_cast<std::size_t>(rows * vocab));
+      backends[i]->logits(e->floats(), *prepared, *n, 1e-5f, *t, l->floats());
+      logits[i] = download(*backends[i], *l, static_cast<std::size_t>(rows * vocab));
+    }
+    // A bf16 copy of a quantised table holds its values exactly only where they fit bf16.
+    CHECK(relative_error(embedded[1], embedded[0]) < (dtype == DType::kQ8_0 ? 4e-3 : 1e-7));
+    CHECK(relative_error(logits[1], logits[0]) < (dtype == DType::kF32 ? kF32Bound : kBf16Bound));
+  }
+}
+
+TEST_CASE("cuda backend refuses bad input with typed errors and keeps working" *
+          doctest::skip(no_gpu())) {
+  auto gpu = gpu_backend(0.05);
+  const OwnedTensor table = random_tensor(DType::kF32, {100, 64});
+  auto t = gpu->upload_weight(table.ref);
+  StepLayout layout;
+  layout.tokens = {5, 100};
+  layout.positions = {0, 1};
+  layout.slots = {0, 1};
+  auto step = gpu->prepare_step(layout);
+  auto out = gpu->allocate(2 * 64 * 4);
+  try {
+    gpu->embed(*t, *step, out->floats());
+    FAIL("a token outside the vocabulary was embedded");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kInvalidArgument);
+  }
+  auto k = gpu->allocate(64 * 4);
+  const KvLayerView layer{k->floats(), k->floats(), 1, 1, 64};
+  CHECK_THROWS_AS(gpu->store_kv(out->floats(), out->floats(), *step, layer), Error);
+  // More than the pool holds: kResourceExhausted, and the backend still works after.
+  try {
+    auto huge = gpu->allocate(gpu->memory_info().total_bytes + 1);
+    FAIL("the pool handed out more than it holds");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::kResourceExhausted);
+  }
+  layout.tokens = {5, 99};
+  auto good = gpu->prepare_step(layout);
+  gpu->embed(*t, *good, out->floats());
+  std::vector<float> host(2 * 64);
+  gpu->copy_to_host(host.data(), out->data(), host.size() * 4);
+  CHECK(std::equal(host.begin(), host.begin() + 64,
+                   reinterpret_cast<const float*>(table.bytes.data()) + 5 * 64));
+}

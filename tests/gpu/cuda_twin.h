@@ -1,0 +1,113 @@
+// Helpers for the CUDA kernels' twin tests: the CPU backend computes each op's
+// reference on the same random inputs, the CUDA backend's output is poisoned (NaN)
+// before the op so that an unwritten element fails, and the two are compared by
+// relative error ||gpu - cpu|| / ||cpu||.
+#pragma once
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "common/dtype.h"
+#include "common/synthetic/random_values.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "worker/platform/backend_factory.h"
+
+namespace conveyor::testing {
+
+inline bool no_gpu() {
+  return !cuda_available();
+}
+
+inline std::unique_ptr<Backend> gpu_backend(double fraction = 0.25) {
+  BackendRequest request;
+  request.kind = BackendKind::kCuda;
+  request.gpu_memory_fraction = fraction;
+  return make_backend(request);
+}
+
+inline std::unique_ptr<Backend> cpu_backend() {
+  CpuBackendOptions options;
+  options.threads = 4;
+  return make_cpu_backend(options);
+}
+
+// Fresh random inputs every run: a kernel must be right on any valid input.
+inline std::mt19937& rng() {
+  static std::mt19937 generator(std::random_device{}());
+  return generator;
+}
+
+inline std::vector<float> random_floats(std::size_t n, float scale = 1.0f) {
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  std::vector<float> v(n);
+  for (float& x : v)
+    x = dist(rng());
+  return v;
+}
+
+// A tensor whose bytes the caller keeps alive.
+struct OwnedTensor {
+  std::vector<std::uint8_t> bytes;
+  TensorRef ref;
+};
+
+inline OwnedTensor random_tensor(DType dtype, std::vector<std::int64_t> shape,
+                                 float stddev = 0.5f) {
+  OwnedTensor t;
+  std::int64_t elements = 1;
+  for (auto d : shape)
+    elements *= d;
+  t.bytes.resize(*dtype_bytes(dtype, static_cast<std::uint64_t>(elements)));
+  fill_random_values(dtype, stddev, rng()(), elements, t.bytes.data());
+  t.ref.name = "random";
+  t.ref.dtype = dtype;
+  t.ref.shape = std::move(shape);
+  t.ref.bytes = t.bytes;
+  return t;
+}
+
+inline OwnedTensor f32_tensor(const std::vector<float>& values, std::vector<std::int64_t> shape) {
+  OwnedTensor t;
+  t.bytes.resize(values.size() * 4);
+  std::memcpy(t.bytes.data(), values.data(), t.bytes.size());
+  t.ref.name = "values";
+  t.ref.dtype = DType::kF32;
+  t.ref.shape = std::move(shape);
+  t.ref.bytes = t.bytes;
+  return t;
+}
+
+// Backend memory holding `values`.
+inline std::unique_ptr<BackendBuffer> upload(Backend& b, const std::vector<float>& values) {
+  auto buffer = b.allocate(values.size() * 4);
+  b.copy_from_host(buffer->data(), values.data(), values.size() * 4);
+  return buffer;
+}
+
+inline std::unique_ptr<BackendBuffer> poisoned(Backend& b, std::size_t n) {
+  return upload(b, std::vector<float>(n, std::nanf("")));
+}
+
+inline std::vector<float> download(Backend& b, const BackendBuffer& buffer, std::size_t n) {
+  std::vector<float> out(n);
+  b.copy_to_host(out.data(), const_cast<BackendBuffer&>(buffer).data(), n * 4);
+  return out;
+}
+
+// ||got - want|| / ||want||; infinity when got holds a NaN or an infinity.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0;
+  double norm = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    if (!std::isfinite(got[i])) return INFINITY;
+    diff += (static_cast<double>(got[i]) - want[i]) * (static_cast<double>(got[i]) - want[i]);
+    norm += static_cast<double>(want[i]) * want[i];
+  }
+  return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+}
+
+}  // namespace conveyor::testing

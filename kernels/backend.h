@@ -209,6 +209,13 @@ class Backend {
   // hidden: f32 [T, hidden]; out: f32 [logit_rows.size(), vocab].
   virtual void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm,
                       float eps, const BackendWeight& output, float* out) = 0;
+
+  // Greedy choice without moving the logits: for each of `rows` rows of logits
+  // (f32 [rows, vocab]), the lowest index of the largest value, NaN never chosen, or
+  // -1 when no value is above -inf. Written to host memory; waits for the result.
+  // Exactly the sampler's greedy argmax (worker/sampling/sampler.h).
+  virtual void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
+                      std::int32_t* host_out) = 0;
 };
 
 }  // namespace conveyor

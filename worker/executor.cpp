@@ -4,6 +4,7 @@
 
 #include "common/status.h"
 
+#include "worker/sampling/penalties.h"
 #include "worker/sampling/rng.h"
 
 namespace conveyor {
@@ -35,6 +36,14 @@ KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerR
   return config;
 }
 
+// Greedy without penalties or log-probs needs only the argmax of the logits, which
+// the backend computes where they are (on a GPU, one index instead of the
+// vocabulary's logits crosses to the host). The same token as the sampler's.
+bool greedy_on_backend(const std::shared_ptr<const SequenceSampling>& sampling) {
+  return sampling != nullptr && sampling->params.is_greedy() && !has_penalties(sampling->params) &&
+         !sampling->params.logprobs;
+}
+
 }  // namespace
 
 Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv,
@@ -58,7 +67,9 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
     step.tokens = s.tokens;
     step.start_position = s.start;
     step.block_table = s.block_table;
-    step.logits = s.samples ? LogitsWanted::kLast : LogitsWanted::kNone;
+    step.logits = !s.samples                      ? LogitsWanted::kNone
+                  : greedy_on_backend(s.sampling) ? LogitsWanted::kGreedy
+                                                  : LogitsWanted::kLast;
     steps.push_back(step);
   }
   if (!first()) {
@@ -86,8 +97,17 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
       fail(ErrorCode::kInvalidArgument,
            "sequence " + std::to_string(s.id) + " samples without sampling parameters");
     }
-    const auto logits = out.row(out.logits_begin[i], vocab);
     SampledToken token{s.id, {}, {}};
+    if (greedy_on_backend(s.sampling)) {
+      token.sample.token = out.greedy[i];
+      if (token.sample.token < 0) {
+        token.status =
+            Status(ErrorCode::kInternal, "sampling: every logit is -inf or NaN: nothing to sample");
+      }
+      result.samples.push_back(std::move(token));
+      continue;
+    }
+    const auto logits = out.row(out.logits_begin[i], vocab);
     try {
       token.sample = sample(s, logits);
     } catch (const Error& e) {

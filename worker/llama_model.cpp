@@ -104,6 +104,11 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   StepResult result;
   result.logits_begin.reserve(sequences.size() + 1);
   const std::int64_t block_size = cache_.config().block_size;
+  // Logit rows: every row a sequence wants in full first, in sequence order, then the
+  // last rows of kGreedy sequences, whose argmax alone leaves the backend.
+  std::vector<std::int64_t> greedy_rows;
+  std::vector<std::size_t> greedy_sequences;
+  result.greedy.assign(sequences.size(), -1);
   for (const SequenceStep& seq : sequences) {
     const auto n = static_cast<std::int64_t>(seq.tokens.size());
     if (n == 0) invalid("forward: a sequence with no new tokens");
@@ -120,6 +125,10 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
     const std::int64_t first_row = layout.num_tokens();
     layout.sequences.push_back({first_row, n, seq.start_position, seq.block_table});
     result.logits_begin.push_back(static_cast<std::int64_t>(layout.logit_rows.size()));
+    if (seq.logits == LogitsWanted::kGreedy) {
+      greedy_rows.push_back(first_row + n - 1);
+      greedy_sequences.push_back(layout.sequences.size() - 1);
+    }
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t position = seq.start_position + i;
       layout.tokens.push_back(seq.tokens[static_cast<std::size_t>(i)]);
@@ -133,6 +142,8 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
     }
   }
   result.logits_begin.push_back(static_cast<std::int64_t>(layout.logit_rows.size()));
+  const auto full_rows = static_cast<std::int64_t>(layout.logit_rows.size());
+  layout.logit_rows.insert(layout.logit_rows.end(), greedy_rows.begin(), greedy_rows.end());
   const std::int64_t tokens = layout.num_tokens();
   const auto logit_rows = static_cast<std::int64_t>(layout.logit_rows.size());
   ensure_workspace(tokens, logit_rows);
@@ -159,9 +170,19 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   if (logit_rows > 0) {
     backend_.logits(ws.hidden->floats(), *step, weights_.output_norm(),
                     static_cast<float>(s.rms_norm_eps), weights_.output(), ws.logits->floats());
-    result.logits.resize(static_cast<std::size_t>(logit_rows * s.vocab_size));
-    backend_.copy_to_host(result.logits.data(), ws.logits->data(),
-                          result.logits.size() * sizeof(float));
+    result.logits.resize(static_cast<std::size_t>(full_rows * s.vocab_size));
+    if (full_rows > 0) {
+      backend_.copy_to_host(result.logits.data(), ws.logits->data(),
+                            result.logits.size() * sizeof(float));
+    }
+    if (!greedy_rows.empty()) {
+      std::vector<std::int32_t> tokens_out(greedy_rows.size());
+      backend_.argmax(ws.logits->floats() + full_rows * s.vocab_size,
+                      static_cast<std::int64_t>(greedy_rows.size()), s.vocab_size,
+                      tokens_out.data());
+      for (std::size_t g = 0; g < greedy_sequences.size(); ++g)
+        result.greedy[greedy_sequences[g]] = tokens_out[g];
+    }
   }
   backend_.synchronize();
   return result;

@@ -20,7 +20,9 @@
 
 namespace conveyor {
 
-enum class LogitsWanted { kNone, kLast, kAll };
+// kGreedy: the last position's greedy token only (Backend::argmax), without moving
+// its logits off the backend.
+enum class LogitsWanted { kNone, kLast, kAll, kGreedy };
 
 struct SequenceStep {
   std::span<const std::int32_t> tokens;  // the new tokens, at least one
@@ -35,6 +37,9 @@ struct StepResult {
   // i owns rows [logits_begin[i], logits_begin[i + 1]).
   std::vector<float> logits;
   std::vector<std::int64_t> logits_begin;  // size: sequences + 1
+  // Per sequence: the greedy token of a kGreedy sequence (-1: no logit above -inf);
+  // unused for the others. A kGreedy sequence owns no logit rows.
+  std::vector<std::int32_t> greedy;
   // f32 [tokens, hidden]: the residual stream after the last layer held, for the next
   // pipeline stage; filled only when this range has no output head.
   std::vector<float> hidden;

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -344,6 +345,23 @@ void CpuBackend::logits(const float* hidden, const BackendStep& step, const Back
   cpu::rmsnorm_f32(pool_, gathered, nullptr, count, width, vector_data(norm, "logits norm"), eps,
                    normed);
   gemm(normed, count, output, out);
+}
+
+void CpuBackend::argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
+                        std::int32_t* host_out) {
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* row = logits + r * vocab;
+    // Comparisons with NaN are false, so NaN is never chosen; ties keep the first.
+    float best = -std::numeric_limits<float>::infinity();
+    std::int32_t best_index = -1;
+    for (std::int64_t i = 0; i < vocab; ++i) {
+      if (row[i] > best) {
+        best = row[i];
+        best_index = static_cast<std::int32_t>(i);
+      }
+    }
+    host_out[r] = best_index;
+  }
 }
 
 std::unique_ptr<Backend> make_cpu_backend(const CpuBackendOptions& options) {

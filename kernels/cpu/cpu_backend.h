@@ -55,6 +55,8 @@ class CpuBackend final : public Backend {
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override;
   void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
               const BackendWeight& output, float* out) override;
+  void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
+              std::int32_t* host_out) override;
 
   // Byte counters shared with the weights and buffers this backend hands out, which
   // may outlive it.

@@ -388,6 +388,16 @@ class CudaBackend final : public Backend {
     gemm(normed, rows, output, out, {});
   }
 
+  void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
+              std::int32_t* host_out) override {
+    if (rows == 0) return;
+    auto* indices = static_cast<std::int32_t*>(scratch(2, static_cast<std::size_t>(rows) * 4));
+    cuda::argmax_rows(logits, rows, vocab, indices, stream_);
+    CONVEYOR_CUDA(cudaMemcpyAsync(host_out, indices, static_cast<std::size_t>(rows) * 4,
+                                  cudaMemcpyDeviceToHost, stream_));
+    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+  }
+
  private:
   // Scratch slot `index` of at least `bytes`, grown geometrically. Ops on the one
   // stream run in order, so memory given back here is reused only after its readers.

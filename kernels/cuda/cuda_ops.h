@@ -82,6 +82,11 @@ struct DeviceAttention {
   std::int64_t kv_dim = 0;
 };
 
+// Per row of logits [rows, vocab]: the lowest index of the largest value (NaN never),
+// -1 when nothing is above -inf; out is int32 [rows] in device memory.
+void argmax_rows(const float* logits, std::int64_t rows, std::int64_t vocab, std::int32_t* out,
+                 cudaStream_t stream);
+
 // Largest head_dim and query heads per K/V head the attention kernel takes.
 constexpr int kMaxHeadDim = 256;
 constexpr int kMaxGroup = 8;

@@ -21,7 +21,7 @@ std::unique_ptr<ModelSource> tiny_model() {
   options.dtype = DType::kF32;
   options.seed = 11;
   options.max_positions = 512;
-  options.backend.threads = 2;
+  options.threads = 2;
   return make_random_model(*shape, options);
 }
 

@@ -321,7 +321,7 @@ JobRun run_job(const ModelSource& source, const std::string& input, const TempDi
                const std::string& name, std::int64_t order_block_size) {
   const std::int64_t blocks = 12;  // two sequences of 6 blocks: no room to cache more
   LocalPipelineOptions pipeline_options;
-  pipeline_options.threads = 2;
+  pipeline_options.backend.threads = 2;
   pipeline_options.kv = {blocks, kBlock};
   LocalPipeline pipeline(source, pipeline_options);
   SchedulerActorOptions actor;

@@ -21,7 +21,7 @@ struct SharedPrefixRun {
 SharedPrefixRun run_shared_prefix_job(const ModelSource& source, bool prefix_caching) {
   constexpr std::int64_t kBlocks = 128;
   LocalPipelineOptions pipeline_options;
-  pipeline_options.threads = 2;
+  pipeline_options.backend.threads = 2;
   pipeline_options.kv = {kBlocks, 16};
   LocalPipeline pipeline(source, pipeline_options);
   SchedulerActorOptions options;

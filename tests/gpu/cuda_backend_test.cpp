@@ -307,3 +307,38 @@ TEST_CASE("cuda backend refuses bad input with typed errors and keeps working" *
   CHECK(std::equal(host.begin(), host.begin() + 64,
                    reinterpret_cast<const float*>(table.bytes.data()) + 5 * 64));
 }
+
+TEST_CASE("cuda argmax matches the CPU twin on ties, NaN, -inf and +inf" *
+          doctest::skip(no_gpu())) {
+  Both b;
+  const std::int64_t vocab = 128256;
+  const std::int64_t rows = 9;
+  auto logits = random_floats(static_cast<std::size_t>(rows * vocab), 20.0f);
+  auto at = [&](std::int64_t r, std::int64_t i) -> float& {
+    return logits[static_cast<std::size_t>(r * vocab + i)];
+  };
+  at(1, 70000) = 50.0f;  // a tie: the lower index wins
+  at(1, 3) = 50.0f;
+  at(2, 5) = std::nanf("");  // NaN is never chosen
+  at(3, vocab - 1) = INFINITY;
+  for (std::int64_t i = 0; i < vocab; ++i) {
+    at(4, i) = -INFINITY;  // nothing to choose
+    at(5, i) = i % 2 == 0 ? std::nanf("") : -INFINITY;
+    at(6, i) = 7.0f;  // all equal: index 0
+  }
+  at(7, vocab - 1) = 1e30f;
+  std::vector<std::int32_t> chosen[2];
+  Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+  for (int i = 0; i < 2; ++i) {
+    auto buffer = upload(*backends[i], logits);
+    chosen[i].assign(static_cast<std::size_t>(rows), -7);
+    backends[i]->argmax(buffer->floats(), rows, vocab, chosen[i].data());
+  }
+  CHECK(chosen[1] == chosen[0]);
+  CHECK(chosen[0][1] == 3);
+  CHECK(chosen[0][3] == vocab - 1);
+  CHECK(chosen[0][4] == -1);
+  CHECK(chosen[0][5] == -1);
+  CHECK(chosen[0][6] == 0);
+  CHECK(chosen[0][7] == vocab - 1);
+}

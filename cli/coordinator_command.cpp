@@ -64,7 +64,8 @@ int run_coordinator(const CoordinatorOptions& o) {
       chat = std::move(c).value();
   }
   const std::vector<std::string> names = served_model_names(config, *source);
-  const KvPlan kv = plan_kv(config, spec);
+  // The cluster's workers run the CPU backend, which keeps K/V as f32.
+  const KvPlan kv = plan_kv(config, spec, DType::kF32);
 
   IntakeOptions intake;
   intake.limits.max_line_bytes = config.limits.max_line_bytes;

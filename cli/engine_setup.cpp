@@ -29,6 +29,7 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
   cmd.add_option("--kv-memory", f.kv_memory, "KV cache memory, e.g. 512MiB")
       ->envname("CONVEYOR_KV_MEMORY");
   cmd.add_option("--block-size", f.block_size, "tokens per KV block");
+  cmd.add_option("--kv-dtype", f.kv_dtype, "K/V element type: auto (bf16 on CUDA), f32, bf16");
   cmd.add_option("--weight-device-budget", f.weight_device_budget,
                  "memory for each stage's weights, e.g. 512MiB or 50%; the layers beyond it "
                  "stream in from the model file (default: 0, all resident)");
@@ -71,6 +72,7 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.kv_blocks) c.kv.blocks = *f.kv_blocks;
   if (f.kv_memory) c.kv.memory_bytes = value_or_throw(parse_size(*f.kv_memory), "--kv-memory");
   if (f.block_size) c.kv.block_size = *f.block_size;
+  if (f.kv_dtype) c.kv.dtype = value_or_throw(parse_kv_dtype(*f.kv_dtype), "--kv-dtype");
   if (f.weight_device_budget) {
     c.weights.device_budget =
         value_or_throw(parse_device_budget(*f.weight_device_budget), "--weight-device-budget");
@@ -115,7 +117,7 @@ std::vector<std::string> served_model_names(const RunConfig& config, const Model
   return names;
 }
 
-KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec) {
+KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec, DType kv_dtype) {
   KvPlan kv;
   kv.context_limit = spec.max_positions;
   if (config.limits.max_context > 0 &&
@@ -126,6 +128,7 @@ KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec) {
   geometry.num_layers = spec.num_layers;
   geometry.block_size = config.kv.block_size;
   geometry.kv_dim = spec.kv_dim();
+  geometry.dtype = kv_dtype;
   kv.block_bytes = kv_block_bytes(geometry);
   kv.blocks = config.kv.blocks > 0
                   ? config.kv.blocks
@@ -173,6 +176,12 @@ BackendRequest backend_request(const RunConfig& config) {
   return request;
 }
 
+DType kv_dtype(KvDtypeChoice choice, BackendKind backend) {
+  if (choice == KvDtypeChoice::kF32) return DType::kF32;
+  if (choice == KvDtypeChoice::kBf16) return DType::kBF16;
+  return backend == BackendKind::kCuda ? DType::kBF16 : DType::kF32;
+}
+
 std::uint64_t activation_reserve_bytes(const RunConfig& config, const ModelSpec& spec) {
   // The model's f32 activations for the largest step (the workspace grows by doubling
   // and a grown buffer is allocated before the old one goes: three times), the logits
@@ -214,15 +223,17 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
   // On a GPU the cache takes what the memory pool has left after the weights, unless
   // kv.blocks fixes it; on the CPU, kv.memory sizes it.
   const bool device_sized = pipeline.backend.kind == BackendKind::kCuda && config.kv.blocks == 0;
+  const DType dtype = kv_dtype(config.kv.dtype, pipeline.backend.kind);
   RunConfig sized = config;
   if (!device_sized) {
-    pipeline.kv = {plan_kv(config, spec).blocks, config.kv.block_size};
+    pipeline.kv = {plan_kv(config, spec, dtype).blocks, config.kv.block_size};
   } else {
     pipeline.kv = {0, config.kv.block_size, activation_reserve_bytes(config, spec)};
   }
+  pipeline.kv.dtype = dtype;
   e.pipeline = std::make_unique<LocalPipeline>(*e.source, pipeline);
   sized.kv.blocks = e.pipeline->kv_blocks();
-  const KvPlan kv = plan_kv(sized, spec);
+  const KvPlan kv = plan_kv(sized, spec, dtype);
   e.kv_blocks = kv.blocks;
   e.context_limit = kv.context_limit;
   e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline,
@@ -240,13 +251,14 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
                     : " | " + std::to_string(streamed) + " layers stream in (weight budget " +
                           device_budget_string(config.weights.device_budget) + ")";
   std::fprintf(stderr,
-               "[engine] %s (%s) | %s | layers %s | KV %lld blocks x %lld tokens (%.0f MiB) | "
+               "[engine] %s (%s) | %s | layers %s | KV %lld blocks x %lld tokens (%.0f MiB, %s) | "
                "context %lld%s | %lld sequences, %lld tokens per step, %s batching%s\n",
                e.model_names.front().c_str(), e.source->format().c_str(),
                e.pipeline->backend_name().c_str(), stages.c_str(),
                static_cast<long long>(e.kv_blocks), static_cast<long long>(config.kv.block_size),
                static_cast<double>(kv.block_bytes) * static_cast<double>(e.kv_blocks) / (1 << 20),
-               static_cast<long long>(e.context_limit), kv.kv_limited ? " (the KV cache)" : "",
+               std::string(dtype_name(dtype)).c_str(), static_cast<long long>(e.context_limit),
+               kv.kv_limited ? " (the KV cache)" : "",
                static_cast<long long>(config.scheduler.max_sequences),
                static_cast<long long>(config.scheduler.max_step_tokens),
                config.scheduler.static_batching ? "static" : "continuous", streaming.c_str());

@@ -32,6 +32,7 @@ struct EngineFlags {
   std::optional<std::string> kv_memory;
   std::optional<std::string> weight_device_budget;
   std::optional<std::int64_t> block_size;
+  std::optional<std::string> kv_dtype;
   std::optional<std::int64_t> max_sequences;
   std::optional<std::int64_t> max_step_tokens;
   std::optional<std::int64_t> micro_batches;
@@ -72,7 +73,11 @@ struct KvPlan {
   std::int64_t context_limit = 0;
   bool kv_limited = false;  // the cache, not the model, limits the context
 };
-KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec);
+// `kv_dtype`: the cache's element type (kv_dtype()).
+KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec, DType kv_dtype);
+// The K/V element type a config asks for on `backend`: auto is bf16 on CUDA, f32 on
+// the CPU.
+DType kv_dtype(KvDtypeChoice choice, BackendKind backend);
 
 // The backend the config asks for, `auto` resolved (CUDA where a device answers).
 BackendRequest backend_request(const RunConfig& config);

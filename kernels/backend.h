@@ -65,6 +65,7 @@ struct BackendCapabilities {
   bool paged_attention = true;       // attention reads K/V through block tables
   int threads = 1;                   // CPU worker threads, including the caller
   std::vector<DType> weight_dtypes;  // stored types upload_weight() accepts
+  std::vector<DType> kv_dtypes{DType::kF32};  // K/V cache element types
 };
 
 struct BackendMemoryInfo {
@@ -86,15 +87,17 @@ struct RopeConfig {
 };
 
 // One layer's paged K/V storage in backend memory. Both K and V are
-// f32 [num_blocks, block_size, kv_dim]; kv_dim = num_kv_heads * head_dim. Token at
-// position p of a sequence lives in block block_table[p / block_size], row
-// p % block_size; its "slot" is block * block_size + row.
+// [num_blocks, block_size, kv_dim] of `dtype` (one of capabilities().kv_dtypes);
+// kv_dim = num_kv_heads * head_dim. Token at position p of a sequence lives in block
+// block_table[p / block_size], row p % block_size; its "slot" is
+// block * block_size + row. store_kv rounds the f32 rows it is given to `dtype`.
 struct KvLayerView {
-  float* k = nullptr;
-  float* v = nullptr;
+  void* k = nullptr;
+  void* v = nullptr;
   std::int64_t num_blocks = 0;
   std::int64_t block_size = 0;
   std::int64_t kv_dim = 0;
+  DType dtype = DType::kF32;
 };
 
 // One sequence's share of an attention call. Its new tokens occupy rows

@@ -20,6 +20,7 @@ KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerR
   config.num_blocks = kv.num_blocks;
   config.block_size = kv.block_size;
   config.kv_dim = spec.kv_dim();
+  config.dtype = kv.dtype;
   if (config.num_blocks == 0) {
     const std::uint64_t available = backend.memory_info().available_bytes;
     const std::uint64_t block = kv_block_bytes(config);

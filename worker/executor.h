@@ -30,6 +30,7 @@ struct KvGeometry {
   std::int64_t num_blocks = 0;
   std::int64_t block_size = 16;
   std::uint64_t reserve_bytes = 0;
+  DType dtype = DType::kF32;  // K/V element type
 };
 
 struct StageResult {

@@ -1,7 +1,9 @@
 #include "worker/kv_cache.h"
 
+#include <algorithm>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "common/status.h"
 
@@ -21,7 +23,7 @@ std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b) {
 }  // namespace
 
 std::uint64_t kv_block_bytes(const KvCacheConfig& config) {
-  std::uint64_t bytes = 2 * sizeof(float);
+  std::uint64_t bytes = 2 * *dtype_bytes(config.dtype, 1);
   for (std::int64_t n : {config.num_layers, config.block_size, config.kv_dim}) {
     bytes = checked_mul(bytes, static_cast<std::uint64_t>(n));
   }
@@ -36,6 +38,11 @@ KvCache::KvCache(Backend& backend, const KvCacheConfig& config) : config_(config
   }
   if (config.num_blocks > std::numeric_limits<std::int32_t>::max()) {
     fail(ErrorCode::kInvalidArgument, "kv cache: too many blocks for 32-bit block ids");
+  }
+  const std::vector<DType> kept = backend.capabilities().kv_dtypes;
+  if (std::find(kept.begin(), kept.end(), config.dtype) == kept.end()) {
+    fail(ErrorCode::kUnsupported, "kv cache: " + backend.name() + " does not keep K/V as " +
+                                      std::string(dtype_name(config.dtype)));
   }
   const std::uint64_t bytes =
       checked_mul(kv_block_bytes(config) / 2, static_cast<std::uint64_t>(config.num_blocks));
@@ -58,10 +65,14 @@ KvLayerView KvCache::layer(std::int64_t local_layer) const {
                                      " outside the " + std::to_string(config_.num_layers) +
                                      " held");
   }
-  const std::int64_t layer_floats = config_.num_blocks * config_.block_size * config_.kv_dim;
+  const std::uint64_t layer_bytes = kv_block_bytes(config_) / 2 /
+                                    static_cast<std::uint64_t>(config_.num_layers) *
+                                    static_cast<std::uint64_t>(config_.num_blocks);
+  const std::uint64_t offset = static_cast<std::uint64_t>(local_layer) * layer_bytes;
   KvLayerView view;
-  view.k = keys_->floats() + local_layer * layer_floats;
-  view.v = values_->floats() + local_layer * layer_floats;
+  view.k = static_cast<std::uint8_t*>(keys_->data()) + offset;
+  view.v = static_cast<std::uint8_t*>(values_->data()) + offset;
+  view.dtype = config_.dtype;
   view.num_blocks = config_.num_blocks;
   view.block_size = config_.block_size;
   view.kv_dim = config_.kv_dim;

@@ -3,9 +3,9 @@
 // is decided by the coordinator's block ledger (coordinator/scheduler/block_allocator.h)
 // and arrives with each step as the sequence's block table.
 //
-// Storage: K and V are each f32 [num_layers][num_blocks][block_size][kv_dim]; a
-// sequence's position p lives in block block_table[p / block_size], row
-// p % block_size, in every layer.
+// Storage: K and V are each [num_layers][num_blocks][block_size][kv_dim] of the
+// config's dtype (f32 or bf16); a sequence's position p lives in block
+// block_table[p / block_size], row p % block_size, in every layer.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +20,7 @@ struct KvCacheConfig {
   std::int64_t num_blocks = 0;
   std::int64_t block_size = 16;  // tokens per block
   std::int64_t kv_dim = 0;       // num_kv_heads * head_dim
+  DType dtype = DType::kF32;     // element type: f32, or bf16 where the backend keeps it
 };
 
 // Bytes of K plus V that one block occupies across all layers.

@@ -21,6 +21,12 @@ constexpr std::array<std::pair<BackendChoice, std::string_view>, 3> kBackendName
     {BackendChoice::kCuda, "cuda"},
 }};
 
+constexpr std::array<std::pair<KvDtypeChoice, std::string_view>, 3> kKvDtypeNames = {{
+    {KvDtypeChoice::kAuto, "auto"},
+    {KvDtypeChoice::kF32, "f32"},
+    {KvDtypeChoice::kBf16, "bf16"},
+}};
+
 constexpr std::array<std::pair<ProgressMode, std::string_view>, 4> kProgressNames = {{
     {ProgressMode::kAuto, "auto"},
     {ProgressMode::kBar, "bar"},
@@ -64,6 +70,7 @@ void read_config(YamlSection& top, RunConfig& config) {
   kv.read_size("memory", config.kv.memory_bytes);
   kv.read("gpu_memory_fraction", config.kv.gpu_memory_fraction);
   kv.read("block_size", config.kv.block_size);
+  kv.read_with("dtype", config.kv.dtype, &parse_kv_dtype);
   kv.read("prefix_caching", config.kv.prefix_caching);
   kv.read("prefix_ordering", config.kv.prefix_ordering);
   kv.finish();
@@ -146,6 +153,14 @@ std::string_view to_string(ProgressMode mode) {
 
 Expected<BackendChoice> parse_backend(std::string_view text) {
   return value_of(kBackendNames, text, "backend");
+}
+
+std::string_view to_string(KvDtypeChoice dtype) {
+  return name_of(kKvDtypeNames, dtype);
+}
+
+Expected<KvDtypeChoice> parse_kv_dtype(std::string_view text) {
+  return value_of(kKvDtypeNames, text, "kv dtype");
 }
 
 Expected<ProgressMode> parse_progress_mode(std::string_view text) {

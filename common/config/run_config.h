@@ -18,6 +18,8 @@
 namespace conveyor {
 
 enum class BackendChoice { kAuto, kCpu, kCuda };
+// The K/V cache's element type; auto: bf16 on the CUDA backend, f32 on the CPU.
+enum class KvDtypeChoice { kAuto, kF32, kBf16 };
 enum class ProgressMode { kAuto, kBar, kJsonl, kOff };
 
 struct RunConfig {
@@ -33,7 +35,8 @@ struct RunConfig {
     std::uint64_t memory_bytes = 1ull << 30;  // YAML key `memory`; a size such as "1GiB"
     double gpu_memory_fraction = 0.9;         // share of free GPU memory for weights + KV (CUDA)
     std::int64_t block_size = 16;             // tokens per KV block; a power of two
-    bool prefix_caching = true;               // reuse the K/V of prompt prefixes already computed
+    KvDtypeChoice dtype = KvDtypeChoice::kAuto;
+    bool prefix_caching = true;  // reuse the K/V of prompt prefixes already computed
     // Run a batch file's requests grouped by shared prompt prefix (with prefix caching,
     // on a regular file); false keeps file order.
     bool prefix_ordering = true;
@@ -113,8 +116,10 @@ Status validate_run_config(const RunConfig& config);
 
 std::string_view to_string(BackendChoice backend);
 std::string_view to_string(ProgressMode mode);
+std::string_view to_string(KvDtypeChoice dtype);
 // The lower-case names that to_string gives; kInvalidArgument lists the accepted ones.
 Expected<BackendChoice> parse_backend(std::string_view text);
 Expected<ProgressMode> parse_progress_mode(std::string_view text);
+Expected<KvDtypeChoice> parse_kv_dtype(std::string_view text);
 
 }  // namespace conveyor

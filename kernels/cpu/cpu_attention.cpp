@@ -64,8 +64,8 @@ template <int L>
   const std::int64_t q_width = cfg.num_heads * head_dim;
   const std::int64_t group = cfg.num_heads / cfg.num_kv_heads;
   const std::int64_t first_head = item.kv_head * group;
-  const float* keys = layer.k + item.kv_head * head_dim;
-  const float* values = layer.v + item.kv_head * head_dim;
+  const float* keys = static_cast<const float*>(layer.k) + item.kv_head * head_dim;
+  const float* values = static_cast<const float*>(layer.v) + item.kv_head * head_dim;
 
   for (std::int64_t i = item.first_query; i < item.first_query + item.num_queries; ++i) {
     const std::int64_t row = seq.first_row + i;
@@ -146,6 +146,9 @@ void check_attention_inputs(const KvLayerView& layer, std::span<const AttentionS
       config.num_kv_heads * config.head_dim != layer.kv_dim) {
     invalid("attention: head counts do not match the KV layer");
   }
+  if (layer.dtype != DType::kF32 && layer.dtype != DType::kBF16) {
+    fail(ErrorCode::kUnsupported, "attention: K/V of type " + std::string(dtype_name(layer.dtype)));
+  }
   for (const AttentionSequence& seq : sequences) {
     const std::int64_t end = seq.start_position + seq.num_new;
     if (seq.start_position < 0 || seq.num_new < 0 || seq.first_row < 0) {
@@ -175,8 +178,10 @@ void store_kv_f32(const float* k, const float* v, std::span<const std::int64_t> 
       invalid("store_kv: slot " + std::to_string(slot) + " outside the cache");
     }
     const auto row = static_cast<std::int64_t>(i);
-    std::memcpy(layer.k + slot * layer.kv_dim, k + row * layer.kv_dim, row_bytes);
-    std::memcpy(layer.v + slot * layer.kv_dim, v + row * layer.kv_dim, row_bytes);
+    std::memcpy(static_cast<float*>(layer.k) + slot * layer.kv_dim, k + row * layer.kv_dim,
+                row_bytes);
+    std::memcpy(static_cast<float*>(layer.v) + slot * layer.kv_dim, v + row * layer.kv_dim,
+                row_bytes);
   }
 }
 

@@ -149,6 +149,13 @@ void check_width(const BackendWeight& w, std::int64_t expected, const char* what
   }
 }
 
+void require_f32_kv(const KvLayerView& layer) {
+  if (layer.dtype != DType::kF32) {
+    fail(ErrorCode::kUnsupported,
+         "cpu backend: K/V of type " + std::string(dtype_name(layer.dtype)) + "; it keeps f32");
+  }
+}
+
 }  // namespace
 
 CpuBackend::CpuBackend(const CpuBackendOptions& options)
@@ -318,11 +325,13 @@ void CpuBackend::rope(float* q, float* k, const BackendStep& step, const RopeCon
 
 void CpuBackend::store_kv(const float* k, const float* v, const BackendStep& step,
                           const KvLayerView& layer) {
+  require_f32_kv(layer);
   cpu::store_kv_f32(k, v, step.layout().slots, layer);
 }
 
 void CpuBackend::attention(const float* q, const KvLayerView& layer, const BackendStep& step,
                            const AttentionConfig& config, float* out) {
+  require_f32_kv(layer);
   cpu::attention_f32(pool_, isa_, q, layer, step.layout().sequences, config, out,
                      attention_scratch_);
 }

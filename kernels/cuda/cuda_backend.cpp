@@ -176,6 +176,15 @@ class CudaStep final : public BackendStep {
   cuda::DeviceStep view_;
 };
 
+// Whether the layer's K/V are bf16 (else f32, the only other type kept).
+bool kv_bf16(const KvLayerView& layer, const char* what) {
+  if (layer.dtype != DType::kF32 && layer.dtype != DType::kBF16) {
+    fail(ErrorCode::kUnsupported,
+         std::string("cuda ") + what + ": K/V of type " + std::string(dtype_name(layer.dtype)));
+  }
+  return layer.dtype == DType::kBF16;
+}
+
 const CudaStep& cuda_step(const BackendStep& step) {
   return static_cast<const CudaStep&>(step);
 }
@@ -239,6 +248,7 @@ class CudaBackend final : public Backend {
     caps.threads = 1;
     caps.weight_dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
                           DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K};
+    caps.kv_dtypes = {DType::kF32, DType::kBF16};
     return caps;
   }
 
@@ -345,7 +355,8 @@ class CudaBackend final : public Backend {
   void store_kv(const float* k, const float* v, const BackendStep& step,
                 const KvLayerView& layer) override {
     check_kv_slots(step.layout().slots, layer);
-    cuda::store_kv(k, v, cuda_step(step).device(), layer.k, layer.v, layer.kv_dim, stream_);
+    cuda::store_kv(k, v, cuda_step(step).device(), layer.k, layer.v, layer.kv_dim,
+                   kv_bf16(layer, "store_kv"), stream_);
   }
 
   void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
@@ -367,6 +378,7 @@ class CudaBackend final : public Backend {
     a.sliding_window = static_cast<std::int32_t>(config.sliding_window);
     a.block_size = static_cast<std::int32_t>(layer.block_size);
     a.kv_dim = layer.kv_dim;
+    a.bf16 = kv_bf16(layer, "attention");
     cuda::paged_attention(q, layer.k, layer.v, cuda_step(step).device(), a, out, stream_);
   }
 

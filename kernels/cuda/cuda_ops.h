@@ -68,9 +68,10 @@ struct DeviceRope {
 // be null.
 void rope(float* q, float* k, const DeviceStep& step, const DeviceRope& rope, cudaStream_t stream);
 
-// Row t of k and v [T, kv_dim] into slot slots[t] of the layer's caches.
-void store_kv(const float* k, const float* v, const DeviceStep& step, float* k_cache,
-              float* v_cache, std::int64_t kv_dim, cudaStream_t stream);
+// Row t of k and v [T, kv_dim] into slot slots[t] of the layer's caches, whose
+// elements are f32 or, with `bf16`, rounded to bf16.
+void store_kv(const float* k, const float* v, const DeviceStep& step, void* k_cache, void* v_cache,
+              std::int64_t kv_dim, bool bf16, cudaStream_t stream);
 
 struct DeviceAttention {
   std::int32_t num_heads = 0;
@@ -80,6 +81,7 @@ struct DeviceAttention {
   std::int32_t sliding_window = 0;
   std::int32_t block_size = 0;
   std::int64_t kv_dim = 0;
+  bool bf16 = false;  // the caches hold bf16, else f32
 };
 
 // Per row of logits [rows, vocab]: the lowest index of the largest value (NaN never),
@@ -94,7 +96,7 @@ constexpr int kMaxGroup = 8;
 // Paged causal GQA attention of every row that belongs to a sequence (see
 // Backend::attention). One block per (row, K/V head): the group's query heads share
 // each K/V row read.
-void paged_attention(const float* q, const float* k_cache, const float* v_cache,
+void paged_attention(const float* q, const void* k_cache, const void* v_cache,
                      const DeviceStep& step, const DeviceAttention& config, float* out,
                      cudaStream_t stream);
 

@@ -3,9 +3,13 @@
 // One block of four warps per (query row, K/V head). The warps split the row's keys
 // (key j to warp j mod 4); each keeps an online softmax (running max, sum and
 // weighted V) for every query head of the group, so each K and V row is read once per
-// group rather than once per query head. Lanes split head_dim (dimension lane + 32 i),
-// so every K/V row load is coalesced. The four partial softmaxes merge in shared
-// memory at the end. Scores are f32 dot products times the scale, as the CPU twin.
+// group rather than once per query head. Each lane holds N consecutive dimensions
+// (lane * N ...), so a warp reads a K or V row with one coalesced vector load per
+// lane (16 bytes for f32 at head_dim 128, 8 for bf16). The four partial softmaxes
+// merge in shared memory at the end. Scores are f32 dot products times the scale, as
+// the CPU twin; bf16 K/V are widened to f32 as they are read.
+#include <cuda_bf16.h>
+
 #include <cfloat>
 
 #include "kernels/cuda/cuda_check.h"
@@ -16,10 +20,62 @@ namespace {
 
 constexpr int kWarps = 4;
 
-template <int kDimsPerLane>
+// N consecutive elements from p, widened to f32; elements at or past `valid` are 0.
+// `full`: all N are valid and p is aligned for one vector load.
+template <int N>
+__device__ void load_dims(const float* p, bool full, int valid, float (&out)[N]) {
+  if constexpr (N == 4) {
+    if (full) {
+      const float4 v = *reinterpret_cast<const float4*>(p);
+      out[0] = v.x;
+      out[1] = v.y;
+      out[2] = v.z;
+      out[3] = v.w;
+      return;
+    }
+  } else if constexpr (N == 2) {
+    if (full) {
+      const float2 v = *reinterpret_cast<const float2*>(p);
+      out[0] = v.x;
+      out[1] = v.y;
+      return;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+    out[i] = i < valid ? p[i] : 0.0f;
+}
+
+template <int N>
+__device__ void load_dims(const __nv_bfloat16* p, bool full, int valid, float (&out)[N]) {
+  if constexpr (N == 4) {
+    if (full) {
+      const uint2 raw = *reinterpret_cast<const uint2*>(p);
+      const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.x));
+      const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&raw.y));
+      out[0] = a.x;
+      out[1] = a.y;
+      out[2] = b.x;
+      out[3] = b.y;
+      return;
+    }
+  } else if constexpr (N == 2) {
+    if (full) {
+      const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
+      out[0] = a.x;
+      out[1] = a.y;
+      return;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+    out[i] = i < valid ? __bfloat162float(p[i]) : 0.0f;
+}
+
+template <int N, typename T>
 __global__ void __launch_bounds__(kWarps * 32)
-    paged_attention_kernel(const float* q, const float* k_cache, const float* v_cache,
-                           DeviceStep step, DeviceAttention cfg, float* out) {
+    paged_attention_kernel(const float* q, const T* k_cache, const T* v_cache, DeviceStep step,
+                           DeviceAttention cfg, float* out) {
   const int t = blockIdx.x;
   const int kv_head = blockIdx.y;
   const int s = step.row_sequence[t];
@@ -31,49 +87,42 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int warp = threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
   const int head_dim = cfg.head_dim;
+  const int first_dim = lane * N;
+  const int valid = head_dim - first_dim;  // may be <= 0: this lane holds no dimension
+  const bool full = head_dim == 32 * N;
   const std::int32_t* table = step.block_tables + seq.table_offset;
 
-  float qv[kMaxGroup][kDimsPerLane];
-  float acc[kMaxGroup][kDimsPerLane];
+  float qv[kMaxGroup][N];
+  float acc[kMaxGroup][N];
   float run_max[kMaxGroup];
   float run_sum[kMaxGroup];
   const std::int64_t q_width = static_cast<std::int64_t>(cfg.num_heads) * head_dim;
+  const float* q_row = q + t * q_width + static_cast<std::int64_t>(kv_head * group) * head_dim;
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {
     run_max[g] = -INFINITY;
     run_sum[g] = 0.0f;
 #pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
+    for (int i = 0; i < N; ++i) {
       acc[g][i] = 0.0f;
-      qv[g][i] =
-          (g < group && d < head_dim)
-              ? q[t * q_width + static_cast<std::int64_t>(kv_head * group + g) * head_dim + d]
-              : 0.0f;
+      qv[g][i] = (g < group && i < valid) ? q_row[g * head_dim + first_dim + i] : 0.0f;
     }
   }
 
+  const std::int64_t head_offset = static_cast<std::int64_t>(kv_head) * head_dim + first_dim;
   for (int j = first_key + warp; j <= position; j += kWarps) {
     const std::int64_t slot =
         static_cast<std::int64_t>(table[j / cfg.block_size]) * cfg.block_size + j % cfg.block_size;
-    const float* k_row =
-        k_cache + slot * cfg.kv_dim + static_cast<std::int64_t>(kv_head) * head_dim;
-    const float* v_row =
-        v_cache + slot * cfg.kv_dim + static_cast<std::int64_t>(kv_head) * head_dim;
-    float kr[kDimsPerLane];
-    float vr[kDimsPerLane];
-#pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      kr[i] = d < head_dim ? k_row[d] : 0.0f;
-      vr[i] = d < head_dim ? v_row[d] : 0.0f;
-    }
+    float kr[N];
+    float vr[N];
+    load_dims<N>(k_cache + slot * cfg.kv_dim + head_offset, full, valid, kr);
+    load_dims<N>(v_cache + slot * cfg.kv_dim + head_offset, full, valid, vr);
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
       if (g >= group) break;
       float dot = 0.0f;
 #pragma unroll
-      for (int i = 0; i < kDimsPerLane; ++i)
+      for (int i = 0; i < N; ++i)
         dot += qv[g][i] * kr[i];
 #pragma unroll
       for (int offset = 16; offset > 0; offset /= 2)
@@ -84,26 +133,27 @@ __global__ void __launch_bounds__(kWarps * 32)
       const float p = expf(score - new_max);
       run_sum[g] = run_sum[g] * correction + p;
 #pragma unroll
-      for (int i = 0; i < kDimsPerLane; ++i)
+      for (int i = 0; i < N; ++i)
         acc[g][i] = acc[g][i] * correction + p * vr[i];
       run_max[g] = new_max;
     }
   }
 
-  __shared__ float shared_max[kWarps][kMaxGroup];
-  __shared__ float shared_sum[kWarps][kMaxGroup];
-  __shared__ float shared_acc[kWarps][kMaxGroup][kMaxHeadDim];
+  // Shared: max and sum [warps][group], then acc [warps][group][head_dim].
+  extern __shared__ float shared[];
+  float* shared_max = shared;
+  float* shared_sum = shared + kWarps * group;
+  float* shared_acc = shared + 2 * kWarps * group;
 #pragma unroll
   for (int g = 0; g < kMaxGroup; ++g) {
     if (g >= group) break;
     if (lane == 0) {
-      shared_max[warp][g] = run_max[g];
-      shared_sum[warp][g] = run_sum[g];
+      shared_max[warp * group + g] = run_max[g];
+      shared_sum[warp * group + g] = run_sum[g];
     }
 #pragma unroll
-    for (int i = 0; i < kDimsPerLane; ++i) {
-      const int d = lane + 32 * i;
-      if (d < head_dim) shared_acc[warp][g][d] = acc[g][i];
+    for (int i = 0; i < N; ++i) {
+      if (i < valid) shared_acc[(warp * group + g) * head_dim + first_dim + i] = acc[g][i];
     }
   }
   __syncthreads();
@@ -112,40 +162,53 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int d = idx % head_dim;
     float m = -INFINITY;
     for (int w = 0; w < kWarps; ++w)
-      m = fmaxf(m, shared_max[w][g]);
+      m = fmaxf(m, shared_max[w * group + g]);
     float total = 0.0f;
     float value = 0.0f;
     for (int w = 0; w < kWarps; ++w) {
-      const float weight = shared_sum[w][g] == 0.0f ? 0.0f : expf(shared_max[w][g] - m);
-      total += shared_sum[w][g] * weight;
-      value += shared_acc[w][g][d] * weight;
+      const float sum = shared_sum[w * group + g];
+      // A warp that saw no key has sum 0 and max -inf: it adds nothing.
+      const float weight = sum == 0.0f ? 0.0f : expf(shared_max[w * group + g] - m);
+      total += sum * weight;
+      value += shared_acc[(w * group + g) * head_dim + d] * weight;
     }
     out[t * q_width + static_cast<std::int64_t>(kv_head * group + g) * head_dim + d] =
         value / total;
   }
 }
 
+template <typename T>
+void launch(const float* q, const void* k_cache, const void* v_cache, const DeviceStep& step,
+            const DeviceAttention& config, float* out, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(step.num_tokens),
+                  static_cast<unsigned>(config.num_kv_heads));
+  const int group = config.num_heads / config.num_kv_heads;
+  const std::size_t shared =
+      static_cast<std::size_t>(kWarps * group * (2 + config.head_dim)) * sizeof(float);
+  const auto* k = static_cast<const T*>(k_cache);
+  const auto* v = static_cast<const T*>(v_cache);
+  const int dims_per_lane = (config.head_dim + 31) / 32;
+  if (dims_per_lane <= 1) {
+    paged_attention_kernel<1, T><<<grid, kWarps * 32, shared, stream>>>(q, k, v, step, config, out);
+  } else if (dims_per_lane <= 2) {
+    paged_attention_kernel<2, T><<<grid, kWarps * 32, shared, stream>>>(q, k, v, step, config, out);
+  } else if (dims_per_lane <= 4) {
+    paged_attention_kernel<4, T><<<grid, kWarps * 32, shared, stream>>>(q, k, v, step, config, out);
+  } else {
+    paged_attention_kernel<8, T><<<grid, kWarps * 32, shared, stream>>>(q, k, v, step, config, out);
+  }
+}
+
 }  // namespace
 
-void paged_attention(const float* q, const float* k_cache, const float* v_cache,
+void paged_attention(const float* q, const void* k_cache, const void* v_cache,
                      const DeviceStep& step, const DeviceAttention& config, float* out,
                      cudaStream_t stream) {
   if (step.num_tokens == 0) return;
-  const dim3 grid(static_cast<unsigned>(step.num_tokens),
-                  static_cast<unsigned>(config.num_kv_heads));
-  const int dims_per_lane = (config.head_dim + 31) / 32;
-  if (dims_per_lane <= 1) {
-    paged_attention_kernel<1>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k_cache, v_cache, step, config, out);
-  } else if (dims_per_lane <= 2) {
-    paged_attention_kernel<2>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k_cache, v_cache, step, config, out);
-  } else if (dims_per_lane <= 4) {
-    paged_attention_kernel<4>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k_cache, v_cache, step, config, out);
+  if (config.bf16) {
+    launch<__nv_bfloat16>(q, k_cache, v_cache, step, config, out, stream);
   } else {
-    paged_attention_kernel<8>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k_cache, v_cache, step, config, out);
+    launch<float>(q, k_cache, v_cache, step, config, out, stream);
   }
   CONVEYOR_CUDA_LAUNCHED();
 }

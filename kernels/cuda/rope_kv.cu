@@ -37,13 +37,25 @@ __global__ void rope_kernel(float* q, float* k, const std::int32_t* positions, D
   }
 }
 
+template <typename T>
+__device__ T narrow(float v);
+template <>
+__device__ float narrow<float>(float v) {
+  return v;
+}
+template <>
+__device__ __nv_bfloat16 narrow<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+template <typename T>
 __global__ void store_kv_kernel(const float* k, const float* v, const std::int64_t* slots,
-                                float* k_cache, float* v_cache, std::int64_t kv_dim) {
+                                T* k_cache, T* v_cache, std::int64_t kv_dim) {
   const std::int64_t t = blockIdx.x;
   const std::int64_t slot = slots[t];
   for (std::int64_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
-    k_cache[slot * kv_dim + i] = k[t * kv_dim + i];
-    v_cache[slot * kv_dim + i] = v[t * kv_dim + i];
+    k_cache[slot * kv_dim + i] = narrow<T>(k[t * kv_dim + i]);
+    v_cache[slot * kv_dim + i] = narrow<T>(v[t * kv_dim + i]);
   }
 }
 
@@ -57,11 +69,18 @@ void rope(float* q, float* k, const DeviceStep& step, const DeviceRope& config,
   CONVEYOR_CUDA_LAUNCHED();
 }
 
-void store_kv(const float* k, const float* v, const DeviceStep& step, float* k_cache,
-              float* v_cache, std::int64_t kv_dim, cudaStream_t stream) {
+void store_kv(const float* k, const float* v, const DeviceStep& step, void* k_cache, void* v_cache,
+              std::int64_t kv_dim, bool bf16, cudaStream_t stream) {
   if (step.num_tokens == 0) return;
-  store_kv_kernel<<<static_cast<unsigned>(step.num_tokens), kThreads, 0, stream>>>(
-      k, v, step.slots, k_cache, v_cache, kv_dim);
+  const auto blocks = static_cast<unsigned>(step.num_tokens);
+  if (bf16) {
+    store_kv_kernel<<<blocks, kThreads, 0, stream>>>(k, v, step.slots,
+                                                     static_cast<__nv_bfloat16*>(k_cache),
+                                                     static_cast<__nv_bfloat16*>(v_cache), kv_dim);
+  } else {
+    store_kv_kernel<<<blocks, kThreads, 0, stream>>>(k, v, step.slots, static_cast<float*>(k_cache),
+                                                     static_cast<float*>(v_cache), kv_dim);
+  }
   CONVEYOR_CUDA_LAUNCHED();
 }
 

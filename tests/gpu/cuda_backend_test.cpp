@@ -155,57 +155,91 @@ RandomStep random_step(int sequences, std::int64_t block_size, std::int64_t num_
 
 }  // namespace
 
-TEST_CASE("cuda store_kv and paged attention match the CPU twin" * doctest::skip(no_gpu())) {
+namespace {
+
+// K/V cache contents in backend memory: f32, or bf16 on the GPU.
+std::unique_ptr<BackendBuffer> upload_cache(Backend& b, const std::vector<float>& values,
+                                            DType dtype) {
+  if (dtype == DType::kF32) return upload(b, values);
+  std::vector<std::uint16_t> bits(values.size());
+  for (std::size_t i = 0; i < values.size(); ++i)
+    bits[i] = to_bf16_bits(values[i]);
+  auto buffer = b.allocate(bits.size() * 2);
+  b.copy_from_host(buffer->data(), bits.data(), bits.size() * 2);
+  return buffer;
+}
+
+std::vector<float> download_cache(Backend& b, BackendBuffer& buffer, std::size_t n, DType dtype) {
+  if (dtype == DType::kF32) return download(b, buffer, n);
+  std::vector<std::uint16_t> bits(n);
+  b.copy_to_host(bits.data(), buffer.data(), n * 2);
+  std::vector<float> out(n);
+  for (std::size_t i = 0; i < n; ++i)
+    out[i] = from_bf16_bits(bits[i]);
+  return out;
+}
+
+}  // namespace
+
+// The bf16 cache's twin is the CPU's f32 attention over the same values rounded to
+// bf16 (inputs are drawn bf16-exact, so storing them rounds nothing).
+TEST_CASE("cuda store_kv and paged attention match the CPU twin, f32 and bf16 K/V" *
+          doctest::skip(no_gpu())) {
   Both b;
   struct Heads {
     std::int64_t heads, kv_heads, head_dim, window, block_size;
   };
-  for (const Heads h :
-       {Heads{4, 2, 16, 0, 16}, Heads{9, 3, 64, 0, 16}, Heads{32, 8, 128, 0, 16},
-        Heads{8, 8, 64, 0, 32}, Heads{16, 2, 128, 50, 16}, Heads{8, 1, 256, 0, 16}}) {
-    CAPTURE(h.heads);
-    CAPTURE(h.kv_heads);
-    CAPTURE(h.head_dim);
-    CAPTURE(h.window);
-    const std::int64_t kv_dim = h.kv_heads * h.head_dim;
-    const std::int64_t num_blocks = 512;
-    const RandomStep step = random_step(12, h.block_size, num_blocks, 1000);
-    const std::int64_t tokens = step.layout.num_tokens();
-    const auto cache_floats = static_cast<std::size_t>(num_blocks * h.block_size * kv_dim);
-    const auto k_cache = random_floats(cache_floats);
-    const auto v_cache = random_floats(cache_floats);
-    const auto q = random_floats(static_cast<std::size_t>(tokens * h.heads * h.head_dim), 2.0f);
-    const auto k = random_floats(static_cast<std::size_t>(tokens * kv_dim));
-    const auto v = random_floats(static_cast<std::size_t>(tokens * kv_dim));
-    AttentionConfig config;
-    config.num_heads = h.heads;
-    config.num_kv_heads = h.kv_heads;
-    config.head_dim = h.head_dim;
-    config.scale = 1.0f / std::sqrt(static_cast<float>(h.head_dim));
-    config.sliding_window = h.window;
-    std::vector<float> out[2];
-    std::vector<float> k_after[2];
-    std::vector<float> v_after[2];
-    Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
-    for (int i = 0; i < 2; ++i) {
-      Backend& be = *backends[i];
-      auto kc = upload(be, k_cache);
-      auto vc = upload(be, v_cache);
-      auto qb = upload(be, q);
-      auto kb = upload(be, k);
-      auto vb = upload(be, v);
-      auto ob = poisoned(be, q.size());
-      const KvLayerView layer{kc->floats(), vc->floats(), num_blocks, h.block_size, kv_dim};
-      auto prepared = be.prepare_step(step.layout);
-      be.store_kv(kb->floats(), vb->floats(), *prepared, layer);
-      be.attention(qb->floats(), layer, *prepared, config, ob->floats());
-      out[i] = download(be, *ob, q.size());
-      k_after[i] = download(be, *kc, cache_floats);
-      v_after[i] = download(be, *vc, cache_floats);
+  for (const DType dtype : {DType::kF32, DType::kBF16}) {
+    for (const Heads h : {Heads{4, 2, 16, 0, 16}, Heads{9, 3, 64, 0, 16}, Heads{32, 8, 128, 0, 16},
+                          Heads{8, 8, 64, 0, 32}, Heads{16, 2, 128, 50, 16},
+                          Heads{8, 1, 256, 0, 16}, Heads{6, 2, 80, 0, 16}}) {
+      CAPTURE(dtype_name(dtype));
+      CAPTURE(h.heads);
+      CAPTURE(h.kv_heads);
+      CAPTURE(h.head_dim);
+      CAPTURE(h.window);
+      const std::int64_t kv_dim = h.kv_heads * h.head_dim;
+      const std::int64_t num_blocks = 512;
+      const RandomStep step = random_step(12, h.block_size, num_blocks, 1000);
+      const std::int64_t tokens = step.layout.num_tokens();
+      const auto cache_floats = static_cast<std::size_t>(num_blocks * h.block_size * kv_dim);
+      const auto k_cache = bf16_rounded(random_floats(cache_floats));
+      const auto v_cache = bf16_rounded(random_floats(cache_floats));
+      const auto q = random_floats(static_cast<std::size_t>(tokens * h.heads * h.head_dim), 2.0f);
+      const auto k = bf16_rounded(random_floats(static_cast<std::size_t>(tokens * kv_dim)));
+      const auto v = bf16_rounded(random_floats(static_cast<std::size_t>(tokens * kv_dim)));
+      AttentionConfig config;
+      config.num_heads = h.heads;
+      config.num_kv_heads = h.kv_heads;
+      config.head_dim = h.head_dim;
+      config.scale = 1.0f / std::sqrt(static_cast<float>(h.head_dim));
+      config.sliding_window = h.window;
+      std::vector<float> out[2];
+      std::vector<float> k_after[2];
+      std::vector<float> v_after[2];
+      Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+      const DType dtypes[2] = {DType::kF32, dtype};
+      for (int i = 0; i < 2; ++i) {
+        Backend& be = *backends[i];
+        auto kc = upload_cache(be, k_cache, dtypes[i]);
+        auto vc = upload_cache(be, v_cache, dtypes[i]);
+        auto qb = upload(be, q);
+        auto kb = upload(be, k);
+        auto vb = upload(be, v);
+        auto ob = poisoned(be, q.size());
+        const KvLayerView layer{kc->data(),   vc->data(), num_blocks,
+                                h.block_size, kv_dim,     dtypes[i]};
+        auto prepared = be.prepare_step(step.layout);
+        be.store_kv(kb->floats(), vb->floats(), *prepared, layer);
+        be.attention(qb->floats(), layer, *prepared, config, ob->floats());
+        out[i] = download(be, *ob, q.size());
+        k_after[i] = download_cache(be, *kc, cache_floats, dtypes[i]);
+        v_after[i] = download_cache(be, *vc, cache_floats, dtypes[i]);
+      }
+      CHECK(k_after[1] == k_after[0]);
+      CHECK(v_after[1] == v_after[0]);
+      CHECK(relative_error(out[1], out[0]) < 1e-5);
     }
-    CHECK(k_after[1] == k_after[0]);
-    CHECK(v_after[1] == v_after[0]);
-    CHECK(relative_error(out[1], out[0]) < 1e-5);
   }
 }
 

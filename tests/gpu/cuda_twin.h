@@ -98,6 +98,28 @@ inline std::vector<float> download(Backend& b, const BackendBuffer& buffer, std:
   return out;
 }
 
+// bf16 of an f32, rounded to nearest even (finite inputs).
+inline std::uint16_t to_bf16_bits(float f) {
+  std::uint32_t bits = 0;
+  std::memcpy(&bits, &f, 4);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<std::uint16_t>(bits >> 16);
+}
+
+inline float from_bf16_bits(std::uint16_t h) {
+  const std::uint32_t bits = static_cast<std::uint32_t>(h) << 16;
+  float f = 0;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// The values rounded to bf16 and widened back: what a bf16 store keeps.
+inline std::vector<float> bf16_rounded(std::vector<float> values) {
+  for (float& v : values)
+    v = from_bf16_bits(to_bf16_bits(v));
+  return values;
+}
+
 // ||got - want|| / ||want||; infinity when got holds a NaN or an infinity.
 inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
   double diff = 0;

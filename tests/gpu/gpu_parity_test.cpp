@@ -73,48 +73,53 @@ TEST_CASE("SmolLM2 in bf16 on the GPU: greedy continuations agree with transform
   const auto json = nlohmann::json::parse(in);
   const auto new_tokens = json.at("new_tokens").get<std::int32_t>();
 
-  LocalPipelineOptions pipeline_options;
-  pipeline_options.backend.kind = BackendKind::kCuda;
-  pipeline_options.backend.gpu_memory_fraction = 0.1;
-  pipeline_options.kv = {256, 16};
-  LocalPipeline pipeline(*source, pipeline_options);
-  SchedulerActorOptions options;
-  options.scheduler = {256, 16, 64, 512, false};
-  options.vocab_size = source->spec().vocab_size;
-  options.context_limit = source->spec().max_positions;
-  SchedulerActor actor(pipeline, options);
+  // bf16 mode: bf16 weights with the K/V cache in f32, then in bf16 too.
+  for (const DType kv_dtype : {DType::kF32, DType::kBF16}) {
+    CAPTURE(dtype_name(kv_dtype));
+    LocalPipelineOptions pipeline_options;
+    pipeline_options.backend.kind = BackendKind::kCuda;
+    pipeline_options.backend.gpu_memory_fraction = 0.1;
+    pipeline_options.kv = {256, 16};
+    pipeline_options.kv.dtype = kv_dtype;
+    LocalPipeline pipeline(*source, pipeline_options);
+    SchedulerActorOptions options;
+    options.scheduler = {256, 16, 64, 512, false};
+    options.vocab_size = source->spec().vocab_size;
+    options.context_limit = source->spec().max_positions;
+    SchedulerActor actor(pipeline, options);
 
-  Channel<EngineRequest> requests;
-  std::vector<std::vector<std::int32_t>> expected;
-  for (const auto& c : json.at("cases")) {
-    EngineRequest r;
-    r.key = expected.size();
-    r.prompt = c.at("input_ids").get<std::vector<std::int32_t>>();
-    r.sampling.temperature = 0;
-    r.sampling.ignore_eos = true;
-    r.sampling.max_tokens = new_tokens;
-    expected.push_back(c.at("greedy_new_tokens").get<std::vector<std::int32_t>>());
-    requests.send(std::move(r));
+    Channel<EngineRequest> requests;
+    std::vector<std::vector<std::int32_t>> expected;
+    for (const auto& c : json.at("cases")) {
+      EngineRequest r;
+      r.key = expected.size();
+      r.prompt = c.at("input_ids").get<std::vector<std::int32_t>>();
+      r.sampling.temperature = 0;
+      r.sampling.ignore_eos = true;
+      r.sampling.max_tokens = new_tokens;
+      expected.push_back(c.at("greedy_new_tokens").get<std::vector<std::int32_t>>());
+      requests.send(std::move(r));
+    }
+    requests.close();
+    std::vector<std::vector<std::int32_t>> got(expected.size());
+    actor.run(requests, [&](EngineResult result) {
+      REQUIRE(result.status.ok());
+      got[result.key] = result.choices.at(0).tokens;
+    });
+    std::size_t agree_16 = 0;
+    std::string prefixes;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      std::size_t same = 0;
+      while (same < expected[i].size() && same < got[i].size() && got[i][same] == expected[i][same])
+        ++same;
+      if (same >= 16) ++agree_16;
+      prefixes += ' ';
+      prefixes += std::to_string(same);
+    }
+    MESSAGE("SmolLM2 bf16 weights, "
+            << dtype_name(kv_dtype) << " K/V on " << pipeline.backend_name() << ": " << agree_16
+            << " of " << expected.size()
+            << " prompts agree for 16+ tokens; tokens agreeing per prompt:" << prefixes);
+    CHECK(static_cast<double>(agree_16) >= 0.9 * static_cast<double>(expected.size()));
   }
-  requests.close();
-  std::vector<std::vector<std::int32_t>> got(expected.size());
-  actor.run(requests, [&](EngineResult result) {
-    REQUIRE(result.status.ok());
-    got[result.key] = result.choices.at(0).tokens;
-  });
-  std::size_t agree_16 = 0;
-  std::string prefixes;
-  for (std::size_t i = 0; i < expected.size(); ++i) {
-    std::size_t same = 0;
-    while (same < expected[i].size() && same < got[i].size() && got[i][same] == expected[i][same])
-      ++same;
-    if (same >= 16) ++agree_16;
-    prefixes += ' ';
-    prefixes += std::to_string(same);
-  }
-  MESSAGE("SmolLM2 bf16 on " << pipeline.backend_name() << ": " << agree_16 << " of "
-                             << expected.size()
-                             << " prompts agree for 16+ tokens; tokens agreeing per prompt:"
-                             << prefixes);
-  CHECK(static_cast<double>(agree_16) >= 0.9 * static_cast<double>(expected.size()));
 }

@@ -30,12 +30,18 @@ TEST_CASE("kv cache layers are disjoint views of the storage") {
   const KvLayerView a = cache.layer(0);
   const KvLayerView b = cache.layer(1);
   const std::int64_t layer_floats = config.num_blocks * config.block_size * config.kv_dim;
-  CHECK(b.k - a.k == layer_floats);
-  CHECK(b.v - a.v == layer_floats);
+  CHECK(static_cast<float*>(b.k) - static_cast<float*>(a.k) == layer_floats);
+  CHECK(static_cast<float*>(b.v) - static_cast<float*>(a.v) == layer_floats);
+  CHECK(a.dtype == DType::kF32);
   CHECK(a.block_size == 4);
   CHECK(a.kv_dim == 8);
   CHECK_THROWS_AS(cache.layer(2), Error);
   CHECK(kv_block_bytes(config) == 2u * 2 * 4 * 8 * 4);
+  KvCacheConfig half = config;
+  half.dtype = DType::kBF16;
+  CHECK(kv_block_bytes(half) == 2u * 2 * 4 * 8 * 2);
+  // The CPU backend keeps f32 K/V only: a bf16 cache is refused, not misread.
+  CHECK_THROWS_AS(KvCache(backend, half), Error);
   KvCacheConfig bad = config;
   bad.num_blocks = 0;
   CHECK_THROWS_AS(KvCache(backend, bad), Error);

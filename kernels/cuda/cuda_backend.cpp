@@ -14,6 +14,7 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/device_pool.h"
 #include "kernels/cuda/lt_gemm.h"
+#include "kernels/cuda/op_profiler.h"
 
 namespace conveyor {
 namespace {
@@ -185,6 +186,20 @@ bool kv_bf16(const KvLayerView& layer, const char* what) {
   return layer.dtype == DType::kBF16;
 }
 
+// Profile labels: GEMMs by weight shape, decode (one row a sequence) apart from
+// larger steps.
+std::string gemm_label(const BackendWeight& w, std::int64_t m) {
+  return "gemm " + std::to_string(w.rows()) + "x" + std::to_string(w.cols()) +
+         (m <= 1024 ? " m<=1024" : " m>1024");
+}
+
+std::string attention_label(const BackendStep& step) {
+  const auto& sequences = step.layout().sequences;
+  const bool decode = std::all_of(sequences.begin(), sequences.end(),
+                                  [](const AttentionSequence& s) { return s.num_new == 1; });
+  return decode ? "attention (decode)" : "attention (with prefill)";
+}
+
 const CudaStep& cuda_step(const BackendStep& step) {
   return static_cast<const CudaStep&>(step);
 }
@@ -226,12 +241,14 @@ class CudaBackend final : public Backend {
     const std::size_t usable = free_bytes > kHeadroom ? free_bytes - kHeadroom : 0;
     pool_ = std::make_shared<DevicePool>(std::min(wanted, usable));
     CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    profiler_ = std::make_unique<cuda::OpProfiler>(stream_);
     gemm_workspace_ = std::make_unique<PoolBlock>(pool_, kGemmWorkspaceBytes, "GEMM workspace");
     gemm_ = std::make_unique<cuda::LtGemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
   }
 
   ~CudaBackend() override {
     cudaStreamSynchronize(stream_);
+    profiler_.reset();
     gemm_.reset();
     scratch_.clear();
     gemm_workspace_.reset();
@@ -270,11 +287,17 @@ class CudaBackend final : public Backend {
   }
 
   void copy_to_host(void* dst, const void* src, std::size_t bytes) override {
-    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, "copy to host");
+      CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    }
+    synchronize();
   }
 
-  void synchronize() override { CONVEYOR_CUDA(cudaStreamSynchronize(stream_)); }
+  void synchronize() override {
+    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+    profiler_->collect();
+  }
 
   // A weight's bytes, in stream order: its memory may have held a buffer that queued
   // kernels still read. Waits, so the host memory may go at once.
@@ -287,6 +310,7 @@ class CudaBackend final : public Backend {
 
   void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
             const GemmOptions& options) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(w, m));
     const CudaWeight& cw = matrix_weight(w, "gemm");
     const float* bias =
         options.bias != nullptr ? vector_data(*options.bias, w.rows(), "gemm bias") : nullptr;
@@ -303,6 +327,7 @@ class CudaBackend final : public Backend {
 
   void rmsnorm(float* x, const float* residual_add, std::int64_t rows, const BackendWeight& weight,
                float eps, float* out) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, "rmsnorm");
     cuda::rmsnorm(x, residual_add, nullptr, rows, weight.rows(),
                   vector_data(weight, weight.rows(), "rmsnorm"), eps, out, stream_);
   }
@@ -313,6 +338,7 @@ class CudaBackend final : public Backend {
   }
 
   void embed(const BackendWeight& table, const BackendStep& step, float* out) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, "embed");
     const CudaWeight& cw = matrix_weight(table, "embed");
     for (std::int32_t token : step.layout().tokens) {
       if (token < 0 || token >= table.rows()) {
@@ -333,6 +359,7 @@ class CudaBackend final : public Backend {
   }
 
   void rope(float* q, float* k, const BackendStep& step, const RopeConfig& config) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, "rope");
     if (static_cast<std::int64_t>(config.inv_freq.size()) * 2 != config.head_dim) {
       fail(ErrorCode::kInvalidArgument, "rope: inv_freq does not cover head_dim");
     }
@@ -354,6 +381,7 @@ class CudaBackend final : public Backend {
 
   void store_kv(const float* k, const float* v, const BackendStep& step,
                 const KvLayerView& layer) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, "store_kv");
     check_kv_slots(step.layout().slots, layer);
     cuda::store_kv(k, v, cuda_step(step).device(), layer.k, layer.v, layer.kv_dim,
                    kv_bf16(layer, "store_kv"), stream_);
@@ -361,6 +389,7 @@ class CudaBackend final : public Backend {
 
   void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
                  const AttentionConfig& config, float* out) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, attention_label(step));
     cpu::check_attention_inputs(layer, step.layout().sequences, config);
     if (config.head_dim > cuda::kMaxHeadDim ||
         config.num_heads / config.num_kv_heads > cuda::kMaxGroup) {
@@ -383,11 +412,13 @@ class CudaBackend final : public Backend {
   }
 
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, "swiglu");
     cuda::swiglu(gate, up, n, out, stream_);
   }
 
   void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
               const BackendWeight& output, float* out) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, "logits (norm + head)");
     const std::int64_t width = output.cols();
     const auto rows = static_cast<std::int64_t>(step.layout().logit_rows.size());
     if (rows == 0) return;
@@ -402,12 +433,13 @@ class CudaBackend final : public Backend {
 
   void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
               std::int32_t* host_out) override {
+    const cuda::OpProfiler::Scope timing(*profiler_, "argmax");
     if (rows == 0) return;
     auto* indices = static_cast<std::int32_t*>(scratch(2, static_cast<std::size_t>(rows) * 4));
     cuda::argmax_rows(logits, rows, vocab, indices, stream_);
     CONVEYOR_CUDA(cudaMemcpyAsync(host_out, indices, static_cast<std::size_t>(rows) * 4,
                                   cudaMemcpyDeviceToHost, stream_));
-    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+    synchronize();
   }
 
  private:
@@ -430,6 +462,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<Usage> usage_;
   std::shared_ptr<DevicePool> pool_;
   cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::OpProfiler> profiler_;
   std::unique_ptr<PoolBlock> gemm_workspace_;
   std::unique_ptr<cuda::LtGemm> gemm_;
   std::vector<std::unique_ptr<PoolBlock>> scratch_;

@@ -418,7 +418,6 @@ class CudaBackend final : public Backend {
 
   void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
               const BackendWeight& output, float* out) override {
-    const cuda::OpProfiler::Scope timing(*profiler_, "logits (norm + head)");
     const std::int64_t width = output.cols();
     const auto rows = static_cast<std::int64_t>(step.layout().logit_rows.size());
     if (rows == 0) return;
@@ -426,8 +425,11 @@ class CudaBackend final : public Backend {
     // Gather, norm and project only the wanted rows. The norm reads the residual stream
     // through the row index and does not write it (no residual add).
     auto* normed = static_cast<float*>(scratch(1, static_cast<std::size_t>(rows * width) * 4));
-    cuda::rmsnorm(const_cast<float*>(hidden), nullptr, cuda_step(step).device().logit_rows, rows,
-                  width, weight, eps, normed, stream_);
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, "logits norm");
+      cuda::rmsnorm(const_cast<float*>(hidden), nullptr, cuda_step(step).device().logit_rows, rows,
+                    width, weight, eps, normed, stream_);
+    }
     gemm(normed, rows, output, out, {});
   }
 

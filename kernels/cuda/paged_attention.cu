@@ -1,4 +1,6 @@
-// Paged causal attention with grouped K/V heads, for decode and prefill alike.
+// Paged causal attention with grouped K/V heads, for decode and prefill alike. Two
+// kernels: a tiled one for the usual head sizes (below, tiled_attention_kernel) and
+// the general one described here.
 //
 // One block of four warps per (query row, K/V head). The warps split the row's keys
 // (key j to warp j mod 4); each keeps an online softmax (running max, sum and
@@ -177,6 +179,186 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
+// The tiled kernel, for head_dim 64, 128 or 256: each lane holds kDims = 8
+// consecutive dimensions of one key, so head_dim / 8 lanes share a key and a warp
+// scores 32 / (head_dim / 8) keys at once; two passes are loaded before either is
+// used, so each lane has four 16-byte (bf16) or eight (f32) loads in flight. Every
+// (warp, key position in the warp) keeps its own online softmax per query head of
+// the group; they merge in shared memory at the end. kGroup is the group size
+// rounded up to a power of two (the extra heads are masked).
+constexpr int kDims = 8;
+constexpr int kPasses = 2;
+
+__device__ void load8(const float* p, float (&out)[kDims]) {
+  const float4 a = *reinterpret_cast<const float4*>(p);
+  const float4 b = *reinterpret_cast<const float4*>(p + 4);
+  out[0] = a.x;
+  out[1] = a.y;
+  out[2] = a.z;
+  out[3] = a.w;
+  out[4] = b.x;
+  out[5] = b.y;
+  out[6] = b.z;
+  out[7] = b.w;
+}
+
+__device__ void load8(const __nv_bfloat16* p, float (&out)[kDims]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const unsigned words[4] = {raw.x, raw.y, raw.z, raw.w};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&words[i]));
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+template <int kHeadDim, int kGroup, typename T>
+__global__ void __launch_bounds__(kWarps * 32)
+    tiled_attention_kernel(const float* q, const T* k_cache, const T* v_cache, DeviceStep step,
+                           DeviceAttention cfg, float* out) {
+  constexpr int kLanesPerKey = kHeadDim / kDims;
+  constexpr int kKeysPerWarp = 32 / kLanesPerKey;
+  constexpr int kSlots = kWarps * kKeysPerWarp;  // keys a block scores per pass
+  const int t = blockIdx.x;
+  const int kv_head = blockIdx.y;
+  const int s = step.row_sequence[t];
+  if (s < 0) return;
+  const DeviceSequence seq = step.sequences[s];
+  const int position = seq.start_position + (t - seq.first_row);
+  const int first_key = cfg.sliding_window > 0 ? max(0, position - cfg.sliding_window + 1) : 0;
+  const int group = cfg.num_heads / cfg.num_kv_heads;
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  const int slot_index = warp * kKeysPerWarp + lane / kLanesPerKey;
+  const int first_dim = (lane % kLanesPerKey) * kDims;
+  const std::int32_t* table = step.block_tables + seq.table_offset;
+
+  const std::int64_t q_width = static_cast<std::int64_t>(cfg.num_heads) * kHeadDim;
+  const float* q_row = q + t * q_width + static_cast<std::int64_t>(kv_head * group) * kHeadDim;
+  float qv[kGroup][kDims];
+  float acc[kGroup][kDims];
+  float run_max[kGroup];
+  float run_sum[kGroup];
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+    run_max[g] = -INFINITY;
+    run_sum[g] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kDims; ++i) {
+      acc[g][i] = 0.0f;
+      qv[g][i] = g < group ? q_row[g * kHeadDim + first_dim + i] : 0.0f;
+    }
+  }
+
+  const std::int64_t head_offset = static_cast<std::int64_t>(kv_head) * kHeadDim + first_dim;
+  for (int base = first_key; base <= position; base += kSlots * kPasses) {
+    float kr[kPasses][kDims];
+    float vr[kPasses][kDims];
+    bool live[kPasses];
+#pragma unroll
+    for (int u = 0; u < kPasses; ++u) {
+      const int j = base + u * kSlots + slot_index;
+      live[u] = j <= position;
+      if (live[u]) {
+        const std::int64_t slot =
+            static_cast<std::int64_t>(table[j / cfg.block_size]) * cfg.block_size +
+            j % cfg.block_size;
+        load8(k_cache + slot * cfg.kv_dim + head_offset, kr[u]);
+        load8(v_cache + slot * cfg.kv_dim + head_offset, vr[u]);
+      } else {
+#pragma unroll
+        for (int i = 0; i < kDims; ++i) {
+          kr[u][i] = 0.0f;
+          vr[u][i] = 0.0f;
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kPasses; ++u) {
+#pragma unroll
+      for (int g = 0; g < kGroup; ++g) {
+        float dot = 0.0f;
+#pragma unroll
+        for (int i = 0; i < kDims; ++i)
+          dot += qv[g][i] * kr[u][i];
+          // Every lane shuffles (the lanes of one key are an aligned group), then only
+          // live keys of real heads update.
+#pragma unroll
+        for (int offset = kLanesPerKey / 2; offset > 0; offset /= 2)
+          dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+        if (!live[u] || g >= group) continue;
+        const float score = dot * cfg.scale;
+        const float new_max = fmaxf(run_max[g], score);
+        const float correction = expf(run_max[g] - new_max);
+        const float p = expf(score - new_max);
+        run_sum[g] = run_sum[g] * correction + p;
+#pragma unroll
+        for (int i = 0; i < kDims; ++i)
+          acc[g][i] = acc[g][i] * correction + p * vr[u][i];
+        run_max[g] = new_max;
+      }
+    }
+  }
+
+  __shared__ float shared_max[kSlots][kGroup];
+  __shared__ float shared_sum[kSlots][kGroup];
+  __shared__ float shared_acc[kSlots][kGroup][kHeadDim];
+#pragma unroll
+  for (int g = 0; g < kGroup; ++g) {
+    if (first_dim == 0) {
+      shared_max[slot_index][g] = run_max[g];
+      shared_sum[slot_index][g] = run_sum[g];
+    }
+#pragma unroll
+    for (int i = 0; i < kDims; ++i)
+      shared_acc[slot_index][g][first_dim + i] = acc[g][i];
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * kHeadDim; idx += blockDim.x) {
+    const int g = idx / kHeadDim;
+    const int d = idx % kHeadDim;
+    float m = -INFINITY;
+    for (int w = 0; w < kSlots; ++w)
+      m = fmaxf(m, shared_max[w][g]);
+    float total = 0.0f;
+    float value = 0.0f;
+    for (int w = 0; w < kSlots; ++w) {
+      const float sum = shared_sum[w][g];
+      // A slot that saw no key has sum 0 and max -inf: it adds nothing.
+      const float weight = sum == 0.0f ? 0.0f : expf(shared_max[w][g] - m);
+      total += sum * weight;
+      value += shared_acc[w][g][d] * weight;
+    }
+    out[t * q_width + static_cast<std::int64_t>(kv_head * group + g) * kHeadDim + d] =
+        value / total;
+  }
+}
+
+template <int kHeadDim, typename T>
+bool launch_tiled(const float* q, const T* k, const T* v, const DeviceStep& step,
+                  const DeviceAttention& config, float* out, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(step.num_tokens),
+                  static_cast<unsigned>(config.num_kv_heads));
+  const int group = config.num_heads / config.num_kv_heads;
+  if (group <= 1) {
+    tiled_attention_kernel<kHeadDim, 1, T>
+        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+  } else if (group <= 2) {
+    tiled_attention_kernel<kHeadDim, 2, T>
+        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+  } else if (group <= 4) {
+    tiled_attention_kernel<kHeadDim, 4, T>
+        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+  } else if (group <= 8) {
+    tiled_attention_kernel<kHeadDim, 8, T>
+        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+  } else {
+    return false;
+  }
+  return true;
+}
+
 template <typename T>
 void launch(const float* q, const void* k_cache, const void* v_cache, const DeviceStep& step,
             const DeviceAttention& config, float* out, cudaStream_t stream) {
@@ -187,6 +369,11 @@ void launch(const float* q, const void* k_cache, const void* v_cache, const Devi
       static_cast<std::size_t>(kWarps * group * (2 + config.head_dim)) * sizeof(float);
   const auto* k = static_cast<const T*>(k_cache);
   const auto* v = static_cast<const T*>(v_cache);
+  // The tiled kernel where the head size allows its 8-dimension lanes; the general
+  // one (any head_dim up to 256) otherwise.
+  if (config.head_dim == 64 && launch_tiled<64>(q, k, v, step, config, out, stream)) return;
+  if (config.head_dim == 128 && launch_tiled<128>(q, k, v, step, config, out, stream)) return;
+  if (config.head_dim == 256 && launch_tiled<256>(q, k, v, step, config, out, stream)) return;
   const int dims_per_lane = (config.head_dim + 31) / 32;
   if (dims_per_lane <= 1) {
     paged_attention_kernel<1, T><<<grid, kWarps * 32, shared, stream>>>(q, k, v, step, config, out);

@@ -67,8 +67,9 @@ case "$mode" in
       for t in "$PACK"/bin/test_*; do
         name=$(basename "$t")
         echo "== $name"
-        # -s keeps each case's MESSAGE lines (errors and agreement figures) in the log.
-        (cd "$ROOT" && "$t" -s >"$OUT/$name.log" 2>&1) || status=1
+        # -s keeps each case's MESSAGE lines (errors, agreement figures and kernel
+        # timings, which CONVEYOR_GPU_BENCH turns on) in the log.
+        (cd "$ROOT" && CONVEYOR_GPU_BENCH=1 "$t" -s >"$OUT/$name.log" 2>&1) || status=1
         grep -E "MESSAGE|ERROR|FAILED|test cases:|assertions:" "$OUT/$name.log" | tail -n 60
       done
       if [ -f "$model" ]; then

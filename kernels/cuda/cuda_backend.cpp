@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -242,6 +243,10 @@ class CudaBackend final : public Backend {
     pool_ = std::make_shared<DevicePool>(std::min(wanted, usable));
     CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     profiler_ = std::make_unique<cuda::OpProfiler>(stream_);
+    // A tuning knob, read once: the attention kernel's passes in flight (2 or 4).
+    if (const char* passes = std::getenv("CONVEYOR_CUDA_ATTENTION_PASSES")) {
+      attention_passes_ = std::string(passes) == "4" ? 4 : 2;
+    }
     gemm_workspace_ = std::make_unique<PoolBlock>(pool_, kGemmWorkspaceBytes, "GEMM workspace");
     gemm_ = std::make_unique<cuda::LtGemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
   }
@@ -408,6 +413,7 @@ class CudaBackend final : public Backend {
     a.block_size = static_cast<std::int32_t>(layer.block_size);
     a.kv_dim = layer.kv_dim;
     a.bf16 = kv_bf16(layer, "attention");
+    a.passes = attention_passes_;
     cuda::paged_attention(q, layer.k, layer.v, cuda_step(step).device(), a, out, stream_);
   }
 
@@ -465,6 +471,7 @@ class CudaBackend final : public Backend {
   std::shared_ptr<DevicePool> pool_;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::OpProfiler> profiler_;
+  int attention_passes_ = 2;
   std::unique_ptr<PoolBlock> gemm_workspace_;
   std::unique_ptr<cuda::LtGemm> gemm_;
   std::vector<std::unique_ptr<PoolBlock>> scratch_;

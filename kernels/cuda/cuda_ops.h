@@ -82,6 +82,9 @@ struct DeviceAttention {
   std::int32_t block_size = 0;
   std::int64_t kv_dim = 0;
   bool bf16 = false;  // the caches hold bf16, else f32
+  // Key passes whose loads the tiled kernel issues before scoring them: 2 or 4 (more
+  // bytes in flight, more registers).
+  std::int32_t passes = 2;
 };
 
 // Per row of logits [rows, vocab]: the lowest index of the largest value (NaN never),

@@ -159,35 +159,45 @@ __global__ void __launch_bounds__(kWarps * 32)
     }
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * head_dim; idx += blockDim.x) {
-    const int g = idx / head_dim;
-    const int d = idx % head_dim;
+  // Per head, once: each warp's weight exp(max_w - max) (kept in shared_max) and the
+  // inverse of the total; then every output element is a weighted sum.
+  __shared__ float inverse_total[kMaxGroup];
+  if (threadIdx.x < group) {
+    const int g = threadIdx.x;
     float m = -INFINITY;
     for (int w = 0; w < kWarps; ++w)
       m = fmaxf(m, shared_max[w * group + g]);
     float total = 0.0f;
-    float value = 0.0f;
     for (int w = 0; w < kWarps; ++w) {
       const float sum = shared_sum[w * group + g];
       // A warp that saw no key has sum 0 and max -inf: it adds nothing.
       const float weight = sum == 0.0f ? 0.0f : expf(shared_max[w * group + g] - m);
+      shared_max[w * group + g] = weight;
       total += sum * weight;
-      value += shared_acc[(w * group + g) * head_dim + d] * weight;
     }
+    inverse_total[g] = 1.0f / total;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * head_dim; idx += blockDim.x) {
+    const int g = idx / head_dim;
+    const int d = idx % head_dim;
+    float value = 0.0f;
+    for (int w = 0; w < kWarps; ++w)
+      value += shared_acc[(w * group + g) * head_dim + d] * shared_max[w * group + g];
     out[t * q_width + static_cast<std::int64_t>(kv_head * group + g) * head_dim + d] =
-        value / total;
+        value * inverse_total[g];
   }
 }
 
 // The tiled kernel, for head_dim 64, 128 or 256: each lane holds kDims = 8
 // consecutive dimensions of one key, so head_dim / 8 lanes share a key and a warp
 // scores 32 / (head_dim / 8) keys at once; two passes are loaded before either is
-// used, so each lane has four 16-byte (bf16) or eight (f32) loads in flight. Every
+// used (four with DeviceAttention::passes 4), so each lane has four 16-byte (bf16)
+// or eight (f32) loads in flight, or twice as many. Every
 // (warp, key position in the warp) keeps its own online softmax per query head of
 // the group; they merge in shared memory at the end. kGroup is the group size
 // rounded up to a power of two (the extra heads are masked).
 constexpr int kDims = 8;
-constexpr int kPasses = 2;
 
 __device__ void load8(const float* p, float (&out)[kDims]) {
   const float4 a = *reinterpret_cast<const float4*>(p);
@@ -213,7 +223,7 @@ __device__ void load8(const __nv_bfloat16* p, float (&out)[kDims]) {
   }
 }
 
-template <int kHeadDim, int kGroup, typename T>
+template <int kHeadDim, int kGroup, int kPasses, typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     tiled_attention_kernel(const float* q, const T* k_cache, const T* v_cache, DeviceStep step,
                            DeviceAttention cfg, float* out) {
@@ -315,44 +325,63 @@ __global__ void __launch_bounds__(kWarps * 32)
       shared_acc[slot_index][g][first_dim + i] = acc[g][i];
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < group * kHeadDim; idx += blockDim.x) {
-    const int g = idx / kHeadDim;
-    const int d = idx % kHeadDim;
+  // Per head, once: each slot's weight exp(max_w - max) (kept in shared_max) and the
+  // inverse of the total; then every output element is a weighted sum.
+  __shared__ float inverse_total[kGroup];
+  if (threadIdx.x < group) {
+    const int g = threadIdx.x;
     float m = -INFINITY;
     for (int w = 0; w < kSlots; ++w)
       m = fmaxf(m, shared_max[w][g]);
     float total = 0.0f;
-    float value = 0.0f;
     for (int w = 0; w < kSlots; ++w) {
       const float sum = shared_sum[w][g];
       // A slot that saw no key has sum 0 and max -inf: it adds nothing.
       const float weight = sum == 0.0f ? 0.0f : expf(shared_max[w][g] - m);
+      shared_max[w][g] = weight;
       total += sum * weight;
-      value += shared_acc[w][g][d] * weight;
     }
+    inverse_total[g] = 1.0f / total;
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < group * kHeadDim; idx += blockDim.x) {
+    const int g = idx / kHeadDim;
+    const int d = idx % kHeadDim;
+    float value = 0.0f;
+#pragma unroll
+    for (int w = 0; w < kSlots; ++w)
+      value += shared_acc[w][g][d] * shared_max[w][g];
     out[t * q_width + static_cast<std::int64_t>(kv_head * group + g) * kHeadDim + d] =
-        value / total;
+        value * inverse_total[g];
+  }
+}
+
+template <int kHeadDim, int kGroup, typename T>
+void launch_tiled_group(const float* q, const T* k, const T* v, const DeviceStep& step,
+                        const DeviceAttention& config, float* out, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(step.num_tokens),
+                  static_cast<unsigned>(config.num_kv_heads));
+  if (config.passes >= 4) {
+    tiled_attention_kernel<kHeadDim, kGroup, 4, T>
+        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+  } else {
+    tiled_attention_kernel<kHeadDim, kGroup, 2, T>
+        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
   }
 }
 
 template <int kHeadDim, typename T>
 bool launch_tiled(const float* q, const T* k, const T* v, const DeviceStep& step,
                   const DeviceAttention& config, float* out, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(step.num_tokens),
-                  static_cast<unsigned>(config.num_kv_heads));
   const int group = config.num_heads / config.num_kv_heads;
   if (group <= 1) {
-    tiled_attention_kernel<kHeadDim, 1, T>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+    launch_tiled_group<kHeadDim, 1, T>(q, k, v, step, config, out, stream);
   } else if (group <= 2) {
-    tiled_attention_kernel<kHeadDim, 2, T>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+    launch_tiled_group<kHeadDim, 2, T>(q, k, v, step, config, out, stream);
   } else if (group <= 4) {
-    tiled_attention_kernel<kHeadDim, 4, T>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+    launch_tiled_group<kHeadDim, 4, T>(q, k, v, step, config, out, stream);
   } else if (group <= 8) {
-    tiled_attention_kernel<kHeadDim, 8, T>
-        <<<grid, kWarps * 32, 0, stream>>>(q, k, v, step, config, out);
+    launch_tiled_group<kHeadDim, 8, T>(q, k, v, step, config, out, stream);
   } else {
     return false;
   }

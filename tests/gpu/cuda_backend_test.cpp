@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <numeric>
 
 #include "common/status.h"
@@ -189,56 +190,63 @@ TEST_CASE("cuda store_kv and paged attention match the CPU twin, f32 and bf16 K/
   struct Heads {
     std::int64_t heads, kv_heads, head_dim, window, block_size;
   };
+  // The tiled kernel with two and with four passes of loads in flight.
+  setenv("CONVEYOR_CUDA_ATTENTION_PASSES", "4", 1);
+  auto gpu_four_passes = gpu_backend();
+  unsetenv("CONVEYOR_CUDA_ATTENTION_PASSES");
   for (const DType dtype : {DType::kF32, DType::kBF16}) {
-    for (const Heads h : {Heads{4, 2, 16, 0, 16}, Heads{9, 3, 64, 0, 16}, Heads{32, 8, 128, 0, 16},
-                          Heads{8, 8, 64, 0, 32}, Heads{16, 2, 128, 50, 16},
-                          Heads{8, 1, 256, 0, 16}, Heads{6, 2, 80, 0, 16}}) {
-      CAPTURE(dtype_name(dtype));
-      CAPTURE(h.heads);
-      CAPTURE(h.kv_heads);
-      CAPTURE(h.head_dim);
-      CAPTURE(h.window);
-      const std::int64_t kv_dim = h.kv_heads * h.head_dim;
-      const std::int64_t num_blocks = 512;
-      const RandomStep step = random_step(12, h.block_size, num_blocks, 1000);
-      const std::int64_t tokens = step.layout.num_tokens();
-      const auto cache_floats = static_cast<std::size_t>(num_blocks * h.block_size * kv_dim);
-      const auto k_cache = bf16_rounded(random_floats(cache_floats));
-      const auto v_cache = bf16_rounded(random_floats(cache_floats));
-      const auto q = random_floats(static_cast<std::size_t>(tokens * h.heads * h.head_dim), 2.0f);
-      const auto k = bf16_rounded(random_floats(static_cast<std::size_t>(tokens * kv_dim)));
-      const auto v = bf16_rounded(random_floats(static_cast<std::size_t>(tokens * kv_dim)));
-      AttentionConfig config;
-      config.num_heads = h.heads;
-      config.num_kv_heads = h.kv_heads;
-      config.head_dim = h.head_dim;
-      config.scale = 1.0f / std::sqrt(static_cast<float>(h.head_dim));
-      config.sliding_window = h.window;
-      std::vector<float> out[2];
-      std::vector<float> k_after[2];
-      std::vector<float> v_after[2];
-      Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
-      const DType dtypes[2] = {DType::kF32, dtype};
-      for (int i = 0; i < 2; ++i) {
-        Backend& be = *backends[i];
-        auto kc = upload_cache(be, k_cache, dtypes[i]);
-        auto vc = upload_cache(be, v_cache, dtypes[i]);
-        auto qb = upload(be, q);
-        auto kb = upload(be, k);
-        auto vb = upload(be, v);
-        auto ob = poisoned(be, q.size());
-        const KvLayerView layer{kc->data(),   vc->data(), num_blocks,
-                                h.block_size, kv_dim,     dtypes[i]};
-        auto prepared = be.prepare_step(step.layout);
-        be.store_kv(kb->floats(), vb->floats(), *prepared, layer);
-        be.attention(qb->floats(), layer, *prepared, config, ob->floats());
-        out[i] = download(be, *ob, q.size());
-        k_after[i] = download_cache(be, *kc, cache_floats, dtypes[i]);
-        v_after[i] = download_cache(be, *vc, cache_floats, dtypes[i]);
+    for (Backend* gpu : {b.gpu.get(), gpu_four_passes.get()}) {
+      for (const Heads h :
+           {Heads{4, 2, 16, 0, 16}, Heads{9, 3, 64, 0, 16}, Heads{32, 8, 128, 0, 16},
+            Heads{8, 8, 64, 0, 32}, Heads{16, 2, 128, 50, 16}, Heads{8, 1, 256, 0, 16},
+            Heads{6, 2, 80, 0, 16}}) {
+        CAPTURE(dtype_name(dtype));
+        CAPTURE(h.heads);
+        CAPTURE(h.kv_heads);
+        CAPTURE(h.head_dim);
+        CAPTURE(h.window);
+        const std::int64_t kv_dim = h.kv_heads * h.head_dim;
+        const std::int64_t num_blocks = 512;
+        const RandomStep step = random_step(12, h.block_size, num_blocks, 1000);
+        const std::int64_t tokens = step.layout.num_tokens();
+        const auto cache_floats = static_cast<std::size_t>(num_blocks * h.block_size * kv_dim);
+        const auto k_cache = bf16_rounded(random_floats(cache_floats));
+        const auto v_cache = bf16_rounded(random_floats(cache_floats));
+        const auto q = random_floats(static_cast<std::size_t>(tokens * h.heads * h.head_dim), 2.0f);
+        const auto k = bf16_rounded(random_floats(static_cast<std::size_t>(tokens * kv_dim)));
+        const auto v = bf16_rounded(random_floats(static_cast<std::size_t>(tokens * kv_dim)));
+        AttentionConfig config;
+        config.num_heads = h.heads;
+        config.num_kv_heads = h.kv_heads;
+        config.head_dim = h.head_dim;
+        config.scale = 1.0f / std::sqrt(static_cast<float>(h.head_dim));
+        config.sliding_window = h.window;
+        std::vector<float> out[2];
+        std::vector<float> k_after[2];
+        std::vector<float> v_after[2];
+        Backend* backends[2] = {b.cpu.get(), gpu};
+        const DType dtypes[2] = {DType::kF32, dtype};
+        for (int i = 0; i < 2; ++i) {
+          Backend& be = *backends[i];
+          auto kc = upload_cache(be, k_cache, dtypes[i]);
+          auto vc = upload_cache(be, v_cache, dtypes[i]);
+          auto qb = upload(be, q);
+          auto kb = upload(be, k);
+          auto vb = upload(be, v);
+          auto ob = poisoned(be, q.size());
+          const KvLayerView layer{kc->data(),   vc->data(), num_blocks,
+                                  h.block_size, kv_dim,     dtypes[i]};
+          auto prepared = be.prepare_step(step.layout);
+          be.store_kv(kb->floats(), vb->floats(), *prepared, layer);
+          be.attention(qb->floats(), layer, *prepared, config, ob->floats());
+          out[i] = download(be, *ob, q.size());
+          k_after[i] = download_cache(be, *kc, cache_floats, dtypes[i]);
+          v_after[i] = download_cache(be, *vc, cache_floats, dtypes[i]);
+        }
+        CHECK(k_after[1] == k_after[0]);
+        CHECK(v_after[1] == v_after[0]);
+        CHECK(relative_error(out[1], out[0]) < 1e-5);
       }
-      CHECK(k_after[1] == k_after[0]);
-      CHECK(v_after[1] == v_after[0]);
-      CHECK(relative_error(out[1], out[0]) < 1e-5);
     }
   }
 }

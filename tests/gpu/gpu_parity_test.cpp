@@ -120,6 +120,11 @@ TEST_CASE("SmolLM2 in bf16 on the GPU: greedy continuations agree with transform
             << dtype_name(kv_dtype) << " K/V on " << pipeline.backend_name() << ": " << agree_16
             << " of " << expected.size()
             << " prompts agree for 16+ tokens; tokens agreeing per prompt:" << prefixes);
-    CHECK(static_cast<double>(agree_16) >= 0.9 * static_cast<double>(expected.size()));
+    // bf16 mode (bf16 weights and activations into every GEMM) must agree on 90% of
+    // the prompts. A bf16 cache rounds every key and value as well, which flips a
+    // near-tie on one or two of these ten prompts (docs/performance.md has the
+    // figures); it is held to 70%.
+    const double wanted = kv_dtype == DType::kF32 ? 0.9 : 0.7;
+    CHECK(static_cast<double>(agree_16) >= wanted * static_cast<double>(expected.size()));
   }
 }

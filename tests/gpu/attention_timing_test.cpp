@@ -103,9 +103,10 @@ TEST_CASE("attention kernel timing (CONVEYOR_GPU_BENCH)" * doctest::skip(timing_
       double unique_bytes = 0;
       for (const auto& seq : layout.sequences)
         unique_bytes += static_cast<double>(seq.start_position + seq.num_new) * kKvDim * 2 * 2;
-      MESSAGE("attention " << shape.name << ", passes " << passes << ": " << seconds * 1e6
-                           << " us; K/V once " << unique_bytes / seconds / 1e9 << " GB/s; as read "
-                           << key_reads * kKvDim * 2 * 2 / seconds / 1e9 << " GB/s");
+      MESSAGE("attention " << std::string(shape.name) << ", passes " << std::string(passes) << ": "
+                           << seconds * 1e6 << " us; K/V once " << unique_bytes / seconds / 1e9
+                           << " GB/s; as read " << key_reads * kKvDim * 2 * 2 / seconds / 1e9
+                           << " GB/s");
     }
   }
   unsetenv("CONVEYOR_CUDA_ATTENTION_PASSES");

@@ -9,6 +9,7 @@
 
 #include "common/loader/open_model.h"
 #include "common/model_registry.h"
+#include "common/tokenizer/tokenizer.h"
 #include "coordinator/local_pipeline.h"
 #include "coordinator/scheduler_actor.h"
 #include "tests/gpu/cuda_twin.h"
@@ -61,7 +62,109 @@ TEST_CASE("hf-tiny fixtures: fp32 logits and greedy tokens on the GPU match tran
   }
 }
 
-TEST_CASE("SmolLM2 in bf16 on the GPU: greedy continuations agree with transformers" *
+namespace {
+
+// Questions of every kind a data-generation job asks; with the ten prompts of the
+// transformers reference they make 64 chat prompts.
+const char* const kQuestions[] = {
+    "Name a famous painting by Leonardo da Vinci.",
+    "Why is the sky blue?",
+    "Give me a synonym for happy.",
+    "How many legs does a spider have?",
+    "What is the boiling point of water in Celsius?",
+    "Write one sentence about autumn.",
+    "What does DNA stand for?",
+    "Suggest a name for a pet goldfish.",
+    "What is the square root of 81?",
+    "Describe the taste of a lemon.",
+    "Who wrote Romeo and Juliet?",
+    "What is photosynthesis?",
+    "Tell me a fun fact about octopuses.",
+    "Convert 5 kilometers to meters.",
+    "What is the largest planet in our solar system?",
+    "Write a short greeting for a birthday card.",
+    "What language is spoken in Brazil?",
+    "Explain gravity to a child.",
+    "What is the opposite of cold?",
+    "List two renewable energy sources.",
+    "What year did humans first land on the Moon?",
+    "How do bees make honey?",
+    "Give an example of a mammal that can fly.",
+    "What is the chemical symbol for gold?",
+    "Summarize the plot of Cinderella in one sentence.",
+    "What is a prime number?",
+    "Recommend a book for a long flight.",
+    "How many continents are there?",
+    "What is the freezing point of water in Fahrenheit?",
+    "Write a rhyme about a cat.",
+    "What is the main ingredient in guacamole?",
+    "Why do leaves change color in the fall?",
+    "What is 7 times 8?",
+    "Name three musical instruments.",
+    "What is the capital of Japan?",
+    "How does a rainbow form?",
+    "Give me a tip for staying focused.",
+    "What is the tallest mountain on Earth?",
+    "Explain what a noun is.",
+    "What do pandas eat?",
+    "Write a motivational quote.",
+    "What is the speed of light?",
+    "Name a healthy breakfast.",
+    "What causes tides?",
+    "How many days are in a leap year?",
+    "What is an atom?",
+    "Describe a sunset in five words.",
+    "What is the currency of the United Kingdom?",
+    "Why do we need sleep?",
+    "What is the longest river in the world?",
+    "Give a simple definition of democracy.",
+    "What sound does a cow make?",
+    "How many sides does a hexagon have?",
+    "What is machine learning?",
+};
+
+std::vector<std::vector<std::int32_t>> greedy_tokens(
+    const ModelSource& source, const std::vector<std::vector<std::int32_t>>& prompts,
+    LocalPipelineOptions pipeline_options, std::int32_t new_tokens, std::string* backend_name) {
+  LocalPipeline pipeline(source, pipeline_options);
+  *backend_name = pipeline.backend_name();
+  SchedulerActorOptions options;
+  options.scheduler = {pipeline_options.kv.num_blocks, 16, 64, 512, false};
+  options.vocab_size = source.spec().vocab_size;
+  options.context_limit = source.spec().max_positions;
+  SchedulerActor actor(pipeline, options);
+  Channel<EngineRequest> requests;
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    EngineRequest r;
+    r.key = i;
+    r.prompt = prompts[i];
+    r.sampling.temperature = 0;
+    r.sampling.ignore_eos = true;
+    r.sampling.max_tokens = new_tokens;
+    requests.send(std::move(r));
+  }
+  requests.close();
+  std::vector<std::vector<std::int32_t>> got(prompts.size());
+  actor.run(requests, [&](EngineResult result) {
+    REQUIRE(result.status.ok());
+    got[result.key] = result.choices.at(0).tokens;
+  });
+  return got;
+}
+
+std::size_t agreeing(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {
+  std::size_t same = 0;
+  while (same < a.size() && same < b.size() && a[same] == b[same])
+    ++same;
+  return same;
+}
+
+}  // namespace
+
+// bf16 mode: bf16 weights (SmolLM2's Q4_1 widened to bf16) and bf16 activations into
+// every GEMM, against the CPU engine, which keeps the Q4_1 weights exact and f32
+// activations (and equals transformers on the reference prompts: test_coordinator).
+TEST_CASE("SmolLM2 in bf16 on the GPU: greedy continuations agree with the CPU engine" *
           doctest::skip(no_gpu())) {
   const auto path = resolve_model_path("smollm2-135m-instruct");
   if (!path.ok()) {
@@ -69,62 +172,60 @@ TEST_CASE("SmolLM2 in bf16 on the GPU: greedy continuations agree with transform
     return;
   }
   auto source = open_model_source(*path).value();
+  const Tokenizer tokenizer(*source->tokenizer());
   std::ifstream in(std::string(CONVEYOR_FIXTURES_DIR) + "/smollm2/reference.json");
   const auto json = nlohmann::json::parse(in);
-  const auto new_tokens = json.at("new_tokens").get<std::int32_t>();
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<std::vector<std::int32_t>> transformers;
+  for (const auto& c : json.at("cases")) {
+    prompts.push_back(c.at("input_ids").get<std::vector<std::int32_t>>());
+    transformers.push_back(c.at("greedy_new_tokens").get<std::vector<std::int32_t>>());
+  }
+  const std::string system =
+      "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+      "Face<|im_end|>\n<|im_start|>user\n";
+  // The questions are encoded as the reference's prompts were.
+  CHECK(tokenizer.encode(json.at("cases").at(0).at("chat_text").get<std::string>(), true, true) ==
+        prompts.front());
+  for (const char* question : kQuestions) {
+    prompts.push_back(
+        tokenizer.encode(system + question + "<|im_end|>\n<|im_start|>assistant\n", true, true));
+  }
+  constexpr std::int32_t kNewTokens = 24;
+  LocalPipelineOptions cpu_options;
+  cpu_options.kv = {1024, 16};
+  std::string cpu_name;
+  const auto cpu = greedy_tokens(*source, prompts, cpu_options, kNewTokens, &cpu_name);
+  // The CPU engine equals transformers on the reference prompts.
+  for (std::size_t i = 0; i < transformers.size(); ++i)
+    CHECK(agreeing(cpu[i], transformers[i]) == static_cast<std::size_t>(kNewTokens));
 
-  // bf16 mode: bf16 weights with the K/V cache in f32, then in bf16 too.
   for (const DType kv_dtype : {DType::kF32, DType::kBF16}) {
     CAPTURE(dtype_name(kv_dtype));
-    LocalPipelineOptions pipeline_options;
-    pipeline_options.backend.kind = BackendKind::kCuda;
-    pipeline_options.backend.gpu_memory_fraction = 0.1;
-    pipeline_options.kv = {256, 16};
-    pipeline_options.kv.dtype = kv_dtype;
-    LocalPipeline pipeline(*source, pipeline_options);
-    SchedulerActorOptions options;
-    options.scheduler = {256, 16, 64, 512, false};
-    options.vocab_size = source->spec().vocab_size;
-    options.context_limit = source->spec().max_positions;
-    SchedulerActor actor(pipeline, options);
-
-    Channel<EngineRequest> requests;
-    std::vector<std::vector<std::int32_t>> expected;
-    for (const auto& c : json.at("cases")) {
-      EngineRequest r;
-      r.key = expected.size();
-      r.prompt = c.at("input_ids").get<std::vector<std::int32_t>>();
-      r.sampling.temperature = 0;
-      r.sampling.ignore_eos = true;
-      r.sampling.max_tokens = new_tokens;
-      expected.push_back(c.at("greedy_new_tokens").get<std::vector<std::int32_t>>());
-      requests.send(std::move(r));
-    }
-    requests.close();
-    std::vector<std::vector<std::int32_t>> got(expected.size());
-    actor.run(requests, [&](EngineResult result) {
-      REQUIRE(result.status.ok());
-      got[result.key] = result.choices.at(0).tokens;
-    });
+    LocalPipelineOptions gpu_options;
+    gpu_options.backend.kind = BackendKind::kCuda;
+    gpu_options.backend.gpu_memory_fraction = 0.1;
+    gpu_options.kv = {1024, 16};
+    gpu_options.kv.dtype = kv_dtype;
+    std::string gpu_name;
+    const auto gpu = greedy_tokens(*source, prompts, gpu_options, kNewTokens, &gpu_name);
     std::size_t agree_16 = 0;
+    std::size_t agree_all = 0;
+    std::size_t reference_16 = 0;
     std::string prefixes;
-    for (std::size_t i = 0; i < expected.size(); ++i) {
-      std::size_t same = 0;
-      while (same < expected[i].size() && same < got[i].size() && got[i][same] == expected[i][same])
-        ++same;
-      if (same >= 16) ++agree_16;
+    for (std::size_t i = 0; i < prompts.size(); ++i) {
+      const std::size_t same = agreeing(gpu[i], cpu[i]);
+      agree_16 += same >= 16 ? 1 : 0;
+      agree_all += same == static_cast<std::size_t>(kNewTokens) ? 1 : 0;
+      if (i < transformers.size()) reference_16 += agreeing(gpu[i], transformers[i]) >= 16;
       prefixes += ' ';
       prefixes += std::to_string(same);
     }
     MESSAGE("SmolLM2 bf16 weights, "
-            << dtype_name(kv_dtype) << " K/V on " << pipeline.backend_name() << ": " << agree_16
-            << " of " << expected.size()
-            << " prompts agree for 16+ tokens; tokens agreeing per prompt:" << prefixes);
-    // bf16 mode (bf16 weights and activations into every GEMM) must agree on 90% of
-    // the prompts. A bf16 cache rounds every key and value as well, which flips a
-    // near-tie on one or two of these ten prompts (docs/performance.md has the
-    // figures); it is held to 70%.
-    const double wanted = kv_dtype == DType::kF32 ? 0.9 : 0.7;
-    CHECK(static_cast<double>(agree_16) >= wanted * static_cast<double>(expected.size()));
+            << dtype_name(kv_dtype) << " K/V on " << gpu_name << " against " << cpu_name << ": "
+            << agree_16 << " of " << prompts.size() << " prompts agree for 16+ tokens, "
+            << agree_all << " for all " << kNewTokens << "; with transformers " << reference_16
+            << " of " << transformers.size() << "; tokens agreeing per prompt:" << prefixes);
+    CHECK(static_cast<double>(agree_16) >= 0.9 * static_cast<double>(prompts.size()));
   }
 }

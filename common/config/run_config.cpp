@@ -21,6 +21,13 @@ constexpr std::array<std::pair<BackendChoice, std::string_view>, 3> kBackendName
     {BackendChoice::kCuda, "cuda"},
 }};
 
+constexpr std::array<std::pair<ComputeDtype, std::string_view>, 4> kComputeDtypeNames = {{
+    {ComputeDtype::kAuto, "auto"},
+    {ComputeDtype::kF16, "f16"},
+    {ComputeDtype::kBf16, "bf16"},
+    {ComputeDtype::kF32, "f32"},
+}};
+
 constexpr std::array<std::pair<KvDtypeChoice, std::string_view>, 3> kKvDtypeNames = {{
     {KvDtypeChoice::kAuto, "auto"},
     {KvDtypeChoice::kF32, "f32"},
@@ -62,6 +69,7 @@ void read_config(YamlSection& top, RunConfig& config) {
   top.read("served_model_name", config.served_model_name);
   top.read("check_model_name", config.check_model_name);
   top.read_with("backend", config.backend, &parse_backend);
+  top.read_with("dtype", config.dtype, &parse_compute_dtype);
   top.read("threads", config.threads);
   top.read("stages", config.stages);
 
@@ -153,6 +161,14 @@ std::string_view to_string(ProgressMode mode) {
 
 Expected<BackendChoice> parse_backend(std::string_view text) {
   return value_of(kBackendNames, text, "backend");
+}
+
+std::string_view to_string(ComputeDtype dtype) {
+  return name_of(kComputeDtypeNames, dtype);
+}
+
+Expected<ComputeDtype> parse_compute_dtype(std::string_view text) {
+  return value_of(kComputeDtypeNames, text, "dtype");
 }
 
 std::string_view to_string(KvDtypeChoice dtype) {

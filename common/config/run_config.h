@@ -18,6 +18,9 @@
 namespace conveyor {
 
 enum class BackendChoice { kAuto, kCpu, kCuda };
+// The type of the CUDA backend's weight matrices (and of the GEMM inputs): auto keeps
+// the stored type (f32, bf16), f16 for f16 and GGUF block-quantised weights.
+enum class ComputeDtype { kAuto, kF16, kBf16, kF32 };
 // The K/V cache's element type; auto: bf16 on the CUDA backend, f32 on the CPU.
 enum class KvDtypeChoice { kAuto, kF32, kBf16 };
 enum class ProgressMode { kAuto, kBar, kJsonl, kOff };
@@ -27,8 +30,9 @@ struct RunConfig {
   std::string served_model_name;  // name in outputs, the one body.model must match; "" = derived
   bool check_model_name = true;   // false: body.model is ignored
   BackendChoice backend = BackendChoice::kAuto;
-  int threads = 0;  // CPU threads, 0 = all
-  int stages = 1;   // pipeline stages in this process
+  ComputeDtype dtype = ComputeDtype::kAuto;  // the CUDA backend's matrices; the CPU computes f32
+  int threads = 0;                           // CPU threads, 0 = all
+  int stages = 1;                            // pipeline stages in this process
 
   struct Kv {
     std::int64_t blocks = 0;                  // 0: as many as memory_bytes holds
@@ -117,9 +121,11 @@ Status validate_run_config(const RunConfig& config);
 std::string_view to_string(BackendChoice backend);
 std::string_view to_string(ProgressMode mode);
 std::string_view to_string(KvDtypeChoice dtype);
+std::string_view to_string(ComputeDtype dtype);
 // The lower-case names that to_string gives; kInvalidArgument lists the accepted ones.
 Expected<BackendChoice> parse_backend(std::string_view text);
 Expected<ProgressMode> parse_progress_mode(std::string_view text);
 Expected<KvDtypeChoice> parse_kv_dtype(std::string_view text);
+Expected<ComputeDtype> parse_compute_dtype(std::string_view text);
 
 }  // namespace conveyor

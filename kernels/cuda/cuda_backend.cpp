@@ -214,6 +214,12 @@ std::uint16_t to_bf16(float f) {
   return static_cast<std::uint16_t>(bits >> 16);
 }
 
+// f16 of an f32, rounded to nearest even, saturating at +-65504 as the device
+// conversion does (f16 matrices hold dequantised weights, far inside that range).
+std::uint16_t to_f16(float f) {
+  return __half_as_ushort(__float2half_rn(std::clamp(f, -65504.0f, 65504.0f)));
+}
+
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(const CudaBackendOptions& options)
@@ -313,6 +319,23 @@ class CudaBackend final : public Backend {
 
   std::shared_ptr<const BackendWeight> upload_weight(const TensorRef& tensor) override;
 
+  // The device type of a matrix stored as `source` (see CudaMatrixType).
+  cudaDataType device_type(DType source) const {
+    switch (matrices_) {
+      case CudaMatrixType::kF32:
+        return CUDA_R_32F;
+      case CudaMatrixType::kBf16:
+        return CUDA_R_16BF;
+      case CudaMatrixType::kF16:
+        return CUDA_R_16F;
+      case CudaMatrixType::kAuto:
+        break;
+    }
+    if (source == DType::kF32) return CUDA_R_32F;
+    if (source == DType::kBF16) return CUDA_R_16BF;
+    return CUDA_R_16F;
+  }
+
   void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
             const GemmOptions& options) override {
     const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(w, m));
@@ -322,10 +345,14 @@ class CudaBackend final : public Backend {
     if (cw.type() == CUDA_R_32F) {
       gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
     } else {
-      auto* x16 =
-          static_cast<__nv_bfloat16*>(scratch(0, static_cast<std::size_t>(m * w.cols()) * 2));
-      cuda::convert_to_bf16(x, x16, m * w.cols(), stream_);
-      gemm_->run(x16, cw.data(), CUDA_R_16BF, y, m, w.rows(), w.cols(), options.accumulate);
+      // The input rows in the weight's 16-bit type.
+      void* x16 = scratch(0, static_cast<std::size_t>(m * w.cols()) * 2);
+      if (cw.type() == CUDA_R_16F) {
+        cuda::convert_to_f16(x, static_cast<__half*>(x16), m * w.cols(), stream_);
+      } else {
+        cuda::convert_to_bf16(x, static_cast<__nv_bfloat16*>(x16), m * w.cols(), stream_);
+      }
+      gemm_->run(x16, cw.data(), cw.type(), y, m, w.rows(), w.cols(), options.accumulate);
     }
     if (bias != nullptr) cuda::add_bias(y, bias, m, w.rows(), stream_);
   }
@@ -358,6 +385,8 @@ class CudaBackend final : public Backend {
     const cuda::DeviceStep& d = cuda_step(step).device();
     if (cw.type() == CUDA_R_32F) {
       cuda::embed_f32(cw.floats(), d, table.cols(), out, stream_);
+    } else if (cw.type() == CUDA_R_16F) {
+      cuda::embed_f16(static_cast<const __half*>(cw.data()), d, table.cols(), out, stream_);
     } else {
       cuda::embed_bf16(static_cast<const __nv_bfloat16*>(cw.data()), d, table.cols(), out, stream_);
     }
@@ -496,18 +525,20 @@ std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef&
                                     std::string(dtype_name(tensor.dtype)) + " data");
   }
   const bool vector = tensor.shape.size() == 1;
-  const bool keep_f32 = vector || matrices_ == CudaMatrixType::kF32 ||
-                        (matrices_ == CudaMatrixType::kAuto && tensor.dtype == DType::kF32);
-  auto weight = std::make_shared<CudaWeight>(tensor, rows, cols, vector,
-                                             keep_f32 ? CUDA_R_32F : CUDA_R_16BF, pool_, usage_);
+  const cudaDataType type = vector ? CUDA_R_32F : device_type(tensor.dtype);
+  const bool keep_f32 = type == CUDA_R_32F;
+  auto weight = std::make_shared<CudaWeight>(tensor, rows, cols, vector, type, pool_, usage_);
   auto* dst = static_cast<std::uint8_t*>(weight->data());
   const std::uint8_t* src = tensor.bytes.data();
   const std::size_t out_elem = keep_f32 ? 4 : 2;
-  if ((keep_f32 && tensor.dtype == DType::kF32) || (!keep_f32 && tensor.dtype == DType::kBF16)) {
+  if ((type == CUDA_R_32F && tensor.dtype == DType::kF32) ||
+      (type == CUDA_R_16BF && tensor.dtype == DType::kBF16) ||
+      (type == CUDA_R_16F && tensor.dtype == DType::kF16)) {
     upload(dst, src, tensor.bytes.size());
     return weight;
   }
-  // Widen (dequantise) on the host a slab of rows at a time, narrow to bf16 if wanted.
+  // Widen (dequantise) on the host a slab of rows at a time, then narrow to the
+  // 16-bit type where wanted.
   const std::int64_t slab_rows = std::max<std::int64_t>(1, (8 << 20) / cols);
   std::vector<float> f32(static_cast<std::size_t>(std::min(rows, slab_rows) * cols));
   std::vector<std::uint16_t> b16(keep_f32 ? 0 : f32.size());
@@ -519,9 +550,13 @@ std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef&
     }
     const auto count = static_cast<std::size_t>((end - begin) * cols);
     const void* host = f32.data();
-    if (!keep_f32) {
+    if (type == CUDA_R_16BF) {
       for (std::size_t i = 0; i < count; ++i)
         b16[i] = to_bf16(f32[i]);
+      host = b16.data();
+    } else if (type == CUDA_R_16F) {
+      for (std::size_t i = 0; i < count; ++i)
+        b16[i] = to_f16(f32[i]);
       host = b16.data();
     }
     upload(dst + static_cast<std::size_t>(begin * cols) * out_elem, host, count * out_elem);

@@ -2,12 +2,15 @@
 //
 // - Memory: one pool reserved at start (DevicePool) holds weights, K/V blocks,
 //   activations and scratch; nothing calls cudaMalloc while steps run.
-// - Weights: 1-D tensors as f32; matrices as bf16 (GGUF block-quantised ones are
-//   dequantised at load), or f32 where the source is f32 (the fp32 mode, in which
-//   every product is plain f32 arithmetic) unless `matrices` says otherwise.
+// - Weights: 1-D tensors as f32; matrices in the type closest to their source unless
+//   `matrices` says otherwise: f32 stays f32 (the fp32 mode, in which every product
+//   is plain f32 arithmetic), bf16 stays bf16, f16 and GGUF block-quantised matrices
+//   (dequantised at load; their scales are f16) become f16, whose 11-bit mantissa
+//   keeps them closer than bf16's 8 bits.
 // - Ops queue on one stream and return; copy_to_host() and synchronize() wait. The
-//   model's activations stay f32; a bf16 GEMM rounds its input rows to bf16 and
-//   accumulates in f32 (cuBLASLt, algorithm cached per shape).
+//   model's activations stay f32; a 16-bit GEMM rounds its input rows to the
+//   weight's type (f16 saturating at its range) and accumulates in f32 (cuBLASLt,
+//   algorithm cached per shape).
 // - Errors: every CUDA and cuBLASLt call is checked (kernels/cuda/cuda_check.h).
 //
 // This header needs no CUDA headers: callers get a Backend.
@@ -19,13 +22,13 @@
 
 namespace conveyor {
 
-enum class CudaMatrixType { kAuto, kBf16, kF32 };
+enum class CudaMatrixType { kAuto, kBf16, kF16, kF32 };
 
 struct CudaBackendOptions {
   int device = 0;
   // Share of the device's memory the pool reserves (never more than is free).
   double memory_fraction = 0.9;
-  CudaMatrixType matrices = CudaMatrixType::kAuto;  // kAuto: f32 sources f32, others bf16
+  CudaMatrixType matrices = CudaMatrixType::kAuto;  // kAuto: as the source (see above)
 };
 
 // Throws Error(kUnavailable) without such a device, Error(kResourceExhausted) when the

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -36,6 +37,8 @@ struct DeviceStep {
 
 // f32 -> bf16 (round to nearest even), n values.
 void convert_to_bf16(const float* in, __nv_bfloat16* out, std::int64_t n, cudaStream_t stream);
+// f32 -> f16 (round to nearest even), saturating at +-65504 rather than overflowing.
+void convert_to_f16(const float* in, __half* out, std::int64_t n, cudaStream_t stream);
 
 // y[r, :] += bias for every row.
 void add_bias(float* y, const float* bias, std::int64_t rows, std::int64_t cols,
@@ -55,6 +58,8 @@ void embed_f32(const float* table, const DeviceStep& step, std::int64_t cols, fl
                cudaStream_t stream);
 void embed_bf16(const __nv_bfloat16* table, const DeviceStep& step, std::int64_t cols, float* out,
                 cudaStream_t stream);
+void embed_f16(const __half* table, const DeviceStep& step, std::int64_t cols, float* out,
+               cudaStream_t stream);
 
 struct DeviceRope {
   const float* inv_freq = nullptr;  // [head_dim / 2]

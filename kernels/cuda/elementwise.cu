@@ -20,6 +20,16 @@ __global__ void convert_to_bf16_kernel(const float* in, __nv_bfloat16* out, std:
     out[i] = __float2bfloat16_rn(in[i]);
 }
 
+__global__ void convert_to_f16_kernel(const float* in, __half* out, std::int64_t n) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += stride) {
+    const float v = in[i];
+    // NaN stays NaN (fmaxf would turn it into the bound).
+    out[i] = __float2half_rn(isnan(v) ? v : fminf(fmaxf(v, -65504.0f), 65504.0f));
+  }
+}
+
 __global__ void add_bias_kernel(float* y, const float* bias, std::int64_t n, std::int64_t cols) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -80,6 +90,10 @@ template <>
 __device__ float widen<__nv_bfloat16>(__nv_bfloat16 v) {
   return __bfloat162float(v);
 }
+template <>
+__device__ float widen<__half>(__half v) {
+  return __half2float(v);
+}
 
 template <typename T>
 __global__ void embed_kernel(const T* table, const std::int32_t* tokens, std::int64_t cols,
@@ -95,6 +109,12 @@ __global__ void embed_kernel(const T* table, const std::int32_t* tokens, std::in
 void convert_to_bf16(const float* in, __nv_bfloat16* out, std::int64_t n, cudaStream_t stream) {
   if (n == 0) return;
   convert_to_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(in, out, n);
+  CONVEYOR_CUDA_LAUNCHED();
+}
+
+void convert_to_f16(const float* in, __half* out, std::int64_t n, cudaStream_t stream) {
+  if (n == 0) return;
+  convert_to_f16_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(in, out, n);
   CONVEYOR_CUDA_LAUNCHED();
 }
 
@@ -130,6 +150,14 @@ void embed_f32(const float* table, const DeviceStep& step, std::int64_t cols, fl
 
 void embed_bf16(const __nv_bfloat16* table, const DeviceStep& step, std::int64_t cols, float* out,
                 cudaStream_t stream) {
+  if (step.num_tokens == 0) return;
+  embed_kernel<<<static_cast<unsigned>(step.num_tokens), kThreads, 0, stream>>>(table, step.tokens,
+                                                                                cols, out);
+  CONVEYOR_CUDA_LAUNCHED();
+}
+
+void embed_f16(const __half* table, const DeviceStep& step, std::int64_t cols, float* out,
+               cudaStream_t stream) {
   if (step.num_tokens == 0) return;
   embed_kernel<<<static_cast<unsigned>(step.num_tokens), kThreads, 0, stream>>>(table, step.tokens,
                                                                                 cols, out);

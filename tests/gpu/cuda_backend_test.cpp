@@ -384,3 +384,18 @@ TEST_CASE("cuda argmax matches the CPU twin on ties, NaN, -inf and +inf" *
   CHECK(chosen[0][6] == 0);
   CHECK(chosen[0][7] == vocab - 1);
 }
+
+TEST_CASE("cuda f16 GEMM inputs saturate at the f16 range instead of overflowing" *
+          doctest::skip(no_gpu())) {
+  auto gpu = gpu_backend(0.05);
+  const OwnedTensor w = random_tensor(DType::kF16, {8, 64});
+  auto wb = gpu->upload_weight(w.ref);
+  auto x = random_floats(2 * 64);
+  x[3] = 1e6f;  // beyond f16's 65504
+  x[70] = -1e9f;
+  auto xb = upload(*gpu, x);
+  auto yb = poisoned(*gpu, 2 * 8);
+  gpu->gemm(xb->floats(), 2, *wb, yb->floats());
+  const auto y = download(*gpu, *yb, 2 * 8);
+  CHECK(std::all_of(y.begin(), y.end(), [](float v) { return std::isfinite(v); }));
+}

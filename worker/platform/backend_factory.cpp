@@ -7,7 +7,6 @@
 #include "worker/platform/build_info.h"
 
 #ifdef CONVEYOR_WITH_CUDA
-#include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/device.h"
 #endif
 
@@ -36,6 +35,7 @@ std::unique_ptr<Backend> make_backend(const BackendRequest& request) {
   CudaBackendOptions options;
   options.device = request.device;
   options.memory_fraction = request.gpu_memory_fraction;
+  options.matrices = request.cuda_matrices;
   return make_cuda_backend(options);
 #else
   fail(ErrorCode::kUnsupported,

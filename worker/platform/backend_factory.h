@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/cuda_backend.h"  // CudaMatrixType (no CUDA headers)
 
 namespace conveyor {
 
@@ -16,6 +17,7 @@ struct BackendRequest {
   int device = 0;                    // CUDA device index
   int threads = 0;                   // CPU backend threads; 0 = every core
   double gpu_memory_fraction = 0.9;  // CUDA: share of the device's memory for the pool
+  CudaMatrixType cuda_matrices = CudaMatrixType::kAuto;  // CUDA: the matrices' type
 };
 
 // True when this build has the CUDA backend and at least one device answers.

@@ -17,7 +17,7 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
   cmd.add_flag("--ignore-model-name", f.ignore_model_name, "do not check body.model");
   cmd.add_option("--backend", f.backend, "auto (cuda where a GPU answers), cpu or cuda")
       ->envname("CONVEYOR_BACKEND");
-  cmd.add_option("--dtype", f.dtype,
+  cmd.add_option("--gpu-dtype", f.gpu_dtype,
                  "CUDA matrices: auto (as stored; f16 for GGUF-quantised), f16, bf16, f32");
   cmd.add_option("--gpu-memory-fraction", f.gpu_memory_fraction,
                  "CUDA: share of GPU memory reserved at start for weights, KV and activations");
@@ -69,7 +69,7 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.ignore_model_name) c.check_model_name = false;
   if (f.backend) c.backend = value_or_throw(parse_backend(*f.backend), "--backend");
   if (f.gpu_memory_fraction) c.kv.gpu_memory_fraction = *f.gpu_memory_fraction;
-  if (f.dtype) c.dtype = value_or_throw(parse_compute_dtype(*f.dtype), "--dtype");
+  if (f.gpu_dtype) c.gpu_dtype = value_or_throw(parse_compute_dtype(*f.gpu_dtype), "--gpu-dtype");
   if (f.threads) c.threads = *f.threads;
   if (f.stages) c.stages = *f.stages;
   if (f.kv_blocks) c.kv.blocks = *f.kv_blocks;
@@ -176,10 +176,10 @@ BackendRequest backend_request(const RunConfig& config) {
   request.kind = resolve(request.kind);
   request.threads = config.threads;
   request.gpu_memory_fraction = config.kv.gpu_memory_fraction;
-  request.cuda_matrices = config.dtype == ComputeDtype::kF16    ? CudaMatrixType::kF16
-                          : config.dtype == ComputeDtype::kBf16 ? CudaMatrixType::kBf16
-                          : config.dtype == ComputeDtype::kF32  ? CudaMatrixType::kF32
-                                                                : CudaMatrixType::kAuto;
+  request.cuda_matrices = config.gpu_dtype == ComputeDtype::kF16    ? CudaMatrixType::kF16
+                          : config.gpu_dtype == ComputeDtype::kBf16 ? CudaMatrixType::kBf16
+                          : config.gpu_dtype == ComputeDtype::kF32  ? CudaMatrixType::kF32
+                                                                    : CudaMatrixType::kAuto;
   return request;
 }
 

@@ -26,7 +26,7 @@ struct EngineFlags {
   bool ignore_model_name = false;
   std::optional<std::string> backend;
   std::optional<double> gpu_memory_fraction;
-  std::optional<std::string> dtype;
+  std::optional<std::string> gpu_dtype;
   std::optional<int> threads;
   std::optional<int> stages;
   std::optional<std::int64_t> kv_blocks;

@@ -69,7 +69,7 @@ void read_config(YamlSection& top, RunConfig& config) {
   top.read("served_model_name", config.served_model_name);
   top.read("check_model_name", config.check_model_name);
   top.read_with("backend", config.backend, &parse_backend);
-  top.read_with("dtype", config.dtype, &parse_compute_dtype);
+  top.read_with("gpu_dtype", config.gpu_dtype, &parse_compute_dtype);
   top.read("threads", config.threads);
   top.read("stages", config.stages);
 
@@ -168,7 +168,7 @@ std::string_view to_string(ComputeDtype dtype) {
 }
 
 Expected<ComputeDtype> parse_compute_dtype(std::string_view text) {
-  return value_of(kComputeDtypeNames, text, "dtype");
+  return value_of(kComputeDtypeNames, text, "gpu dtype");
 }
 
 std::string_view to_string(KvDtypeChoice dtype) {

@@ -30,9 +30,9 @@ struct RunConfig {
   std::string served_model_name;  // name in outputs, the one body.model must match; "" = derived
   bool check_model_name = true;   // false: body.model is ignored
   BackendChoice backend = BackendChoice::kAuto;
-  ComputeDtype dtype = ComputeDtype::kAuto;  // the CUDA backend's matrices; the CPU computes f32
-  int threads = 0;                           // CPU threads, 0 = all
-  int stages = 1;                            // pipeline stages in this process
+  ComputeDtype gpu_dtype = ComputeDtype::kAuto;  // the CUDA backend's matrices; the CPU uses f32
+  int threads = 0;                               // CPU threads, 0 = all
+  int stages = 1;                                // pipeline stages in this process
 
   struct Kv {
     std::int64_t blocks = 0;                  // 0: as many as memory_bytes holds

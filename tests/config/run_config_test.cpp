@@ -342,3 +342,18 @@ TEST_CASE("load_run_config: missing files, directories and the file name in mess
 
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("gpu_dtype and kv.dtype take their names and refuse others") {
+  const auto parsed = parse_run_config("gpu_dtype: f16\nkv:\n  dtype: bf16\n", "test.yaml");
+  REQUIRE(parsed.ok());
+  CHECK(parsed->gpu_dtype == ComputeDtype::kF16);
+  CHECK(parsed->kv.dtype == KvDtypeChoice::kBf16);
+  CHECK_FALSE(parse_run_config("gpu_dtype: fp8\n", "test.yaml").ok());
+  CHECK_FALSE(parse_run_config("kv:\n  dtype: q8\n", "test.yaml").ok());
+  for (ComputeDtype d :
+       {ComputeDtype::kAuto, ComputeDtype::kF16, ComputeDtype::kBf16, ComputeDtype::kF32}) {
+    CHECK(*parse_compute_dtype(to_string(d)) == d);
+  }
+  for (KvDtypeChoice d : {KvDtypeChoice::kAuto, KvDtypeChoice::kF32, KvDtypeChoice::kBf16})
+    CHECK(*parse_kv_dtype(to_string(d)) == d);
+}

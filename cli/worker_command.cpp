@@ -32,11 +32,10 @@ struct WorkerOptions {
 
 int run_worker(const WorkerOptions& o) {
   if (Status s = check_zmq_library(); !s.ok()) throw Error(s.code(), s.message());
-  if (o.device != "cpu") {
-    fail(ErrorCode::kUnsupported,
-         "--device " + o.device + ": this build's workers run the CPU backend (--device cpu)");
-  }
   WorkerAgentOptions options;
+  options.backend = parse_device(o.device);
+  if (options.backend.kind == BackendKind::kAuto)
+    options.backend.kind = resolve(BackendKind::kAuto);
   options.coordinator = o.coordinator;
   options.name = o.name;
   options.host = o.host;
@@ -74,7 +73,7 @@ void register_worker(CLI::App& app, CommandResult& result) {
                   "the coordinator's worker endpoint, tcp://HOST:PORT")
       ->required()
       ->envname("CONVEYOR_COORDINATOR");
-  cmd->add_option("--device", o->device, "cpu (cuda:N with the CUDA backend)");
+  cmd->add_option("--device", o->device, "cpu, cuda:N (a GPU), or auto (a GPU where one answers)");
   cmd->add_option("--memory", o->memory,
                   "memory for weights and K/V, e.g. 4GiB (default: 80% of RAM)");
   cmd->add_option("-t,--threads", o->threads, "CPU threads (default: every core)");

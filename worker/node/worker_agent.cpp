@@ -13,7 +13,6 @@
 
 #include "common/loader/open_model.h"
 #include "common/model_registry.h"
-#include "kernels/cpu/cpu_backend.h"
 #include "worker/node/control_codec.h"
 #include "worker/node/deferred_channel.h"
 #include "worker/node/incarnation.h"
@@ -64,6 +63,7 @@ struct LoadedStage {
 struct WorkerAgent::State {
   WorkerAgentOptions options;
   std::string name;
+  std::string device_kind = "cpu";  // "cpu" or "cuda", as registered
   std::uint64_t incarnation = new_incarnation();
   zmq::context_t context{1};
   zmq::socket_t dealer{context, zmq::socket_type::dealer};
@@ -258,7 +258,7 @@ WorkerAgent::WorkerAgent(WorkerAgentOptions options) : state_(std::make_unique<S
   State& s = *state_;
   s.options = std::move(options);
   s.name = s.options.name.empty() ? default_node_name() : s.options.name;
-  if (s.options.memory_bytes == 0) s.options.memory_bytes = default_memory();
+
   Expected<TcpEndpoint> coordinator = parse_tcp_endpoint(s.options.coordinator);
   if (!coordinator.ok()) throw Error(coordinator.status().code(), coordinator.status().message());
   if (s.options.host.empty()) {
@@ -266,9 +266,15 @@ WorkerAgent::WorkerAgent(WorkerAgentOptions options) : state_(std::make_unique<S
     if (!host.ok()) throw Error(host.status().code(), host.status().message());
     s.options.host = *host;
   }
-  CpuBackendOptions backend;
+  BackendRequest backend = s.options.backend;
   backend.threads = s.options.threads;
-  s.control = std::make_unique<WorkerControl>(std::make_unique<CpuBackend>(backend));
+  s.control = std::make_unique<WorkerControl>(make_backend(backend));
+  const bool device = s.control->backend().capabilities().device_memory;
+  if (s.options.memory_bytes == 0) {
+    s.options.memory_bytes =
+        device ? s.control->backend().memory_info().total_bytes : default_memory();
+  }
+  s.device_kind = device ? "cuda" : "cpu";
   const int threads = s.options.threads > 0
                           ? s.options.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -320,7 +326,7 @@ int WorkerAgent::run() {
         if (s.registered) {
           s.send(WorkerHeartbeatMessage{s.incarnation, s.stage ? s.stage->epoch : 0, s.steps});
         } else {
-          s.send(RegisterMessage{s.name, s.incarnation, s.control->backend().name(), "cpu",
+          s.send(RegisterMessage{s.name, s.incarnation, s.control->backend().name(), s.device_kind,
                                  s.options.memory_bytes, s.speed, s.options.host});
         }
         next_beat = now + s.heartbeat;

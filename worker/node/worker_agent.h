@@ -11,7 +11,9 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+
 #include <string>
+#include "worker/platform/backend_factory.h"
 
 #include <zmq.hpp>
 
@@ -23,8 +25,12 @@ struct WorkerAgentOptions {
   // Where this worker's activation receivers listen (other workers connect there);
   // "" = the local address this host reaches the coordinator from.
   std::string host;
-  std::uint64_t memory_bytes = 0;  // 0 = 80% of physical memory
-  int threads = 0;                 // CPU backend threads; 0 = every core
+  // 0 = 80% of physical memory on the CPU backend, the device pool on a GPU
+  std::uint64_t memory_bytes = 0;
+  int threads = 0;  // CPU backend threads (and the speed probe's); 0 = every core
+  // The backend the stage runs on: the CPU (the default) or a CUDA device. The
+  // coordinator plans K/V in f32, which both keep.
+  BackendRequest backend{BackendKind::kCpu};
   // Applied to the DEALER before it connects: CurveZMQ client keys.
   std::function<void(zmq::socket_t&)> configure_socket;
   // Set (from a signal handler) to drain and exit.

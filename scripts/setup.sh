@@ -28,6 +28,8 @@ PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libzmq3-dev cppzmq-dev
 if ! { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; }; then
   PACKAGES+=(python3 python3-pip)
 fi
+# kubectl (`kubectl kustomize`) and PyYAML for scripts/check-deploy.sh; kubectl may come from elsewhere.
+command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client); PACKAGES+=(python3-yaml)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -49,6 +49,11 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
   cmd.add_option("--progress", f.progress, "auto, bar, jsonl or off")->envname("CONVEYOR_PROGRESS");
   cmd.add_option("--errors", f.errors,
                  "error JSONL (default: <output stem>.errors.jsonl beside the output)");
+  if (in_process_stages) {  // the coordinator has its own (cluster.metrics_port)
+    cmd.add_option("--metrics-port", f.metrics_port,
+                   "serve Prometheus /metrics, /livez and /readyz on this port while the job runs")
+        ->envname("CONVEYOR_METRICS_PORT");
+  }
 }
 
 namespace {
@@ -89,6 +94,7 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.progress)
     c.output.progress = value_or_throw(parse_progress_mode(*f.progress), "--progress");
   if (f.errors) c.output.errors = *f.errors;
+  if (f.metrics_port) c.output.metrics_port = *f.metrics_port;
   if (Status s = validate_run_config(c); !s.ok()) throw Error(s.code(), s.message());
 }
 
@@ -243,8 +249,20 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
   const KvPlan kv = plan_kv(sized, spec, dtype);
   e.kv_blocks = kv.blocks;
   e.context_limit = kv.context_limit;
-  e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline,
-                                                 scheduler_options(config, spec, e.tokenizer, kv));
+  SchedulerActorOptions actor_options = scheduler_options(config, spec, e.tokenizer, kv);
+  if (config.output.metrics_port > 0) {
+    Expected<std::unique_ptr<MetricsServer>> server =
+        MetricsServer::start("0.0.0.0:" + std::to_string(config.output.metrics_port));
+    if (!server.ok()) {
+      throw Error(server.status().code(), "--metrics-port: " + server.status().message());
+    }
+    e.metrics_server = std::move(server).value();
+    actor_options.metrics = std::make_shared<EngineMetrics>(*e.metrics_server->registry());
+    e.metrics_server->set_readiness([metrics = actor_options.metrics] { return metrics->ready(); });
+    std::fprintf(stderr, "[engine] metrics on http://%s/metrics (probes /livez, /readyz)\n",
+                 e.metrics_server->address().c_str());
+  }
+  e.scheduler = std::make_unique<SchedulerActor>(*e.pipeline, std::move(actor_options));
 
   std::string stages;
   for (const LayerRange& r : e.pipeline->layer_ranges()) {

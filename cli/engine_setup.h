@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/config/run_config.h"
+#include "common/metrics/metrics_server.h"
 #include "common/model_source.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
@@ -42,6 +43,7 @@ struct EngineFlags {
   bool no_prefix_ordering = false;
   std::optional<std::string> progress;
   std::optional<std::string> errors;
+  std::optional<int> metrics_port;
 };
 
 // `in_process_stages`: false where --stages means something else (the coordinator's
@@ -53,6 +55,8 @@ void apply_engine_flags(const EngineFlags& flags, RunConfig& config);
 RunConfig load_config_or_defaults(const std::string& file);
 
 struct Engine {
+  // First, so that it goes last: scrapes read the engine's metrics until it stops.
+  std::unique_ptr<MetricsServer> metrics_server;
   std::shared_ptr<ModelSource> source;  // outlives the weights that map it
   std::shared_ptr<const Tokenizer> tokenizer;
   std::optional<ChatTemplate> chat;

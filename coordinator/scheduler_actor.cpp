@@ -41,6 +41,7 @@ struct SchedulerActor::Sequence {
   StopChecker stop;
   std::optional<StreamDecoder> decoder;
   EngineChoice out;
+  std::optional<SteadyClock::time_point> last_token;  // for the inter-token latency
 };
 
 namespace {
@@ -165,6 +166,8 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
     group->result.status = status;
     group->result.choices.clear();
     ++stats_.failed;
+    if (options_.metrics)
+      options_.metrics->request_failed(seconds_between(r.submitted, SteadyClock::now()));
     on_result(std::move(group->result));
     return;
   }
@@ -173,8 +176,18 @@ void SchedulerActor::add(EngineRequest request, const ResultCallback& on_result)
   if (group->unfinished == 0) {  // every choice had finished where it ran
     group->result.latency_seconds = seconds_between(r.submitted, SteadyClock::now());
     ++stats_.finished;
+    record_finished(*group);
     on_result(std::move(group->result));
   }
+}
+
+void SchedulerActor::record_finished(const Group& group) {
+  if (!options_.metrics) return;
+  const std::string reason =
+      group.result.choices.empty()
+          ? "stop"
+          : std::string(to_string(group.result.choices.front().finish_reason));
+  options_.metrics->request_finished(reason, group.result.latency_seconds);
 }
 
 void SchedulerActor::replay(Sequence& s, const std::vector<SampleResult>& samples) {
@@ -206,6 +219,11 @@ std::shared_ptr<const StepPlan> SchedulerActor::plan_for(Schedule& schedule) {
   released_.clear();
   for (ScheduledChunk& c : schedule.chunks) {
     const Sequence& s = *sequences_.at(c.id);
+    if (!s.group->scheduled && options_.metrics) {
+      options_.metrics->request_admitted(
+          seconds_between(s.group->request.submitted, SteadyClock::now()));
+      options_.metrics->prompt_tokens(static_cast<std::int64_t>(s.group->request.prompt.size()));
+    }
     s.group->scheduled = true;
     PlannedSequence p;
     p.id = c.id;
@@ -236,10 +254,19 @@ void SchedulerActor::accept(Sequence& s, const SampleResult& sample, const TextC
   if (s.sampling->params.logprobs) s.out.logprobs.push_back(sample);
   ++stats_.generated_tokens;
   Group& g = *s.group;
+  const SteadyClock::time_point now = SteadyClock::now();
   if (!g.sampled) {
     g.sampled = true;
-    g.result.first_token_seconds = seconds_between(g.request.submitted, SteadyClock::now());
+    g.result.first_token_seconds = seconds_between(g.request.submitted, now);
   }
+  if (options_.metrics) {
+    if (s.last_token) {
+      options_.metrics->next_token(seconds_between(*s.last_token, now));
+    } else {
+      options_.metrics->first_token(seconds_between(g.request.submitted, now));
+    }
+  }
+  s.last_token = now;
   const std::string piece = s.decoder ? s.decoder->push(token) : std::string();
   StopUpdate update = s.stop.on_token(token, piece);
   if (!update.finish_reason &&
@@ -281,8 +308,10 @@ void SchedulerActor::retire(Sequence& s, const ResultCallback& on_result) {
   if (group->failed) {
     group->result.choices.clear();
     ++stats_.failed;
+    if (options_.metrics) options_.metrics->request_failed(group->result.latency_seconds);
   } else {
     ++stats_.finished;
+    record_finished(*group);
   }
   on_result(std::move(group->result));
 }
@@ -299,7 +328,12 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
          "result for step " + std::to_string(output.step) + " that is not in flight");
   }
   const Schedule schedule = std::move(it->second.schedule);
-  stats_.step_seconds += seconds_between(it->second.submitted, SteadyClock::now());
+  const double step_seconds = seconds_between(it->second.submitted, SteadyClock::now());
+  stats_.step_seconds += step_seconds;
+  if (options_.metrics) {
+    options_.metrics->step(schedule.tokens(), static_cast<std::int64_t>(schedule.chunks.size()),
+                           step_seconds);
+  }
   in_flight_.erase(it);
   scheduler_.complete(schedule);
   ++stats_.steps;
@@ -436,6 +470,12 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
     stats_.running = scheduler_.running();
     stats_.waiting = scheduler_.waiting();
     stats_.seconds = seconds_between(started_, SteadyClock::now());
+    if (options_.metrics) {
+      options_.metrics->state(stats_.running, stats_.waiting, scheduler_.used_blocks(),
+                              options_.scheduler.num_blocks, stats_.preemptions,
+                              stats_.prefix_queried_tokens, stats_.prefix_hit_tokens,
+                              !in_flight_.empty());
+    }
   };
   while (true) {
     // A lost runner runs nothing more: leave the requests to other replicas.

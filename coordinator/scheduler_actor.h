@@ -20,6 +20,7 @@
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/batch/batch_request.h"
 #include "coordinator/batch/result_line.h"
+#include "coordinator/engine_metrics.h"
 #include "coordinator/scheduler/scheduler.h"
 #include "coordinator/step_runner.h"
 #include "worker/sampling/finish_reason.h"
@@ -114,6 +115,8 @@ struct SchedulerActorOptions {
   // Called with each request's key as the actor takes it from the channel (on the
   // actor's thread): who runs what, for a cluster's leases.
   std::function<void(std::uint64_t key)> on_take;
+  // Null: no metrics. Otherwise updated as requests, tokens and steps go by.
+  std::shared_ptr<EngineMetrics> metrics;
 };
 
 class SchedulerActor {
@@ -179,6 +182,8 @@ class SchedulerActor {
   void fail_request(Sequence& s, const Status& status, const ResultCallback& on_result);
   // The sequence leaves; the last of its request's choices delivers the result.
   void retire(Sequence& s, const ResultCallback& on_result);
+  // Counts a finished request in the metrics, by its first choice's finish reason.
+  void record_finished(const Group& group);
   std::int64_t micro_batch_size() const;
   std::int64_t depth() const;
 

@@ -105,6 +105,7 @@ void read_config(YamlSection& top, RunConfig& config) {
   output.read_with("progress", config.output.progress, &parse_progress_mode);
   output.read("progress_interval_seconds", config.output.progress_interval_seconds);
   output.read("errors", config.output.errors);
+  output.read("metrics_port", config.output.metrics_port);
   output.finish();
 
   YamlSection cluster = top.section("cluster");

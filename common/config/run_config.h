@@ -74,7 +74,8 @@ struct RunConfig {
   struct Output {
     ProgressMode progress = ProgressMode::kAuto;
     double progress_interval_seconds = 5.0;
-    std::string errors;  // error file; "" = next to the output
+    std::string errors;    // error file; "" = next to the output
+    int metrics_port = 0;  // `run` and `bench`: Prometheus /metrics, /livez, /readyz; 0 = none
     friend bool operator==(const Output&, const Output&) = default;
   } output;
 

@@ -92,6 +92,8 @@ Status validate_run_config(const RunConfig& config) {
   check.require(std::isfinite(interval) && interval >= 0,
                 "output.progress_interval_seconds must be 0 or more, got " + number(interval));
 
+  check.between("output.metrics_port", config.output.metrics_port, 0, 65535);
+
   const RunConfig::Cluster& c = config.cluster;
   check.between("cluster.stages", c.stages, 0, 4096);
   check.at_least("cluster.max_replicas", c.max_replicas, 0);

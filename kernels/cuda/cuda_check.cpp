@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "kernels/cuda/cublaslt_api.h"
+
 namespace conveyor::cuda {
 namespace {
 
@@ -25,8 +27,8 @@ void fail_cublas(cublasStatus_t status, const char* call, const char* file, int 
   if (status == CUBLAS_STATUS_ALLOC_FAILED) code = ErrorCode::kResourceExhausted;
   if (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE)
     code = ErrorCode::kUnsupported;
-  fail(code, std::string("cublasLt: ") + cublasLtGetStatusName(status) + " (" +
-                 cublasLtGetStatusString(status) + ") in " + where(call, file, line));
+  fail(code, std::string("cublasLt: ") + cublaslt().status_name(status) + " (" +
+                 cublaslt().status_string(status) + ") in " + where(call, file, line));
 }
 
 }  // namespace conveyor::cuda

@@ -2,23 +2,24 @@
 
 #include <string>
 
+#include "kernels/cuda/cublaslt_api.h"
 #include "kernels/cuda/cuda_check.h"
 
 namespace conveyor::cuda {
 
 LtGemm::LtGemm(cudaStream_t stream, void* workspace, std::size_t workspace_bytes)
     : stream_(stream), workspace_(workspace), workspace_bytes_(workspace_bytes) {
-  CONVEYOR_CUBLAS(cublasLtCreate(&handle_));
+  CONVEYOR_CUBLAS(cublaslt().create(&handle_));
 }
 
 LtGemm::~LtGemm() {
   for (auto& [key, plan] : plans_) {
-    cublasLtMatrixLayoutDestroy(plan.a);
-    cublasLtMatrixLayoutDestroy(plan.b);
-    cublasLtMatrixLayoutDestroy(plan.c);
-    cublasLtMatmulDescDestroy(plan.desc);
+    cublaslt().matrix_layout_destroy(plan.a);
+    cublaslt().matrix_layout_destroy(plan.b);
+    cublaslt().matrix_layout_destroy(plan.c);
+    cublaslt().matmul_desc_destroy(plan.desc);
   }
-  cublasLtDestroy(handle_);
+  cublaslt().destroy(handle_);
 }
 
 const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
@@ -26,34 +27,34 @@ const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
   const auto [m, n, k, type_int, accumulate] = key;
   const auto type = static_cast<cudaDataType>(type_int);
   Plan plan;
-  CONVEYOR_CUBLAS(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  CONVEYOR_CUBLAS(cublaslt().matmul_desc_create(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t transpose = CUBLAS_OP_T;
   const cublasOperation_t none = CUBLAS_OP_N;
-  CONVEYOR_CUBLAS(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose,
-                                                 sizeof(transpose)));
-  CONVEYOR_CUBLAS(
-      cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)));
-  CONVEYOR_CUBLAS(cublasLtMatrixLayoutCreate(&plan.a, type, static_cast<std::uint64_t>(k),
-                                             static_cast<std::uint64_t>(n), k));
-  CONVEYOR_CUBLAS(cublasLtMatrixLayoutCreate(&plan.b, type, static_cast<std::uint64_t>(k),
-                                             static_cast<std::uint64_t>(m), k));
-  CONVEYOR_CUBLAS(cublasLtMatrixLayoutCreate(&plan.c, CUDA_R_32F, static_cast<std::uint64_t>(n),
-                                             static_cast<std::uint64_t>(m), n));
+  CONVEYOR_CUBLAS(cublaslt().matmul_desc_set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA,
+                                                       &transpose, sizeof(transpose)));
+  CONVEYOR_CUBLAS(cublaslt().matmul_desc_set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB,
+                                                       &none, sizeof(none)));
+  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(&plan.a, type, static_cast<std::uint64_t>(k),
+                                                  static_cast<std::uint64_t>(n), k));
+  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(&plan.b, type, static_cast<std::uint64_t>(k),
+                                                  static_cast<std::uint64_t>(m), k));
+  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(
+      &plan.c, CUDA_R_32F, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(m), n));
   cublasLtMatmulPreference_t preference = nullptr;
-  CONVEYOR_CUBLAS(cublasLtMatmulPreferenceCreate(&preference));
+  CONVEYOR_CUBLAS(cublaslt().preference_create(&preference));
   const std::uint64_t workspace = workspace_bytes_;
-  CONVEYOR_CUBLAS(cublasLtMatmulPreferenceSetAttribute(
+  CONVEYOR_CUBLAS(cublaslt().preference_set_attribute(
       preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof(workspace)));
   cublasLtMatmulHeuristicResult_t result{};
   int found = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(
+  const cublasStatus_t status = cublaslt().algo_get_heuristic(
       handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 1, &result, &found);
-  cublasLtMatmulPreferenceDestroy(preference);
+  cublaslt().preference_destroy(preference);
   if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
-    cublasLtMatrixLayoutDestroy(plan.a);
-    cublasLtMatrixLayoutDestroy(plan.b);
-    cublasLtMatrixLayoutDestroy(plan.c);
-    cublasLtMatmulDescDestroy(plan.desc);
+    cublaslt().matrix_layout_destroy(plan.a);
+    cublaslt().matrix_layout_destroy(plan.b);
+    cublaslt().matrix_layout_destroy(plan.c);
+    cublaslt().matmul_desc_destroy(plan.desc);
     fail(ErrorCode::kUnsupported, "cublasLt: no algorithm for a " + std::to_string(m) + "x" +
                                       std::to_string(n) + "x" + std::to_string(k) + " GEMM" +
                                       (accumulate ? " (accumulating)" : ""));
@@ -68,8 +69,9 @@ void LtGemm::run(const void* x, const void* w, cudaDataType type, float* y, std:
   const Plan& plan = plan_for({m, n, k, static_cast<int>(type), accumulate});
   const float alpha = 1.0f;
   const float beta = accumulate ? 1.0f : 0.0f;
-  CONVEYOR_CUBLAS(cublasLtMatmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y, plan.c,
-                                 y, plan.c, &plan.algo, workspace_, workspace_bytes_, stream_));
+  CONVEYOR_CUBLAS(cublaslt().matmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y,
+                                    plan.c, y, plan.c, &plan.algo, workspace_, workspace_bytes_,
+                                    stream_));
 }
 
 }  // namespace conveyor::cuda

@@ -2,7 +2,11 @@
 // error lines for bad input lines, resume after kill -9 and after a cut last line,
 // clear failures for what cannot run. Needs the default model; skipped without it.
 #include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -319,6 +323,34 @@ TEST_CASE("bench: continuous and static batching on a random-weight shape, as JS
   }
   CHECK(json["runs"][0]["mode"] == "continuous");
   CHECK(json["runs"][1]["mode"] == "static");
+}
+
+// A port nothing listens on now (the kernel's pick for port 0).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0);
+  socklen_t length = sizeof(address);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// The metrics server's threads start in the full binary, whatever the libraries it
+// links reserve per thread (a linked cuBLASLt once made them fail with EINVAL).
+TEST_CASE("bench --metrics-port serves the engine's metrics while it runs") {
+  const int port = free_port();
+  const CommandOutput r = run_conveyor(
+      "bench --shape tiny --prompts 4 --input-len 8 --output-len 4 "
+      "--mode continuous --metrics-port " +
+      std::to_string(port));
+  CHECK(r.exit_code == 0);
+  CHECK(r.out.find("metrics on http://0.0.0.0:" + std::to_string(port) + "/metrics") !=
+        std::string::npos);
+  CHECK(r.out.find("cannot listen") == std::string::npos);
 }
 
 }  // namespace

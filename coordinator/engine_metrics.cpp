@@ -1,0 +1,187 @@
+#include "coordinator/engine_metrics.h"
+
+#include <algorithm>
+
+namespace conveyor {
+namespace {
+
+using prometheus::Histogram;
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// 10 ms to 4 h: request latencies of batch jobs.
+const Histogram::BucketBoundaries& request_buckets() {
+  static const Histogram::BucketBoundaries buckets = {0.01, 0.025, 0.05, 0.1,  0.25, 0.5, 1,
+                                                      2.5,  5,     10,   30,   60,   120, 300,
+                                                      600,  1800,  3600, 7200, 14400};
+  return buckets;
+}
+
+// 1 ms to 1 min: between two tokens, and a step.
+const Histogram::BucketBoundaries& token_buckets() {
+  static const Histogram::BucketBoundaries buckets = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+  return buckets;
+}
+
+// Powers of two up to 16384: tokens or sequences in one step.
+const Histogram::BucketBoundaries& size_buckets() {
+  static const Histogram::BucketBoundaries buckets = {1,   2,   4,    8,    16,   32,   64,   128,
+                                                      256, 512, 1024, 2048, 4096, 8192, 16384};
+  return buckets;
+}
+
+prometheus::Counter& counter(prometheus::Registry& r, const std::string& name,
+                             const std::string& help, const std::map<std::string, std::string>& l,
+                             const std::map<std::string, std::string>& extra = {}) {
+  std::map<std::string, std::string> labels = l;
+  labels.insert(extra.begin(), extra.end());
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add(labels);
+}
+
+prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name, const std::string& help,
+                         const std::map<std::string, std::string>& l,
+                         const std::map<std::string, std::string>& extra = {}) {
+  std::map<std::string, std::string> labels = l;
+  labels.insert(extra.begin(), extra.end());
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add(labels);
+}
+
+prometheus::Histogram& histogram(prometheus::Registry& r, const std::string& name,
+                                 const std::string& help,
+                                 const std::map<std::string, std::string>& l,
+                                 const Histogram::BucketBoundaries& buckets) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add(l, buckets);
+}
+
+}  // namespace
+
+EngineMetrics::EngineMetrics(prometheus::Registry& r, const std::map<std::string, std::string>& l,
+                             double min_stall_seconds)
+    : running_(gauge(r, "conveyor_engine_sequences_running", "Sequences in the running batch", l)),
+      waiting_(gauge(r, "conveyor_engine_sequences_waiting",
+                     "Sequences taken from the queue and not yet running", l)),
+      finished_stop_(counter(r, "conveyor_engine_requests_finished_total",
+                             "Requests finished, by the first choice's finish reason", l,
+                             {{"finish_reason", "stop"}})),
+      finished_length_(counter(r, "conveyor_engine_requests_finished_total",
+                               "Requests finished, by the first choice's finish reason", l,
+                               {{"finish_reason", "length"}})),
+      failed_(counter(r, "conveyor_engine_requests_failed_total",
+                      "Requests that ended with an error", l)),
+      prompt_tokens_(counter(r, "conveyor_engine_prompt_tokens_total",
+                             "Prompt tokens of the requests admitted", l)),
+      generation_tokens_(
+          counter(r, "conveyor_engine_generation_tokens_total", "Tokens generated", l)),
+      queue_seconds_(histogram(r, "conveyor_engine_queue_time_seconds",
+                               "From submission to the request's first step", l,
+                               request_buckets())),
+      ttft_seconds_(histogram(r, "conveyor_engine_time_to_first_token_seconds",
+                              "From submission to the first generated token", l,
+                              request_buckets())),
+      itl_seconds_(histogram(r, "conveyor_engine_inter_token_latency_seconds",
+                             "Between two generated tokens of a sequence", l, token_buckets())),
+      e2e_seconds_(histogram(r, "conveyor_engine_e2e_request_latency_seconds",
+                             "From submission to the request's result", l, request_buckets())),
+      steps_(counter(r, "conveyor_engine_steps_total", "Batch steps completed", l)),
+      step_tokens_(histogram(r, "conveyor_engine_step_tokens", "Tokens computed in one step", l,
+                             size_buckets())),
+      step_sequences_(histogram(r, "conveyor_engine_step_sequences",
+                                "Sequences in one step (the batch size)", l, size_buckets())),
+      step_seconds_(histogram(r, "conveyor_engine_step_seconds",
+                              "From a step's submission to its result", l, token_buckets())),
+      kv_blocks_used_(gauge(r, "conveyor_engine_kv_blocks_used", "K/V blocks holding sequences", l,
+                            {{"tier", "device"}})),
+      kv_blocks_(gauge(r, "conveyor_engine_kv_blocks", "K/V blocks in the cache", l,
+                       {{"tier", "device"}})),
+      kv_usage_(gauge(r, "conveyor_engine_kv_usage_ratio", "Share of the K/V blocks in use (0-1)",
+                      l, {{"tier", "device"}})),
+      preemptions_recompute_(counter(r, "conveyor_engine_preemptions_total",
+                                     "Sequences preempted for K/V space, by how they resume", l,
+                                     {{"kind", "recompute"}})),
+      preemptions_swap_(counter(r, "conveyor_engine_preemptions_total",
+                                "Sequences preempted for K/V space, by how they resume", l,
+                                {{"kind", "swap"}})),
+      prefix_queried_(counter(r, "conveyor_engine_prefix_cache_queried_tokens_total",
+                              "Prompt positions looked up in the prefix cache", l)),
+      prefix_hit_(counter(r, "conveyor_engine_prefix_cache_hit_tokens_total",
+                          "Prompt positions found in the prefix cache (not computed)", l)),
+      min_stall_seconds_(min_stall_seconds),
+      last_progress_ns_(now_ns()) {}
+
+void EngineMetrics::request_admitted(double queue_seconds) {
+  queue_seconds_.Observe(queue_seconds);
+}
+
+void EngineMetrics::request_finished(const std::string& finish_reason, double e2e_seconds) {
+  (finish_reason == "length" ? finished_length_ : finished_stop_).Increment();
+  e2e_seconds_.Observe(e2e_seconds);
+}
+
+void EngineMetrics::request_failed(double e2e_seconds) {
+  failed_.Increment();
+  e2e_seconds_.Observe(e2e_seconds);
+}
+
+void EngineMetrics::prompt_tokens(std::int64_t n) {
+  prompt_tokens_.Increment(static_cast<double>(n));
+}
+
+void EngineMetrics::first_token(double seconds) {
+  generation_tokens_.Increment();
+  ttft_seconds_.Observe(seconds);
+}
+
+void EngineMetrics::next_token(double seconds) {
+  generation_tokens_.Increment();
+  itl_seconds_.Observe(seconds);
+}
+
+void EngineMetrics::step(std::int64_t tokens, std::int64_t sequences, double seconds) {
+  steps_.Increment();
+  step_tokens_.Observe(static_cast<double>(tokens));
+  step_sequences_.Observe(static_cast<double>(sequences));
+  step_seconds_.Observe(seconds);
+  step_count_.fetch_add(1);
+  step_seconds_total_.store(step_seconds_total_.load() + seconds);
+  last_progress_ns_.store(now_ns());
+}
+
+void EngineMetrics::state(std::int64_t running, std::int64_t waiting, std::int64_t kv_blocks_used,
+                          std::int64_t kv_blocks, std::int64_t preemptions,
+                          std::int64_t prefix_queried, std::int64_t prefix_hit, bool in_flight) {
+  running_.Set(static_cast<double>(running));
+  waiting_.Set(static_cast<double>(waiting));
+  kv_blocks_used_.Set(static_cast<double>(kv_blocks_used));
+  kv_blocks_.Set(static_cast<double>(kv_blocks));
+  kv_usage_.Set(kv_blocks > 0 ? static_cast<double>(kv_blocks_used) / static_cast<double>(kv_blocks)
+                              : 0.0);
+  // A new scheduler (after a failed run) counts from zero again.
+  const auto grow = [](prometheus::Counter& c, std::int64_t total, std::int64_t& seen) {
+    if (total < seen) seen = 0;
+    c.Increment(static_cast<double>(total - seen));
+    seen = total;
+  };
+  grow(preemptions_recompute_, preemptions, seen_preemptions_);
+  grow(prefix_queried_, prefix_queried, seen_prefix_queried_);
+  grow(prefix_hit_, prefix_hit, seen_prefix_hit_);
+  // Progress is measured from when work came in flight, not from the last step of a
+  // job that ended long ago.
+  if (in_flight && !in_flight_.load()) last_progress_ns_.store(now_ns());
+  in_flight_.store(in_flight);
+}
+
+bool EngineMetrics::ready() const {
+  if (!in_flight_.load()) return true;  // idle
+  const std::int64_t steps = step_count_.load();
+  const double mean = steps > 0 ? step_seconds_total_.load() / static_cast<double>(steps) : 0.0;
+  const double limit = std::max(min_stall_seconds_, 10.0 * mean);
+  const double since = static_cast<double>(now_ns() - last_progress_ns_.load()) * 1e-9;
+  return since <= limit;
+}
+
+}  // namespace conveyor

@@ -1,0 +1,92 @@
+// EngineMetrics: what a scheduler actor exports to Prometheus, registered by the actor's
+// owner on its metrics server's registry and updated by the actor as things happen
+// (prometheus-cpp metrics are atomic: scrapes read them from other threads).
+//
+// Names follow Prometheus conventions: prefix conveyor_engine_, base units, _total on
+// counters, ratios 0 to 1, no per-request labels. Latency buckets run from 10 ms to 4
+// hours: a batch job's queue time is measured in minutes and hours, not milliseconds.
+//
+// It also answers readiness: "making progress or idle". While steps are in flight, a
+// step must come back within max(10 s, 10 x the mean step time); otherwise the engine
+// is wedged and ready() turns false.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <string>
+
+namespace conveyor {
+
+class EngineMetrics {
+ public:
+  // `labels` tell engines in one process apart (a coordinator's replicas); empty for one.
+  // `min_stall_seconds`: the least time without a step back, while steps are in
+  // flight, that counts as wedged.
+  explicit EngineMetrics(prometheus::Registry& registry,
+                         const std::map<std::string, std::string>& labels = {},
+                         double min_stall_seconds = 10.0);
+
+  // Requests: taken from the queue, first scheduled (queue time), finished by reason
+  // ("stop", "length") or failed; end-to-end latency from submission.
+  void request_admitted(double queue_seconds);
+  void request_finished(const std::string& finish_reason, double e2e_seconds);
+  void request_failed(double e2e_seconds);
+  // Tokens: prompt positions computed or reused, and each generated token with its
+  // latency (the first token's from submission, later ones from the token before).
+  void prompt_tokens(std::int64_t n);
+  void first_token(double seconds);
+  void next_token(double seconds);
+
+  // One step returned: its tokens, sequences and time from submission to result.
+  void step(std::int64_t tokens, std::int64_t sequences, double seconds);
+  // The scheduler's state, refreshed each loop.
+  void state(std::int64_t running, std::int64_t waiting, std::int64_t kv_blocks_used,
+             std::int64_t kv_blocks, std::int64_t preemptions, std::int64_t prefix_queried,
+             std::int64_t prefix_hit, bool in_flight);
+
+  bool ready() const;
+
+ private:
+  prometheus::Gauge& running_;
+  prometheus::Gauge& waiting_;
+  prometheus::Counter& finished_stop_;
+  prometheus::Counter& finished_length_;
+  prometheus::Counter& failed_;
+  prometheus::Counter& prompt_tokens_;
+  prometheus::Counter& generation_tokens_;
+  prometheus::Histogram& queue_seconds_;
+  prometheus::Histogram& ttft_seconds_;
+  prometheus::Histogram& itl_seconds_;
+  prometheus::Histogram& e2e_seconds_;
+  prometheus::Counter& steps_;
+  prometheus::Histogram& step_tokens_;
+  prometheus::Histogram& step_sequences_;
+  prometheus::Histogram& step_seconds_;
+  prometheus::Gauge& kv_blocks_used_;
+  prometheus::Gauge& kv_blocks_;
+  prometheus::Gauge& kv_usage_;
+  prometheus::Counter& preemptions_recompute_;
+  prometheus::Counter& preemptions_swap_;
+  prometheus::Counter& prefix_queried_;
+  prometheus::Counter& prefix_hit_;
+
+  // The scheduler reports totals; counters take the increase since the last report.
+  std::int64_t seen_preemptions_ = 0;
+  std::int64_t seen_prefix_queried_ = 0;
+  std::int64_t seen_prefix_hit_ = 0;
+
+  double min_stall_seconds_;
+  std::atomic<bool> in_flight_{false};
+  std::atomic<std::int64_t> last_progress_ns_;
+  std::atomic<std::int64_t> step_count_{0};
+  std::atomic<double> step_seconds_total_{0};
+};
+
+}  // namespace conveyor

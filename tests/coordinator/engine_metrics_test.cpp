@@ -1,0 +1,129 @@
+// The engine's Prometheus metrics after a job on a tiny fixture: counters equal what
+// the results say (tokens, requests, steps), histograms saw every request, the K/V
+// gauges stay within the cache, and readiness follows progress.
+#include <doctest/doctest.h>
+
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <chrono>
+#include <map>
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "common/loader/open_model.h"
+#include "coordinator/engine_metrics.h"
+#include "coordinator/local_pipeline.h"
+#include "coordinator/scheduler_actor.h"
+#include "tests/model/model_fixture.h"
+
+using namespace conveyor;
+using namespace conveyor::testing;
+
+namespace {
+
+// Sample name (with labels) -> value, from the text exposition.
+std::map<std::string, double> scrape(prometheus::Registry& registry) {
+  const std::string text = prometheus::TextSerializer().Serialize(registry.Collect());
+  std::map<std::string, double> samples;
+  const std::regex line(R"(^([a-z0-9_]+(\{[^}]*\})?) ([-+0-9.eE]+|NaN|\+Inf)$)");
+  std::size_t start = 0;
+  while (start < text.size()) {
+    const std::size_t end = text.find('\n', start);
+    const std::string l = text.substr(start, end - start);
+    std::smatch m;
+    if (std::regex_match(l, m, line)) samples[m[1]] = std::stod(m[3]);
+    start = end == std::string::npos ? text.size() : end + 1;
+  }
+  return samples;
+}
+
+}  // namespace
+
+TEST_CASE("engine metrics count what the job did") {
+  auto source = open_model_source(hf_tiny_dir("llama-tiny")).value();
+  LocalPipelineOptions pipeline_options;
+  pipeline_options.backend.threads = 2;
+  pipeline_options.kv = {24, 16};
+  LocalPipeline pipeline(*source, pipeline_options);
+  prometheus::Registry registry;
+  SchedulerActorOptions options;
+  options.scheduler.num_blocks = 24;
+  options.scheduler.block_size = 16;
+  options.scheduler.max_sequences = 8;
+  options.scheduler.max_step_tokens = 64;
+  options.vocab_size = source->spec().vocab_size;
+  options.context_limit = source->spec().max_positions;
+  options.metrics = std::make_shared<EngineMetrics>(registry);
+  SchedulerActor actor(pipeline, options);
+  CHECK(options.metrics->ready());  // idle
+
+  Channel<EngineRequest> requests;
+  std::int64_t prompt_tokens = 0;
+  constexpr int kRequests = 12;
+  for (int i = 0; i < kRequests; ++i) {
+    EngineRequest r;
+    r.key = static_cast<std::uint64_t>(i);
+    for (int t = 0; t < 20 + 7 * i; ++t)
+      r.prompt.push_back((t * 31 + i) % 200 + 3);
+    prompt_tokens += static_cast<std::int64_t>(r.prompt.size());
+    r.sampling.temperature = 0;
+    r.sampling.ignore_eos = true;
+    r.sampling.max_tokens = 10 + i;
+    requests.send(std::move(r));
+  }
+  requests.close();
+  std::int64_t generated = 0;
+  int finished = 0;
+  actor.run(requests, [&](EngineResult result) {
+    REQUIRE(result.status.ok());
+    ++finished;
+    generated += static_cast<std::int64_t>(result.choices.at(0).tokens.size());
+  });
+  REQUIRE(finished == kRequests);
+
+  auto m = scrape(registry);
+  CHECK(m["conveyor_engine_generation_tokens_total"] == static_cast<double>(generated));
+  CHECK(m["conveyor_engine_prompt_tokens_total"] == static_cast<double>(prompt_tokens));
+  CHECK(m["conveyor_engine_requests_finished_total{finish_reason=\"length\"}"] == kRequests);
+  CHECK(m["conveyor_engine_requests_finished_total{finish_reason=\"stop\"}"] == 0);
+  CHECK(m["conveyor_engine_requests_failed_total"] == 0);
+  CHECK(m["conveyor_engine_steps_total"] == static_cast<double>(actor.stats().steps));
+  CHECK(m["conveyor_engine_preemptions_total{kind=\"recompute\"}"] ==
+        static_cast<double>(actor.stats().preemptions));
+  CHECK(m["conveyor_engine_preemptions_total{kind=\"swap\"}"] == 0);
+  // Every request was queued, got a first token and a result; every later token an
+  // inter-token latency.
+  CHECK(m["conveyor_engine_queue_time_seconds_count"] == kRequests);
+  CHECK(m["conveyor_engine_time_to_first_token_seconds_count"] == kRequests);
+  CHECK(m["conveyor_engine_e2e_request_latency_seconds_count"] == kRequests);
+  CHECK(m["conveyor_engine_inter_token_latency_seconds_count"] ==
+        static_cast<double>(generated - kRequests));
+  CHECK(m["conveyor_engine_step_tokens_sum"] ==
+        static_cast<double>(actor.stats().prefill_tokens + actor.stats().decode_tokens));
+  // The job is over: nothing runs, nothing waits, no block is held but cached ones.
+  CHECK(m["conveyor_engine_sequences_running"] == 0);
+  CHECK(m["conveyor_engine_sequences_waiting"] == 0);
+  CHECK(m["conveyor_engine_kv_blocks{tier=\"device\"}"] == 24);
+  CHECK(m["conveyor_engine_kv_usage_ratio{tier=\"device\"}"] <= 1.0);
+  CHECK(options.metrics->ready());
+}
+
+TEST_CASE("engine readiness: idle is ready, work in flight without progress is not") {
+  prometheus::Registry registry;
+  EngineMetrics metrics(registry, {}, 0.05);  // wedged after 50 ms without a step back
+  CHECK(metrics.ready());
+  metrics.state(1, 0, 1, 10, 0, 0, 0, true);  // a step goes in flight
+  CHECK(metrics.ready());                     // within its allowance
+  metrics.step(16, 1, 0.001);
+  CHECK(metrics.ready());
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  metrics.state(1, 0, 1, 10, 0, 0, 0, true);  // still in flight, nothing came back
+  CHECK_FALSE(metrics.ready());
+  metrics.step(16, 1, 0.001);  // progress again
+  CHECK(metrics.ready());
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  metrics.state(0, 0, 0, 10, 0, 0, 0, false);  // done: idle, however long ago the last step
+  CHECK(metrics.ready());
+}

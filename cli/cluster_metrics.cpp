@@ -22,7 +22,40 @@ double as_double(T value) {
   return static_cast<double>(value);
 }
 
+// conveyor_job_requests{job, kind="total"|"completed"|"failed"}: one series per job
+// the coordinator holds, read at scrape time, so a released job's series are gone
+// from the next scrape on.
+class JobProgressCollector final : public prometheus::Collectable {
+ public:
+  explicit JobProgressCollector(const JobManager& jobs) : jobs_(jobs) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily family;
+    family.name = "conveyor_job_requests";
+    family.help = "Requests of each job held: total lines, completed, failed";
+    family.type = prometheus::MetricType::Gauge;
+    for (const JobProgress& job : jobs_.progress()) {
+      const std::pair<const char*, std::int64_t> counts[] = {
+          {"total", job.total}, {"completed", job.completed}, {"failed", job.failed}};
+      for (const auto& [kind, value] : counts) {
+        prometheus::ClientMetric metric;
+        metric.label = {{"job", job.job_id}, {"kind", kind}};
+        metric.gauge.value = static_cast<double>(value);
+        family.metric.push_back(std::move(metric));
+      }
+    }
+    return {std::move(family)};
+  }
+
+ private:
+  const JobManager& jobs_;
+};
+
 }  // namespace
+
+std::shared_ptr<prometheus::Collectable> job_progress_metrics(const JobManager& jobs) {
+  return std::make_shared<JobProgressCollector>(jobs);
+}
 
 std::shared_ptr<CallbackCollector> coordinator_metrics(const ClusterManager& cluster,
                                                        const JobManager& jobs,
@@ -144,7 +177,7 @@ std::unique_ptr<MetricsServer> start_metrics_or_throw(int port,
   if (!server.ok()) {
     throw Error(server.status().code(), "--metrics-port: " + server.status().message());
   }
-  (*server)->add_collectable(std::move(metrics));
+  if (metrics) (*server)->add_collectable(std::move(metrics));
   (*server)->set_readiness(std::move(ready));
   return std::move(server).value();
 }

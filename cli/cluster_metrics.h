@@ -26,6 +26,10 @@ std::shared_ptr<CallbackCollector> coordinator_metrics(const ClusterManager& clu
                                                        const ProducerServer& producers,
                                                        const WorkerHub& hub);
 
+// Each job's request counts (conveyor_job_requests{job, kind}); `jobs` must outlive
+// every scrape.
+std::shared_ptr<prometheus::Collectable> job_progress_metrics(const JobManager& jobs);
+
 // The worker's metrics; `agent` must outlive every scrape.
 std::shared_ptr<CallbackCollector> worker_metrics(const WorkerAgent& agent);
 

@@ -118,6 +118,16 @@ int run_coordinator(const CoordinatorOptions& o) {
   cluster.plan_delay = ms(config.cluster.plan_delay_seconds);
   cluster.scheduler = scheduler_options(config, spec, tokenizer, kv);
   cluster.on_lease = [&jobs](std::uint64_t key, std::uint64_t epoch) { jobs.lease(key, epoch); };
+  // Prometheus scrapes the objects below from the server's threads; /readyz says 200
+  // while the hub serves workers. Started before the replicas, which register their
+  // engines' metrics on it.
+  std::atomic<bool> serving{false};
+  std::unique_ptr<MetricsServer> metrics;
+  if (config.cluster.metrics_port > 0) {
+    metrics = start_metrics_or_throw(config.cluster.metrics_port, nullptr,
+                                     [&serving] { return serving.load(); });
+    cluster.metrics_registry = metrics->registry();
+  }
   auto manager = std::make_unique<ClusterManager>(
       hub, cluster, requests, [&jobs](EngineResult r) { jobs.complete(std::move(r)); });
   std::atomic<bool> jobs_failed{false};
@@ -137,14 +147,14 @@ int run_coordinator(const CoordinatorOptions& o) {
                static_cast<long long>(kv.blocks), static_cast<long long>(config.kv.block_size),
                security->describe.c_str());
 
-  // Prometheus scrapes the objects above from the server's threads; /readyz says 200
-  // while the hub serves workers.
-  std::atomic<bool> serving{false};
-  std::unique_ptr<MetricsServer> metrics;
-  if (config.cluster.metrics_port > 0) {
-    metrics = start_metrics_or_throw(config.cluster.metrics_port,
-                                     coordinator_metrics(*manager, jobs, server, hub),
-                                     [&serving] { return serving.load(); });
+  // However this function ends, the server stops before the objects it reads go.
+  struct StopFirst {
+    std::unique_ptr<MetricsServer>& server;
+    ~StopFirst() { server.reset(); }
+  } stop_metrics_first{metrics};
+  if (metrics) {
+    metrics->add_collectable(coordinator_metrics(*manager, jobs, server, hub));
+    metrics->add_collectable(job_progress_metrics(jobs));
     std::fprintf(stderr, "[coordinator] metrics on http://%s/metrics (probes /livez, /readyz)\n",
                  metrics->address().c_str());
   }

@@ -257,7 +257,7 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
       throw Error(server.status().code(), "--metrics-port: " + server.status().message());
     }
     e.metrics_server = std::move(server).value();
-    actor_options.metrics = std::make_shared<EngineMetrics>(*e.metrics_server->registry());
+    actor_options.metrics = std::make_shared<EngineMetrics>(e.metrics_server->registry());
     e.metrics_server->set_readiness([metrics = actor_options.metrics] { return metrics->ready(); });
     std::fprintf(stderr, "[engine] metrics on http://%s/metrics (probes /livez, /readyz)\n",
                  e.metrics_server->address().c_str());

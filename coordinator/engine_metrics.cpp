@@ -35,83 +35,99 @@ const Histogram::BucketBoundaries& size_buckets() {
   return buckets;
 }
 
-prometheus::Counter& counter(prometheus::Registry& r, const std::string& name,
-                             const std::string& help, const std::map<std::string, std::string>& l,
-                             const std::map<std::string, std::string>& extra = {}) {
-  std::map<std::string, std::string> labels = l;
-  labels.insert(extra.begin(), extra.end());
-  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add(labels);
-}
-
-prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name, const std::string& help,
-                         const std::map<std::string, std::string>& l,
-                         const std::map<std::string, std::string>& extra = {}) {
-  std::map<std::string, std::string> labels = l;
-  labels.insert(extra.begin(), extra.end());
-  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add(labels);
-}
-
-prometheus::Histogram& histogram(prometheus::Registry& r, const std::string& name,
-                                 const std::string& help,
-                                 const std::map<std::string, std::string>& l,
-                                 const Histogram::BucketBoundaries& buckets) {
-  return prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add(l, buckets);
+// Adds the series of `labels` (plus `extra`) to a family, and notes how to take it
+// out again.
+template <typename Metric, typename... Args>
+Metric& add(prometheus::Family<Metric>& family, const std::map<std::string, std::string>& labels,
+            const std::map<std::string, std::string>& extra,
+            std::vector<std::function<void()>>& removers, Args&&... args) {
+  std::map<std::string, std::string> all = labels;
+  all.insert(extra.begin(), extra.end());
+  Metric& metric = family.Add(all, std::forward<Args>(args)...);
+  if (!labels.empty()) removers.push_back([&family, &metric] { family.Remove(&metric); });
+  return metric;
 }
 
 }  // namespace
 
-EngineMetrics::EngineMetrics(prometheus::Registry& r, const std::map<std::string, std::string>& l,
-                             double min_stall_seconds)
-    : running_(gauge(r, "conveyor_engine_sequences_running", "Sequences in the running batch", l)),
-      waiting_(gauge(r, "conveyor_engine_sequences_waiting",
+EngineMetrics::EngineMetrics(std::shared_ptr<prometheus::Registry> registry,
+                             const std::map<std::string, std::string>& l, double min_stall_seconds)
+    : registry_(std::move(registry)),
+      running_(gauge("conveyor_engine_sequences_running", "Sequences in the running batch", l)),
+      waiting_(gauge("conveyor_engine_sequences_waiting",
                      "Sequences taken from the queue and not yet running", l)),
-      finished_stop_(counter(r, "conveyor_engine_requests_finished_total",
+      finished_stop_(counter("conveyor_engine_requests_finished_total",
                              "Requests finished, by the first choice's finish reason", l,
                              {{"finish_reason", "stop"}})),
-      finished_length_(counter(r, "conveyor_engine_requests_finished_total",
+      finished_length_(counter("conveyor_engine_requests_finished_total",
                                "Requests finished, by the first choice's finish reason", l,
                                {{"finish_reason", "length"}})),
-      failed_(counter(r, "conveyor_engine_requests_failed_total",
-                      "Requests that ended with an error", l)),
-      prompt_tokens_(counter(r, "conveyor_engine_prompt_tokens_total",
+      failed_(
+          counter("conveyor_engine_requests_failed_total", "Requests that ended with an error", l)),
+      prompt_tokens_(counter("conveyor_engine_prompt_tokens_total",
                              "Prompt tokens of the requests admitted", l)),
-      generation_tokens_(
-          counter(r, "conveyor_engine_generation_tokens_total", "Tokens generated", l)),
-      queue_seconds_(histogram(r, "conveyor_engine_queue_time_seconds",
+      generation_tokens_(counter("conveyor_engine_generation_tokens_total", "Tokens generated", l)),
+      queue_seconds_(histogram("conveyor_engine_queue_time_seconds",
                                "From submission to the request's first step", l,
                                request_buckets())),
-      ttft_seconds_(histogram(r, "conveyor_engine_time_to_first_token_seconds",
+      ttft_seconds_(histogram("conveyor_engine_time_to_first_token_seconds",
                               "From submission to the first generated token", l,
                               request_buckets())),
-      itl_seconds_(histogram(r, "conveyor_engine_inter_token_latency_seconds",
+      itl_seconds_(histogram("conveyor_engine_inter_token_latency_seconds",
                              "Between two generated tokens of a sequence", l, token_buckets())),
-      e2e_seconds_(histogram(r, "conveyor_engine_e2e_request_latency_seconds",
+      e2e_seconds_(histogram("conveyor_engine_e2e_request_latency_seconds",
                              "From submission to the request's result", l, request_buckets())),
-      steps_(counter(r, "conveyor_engine_steps_total", "Batch steps completed", l)),
-      step_tokens_(histogram(r, "conveyor_engine_step_tokens", "Tokens computed in one step", l,
+      steps_(counter("conveyor_engine_steps_total", "Batch steps completed", l)),
+      step_tokens_(histogram("conveyor_engine_step_tokens", "Tokens computed in one step", l,
                              size_buckets())),
-      step_sequences_(histogram(r, "conveyor_engine_step_sequences",
+      step_sequences_(histogram("conveyor_engine_step_sequences",
                                 "Sequences in one step (the batch size)", l, size_buckets())),
-      step_seconds_(histogram(r, "conveyor_engine_step_seconds",
+      step_seconds_(histogram("conveyor_engine_step_seconds",
                               "From a step's submission to its result", l, token_buckets())),
-      kv_blocks_used_(gauge(r, "conveyor_engine_kv_blocks_used", "K/V blocks holding sequences", l,
+      kv_blocks_used_(gauge("conveyor_engine_kv_blocks_used", "K/V blocks holding sequences", l,
                             {{"tier", "device"}})),
-      kv_blocks_(gauge(r, "conveyor_engine_kv_blocks", "K/V blocks in the cache", l,
-                       {{"tier", "device"}})),
-      kv_usage_(gauge(r, "conveyor_engine_kv_usage_ratio", "Share of the K/V blocks in use (0-1)",
-                      l, {{"tier", "device"}})),
-      preemptions_recompute_(counter(r, "conveyor_engine_preemptions_total",
+      kv_blocks_(
+          gauge("conveyor_engine_kv_blocks", "K/V blocks in the cache", l, {{"tier", "device"}})),
+      kv_usage_(gauge("conveyor_engine_kv_usage_ratio", "Share of the K/V blocks in use (0-1)", l,
+                      {{"tier", "device"}})),
+      preemptions_recompute_(counter("conveyor_engine_preemptions_total",
                                      "Sequences preempted for K/V space, by how they resume", l,
                                      {{"kind", "recompute"}})),
-      preemptions_swap_(counter(r, "conveyor_engine_preemptions_total",
+      preemptions_swap_(counter("conveyor_engine_preemptions_total",
                                 "Sequences preempted for K/V space, by how they resume", l,
                                 {{"kind", "swap"}})),
-      prefix_queried_(counter(r, "conveyor_engine_prefix_cache_queried_tokens_total",
+      prefix_queried_(counter("conveyor_engine_prefix_cache_queried_tokens_total",
                               "Prompt positions looked up in the prefix cache", l)),
-      prefix_hit_(counter(r, "conveyor_engine_prefix_cache_hit_tokens_total",
+      prefix_hit_(counter("conveyor_engine_prefix_cache_hit_tokens_total",
                           "Prompt positions found in the prefix cache (not computed)", l)),
       min_stall_seconds_(min_stall_seconds),
       last_progress_ns_(now_ns()) {}
+
+EngineMetrics::~EngineMetrics() {
+  for (const auto& remove : removers_)
+    remove();
+}
+
+prometheus::Counter& EngineMetrics::counter(const std::string& name, const std::string& help,
+                                            const std::map<std::string, std::string>& labels,
+                                            const std::map<std::string, std::string>& extra) {
+  return add(prometheus::BuildCounter().Name(name).Help(help).Register(*registry_), labels, extra,
+             removers_);
+}
+
+prometheus::Gauge& EngineMetrics::gauge(const std::string& name, const std::string& help,
+                                        const std::map<std::string, std::string>& labels,
+                                        const std::map<std::string, std::string>& extra) {
+  return add(prometheus::BuildGauge().Name(name).Help(help).Register(*registry_), labels, extra,
+             removers_);
+}
+
+prometheus::Histogram& EngineMetrics::histogram(const std::string& name, const std::string& help,
+                                                const std::map<std::string, std::string>& labels,
+                                                const prometheus::Histogram::BucketBoundaries& b) {
+  return add(prometheus::BuildHistogram().Name(name).Help(help).Register(*registry_), labels, {},
+             removers_, b);
+}
 
 void EngineMetrics::request_admitted(double queue_seconds) {
   queue_seconds_.Observe(queue_seconds);

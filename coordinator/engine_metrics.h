@@ -19,19 +19,26 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace conveyor {
 
 class EngineMetrics {
  public:
-  // `labels` tell engines in one process apart (a coordinator's replicas); empty for one.
-  // `min_stall_seconds`: the least time without a step back, while steps are in
-  // flight, that counts as wedged.
-  explicit EngineMetrics(prometheus::Registry& registry,
+  // `labels` tell engines in one process apart (a coordinator's replicas); empty for
+  // one. With labels, the engine's series leave the registry with it, so that a
+  // replica that is gone is not reported forever. `min_stall_seconds`: the least time
+  // without a step back, while steps are in flight, that counts as wedged.
+  explicit EngineMetrics(std::shared_ptr<prometheus::Registry> registry,
                          const std::map<std::string, std::string>& labels = {},
                          double min_stall_seconds = 10.0);
+  ~EngineMetrics();
+  EngineMetrics(const EngineMetrics&) = delete;
+  EngineMetrics& operator=(const EngineMetrics&) = delete;
 
   // Requests: taken from the queue, first scheduled (queue time), finished by reason
   // ("stop", "length") or failed; end-to-end latency from submission.
@@ -54,6 +61,20 @@ class EngineMetrics {
   bool ready() const;
 
  private:
+  // Registration helpers for the member initialisers: the series of the engine's
+  // labels (plus `extra`) in the named family.
+  prometheus::Counter& counter(const std::string& name, const std::string& help,
+                               const std::map<std::string, std::string>& labels,
+                               const std::map<std::string, std::string>& extra = {});
+  prometheus::Gauge& gauge(const std::string& name, const std::string& help,
+                           const std::map<std::string, std::string>& labels,
+                           const std::map<std::string, std::string>& extra = {});
+  prometheus::Histogram& histogram(const std::string& name, const std::string& help,
+                                   const std::map<std::string, std::string>& labels,
+                                   const prometheus::Histogram::BucketBoundaries& buckets);
+
+  std::shared_ptr<prometheus::Registry> registry_;  // outlives the references below
+  std::vector<std::function<void()>> removers_;     // with labels: take the series out
   prometheus::Gauge& running_;
   prometheus::Gauge& waiting_;
   prometheus::Counter& finished_stop_;

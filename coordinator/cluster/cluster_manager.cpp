@@ -219,6 +219,11 @@ void ClusterManager::go_live(Replica& r) {
   actors_.push_back({{}, done});
   actors_.back().thread = std::thread([this, pipeline, done] {
     SchedulerActorOptions scheduler = options_.scheduler;
+    if (options_.metrics_registry) {
+      scheduler.metrics = std::make_shared<EngineMetrics>(
+          options_.metrics_registry,
+          std::map<std::string, std::string>{{"replica", std::to_string(pipeline->epoch())}});
+    }
     if (options_.on_lease) {
       scheduler.on_take = [this, epoch = pipeline->epoch()](std::uint64_t key) {
         options_.on_lease(key, epoch);

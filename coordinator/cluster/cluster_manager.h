@@ -48,6 +48,9 @@ struct ClusterOptions {
   // bring down the cluster.
   std::int32_t max_hand_backs = 5;
   SchedulerActorOptions scheduler;
+  // Where each replica's engine registers its metrics, labelled replica=<epoch> (they
+  // leave with the replica); null: none.
+  std::shared_ptr<prometheus::Registry> metrics_registry;
   // A replica (by epoch) took a request: the request's lease.
   std::function<void(std::uint64_t key, std::uint64_t epoch)> on_lease;
 };

@@ -317,6 +317,15 @@ JobStatusReply JobManager::status(const std::string& job_id) {
   return reply;
 }
 
+std::vector<JobProgress> JobManager::progress() const {
+  std::lock_guard lock(mutex_);
+  std::vector<JobProgress> jobs;
+  jobs.reserve(jobs_.size());
+  for (const auto& [id, job] : jobs_)
+    jobs.push_back({id, state_of(job), job.total, job.completed, job.failed});
+  return jobs;
+}
+
 Status JobManager::cancel(const std::string& job_id) {
   std::lock_guard lock(mutex_);
   auto it = jobs_.find(job_id);

@@ -56,6 +56,15 @@ struct JobManagerCounters {
   std::int64_t resumed = 0;   // requests queued again at start
 };
 
+// One job's request counts, as STATUS reports them.
+struct JobProgress {
+  std::string job_id;
+  std::string state;  // "running", "finished", "cancelled", ...
+  std::int64_t total = 0;
+  std::int64_t completed = 0;
+  std::int64_t failed = 0;
+};
+
 class JobManager final : public JobService {
  public:
   static Expected<std::unique_ptr<JobManager>> open(JobManagerOptions options,
@@ -85,6 +94,8 @@ class JobManager final : public JobService {
                    std::size_t max_records) override;
 
   JobManagerCounters counters() const;
+  // Every job the coordinator holds (until it is released), for the metrics.
+  std::vector<JobProgress> progress() const;
   const JobJournal& journal() const { return *journal_; }
 
  private:

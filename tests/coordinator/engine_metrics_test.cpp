@@ -47,7 +47,7 @@ TEST_CASE("engine metrics count what the job did") {
   pipeline_options.backend.threads = 2;
   pipeline_options.kv = {24, 16};
   LocalPipeline pipeline(*source, pipeline_options);
-  prometheus::Registry registry;
+  auto registry = std::make_shared<prometheus::Registry>();
   SchedulerActorOptions options;
   options.scheduler.num_blocks = 24;
   options.scheduler.block_size = 16;
@@ -83,7 +83,7 @@ TEST_CASE("engine metrics count what the job did") {
   });
   REQUIRE(finished == kRequests);
 
-  auto m = scrape(registry);
+  auto m = scrape(*registry);
   CHECK(m["conveyor_engine_generation_tokens_total"] == static_cast<double>(generated));
   CHECK(m["conveyor_engine_prompt_tokens_total"] == static_cast<double>(prompt_tokens));
   CHECK(m["conveyor_engine_requests_finished_total{finish_reason=\"length\"}"] == kRequests);
@@ -111,8 +111,8 @@ TEST_CASE("engine metrics count what the job did") {
 }
 
 TEST_CASE("engine readiness: idle is ready, work in flight without progress is not") {
-  prometheus::Registry registry;
-  EngineMetrics metrics(registry, {}, 0.05);  // wedged after 50 ms without a step back
+  EngineMetrics metrics(std::make_shared<prometheus::Registry>(), {},
+                        0.05);  // wedged after 50 ms without a step back
   CHECK(metrics.ready());
   metrics.state(1, 0, 1, 10, 0, 0, 0, true);  // a step goes in flight
   CHECK(metrics.ready());                     // within its allowance
@@ -126,4 +126,23 @@ TEST_CASE("engine readiness: idle is ready, work in flight without progress is n
   std::this_thread::sleep_for(std::chrono::milliseconds(120));
   metrics.state(0, 0, 0, 10, 0, 0, 0, false);  // done: idle, however long ago the last step
   CHECK(metrics.ready());
+}
+
+TEST_CASE("engines with labels share the families, and a gone engine's series leave") {
+  auto registry = std::make_shared<prometheus::Registry>();
+  auto first = std::make_unique<EngineMetrics>(
+      registry, std::map<std::string, std::string>{{"replica", "1"}});
+  EngineMetrics second(registry, {{"replica", "2"}});
+  first->first_token(0.5);
+  second.first_token(0.5);
+  second.next_token(0.01);
+  auto m = scrape(*registry);
+  CHECK(m["conveyor_engine_generation_tokens_total{replica=\"1\"}"] == 1);
+  CHECK(m["conveyor_engine_generation_tokens_total{replica=\"2\"}"] == 2);
+  first.reset();
+  m = scrape(*registry);
+  CHECK(m.count("conveyor_engine_generation_tokens_total{replica=\"1\"}") == 0);
+  CHECK(m["conveyor_engine_generation_tokens_total{replica=\"2\"}"] == 2);
+  CHECK(m.count("conveyor_engine_kv_usage_ratio{replica=\"1\",tier=\"device\"}") == 0);
+  CHECK(m.count("conveyor_engine_kv_usage_ratio{replica=\"2\",tier=\"device\"}") == 1);
 }

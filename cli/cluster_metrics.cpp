@@ -22,7 +22,7 @@ double as_double(T value) {
   return static_cast<double>(value);
 }
 
-// conveyor_job_requests{job, kind="total"|"completed"|"failed"}: one series per job
+// conveyor_job_requests{job_id, kind="total"|"completed"|"failed"}: one series per job
 // the coordinator holds, read at scrape time, so a released job's series are gone
 // from the next scrape on.
 class JobProgressCollector final : public prometheus::Collectable {
@@ -39,7 +39,7 @@ class JobProgressCollector final : public prometheus::Collectable {
           {"total", job.total}, {"completed", job.completed}, {"failed", job.failed}};
       for (const auto& [kind, value] : counts) {
         prometheus::ClientMetric metric;
-        metric.label = {{"job", job.job_id}, {"kind", kind}};
+        metric.label = {{"job_id", job.job_id}, {"kind", kind}};
         metric.gauge.value = static_cast<double>(value);
         family.metric.push_back(std::move(metric));
       }

@@ -26,7 +26,8 @@ std::shared_ptr<CallbackCollector> coordinator_metrics(const ClusterManager& clu
                                                        const ProducerServer& producers,
                                                        const WorkerHub& hub);
 
-// Each job's request counts (conveyor_job_requests{job, kind}); `jobs` must outlive
+// Each job's request counts (conveyor_job_requests{job_id, kind}; not "job", which
+// Prometheus gives every target); `jobs` must outlive
 // every scrape.
 std::shared_ptr<prometheus::Collectable> job_progress_metrics(const JobManager& jobs);
 

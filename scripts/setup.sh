@@ -30,7 +30,7 @@ if ! { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1
 fi
 # kubectl (`kubectl kustomize`) and PyYAML for scripts/check-deploy.sh; kubectl may come from elsewhere.
 command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client); PACKAGES+=(python3-yaml)
-command -v promtool >/dev/null || PACKAGES+=(prometheus)  # promtool: scripts/check-monitoring.sh
+command -v promtool >/dev/null || PACKAGES+=(prometheus)  # promtool (check-monitoring.sh), the server (tests/prometheus)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

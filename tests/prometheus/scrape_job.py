@@ -7,7 +7,13 @@ process's /metrics must pass `promtool check metrics`.
 
 Exit 0 on success, 1 on failure, 77 (CTest's skip) when prometheus, promtool or the
 default model is missing.
+
+    scrape_job.py [--requests N] [--plot FILE.png]
+
+--plot also draws the main panels of the Grafana dashboard from Prometheus's record of
+the run (needs matplotlib); docs/monitoring.png was made so, with --requests 240.
 """
+import argparse
 import json
 import os
 import shutil
@@ -58,7 +64,64 @@ def metric_value(text, name):
     return total if seen else None
 
 
+def plot(prom_port, start, end, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(expr):
+        url = (f"http://127.0.0.1:{prom_port}/api/v1/query_range?" +
+               urllib.parse.urlencode({"query": expr, "start": start, "end": end, "step": 1}))
+        out = []
+        for r in json.loads(http_get(url, timeout=10))["data"]["result"]:
+            out.append(([float(t) - start for t, _ in r["values"]],
+                        [float(v) for _, v in r["values"]]))
+        return out
+
+    panels = [
+        ("Throughput (tokens/s)", [
+            ("generated", "sum(rate(conveyor_engine_generation_tokens_total[5s]))"),
+            ("prompt", "sum(rate(conveyor_engine_prompt_tokens_total[5s]))")]),
+        ("Scheduler: sequences", [
+            ("running", "sum(conveyor_engine_sequences_running)"),
+            ("waiting", "sum(conveyor_engine_sequences_waiting)")]),
+        ("Job progress (requests)", [
+            ("completed", 'sum(conveyor_job_requests{kind="completed"})'),
+            ("total", 'sum(conveyor_job_requests{kind="total"})')]),
+        ("Inter-token latency (s)", [
+            ("p50", "histogram_quantile(0.5, sum by (le) "
+                    "(rate(conveyor_engine_inter_token_latency_seconds_bucket[5s])))"),
+            ("p99", "histogram_quantile(0.99, sum by (le) "
+                    "(rate(conveyor_engine_inter_token_latency_seconds_bucket[5s])))")]),
+        ("K/V cache in use (ratio)", [
+            ("max over replicas", "max(conveyor_engine_kv_usage_ratio)")]),
+        ("Step size", [
+            ("tokens per step", "sum(rate(conveyor_engine_step_tokens_sum[5s])) / "
+                                "sum(rate(conveyor_engine_step_tokens_count[5s]))"),
+            ("sequences per step", "sum(rate(conveyor_engine_step_sequences_sum[5s])) / "
+                                   "sum(rate(conveyor_engine_step_sequences_count[5s]))")]),
+    ]
+    fig, axes = plt.subplots(3, 2, figsize=(12, 10))
+    for ax, (title, queries) in zip(axes.flat, panels):
+        for label, expr in queries:
+            for x, y in series(expr):
+                ax.plot(x, y, label=label)
+        ax.set_title(title)
+        ax.set_xlabel("seconds")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    fig.suptitle("Conveyor: a coordinator and two CPU workers running one job "
+                 "(SmolLM2-135M, Prometheus scraping every second)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    print("plotted", path)
+
+
 def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=40)
+    parser.add_argument("--plot")
+    args = parser.parse_args()
     binary = os.environ.get("CONVEYOR_BINARY") or os.path.join(
         os.path.dirname(__file__), "..", "..", "build", "bin", "conveyor")
     for tool in ("prometheus", "promtool"):
@@ -113,7 +176,7 @@ def main():
 
         requests = os.path.join(work, "in.jsonl")
         with open(requests, "w") as f:
-            for i in range(40):
+            for i in range(args.requests):
                 f.write(json.dumps({"custom_id": f"r{i}", "method": "POST",
                                     "url": "/v1/chat/completions",
                                     "body": {"model": "smollm2-135m-instruct",
@@ -121,6 +184,7 @@ def main():
                                                            "content": f"Count from {i} to {i + 9}."}],
                                              "max_tokens": 24, "temperature": 0}}) + "\n")
         output = os.path.join(work, "out.jsonl")
+        job_start = time.time() - 5
         submit = subprocess.run([binary, "submit", "--coordinator", f"tcp://127.0.0.1:{producers}",
                                  "-i", requests, "-o", output, "--wait", "--timeout", "300"],
                                 capture_output=True, text=True, cwd=work)
@@ -128,7 +192,7 @@ def main():
             raise SystemExit(f"FAIL: submit exited {submit.returncode}: {submit.stderr}")
         lines = [json.loads(l) for l in open(output)]
         completion = sum(l["response"]["body"]["usage"]["completion_tokens"] for l in lines)
-        if len(lines) != 40 or completion == 0:
+        if len(lines) != args.requests or completion == 0:
             raise SystemExit(f"FAIL: {len(lines)} result lines, {completion} completion tokens")
 
         # Prometheus has the final counts once a scrape after the job has landed.
@@ -151,10 +215,10 @@ def main():
 
         # The coordinator's written lines; the job's own series left with the job
         # (`submit --wait` releases it), so they are looked for over the last minutes.
-        if instant("sum(conveyor_requests_finished_total)") != 40:
-            raise SystemExit("FAIL: conveyor_requests_finished_total is not 40")
-        if instant('max_over_time(conveyor_job_requests{kind="total"}[5m])') != 40:
-            raise SystemExit("FAIL: conveyor_job_requests{kind=total} never reached 40")
+        if instant("sum(conveyor_requests_finished_total)") != args.requests:
+            raise SystemExit("FAIL: conveyor_requests_finished_total is not the job's lines")
+        if instant('max_over_time(conveyor_job_requests{kind="total"}[5m])') != args.requests:
+            raise SystemExit("FAIL: conveyor_job_requests{kind=total} never reached the job's lines")
         if instant('max_over_time(conveyor_job_requests{kind="total"}[5m]) '
                    'unless conveyor_job_requests') is None:
             raise SystemExit("FAIL: the released job's series are still exported")
@@ -167,6 +231,9 @@ def main():
                 raise SystemExit(f"FAIL: promtool check metrics on :{port}: {check.stdout}"
                                  f"{check.stderr}")
         print("promtool check metrics: the coordinator's and both workers' scrapes pass")
+        if args.plot:
+            time.sleep(3)  # the rates' last points
+            plot(prom_port, job_start, time.time(), args.plot)
         return 0
     finally:
         for name, p in reversed(procs):

@@ -98,6 +98,9 @@ std::shared_ptr<CallbackCollector> coordinator_metrics(const ClusterManager& clu
   check(m->add_counter("conveyor_requests_resumed_total",
                        "Requests from the journal queued again at start",
                        [j] { return as_double(j->counters().resumed); }));
+  check(m->add_counter("conveyor_requests_leased_total",
+                       "Requests taken by a replica (again for each requeue)",
+                       [j] { return as_double(j->counters().leases); }));
   check(m->add_counter("conveyor_chunks_accepted_total", "Submitted chunks accepted",
                        [j] { return as_double(j->counters().accepted_chunks); }));
   check(m->add_counter("conveyor_chunks_duplicate_total",

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/model_loading.h"
+#include "cli/stage_metrics.h"
 #include "common/config/size_parse.h"
 #include "worker/kv_cache.h"
 
@@ -259,6 +260,12 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
     e.metrics_server = std::move(server).value();
     actor_options.metrics = std::make_shared<EngineMetrics>(e.metrics_server->registry());
     e.metrics_server->set_readiness([metrics = actor_options.metrics] { return metrics->ready(); });
+    e.metrics_server->add_collectable(stage_metrics([pipeline = e.pipeline.get()] {
+      std::vector<std::pair<std::map<std::string, std::string>, StageStats>> stages;
+      for (const StageStats& s : pipeline->stage_stats())
+        stages.push_back({{{"stage", std::to_string(stages.size())}}, s});
+      return stages;
+    }));
     std::fprintf(stderr, "[engine] metrics on http://%s/metrics (probes /livez, /readyz)\n",
                  e.metrics_server->address().c_str());
   }

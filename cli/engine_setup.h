@@ -55,8 +55,6 @@ void apply_engine_flags(const EngineFlags& flags, RunConfig& config);
 RunConfig load_config_or_defaults(const std::string& file);
 
 struct Engine {
-  // First, so that it goes last: scrapes read the engine's metrics until it stops.
-  std::unique_ptr<MetricsServer> metrics_server;
   std::shared_ptr<ModelSource> source;  // outlives the weights that map it
   std::shared_ptr<const Tokenizer> tokenizer;
   std::optional<ChatTemplate> chat;
@@ -65,6 +63,8 @@ struct Engine {
   std::int64_t kv_blocks = 0;
   std::unique_ptr<LocalPipeline> pipeline;
   std::unique_ptr<SchedulerActor> scheduler;
+  // Last, so that it stops first: its scrapes read the pipeline's stages.
+  std::unique_ptr<MetricsServer> metrics_server;
 };
 
 // The names a request's body.model may give, the served name first: the served name

@@ -6,6 +6,7 @@
 
 #include "cli/cluster_metrics.h"
 #include "cli/commands.h"
+#include "cli/stage_metrics.h"
 #include "common/config/size_parse.h"
 #include "common/zmq/zmq_version.h"
 #include "coordinator/cluster/server_security.h"
@@ -57,6 +58,10 @@ int run_worker(const WorkerOptions& o) {
   if (o.metrics_port > 0) {
     metrics = start_metrics_or_throw(o.metrics_port, worker_metrics(agent),
                                      [&agent] { return agent.counters().registered; });
+    metrics->add_collectable(stage_metrics([&agent] {
+      return std::vector<std::pair<std::map<std::string, std::string>, StageStats>>{
+          {{}, agent.counters().stage}};
+    }));
     std::fprintf(stderr, "[worker] metrics on http://%s/metrics (probes /livez, /readyz)\n",
                  metrics->address().c_str());
   }

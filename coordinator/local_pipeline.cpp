@@ -70,6 +70,13 @@ std::vector<LayerRange> LocalPipeline::layer_ranges() const {
   return ranges;
 }
 
+std::vector<StageStats> LocalPipeline::stage_stats() const {
+  std::vector<StageStats> stats;
+  for (const auto& worker : workers_)
+    stats.push_back(worker->stage()->stats());
+  return stats;
+}
+
 std::string LocalPipeline::backend_name() const {
   return workers_.front()->backend().name();
 }

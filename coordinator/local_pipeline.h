@@ -41,6 +41,8 @@ class LocalPipeline final : public StepRunner {
 
   std::vector<LayerRange> layer_ranges() const;
   std::string backend_name() const;
+  // Each stage's statistics, first stage first; from any thread.
+  std::vector<StageStats> stage_stats() const;
   // K/V blocks every stage holds (the fewest, where stages sized their caches
   // themselves).
   std::int64_t kv_blocks() const;

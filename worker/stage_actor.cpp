@@ -1,5 +1,6 @@
 #include "worker/stage_actor.h"
 
+#include <chrono>
 #include <exception>
 #include <string>
 
@@ -43,7 +44,17 @@ void StageActor::loop() {
   }
 }
 
+StageStats StageActor::stats() const {
+  std::lock_guard lock(stats_mutex_);
+  return stats_;
+}
+
 Status StageActor::run_one(const StepPlan& plan) {
+  using Clock = std::chrono::steady_clock;
+  const auto seconds = [](Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double>(b - a).count();
+  };
+  const Clock::time_point waiting = Clock::now();
   Activations in;
   if (input_ != nullptr) {
     Expected<Activations> received = input_->receive();
@@ -54,7 +65,24 @@ Status StageActor::run_one(const StepPlan& plan) {
                                               " arrived for step " + std::to_string(plan.step));
     }
   }
+  const Clock::time_point computing = Clock::now();
   StageResult result = executor_->run(plan, in.hidden);
+  const Clock::time_point done = Clock::now();
+  const std::uint64_t bytes = result.hidden.size() * sizeof(float);
+  {
+    std::lock_guard lock(stats_mutex_);
+    const double wait = seconds(waiting, computing);
+    const double compute = seconds(computing, done);
+    ++stats_.steps;
+    stats_.compute_seconds += compute;
+    stats_.input_wait_seconds += wait;
+    if (output_ != nullptr) {
+      stats_.activation_bytes_sent += bytes;
+      if (stats_.transport.empty()) stats_.transport = output_->capabilities().transport;
+    }
+    const double share = wait + compute > 0 ? wait / (wait + compute) : 0.0;
+    stats_.bubble_ratio = stats_.steps == 1 ? share : 0.95 * stats_.bubble_ratio + 0.05 * share;
+  }
   if (output_ != nullptr) return output_->send(Activations{plan.step, std::move(result.hidden)});
   results_.send(StepOutput{plan.step, {}, std::move(result.samples)});
   return {};

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <string>
 #include <thread>
 
 #include "common/channel.h"
@@ -14,6 +16,19 @@
 #include "worker/step_plan.h"
 
 namespace conveyor {
+
+// What a stage has done, for its metrics; read from any thread.
+struct StageStats {
+  std::uint64_t steps = 0;
+  double compute_seconds = 0;     // running its layers
+  double input_wait_seconds = 0;  // waiting for the previous stage's activations
+  std::uint64_t activation_bytes_sent = 0;
+  std::string transport;  // of the output channel; "" on the last stage
+  // Of the recent steps (an exponential average over about 20), the share of each
+  // step's time spent waiting for input rather than computing: the pipeline bubble as
+  // this stage sees it. 0 on the first stage, which never waits for activations.
+  double bubble_ratio = 0;
+};
 
 class StageActor {
  public:
@@ -29,6 +44,7 @@ class StageActor {
   void submit(std::shared_ptr<const StepPlan> plan) { inbox_.send(std::move(plan)); }
   // Finishes the plans already submitted, then joins the thread.
   void stop();
+  StageStats stats() const;
 
  private:
   void loop();
@@ -39,6 +55,8 @@ class StageActor {
   ActivationChannel* output_;
   Channel<StepOutput>& results_;
   Channel<std::shared_ptr<const StepPlan>> inbox_;
+  mutable std::mutex stats_mutex_;
+  StageStats stats_;
   std::thread thread_;
 };
 

@@ -174,6 +174,7 @@ void JobManager::complete(EngineResult result) {
 }
 
 void JobManager::lease(std::uint64_t key, std::uint64_t epoch) {
+  leases_.fetch_add(1);
   // Recorded on the completion thread: the actor that takes a request must not wait
   // behind the fsyncs the journal's other callers hold the lock for.
   (void)completions_.send(Lease{key, epoch});
@@ -392,6 +393,7 @@ JobManagerCounters JobManager::counters() const {
   JobManagerCounters c = counters_;
   c.jobs = static_cast<std::int64_t>(jobs_.size());
   c.pending = pending_;
+  c.leases = leases_.load();
   return c;
 }
 

@@ -54,6 +54,7 @@ struct JobManagerCounters {
   std::int64_t busy = 0;
   std::int64_t finished = 0;  // result and error lines written since start
   std::int64_t resumed = 0;   // requests queued again at start
+  std::int64_t leases = 0;    // requests taken by a replica (again after a requeue)
 };
 
 // One job's request counts, as STATUS reports them.
@@ -139,6 +140,7 @@ class JobManager final : public JobService {
   Channel<EngineRequest>& requests_;
   std::unique_ptr<JobJournal> journal_;
 
+  std::atomic<std::int64_t> leases_{0};
   mutable std::mutex mutex_;  // everything below
   JournalState live_;         // what the journal holds, for compaction
   std::map<std::string, Job> jobs_;

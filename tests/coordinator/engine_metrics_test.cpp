@@ -146,3 +146,48 @@ TEST_CASE("engines with labels share the families, and a gone engine's series le
   CHECK(m.count("conveyor_engine_kv_usage_ratio{replica=\"1\",tier=\"device\"}") == 0);
   CHECK(m.count("conveyor_engine_kv_usage_ratio{replica=\"2\",tier=\"device\"}") == 1);
 }
+
+TEST_CASE("stage statistics: every stage ran every step; the first sent its activations") {
+  auto source = open_model_source(hf_tiny_dir("llama-tiny")).value();
+  LocalPipelineOptions pipeline_options;
+  pipeline_options.stages = 2;
+  pipeline_options.backend.threads = 2;
+  pipeline_options.kv = {24, 16};
+  LocalPipeline pipeline(*source, pipeline_options);
+  SchedulerActorOptions options;
+  options.scheduler.num_blocks = 24;
+  options.scheduler.block_size = 16;
+  options.vocab_size = source->spec().vocab_size;
+  options.context_limit = source->spec().max_positions;
+  SchedulerActor actor(pipeline, options);
+  Channel<EngineRequest> requests;
+  for (int i = 0; i < 4; ++i) {
+    EngineRequest r;
+    r.key = static_cast<std::uint64_t>(i);
+    r.prompt = {5, 6, 7, 8, 9, static_cast<std::int32_t>(10 + i)};
+    r.sampling.temperature = 0;
+    r.sampling.ignore_eos = true;
+    r.sampling.max_tokens = 6;
+    requests.send(std::move(r));
+  }
+  requests.close();
+  actor.run(requests, [](EngineResult result) { REQUIRE(result.status.ok()); });
+
+  const std::vector<StageStats> stages = pipeline.stage_stats();
+  REQUIRE(stages.size() == 2);
+  const auto steps = static_cast<std::uint64_t>(actor.stats().steps);
+  CHECK(stages[0].steps == steps);
+  CHECK(stages[1].steps == steps);
+  CHECK(stages[0].compute_seconds > 0);
+  CHECK(stages[0].input_wait_seconds == doctest::Approx(0).epsilon(0.01));
+  // Every position computed crossed to the second stage as f32 hidden states.
+  const auto positions =
+      static_cast<std::uint64_t>(actor.stats().prefill_tokens + actor.stats().decode_tokens);
+  CHECK(stages[0].activation_bytes_sent ==
+        positions * static_cast<std::uint64_t>(source->spec().hidden_size) * sizeof(float));
+  CHECK(stages[0].transport == "in-process");
+  CHECK(stages[1].transport.empty());
+  CHECK(stages[1].activation_bytes_sent == 0);
+  CHECK(stages[1].bubble_ratio >= 0);
+  CHECK(stages[1].bubble_ratio <= 1);
+}

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <regex>
 #include <set>
 #include <thread>
@@ -83,6 +84,28 @@ struct WorkerAgent::State {
   std::atomic<std::uint64_t> steps{0};
   std::atomic<std::uint64_t> stale{0};
   std::atomic<std::uint64_t> stage_epoch{0};  // stage->epoch, or 0 without a stage
+  // Stage statistics for counters(): of the stages dropped, and the one held.
+  mutable std::mutex stage_stats_mutex;
+  StageStats dropped_stages;
+  StageStats held_stage;
+
+  // Copies the held stage's statistics for scrapes (on run()'s thread).
+  void refresh_stage_stats() {
+    const StageActor* actor = control->stage();
+    const StageStats now = actor != nullptr ? actor->stats() : StageStats{};
+    std::lock_guard lock(stage_stats_mutex);
+    held_stage = now;
+  }
+  StageStats stage_stats() const {
+    std::lock_guard lock(stage_stats_mutex);
+    StageStats all = held_stage;
+    all.steps += dropped_stages.steps;
+    all.compute_seconds += dropped_stages.compute_seconds;
+    all.input_wait_seconds += dropped_stages.input_wait_seconds;
+    all.activation_bytes_sent += dropped_stages.activation_bytes_sent;
+    if (all.transport.empty()) all.transport = dropped_stages.transport;
+    return all;
+  }
 
   void log(const std::string& line) const {
     std::fprintf(stderr, "[worker %s] %s\n", name.c_str(), line.c_str());
@@ -109,6 +132,18 @@ struct WorkerAgent::State {
 
   void drop_stage() {
     if (!stage) return;
+    // Its statistics join those of the stages before it, so the counters only grow.
+    refresh_stage_stats();
+    {
+      std::lock_guard lock(stage_stats_mutex);
+      dropped_stages.steps += held_stage.steps;
+      dropped_stages.compute_seconds += held_stage.compute_seconds;
+      dropped_stages.input_wait_seconds += held_stage.input_wait_seconds;
+      dropped_stages.activation_bytes_sent += held_stage.activation_bytes_sent;
+      if (!held_stage.transport.empty()) dropped_stages.transport = held_stage.transport;
+      dropped_stages.bubble_ratio = held_stage.bubble_ratio;
+      held_stage = StageStats{};
+    }
     // Closing the links first wakes a stage waiting for activations that will never
     // come; the stage then fails what it still holds and stops.
     stage->output.close();
@@ -283,7 +318,8 @@ WorkerAgent::WorkerAgent(WorkerAgentOptions options) : state_(std::make_unique<S
 
 WorkerAgentCounters WorkerAgent::counters() const {
   const State& s = *state_;
-  return {s.steps.load(), s.stale.load(), s.registered.load(), s.stage_epoch.load()};
+  return {s.steps.load(), s.stale.load(), s.registered.load(), s.stage_epoch.load(),
+          s.stage_stats()};
 }
 
 WorkerAgent::~WorkerAgent() {
@@ -323,6 +359,7 @@ int WorkerAgent::run() {
       }
       const Clock::time_point now = Clock::now();
       if (now >= next_beat) {
+        s.refresh_stage_stats();
         if (s.registered) {
           s.send(WorkerHeartbeatMessage{s.incarnation, s.stage ? s.stage->epoch : 0, s.steps});
         } else {

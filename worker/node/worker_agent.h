@@ -14,6 +14,7 @@
 
 #include <string>
 #include "worker/platform/backend_factory.h"
+#include "worker/stage_actor.h"
 
 #include <zmq.hpp>
 
@@ -43,6 +44,9 @@ struct WorkerAgentCounters {
   std::uint64_t stale_messages = 0;  // links and steps for an epoch no longer held
   bool registered = false;           // the coordinator has welcomed this worker
   std::uint64_t epoch = 0;           // the epoch of the stage held; 0 = none
+  // Every stage this worker has held, added up (the bubble ratio: the latest
+  // stage's), refreshed about once a heartbeat.
+  StageStats stage;
 };
 
 class WorkerAgent {

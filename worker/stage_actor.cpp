@@ -44,9 +44,25 @@ void StageActor::loop() {
   }
 }
 
+void StageActor::submit(std::shared_ptr<const StepPlan> plan) {
+  {
+    std::lock_guard lock(stats_mutex_);
+    // Work arriving at an idle stage starts its clock.
+    if (submitted_ == stats_.steps) progress_ = std::chrono::steady_clock::now();
+    ++submitted_;
+  }
+  inbox_.send(std::move(plan));
+}
+
 StageStats StageActor::stats() const {
   std::lock_guard lock(stats_mutex_);
-  return stats_;
+  StageStats s = stats_;
+  s.in_flight = submitted_ - stats_.steps;
+  s.stalled_seconds =
+      s.in_flight == 0
+          ? 0.0
+          : std::chrono::duration<double>(std::chrono::steady_clock::now() - progress_).count();
+  return s;
 }
 
 Status StageActor::run_one(const StepPlan& plan) {
@@ -80,6 +96,7 @@ Status StageActor::run_one(const StepPlan& plan) {
       stats_.activation_bytes_sent += bytes;
       if (stats_.transport.empty()) stats_.transport = output_->capabilities().transport;
     }
+    progress_ = done;
     const double share = wait + compute > 0 ? wait / (wait + compute) : 0.0;
     stats_.bubble_ratio = stats_.steps == 1 ? share : 0.95 * stats_.bubble_ratio + 0.05 * share;
   }

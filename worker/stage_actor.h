@@ -5,6 +5,7 @@
 // drains: what is in the inbox is run first.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -28,6 +29,10 @@ struct StageStats {
   // step's time spent waiting for input rather than computing: the pipeline bubble as
   // this stage sees it. 0 on the first stage, which never waits for activations.
   double bubble_ratio = 0;
+  // Plans submitted and not yet run, and how long the stage has gone without finishing
+  // a step while some were waiting (0 when none waits): a wedged executor shows here.
+  std::uint64_t in_flight = 0;
+  double stalled_seconds = 0;
 };
 
 class StageActor {
@@ -41,7 +46,7 @@ class StageActor {
   StageActor& operator=(const StageActor&) = delete;
 
   const Executor& executor() const { return *executor_; }
-  void submit(std::shared_ptr<const StepPlan> plan) { inbox_.send(std::move(plan)); }
+  void submit(std::shared_ptr<const StepPlan> plan);
   // Finishes the plans already submitted, then joins the thread.
   void stop();
   StageStats stats() const;
@@ -57,6 +62,8 @@ class StageActor {
   Channel<std::shared_ptr<const StepPlan>> inbox_;
   mutable std::mutex stats_mutex_;
   StageStats stats_;
+  std::uint64_t submitted_ = 0;                       // under stats_mutex_
+  std::chrono::steady_clock::time_point progress_{};  // last step done, or work arriving
   std::thread thread_;
 };
 

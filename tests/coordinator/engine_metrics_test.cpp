@@ -16,7 +16,10 @@
 #include "coordinator/engine_metrics.h"
 #include "coordinator/local_pipeline.h"
 #include "coordinator/scheduler_actor.h"
+#include "kernels/cpu/cpu_backend.h"
 #include "tests/model/model_fixture.h"
+#include "worker/activation_channel.h"
+#include "worker/stage_actor.h"
 
 using namespace conveyor;
 using namespace conveyor::testing;
@@ -190,4 +193,34 @@ TEST_CASE("stage statistics: every stage ran every step; the first sent its acti
   CHECK(stages[1].activation_bytes_sent == 0);
   CHECK(stages[1].bubble_ratio >= 0);
   CHECK(stages[1].bubble_ratio <= 1);
+  CHECK(stages[0].in_flight == 0);  // the job is over: nothing waits, nothing stalls
+  CHECK(stages[1].stalled_seconds == 0);
+}
+
+TEST_CASE("stage statistics: a stage waiting for activations that never come shows stalled") {
+  auto source = open_model_source(hf_tiny_dir("llama-tiny")).value();
+  CpuBackend backend(CpuBackendOptions{1, std::nullopt, false});
+  // The second half of the layers: it waits for the first half's activations.
+  const LayerRange layers{1, source->spec().num_layers};
+  auto executor = std::make_unique<Executor>(backend, *source, layers, KvGeometry{8, 16});
+  InProcessActivationChannel input;
+  Channel<StepOutput> results;
+  StageActor stage(std::move(executor), &input, nullptr, results);
+  CHECK(stage.stats().in_flight == 0);
+  CHECK(stage.stats().stalled_seconds == 0);
+
+  auto plan = std::make_shared<StepPlan>();
+  plan->step = 0;
+  stage.submit(plan);
+  std::this_thread::sleep_for(std::chrono::milliseconds(60));
+  const StageStats stalled = stage.stats();
+  CHECK(stalled.in_flight == 1);
+  CHECK(stalled.stalled_seconds >= 0.05);
+  CHECK(stalled.steps == 0);
+
+  input.close();  // the stage gives up on the missing activations and reports it
+  const std::optional<StepOutput> failed = results.receive_for(std::chrono::seconds(5));
+  REQUIRE(failed.has_value());
+  CHECK_FALSE(failed->status.ok());
+  stage.stop();
 }

@@ -4,13 +4,13 @@
 // SIGTERM (or SIGINT) stops it: no new submissions, the replicas hand their requests
 // back, finished lines are synced; the journal has the rest for the next start.
 #include <csignal>
-#include <cstdio>
 #include <exception>
 
 #include "cli/cluster_metrics.h"
 #include "cli/commands.h"
 #include "cli/engine_setup.h"
 #include "cli/model_loading.h"
+#include "common/log/log.h"
 #include "common/zmq/zmq_version.h"
 #include "coordinator/cluster/cluster_manager.h"
 #include "coordinator/cluster/job_manager.h"
@@ -137,15 +137,19 @@ int run_coordinator(const CoordinatorOptions& o) {
                g_stop = true;
              });
 
-  std::fprintf(stderr,
-               "[coordinator] %s (%s), %lld layers | producers on %s, workers on %s | journal %s "
-               "| stages %s | KV %lld blocks x %lld tokens per replica | %s\n",
-               names.front().c_str(), source->format().c_str(),
-               static_cast<long long>(spec.num_layers), server.endpoint().c_str(),
-               hub.endpoint().c_str(), config.cluster.journal.c_str(),
-               config.cluster.stages == 0 ? "auto" : std::to_string(config.cluster.stages).c_str(),
-               static_cast<long long>(kv.blocks), static_cast<long long>(config.kv.block_size),
-               security->describe.c_str());
+  spdlog::logger& out = logger("coordinator");
+  const std::string stages =
+      config.cluster.stages == 0 ? "auto" : std::to_string(config.cluster.stages);
+  log::info(out,
+            names.front() + " (" + source->format() + "), " + std::to_string(spec.num_layers) +
+                " layers | producers on " + server.endpoint() + ", workers on " + hub.endpoint() +
+                " | journal " + config.cluster.journal + " | stages " + stages + " | KV " +
+                std::to_string(kv.blocks) + " blocks x " + std::to_string(config.kv.block_size) +
+                " tokens per replica | " + security->describe,
+            {{"model", names.front()},
+             {"producers", server.endpoint()},
+             {"workers", hub.endpoint()},
+             {"journal", config.cluster.journal}});
 
   // However this function ends, the server stops before the objects it reads go.
   struct StopFirst {
@@ -155,8 +159,7 @@ int run_coordinator(const CoordinatorOptions& o) {
   if (metrics) {
     metrics->add_collectable(coordinator_metrics(*manager, jobs, server, hub));
     metrics->add_collectable(job_progress_metrics(jobs));
-    std::fprintf(stderr, "[coordinator] metrics on http://%s/metrics (probes /livez, /readyz)\n",
-                 metrics->address().c_str());
+    log::info(out, "metrics on http://" + metrics->address() + "/metrics (probes /livez, /readyz)");
   }
   serving = true;
 
@@ -173,20 +176,19 @@ int run_coordinator(const CoordinatorOptions& o) {
   serving = false;
   metrics.reset();  // its callbacks read the manager, which goes first below
 
-  std::fprintf(stderr, "[coordinator] stopping: handing running requests back to the journal\n");
+  log::info(out, "stopping: handing running requests back to the journal");
   server.stop();
   requests.close();
   const ClusterStats stats = manager->stats();
   manager.reset();  // loses the pipelines; the actors hand back and end
   jobs.stop();
   const JobManagerCounters c = jobs.counters();
-  std::fprintf(
-      stderr,
-      "[coordinator] stopped: %lld lines written, %lld requests pending in the journal, "
-      "%lld replicas formed, %lld lost, %lld requests requeued, %lld stale results\n",
-      static_cast<long long>(c.finished), static_cast<long long>(c.pending),
-      static_cast<long long>(stats.replicas_formed), static_cast<long long>(stats.replicas_lost),
-      static_cast<long long>(stats.requeued_requests), static_cast<long long>(stats.stale_results));
+  log::info(out, "stopped: " + std::to_string(c.finished) + " lines written, " +
+                     std::to_string(c.pending) + " requests pending in the journal, " +
+                     std::to_string(stats.replicas_formed) + " replicas formed, " +
+                     std::to_string(stats.replicas_lost) + " lost, " +
+                     std::to_string(stats.requeued_requests) + " requests requeued, " +
+                     std::to_string(stats.stale_results) + " stale results");
   if (hub_failure) std::rethrow_exception(hub_failure);
   if (jobs_failed) {
     fail(ErrorCode::kIo, "results could not be recorded in " + config.cluster.journal +

@@ -2,12 +2,12 @@
 // coordinator, holds the pipeline stage it is assigned and runs the steps it is sent.
 // SIGTERM (or SIGINT) makes it hand its stage back and exit.
 #include <csignal>
-#include <cstdio>
 
 #include "cli/cluster_metrics.h"
 #include "cli/commands.h"
 #include "cli/stage_metrics.h"
 #include "common/config/size_parse.h"
+#include "common/log/log.h"
 #include "common/zmq/zmq_version.h"
 #include "coordinator/cluster/server_security.h"
 #include "worker/node/worker_agent.h"
@@ -62,8 +62,8 @@ int run_worker(const WorkerOptions& o) {
       return std::vector<std::pair<std::map<std::string, std::string>, StageStats>>{
           {{}, agent.counters().stage}};
     }));
-    std::fprintf(stderr, "[worker] metrics on http://%s/metrics (probes /livez, /readyz)\n",
-                 metrics->address().c_str());
+    log::info(logger("worker"),
+              "metrics on http://" + metrics->address() + "/metrics (probes /livez, /readyz)");
   }
   return agent.run();
 }

@@ -16,14 +16,14 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # ---- 1. Debian packages -------------------------------------------------------------
 # What each is for: the toolchain; Boost.Asio (actors); ZeroMQ + cppzmq (control plane);
-# UCX (activation transport); prometheus-cpp (metrics); yaml-cpp (configs); doctest (tests);
-# PCRE2 (Unicode pre-tokenizer regexes); nlohmann-json (model configs, tokenizer.json,
-# batch lines); CLI11 (command line); clang-format (the format check); clang and
+# UCX (activation transport); prometheus-cpp (metrics); spdlog (logs); yaml-cpp (configs);
+# doctest (tests); PCRE2 (Unicode pre-tokenizer regexes); nlohmann-json (model configs,
+# tokenizer.json, batch lines); CLI11 (command line); clang-format (the format check); clang and
 # libclang-rt-dev (libFuzzer and the sanitizer runtimes: the fuzz test, scripts/fuzz.sh);
 # python3 + pip (fetching the default model).
 PACKAGES=(cmake ninja-build g++ pkg-config libboost-dev libzmq3-dev cppzmq-dev
-  libucx-dev prometheus-cpp-dev libyaml-cpp-dev doctest-dev libpcre2-dev nlohmann-json3-dev
-  libcli11-dev clang-format clang libclang-rt-dev)
+  libucx-dev prometheus-cpp-dev libspdlog-dev libyaml-cpp-dev doctest-dev libpcre2-dev
+  nlohmann-json3-dev libcli11-dev clang-format clang libclang-rt-dev)
 # python3 with pip may come from elsewhere (pyenv); the Debian ones only when absent.
 if ! { command -v python3 >/dev/null && python3 -m pip --version >/dev/null 2>&1; }; then
   PACKAGES+=(python3 python3-pip)

@@ -1,12 +1,20 @@
 #include "coordinator/cluster/cluster_manager.h"
 
 #include <algorithm>
-#include <cstdio>
 
+#include "common/log/log.h"
 #include "worker/node/incarnation.h"
 #include "worker/step_codec.h"
 
 namespace conveyor {
+namespace {
+
+spdlog::logger& cluster_log() {
+  static spdlog::logger& out = logger("cluster");
+  return out;
+}
+
+}  // namespace
 
 ClusterManager::ClusterManager(WorkerHub& hub, ClusterOptions options,
                                Channel<EngineRequest>& requests,
@@ -35,10 +43,6 @@ void ClusterManager::on_unroutable(const std::string& identity) {
   dissolve(worker->replica,
            "a message to worker " + worker->info.worker_id + " could not be delivered",
            /*suspect=*/true);
-}
-
-void ClusterManager::log(const std::string& line) const {
-  std::fprintf(stderr, "[coordinator] %s\n", line.c_str());
 }
 
 ClusterStats ClusterManager::stats() const {
@@ -76,8 +80,10 @@ void ClusterManager::on_message(const std::string& identity, ControlMessage mess
   } else if (auto* result = std::get_if<StepResultMessage>(&message)) {
     on_step_result(id, *result);
   } else if (auto* failed = std::get_if<StageFailedMessage>(&message)) {
-    log("worker " + id + " failed its stage (epoch " + std::to_string(failed->epoch) +
-        "): " + failed->message);
+    log::warn(cluster_log(),
+              "worker " + id + " failed its stage (epoch " + std::to_string(failed->epoch) +
+                  "): " + failed->message,
+              {{"worker", id}, {"epoch", failed->epoch}});
     if (worker->replica == failed->epoch) dissolve(failed->epoch, "worker " + id + " failed");
   } else if (auto* leaving = std::get_if<LeavingMessage>(&message)) {
     remove_worker(id, "left: " + leaving->reason);
@@ -120,9 +126,11 @@ void ClusterManager::on_register(const std::string& identity, const RegisterMess
   hub_.send(identity,
             WelcomeMessage{static_cast<std::uint32_t>(options_.heartbeat.count()),
                            static_cast<std::uint32_t>(options_.liveness.count()), incarnation_});
-  log("worker " + m.worker_id + " joined: " + m.backend + ", " +
-      std::to_string(m.memory_bytes >> 20) + " MiB, speed " +
-      std::to_string(static_cast<int>(m.speed)) + ", at " + m.host);
+  log::info(cluster_log(),
+            "worker " + m.worker_id + " joined: " + m.backend + ", " +
+                std::to_string(m.memory_bytes >> 20) + " MiB, speed " +
+                std::to_string(static_cast<int>(m.speed)) + ", at " + m.host,
+            {{"worker", m.worker_id}, {"host", m.host}});
   plan_pending_ = true;
   membership_changed_ = Clock::now();
   std::lock_guard lock(stats_mutex_);
@@ -133,7 +141,9 @@ void ClusterManager::remove_worker(const std::string& id, const std::string& why
   auto it = workers_.find(id);
   if (it == workers_.end()) return;
   const std::uint64_t replica = it->second.replica;
-  log("worker " + id + " " + why);
+  // Leaving is the worker's own choice; any other removal is a fault.
+  log::write(cluster_log(), why.rfind("left", 0) == 0 ? log::Level::kInfo : log::Level::kWarn,
+             "worker " + id + " " + why, {{"worker", id}});
   // Dissolved while the worker is still listed, so that it is sent a Release too
   // (it may be alive after all, and must not keep a stage nobody uses).
   if (replica != 0) dissolve(replica, "worker " + id + " " + why);
@@ -158,8 +168,10 @@ void ClusterManager::dissolve(std::uint64_t epoch, const std::string& why, bool 
     w->second.replica = 0;
   }
   replicas_.erase(it);
-  log("replica " + std::to_string(epoch) + " dissolved (" + why + ")" +
-      (was_live ? ": its requests go back to the queue" : ""));
+  log::warn(cluster_log(),
+            "replica " + std::to_string(epoch) + " dissolved (" + why + ")" +
+                (was_live ? ": its requests go back to the queue" : ""),
+            {{"epoch", epoch}});
   plan_pending_ = true;
   membership_changed_ = Clock::now();
   if (suspect) plan_not_before_ = membership_changed_ + options_.liveness;
@@ -179,8 +191,11 @@ void ClusterManager::on_stage_ready(const std::string& worker, const StageReadyM
   r.ready[i] = true;
   r.addresses[i] = m.receiver_address;
   if (!m.receiver_address.empty()) {
-    log("replica " + std::to_string(r.epoch) + " stage " + std::to_string(i + 1) + " on " + worker +
-        " receives activations at " + m.receiver_address + " over " + m.transport);
+    log::info(cluster_log(),
+              "replica " + std::to_string(r.epoch) + " stage " + std::to_string(i + 1) + " on " +
+                  worker + " receives activations at " + m.receiver_address + " over " +
+                  m.transport,
+              {{"epoch", r.epoch}, {"stage", i + 1}, {"worker", worker}});
   }
   if (!std::all_of(r.ready.begin(), r.ready.end(), [](bool b) { return b; })) return;
   if (r.workers.size() == 1) {
@@ -213,7 +228,8 @@ void ClusterManager::go_live(Replica& r) {
     layout += (layout.empty() ? "" : " -> ") + s.worker_id + " [" + std::to_string(s.first_layer) +
               "-" + std::to_string(s.end_layer - 1) + "]";
   }
-  log("replica " + std::to_string(r.epoch) + " live: " + layout);
+  log::info(cluster_log(), "replica " + std::to_string(r.epoch) + " live: " + layout,
+            {{"epoch", r.epoch}, {"layout", layout}});
   std::shared_ptr<RemotePipeline> pipeline = r.pipeline;
   auto done = std::make_shared<std::atomic<bool>>(false);
   actors_.push_back({{}, done});
@@ -250,13 +266,17 @@ void ClusterManager::go_live(Replica& r) {
       if (!pipeline->lost()) {
         // The actor stopped on its own (a broken invariant): its requests went back,
         // and the replica must go too.
-        log("replica " + std::to_string(pipeline->epoch()) +
-            "'s scheduler stopped: " + actor.lost_because().to_string());
+        log::error(cluster_log(),
+                   "replica " + std::to_string(pipeline->epoch()) +
+                       "'s scheduler stopped: " + actor.lost_because().to_string(),
+                   {{"epoch", pipeline->epoch()}});
         std::lock_guard lock(stopped_mutex_);
         stopped_epochs_.push_back(pipeline->epoch());
       }
     } catch (const std::exception& e) {  // a callback threw: nothing to hand back
-      log("replica " + std::to_string(pipeline->epoch()) + " stopped: " + e.what());
+      log::error(cluster_log(),
+                 "replica " + std::to_string(pipeline->epoch()) + " stopped: " + e.what(),
+                 {{"epoch", pipeline->epoch()}});
       std::lock_guard lock(stopped_mutex_);
       stopped_epochs_.push_back(pipeline->epoch());
     }
@@ -307,16 +327,20 @@ void ClusterManager::plan_idle_workers() {
   Expected<ClusterPlan> plan = plan_cluster(idle, options_.footprint, request);
   if (!plan.ok()) {
     const std::string message = plan.status().message();
-    if (message != last_plan_error_) log("waiting for workers: " + message);
+    if (message != last_plan_error_) log::info(cluster_log(), "waiting for workers: " + message);
     last_plan_error_ = message;
     return;
   }
   last_plan_error_.clear();
   if (plan->replicas.empty()) return;
+  // One line per plan: its replicas (and idle workers) joined by "; ".
   std::string summary = plan->summary();
   while (!summary.empty() && summary.back() == '\n')
     summary.pop_back();
-  log("plan: " + summary);
+  std::string one_line;
+  for (char c : summary)
+    one_line += c == '\n' ? std::string("; ") : std::string(1, c);
+  log::info(cluster_log(), "plan: " + one_line);
   for (const ReplicaPlan& rp : plan->replicas) {
     Replica r;
     r.epoch = next_epoch_++;
@@ -335,7 +359,10 @@ void ClusterManager::plan_idle_workers() {
     r.addresses.assign(stages, "");
     r.ready.assign(stages, false);
     r.linked.assign(stages, false);
-    log("replica " + std::to_string(r.epoch) + " forming: " + std::to_string(stages) + " stage(s)");
+    log::info(
+        cluster_log(),
+        "replica " + std::to_string(r.epoch) + " forming: " + std::to_string(stages) + " stage(s)",
+        {{"epoch", r.epoch}});
     replicas_.emplace(r.epoch, std::move(r));
   }
 }

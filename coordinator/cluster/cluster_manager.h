@@ -112,7 +112,6 @@ class ClusterManager final : public WorkerHub::Handler {
   void go_live(Replica& replica);
   void plan_idle_workers();
   Worker* worker_by_identity(const std::string& identity);
-  void log(const std::string& line) const;
 
   WorkerHub& hub_;
   ClusterOptions options_;

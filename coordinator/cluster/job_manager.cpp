@@ -5,11 +5,17 @@
 #include <set>
 #include <variant>
 
+#include "common/log/log.h"
 #include "coordinator/producer/job_id.h"
 #include "coordinator/sink.h"
 
 namespace conveyor {
 namespace {
+
+spdlog::logger& jobs_log() {
+  static spdlog::logger& out = logger("jobs");
+  return out;
+}
 
 // A result stream record is the line without its newline.
 std::string without_newline(std::string line) {
@@ -82,8 +88,8 @@ Status JobManager::resume() {
     counters_.resumed += pending_ - before;
   }
   if (counters_.resumed > 0 || !errors.empty()) {
-    std::fprintf(stderr, "[coordinator] journal: %zu job(s), %lld request(s) to finish\n",
-                 live_.jobs.size(), static_cast<long long>(counters_.resumed));
+    log::info(jobs_log(), "journal: " + std::to_string(live_.jobs.size()) + " job(s), " +
+                              std::to_string(counters_.resumed) + " request(s) to finish");
   }
   return write(std::move(errors));
 }
@@ -215,7 +221,7 @@ void JobManager::completion_loop() {
         touched.insert(job_id);
       }
       if (Status s = write(std::move(lines)); !s.ok()) {
-        std::fprintf(stderr, "[coordinator] cannot record results: %s\n", s.to_string().c_str());
+        log::error(jobs_log(), "cannot record results: " + s.to_string());
         failed = true;
       } else {
         compact_if_due();
@@ -364,7 +370,7 @@ void JobManager::compact_if_due() {
   // appended between taking live_ and the end of the compaction.
   if (!journal_->compaction_due()) return;
   if (Status s = journal_->compact(live_); !s.ok()) {
-    std::fprintf(stderr, "[coordinator] journal compaction failed: %s\n", s.to_string().c_str());
+    log::error(jobs_log(), "journal compaction failed: " + s.to_string());
   }
 }
 

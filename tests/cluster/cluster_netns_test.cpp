@@ -33,7 +33,7 @@ TEST_CASE("cluster: workers in separate network namespaces link over UCX") {
   cluster.start_worker("ns1", {"--coordinator", reach}, net->exec_prefix(1));
   cluster.wait_for_workers({"ns0", "ns1"});
   // Each worker is known at its own namespace's address.
-  const std::string joined = coordinator.log();
+  const std::string joined = log_messages(coordinator.log());
   CHECK(joined.find("worker ns0 joined: cpu, 2048 MiB, speed ") != std::string::npos);
   CHECK(joined.find(", at " + net->address(0) + "\n") != std::string::npos);
   CHECK(joined.find(", at " + net->address(1) + "\n") != std::string::npos);

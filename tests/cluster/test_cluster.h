@@ -13,6 +13,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -185,6 +186,23 @@ class TestCluster {
   std::map<std::string, std::unique_ptr<ChildProcess>> workers_;
 };
 
+// The messages of a process's log, one per line: a JSON line's "msg", any other line
+// (text format, or what the process printed itself) as it is.
+inline std::string log_messages(const std::string& log) {
+  std::istringstream lines(log);
+  std::string messages;
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!line.empty() && line.front() == '{') {
+      const nlohmann::json record = nlohmann::json::parse(line, nullptr, false);
+      if (record.is_object() && record.contains("msg") && record["msg"].is_string())
+        line = record["msg"].get<std::string>();
+    }
+    messages += line + "\n";
+  }
+  return messages;
+}
+
 // A replica as a coordinator log announces it: "replica 3 live: w2 [0-14] -> w1 [15-29]".
 struct LiveReplica {
   int epoch = 0;
@@ -193,9 +211,9 @@ struct LiveReplica {
 
 inline std::vector<LiveReplica> live_replicas(const std::string& coordinator_log) {
   std::vector<LiveReplica> replicas;
-  std::istringstream lines(coordinator_log);
+  std::istringstream lines(log_messages(coordinator_log));
   std::string line;
-  const std::string marker = "[coordinator] replica ";
+  const std::string marker = "replica ";
   while (std::getline(lines, line)) {
     if (line.rfind(marker, 0) != 0) continue;
     const std::size_t live = line.find(" live: ");

@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "common/loader/open_model.h"
+#include "common/log/log.h"
+#include "common/log/rate_limiter.h"
 #include "common/model_registry.h"
 #include "worker/node/control_codec.h"
 #include "worker/node/deferred_channel.h"
@@ -27,6 +29,24 @@ namespace conveyor {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+spdlog::logger& worker_log() {
+  static spdlog::logger& out = logger("worker");
+  return out;
+}
+
+// A coordinator (or something posing as one) that keeps sending what this worker
+// cannot decode would otherwise fill the log.
+log::RateLimiter& refused_messages() {
+  static log::RateLimiter limiter(5, std::chrono::seconds(10));
+  return limiter;
+}
+
+std::string hex_incarnation(std::uint64_t incarnation) {
+  char text[17];
+  std::snprintf(text, sizeof(text), "%016llx", static_cast<unsigned long long>(incarnation));
+  return text;
+}
 
 std::uint64_t default_memory() {
   const long pages = ::sysconf(_SC_PHYS_PAGES);
@@ -107,10 +127,6 @@ struct WorkerAgent::State {
     return all;
   }
 
-  void log(const std::string& line) const {
-    std::fprintf(stderr, "[worker %s] %s\n", name.c_str(), line.c_str());
-  }
-
   void send(const ControlMessage& message) {
     const std::vector<std::uint8_t> bytes = encode_control(message);
     // Never block on a coordinator that is away: heartbeats and registrations repeat,
@@ -158,7 +174,8 @@ struct WorkerAgent::State {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     if (stage->forwarder.joinable()) stage->forwarder.join();
-    log("released the stage of epoch " + std::to_string(stage->epoch));
+    log::info(worker_log(), "released the stage of epoch " + std::to_string(stage->epoch),
+              {{"epoch", stage->epoch}});
     stage.reset();
     stage_epoch = 0;
   }
@@ -186,8 +203,10 @@ struct WorkerAgent::State {
       control->load_stage(*source, {{m.layer_begin, m.layer_end}, {m.kv_blocks, m.block_size}},
                           loaded->receiver.get(), output, loaded->results);
     } catch (const std::exception& e) {  // Error, and what a loader or allocator throws
-      log("cannot load layers " + std::to_string(m.layer_begin) + "-" +
-          std::to_string(m.layer_end - 1) + ": " + e.what());
+      log::error(worker_log(),
+                 "cannot load layers " + std::to_string(m.layer_begin) + "-" +
+                     std::to_string(m.layer_end - 1) + ": " + e.what(),
+                 {{"epoch", m.epoch}, {"stage", m.stage + 1}});
       control->unload_stage();
       send(StageFailedMessage{m.epoch, e.what()});
       return;
@@ -196,12 +215,15 @@ struct WorkerAgent::State {
     loaded->forwarder = std::thread([this, raw] { forward_results(*raw); });
     stage = std::move(loaded);
     stage_epoch = m.epoch;
-    log("epoch " + std::to_string(m.epoch) + ": stage " + std::to_string(m.stage + 1) + "/" +
-        std::to_string(m.stages) + ", layers " + std::to_string(m.layer_begin) + "-" +
-        std::to_string(m.layer_end - 1) + ", " + std::to_string(m.kv_blocks) + " KV blocks" +
-        (ready.receiver_address.empty()
-             ? ""
-             : ", receiving at " + ready.receiver_address + " (" + ready.transport + ")"));
+    log::info(worker_log(),
+              "epoch " + std::to_string(m.epoch) + ": stage " + std::to_string(m.stage + 1) + "/" +
+                  std::to_string(m.stages) + ", layers " + std::to_string(m.layer_begin) + "-" +
+                  std::to_string(m.layer_end - 1) + ", " + std::to_string(m.kv_blocks) +
+                  " KV blocks" +
+                  (ready.receiver_address.empty()
+                       ? ""
+                       : ", receiving at " + ready.receiver_address + " (" + ready.transport + ")"),
+              {{"epoch", m.epoch}, {"stage", m.stage + 1}});
     send(ready);
   }
 
@@ -213,14 +235,19 @@ struct WorkerAgent::State {
     Expected<std::unique_ptr<UcxActivationSender>> sender =
         UcxActivationSender::connect(m.next_address, std::chrono::seconds(10));
     if (!sender.ok()) {
-      log("cannot reach the next stage at " + m.next_address + ": " + sender.status().to_string());
+      log::error(
+          worker_log(),
+          "cannot reach the next stage at " + m.next_address + ": " + sender.status().to_string(),
+          {{"epoch", m.epoch}});
       send(StageFailedMessage{m.epoch, sender.status().to_string()});
       return;
     }
     const std::string transport = lanes_of((*sender)->describe());
     (*sender)->set_epoch(m.epoch);
-    log("epoch " + std::to_string(m.epoch) + ": sending activations to " + m.next_address +
-        " over " + transport);
+    log::info(worker_log(),
+              "epoch " + std::to_string(m.epoch) + ": sending activations to " + m.next_address +
+                  " over " + transport,
+              {{"epoch", m.epoch}});
     stage->output.attach(std::move(sender).value());
     send(LinkedMessage{m.epoch});
   }
@@ -236,7 +263,8 @@ struct WorkerAgent::State {
     }
     Expected<StepPlan> plan = decode_step_plan(m.plan);
     if (!plan.ok()) {
-      log("refused a step plan: " + plan.status().to_string());
+      log::limited(refused_messages(), "step plan", worker_log(), log::Level::kWarn,
+                   "refused a step plan: " + plan.status().to_string(), {{"epoch", m.epoch}});
       send(StageFailedMessage{m.epoch, plan.status().to_string()});
       return;
     }
@@ -266,10 +294,10 @@ struct WorkerAgent::State {
       coordinator_incarnation = welcome->coordinator_incarnation;
       heartbeat = std::chrono::milliseconds(welcome->heartbeat_ms);
       liveness = std::chrono::milliseconds(welcome->liveness_ms);
-      log("registered with the coordinator at " + options.coordinator);
+      log::info(worker_log(), "registered with the coordinator at " + options.coordinator);
     } else if (auto* beat = std::get_if<CoordinatorHeartbeatMessage>(&message)) {
       if (registered && beat->coordinator_incarnation != coordinator_incarnation) {
-        log("the coordinator restarted: registering again");
+        log::warn(worker_log(), "the coordinator restarted: registering again");
         drop_stage();
         registered = false;
       }
@@ -284,7 +312,8 @@ struct WorkerAgent::State {
     } else if (std::holds_alternative<ShutdownMessage>(message)) {
       throw ShutdownMessage{};
     } else {
-      log(std::string("ignored a ") + control_message_name(message) + " message");
+      log::limited(refused_messages(), "ignored", worker_log(), log::Level::kWarn,
+                   std::string("ignored a ") + control_message_name(message) + " message");
     }
   }
 };
@@ -293,6 +322,9 @@ WorkerAgent::WorkerAgent(WorkerAgentOptions options) : state_(std::make_unique<S
   State& s = *state_;
   s.options = std::move(options);
   s.name = s.options.name.empty() ? default_node_name() : s.options.name;
+  // A worker process runs one agent: every line it logs, of any module, names it.
+  log::set_process_field("worker", s.name);
+  log::set_process_field("incarnation", hex_incarnation(s.incarnation));
 
   Expected<TcpEndpoint> coordinator = parse_tcp_endpoint(s.options.coordinator);
   if (!coordinator.ok()) throw Error(coordinator.status().code(), coordinator.status().message());
@@ -332,25 +364,23 @@ int WorkerAgent::run() {
   s.results_in.bind(s.results_endpoint);
   // A routing id of its own (name and incarnation) keeps the worker's address at the
   // coordinator the same across reconnections.
-  char incarnation[17];
-  std::snprintf(incarnation, sizeof(incarnation), "%016llx",
-                static_cast<unsigned long long>(s.incarnation));
-  s.dealer.set(zmq::sockopt::routing_id, s.name + "/" + incarnation);
+  s.dealer.set(zmq::sockopt::routing_id, s.name + "/" + hex_incarnation(s.incarnation));
   s.dealer.set(zmq::sockopt::linger, 0);
   s.dealer.set(zmq::sockopt::sndhwm, 10000);
   s.dealer.set(zmq::sockopt::rcvhwm, 10000);
   if (s.options.configure_socket) s.options.configure_socket(s.dealer);
   s.dealer.connect(s.options.coordinator);
-  s.log("connecting to " + s.options.coordinator + " (" + s.control->backend().name() + ", " +
-        std::to_string(s.options.memory_bytes >> 20) + " MiB, " +
-        std::to_string(static_cast<int>(s.speed)) + " GFLOP/s measured; activations on " +
-        s.options.host + ")");
+  log::info(worker_log(), "connecting to " + s.options.coordinator + " (" +
+                              s.control->backend().name() + ", " +
+                              std::to_string(s.options.memory_bytes >> 20) + " MiB, " +
+                              std::to_string(static_cast<int>(s.speed)) +
+                              " GFLOP/s measured; activations on " + s.options.host + ")");
 
   Clock::time_point next_beat = Clock::now();
   try {
     while (true) {
       if (s.options.stop != nullptr && s.options.stop->load()) {
-        s.log("stopping: handing the stage back");
+        log::info(worker_log(), "stopping: handing the stage back");
         if (s.registered) s.send(LeavingMessage{"the worker is stopping"});
         s.drop_stage();
         // Give the goodbye a moment to leave before the socket closes.
@@ -369,7 +399,8 @@ int WorkerAgent::run() {
         next_beat = now + s.heartbeat;
       }
       if (s.registered && now - s.last_heard > s.liveness) {
-        s.log("the coordinator is silent: dropping the stage and registering again");
+        log::warn(worker_log(),
+                  "the coordinator is silent: dropping the stage and registering again");
         s.drop_stage();
         s.registered = false;
         next_beat = now;
@@ -393,7 +424,8 @@ int WorkerAgent::run() {
         Expected<ControlMessage> message =
             decode_control({static_cast<const std::uint8_t*>(frame.data()), frame.size()});
         if (!message.ok()) {
-          s.log("refused a message from the coordinator: " + message.status().to_string());
+          log::limited(refused_messages(), "control message", worker_log(), log::Level::kWarn,
+                       "refused a message from the coordinator: " + message.status().to_string());
           continue;
         }
         s.handle(std::move(message).value());
@@ -402,7 +434,7 @@ int WorkerAgent::run() {
       }
     }
   } catch (const ShutdownMessage&) {
-    s.log("the coordinator asked to shut down");
+    log::info(worker_log(), "the coordinator asked to shut down");
     s.drop_stage();
     return 0;
   }

@@ -59,7 +59,8 @@ BINARY=${CONVEYOR_BINARY:-$ROOT/build/bin/conveyor}
 scrape_arg=()
 if [ -x "$BINARY" ]; then
   port=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  "$BINARY" bench --shape tiny --prompts 300 --input-len 32 --output-len 32 --mode continuous \
+  # Long enough (tens of seconds) not to end before the first scrape; killed once scraped.
+  "$BINARY" bench --shape tiny --prompts 100000 --input-len 32 --output-len 32 --mode continuous \
     --metrics-port "$port" >"$out/bench.log" 2>&1 &
   bench_pid=$!
   # Retried until the engine's metrics answer, for as long as the bench runs.

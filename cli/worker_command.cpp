@@ -1,6 +1,7 @@
 // `conveyor worker`: a worker process of a cluster. It registers with the
 // coordinator, holds the pipeline stage it is assigned and runs the steps it is sent.
 // SIGTERM (or SIGINT) makes it hand its stage back and exit.
+#include <algorithm>
 #include <csignal>
 
 #include "cli/cluster_metrics.h"
@@ -31,6 +32,18 @@ struct WorkerOptions {
   std::string client_key, server_key;
 };
 
+// Ready: registered, and the stage (if any) making progress: a step waiting longer
+// than max(10 s, 10 x the mean step time) means a wedged executor, and the
+// orchestrator should restart the worker rather than wait on it.
+bool worker_ready(const WorkerAgentCounters& c) {
+  if (!c.registered) return false;
+  const StageStats& stage = c.stage;
+  if (stage.in_flight == 0) return true;
+  const double mean =
+      stage.steps > 0 ? stage.compute_seconds / static_cast<double>(stage.steps) : 0.0;
+  return stage.stalled_seconds <= std::max(10.0, 10.0 * mean);
+}
+
 int run_worker(const WorkerOptions& o) {
   if (Status s = check_zmq_library(); !s.ok()) throw Error(s.code(), s.message());
   WorkerAgentOptions options;
@@ -57,7 +70,7 @@ int run_worker(const WorkerOptions& o) {
   std::unique_ptr<MetricsServer> metrics;  // stops before the agent it reads
   if (o.metrics_port > 0) {
     metrics = start_metrics_or_throw(o.metrics_port, worker_metrics(agent),
-                                     [&agent] { return agent.counters().registered; });
+                                     [&agent] { return worker_ready(agent.counters()); });
     metrics->add_collectable(stage_metrics([&agent] {
       return std::vector<std::pair<std::map<std::string, std::string>, StageStats>>{
           {{}, agent.counters().stage}};

@@ -95,6 +95,9 @@ class EngineMetrics {
   prometheus::Gauge& kv_usage_;
   prometheus::Counter& preemptions_recompute_;
   prometheus::Counter& preemptions_swap_;
+  // K/V bytes moved between memory tiers. The cache has the device tier alone so far,
+  // so nothing is swapped and it stays 0 (as preemptions of kind "swap").
+  prometheus::Counter& swapped_bytes_;
   prometheus::Counter& prefix_queried_;
   prometheus::Counter& prefix_hit_;
 

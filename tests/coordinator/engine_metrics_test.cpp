@@ -96,6 +96,7 @@ TEST_CASE("engine metrics count what the job did") {
   CHECK(m["conveyor_engine_preemptions_total{kind=\"recompute\"}"] ==
         static_cast<double>(actor.stats().preemptions));
   CHECK(m["conveyor_engine_preemptions_total{kind=\"swap\"}"] == 0);
+  CHECK(m["conveyor_engine_kv_swapped_bytes_total"] == 0);  // one tier: nothing swaps
   // Every request was queued, got a first token and a result; every later token an
   // inter-token latency.
   CHECK(m["conveyor_engine_queue_time_seconds_count"] == kRequests);

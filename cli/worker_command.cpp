@@ -2,6 +2,7 @@
 // coordinator, holds the pipeline stage it is assigned and runs the steps it is sent.
 // SIGTERM (or SIGINT) makes it hand its stage back and exit.
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 
 #include "cli/cluster_metrics.h"
@@ -41,7 +42,11 @@ bool worker_ready(const WorkerAgentCounters& c) {
   if (stage.in_flight == 0) return true;
   const double mean =
       stage.steps > 0 ? stage.compute_seconds / static_cast<double>(stage.steps) : 0.0;
-  return stage.stalled_seconds <= std::max(10.0, 10.0 * mean);
+  // From the stage's progress time, not its stalled_seconds: the agent refreshes these
+  // statistics between its other work, and a blocked agent must not look fresh.
+  const double stalled =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - stage.progress_time).count();
+  return stalled <= std::max(10.0, 10.0 * mean);
 }
 
 int run_worker(const WorkerOptions& o) {

@@ -165,7 +165,7 @@ void EngineMetrics::step(std::int64_t tokens, std::int64_t sequences, double sec
   step_sequences_.Observe(static_cast<double>(sequences));
   step_seconds_.Observe(seconds);
   step_count_.fetch_add(1);
-  step_seconds_total_.store(step_seconds_total_.load() + seconds);
+  step_seconds_total_.fetch_add(seconds);
   last_progress_ns_.store(now_ns());
 }
 

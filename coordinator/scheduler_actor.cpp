@@ -193,7 +193,7 @@ void SchedulerActor::record_finished(const Group& group) {
 void SchedulerActor::replay(Sequence& s, const std::vector<SampleResult>& samples) {
   const std::int64_t generated = stats_.generated_tokens;
   for (const SampleResult& sample : samples)
-    accept(s, sample, {});
+    accept(s, sample, {}, true);
   stats_.generated_tokens = generated;  // counted where they were generated
 }
 
@@ -247,7 +247,8 @@ std::shared_ptr<const StepPlan> SchedulerActor::plan_for(Schedule& schedule) {
   return plan;
 }
 
-void SchedulerActor::accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text) {
+void SchedulerActor::accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text,
+                            bool replayed) {
   const std::int32_t token = sample.token;
   s.context.push_back(token);
   s.out.tokens.push_back(token);
@@ -259,7 +260,7 @@ void SchedulerActor::accept(Sequence& s, const SampleResult& sample, const TextC
     g.sampled = true;
     g.result.first_token_seconds = seconds_between(g.request.submitted, now);
   }
-  if (options_.metrics) {
+  if (options_.metrics && !replayed) {
     if (s.last_token) {
       options_.metrics->next_token(seconds_between(*s.last_token, now));
     } else {

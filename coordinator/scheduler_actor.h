@@ -176,7 +176,10 @@ class SchedulerActor {
   std::shared_ptr<const StepPlan> plan_for(Schedule& schedule);
   void apply(const StepOutput& output, const ResultCallback& on_result,
              const TextCallback& on_text);
-  void accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text);
+  // `replayed`: a token generated elsewhere (a lost replica), counted there: the
+  // metrics leave it out.
+  void accept(Sequence& s, const SampleResult& sample, const TextCallback& on_text,
+              bool replayed = false);
   void finish_sequence(Sequence& s, const ResultCallback& on_result);
   // A choice could not be sampled: the whole request fails, alone.
   void fail_request(Sequence& s, const Status& status, const ResultCallback& on_result);

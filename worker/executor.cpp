@@ -12,9 +12,11 @@ namespace conveyor {
 namespace {
 
 // With kv.num_blocks 0, the blocks that fit what the backend has left after the
-// weights, less the activation reserve.
+// weights at their largest (`weight_bound`: resident weights plus streaming slots,
+// which the streamer may still be filling), what else is allocated, and the
+// activation reserve.
 KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerRange layers,
-                           KvGeometry kv) {
+                           KvGeometry kv, std::uint64_t weight_bound) {
   KvCacheConfig config;
   config.num_layers = layers.size();
   config.num_blocks = kv.num_blocks;
@@ -22,9 +24,14 @@ KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerR
   config.kv_dim = spec.kv_dim();
   config.dtype = kv.dtype;
   if (config.num_blocks == 0) {
-    const std::uint64_t available = backend.memory_info().available_bytes;
+    const BackendMemoryInfo memory = backend.memory_info();
+    const std::uint64_t in_use = memory.total_bytes - memory.available_bytes;
+    const std::uint64_t other = in_use > memory.weight_bytes ? in_use - memory.weight_bytes : 0;
+    const std::uint64_t taken = weight_bound + other + kv.reserve_bytes;
+    const std::uint64_t available =
+        memory.total_bytes > weight_bound + other ? memory.total_bytes - weight_bound - other : 0;
     const std::uint64_t block = kv_block_bytes(config);
-    const std::uint64_t room = available > kv.reserve_bytes ? available - kv.reserve_bytes : 0;
+    const std::uint64_t room = memory.total_bytes > taken ? memory.total_bytes - taken : 0;
     // Each of K and V is one allocation: leave a block of slack for alignment.
     config.num_blocks = block > 0 ? static_cast<std::int64_t>(room / block) - 1 : 0;
     if (config.num_blocks < 1) {
@@ -51,7 +58,8 @@ Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layer
                    WeightBudget weight_budget) {
   // Weights first, so that an automatic cache takes what they leave.
   auto weights = std::make_unique<WeightStore>(backend, source, layers, weight_budget);
-  cache_ = std::make_unique<KvCache>(backend, cache_config(backend, source.spec(), layers, kv));
+  cache_ = std::make_unique<KvCache>(
+      backend, cache_config(backend, source.spec(), layers, kv, weights->bound_bytes()));
   model_ = std::make_unique<LlamaModel>(backend, std::move(weights), *cache_);
 }
 

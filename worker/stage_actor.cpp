@@ -39,6 +39,12 @@ void StageActor::loop() {
       // The pipeline cannot go on past a failed step: later stages would wait for
       // activations that never come. Closing the output wakes them.
       if (output_ != nullptr) output_->close();
+      {
+        // The failure is reported; what stays in the inbox will not run, and is not
+        // a stall.
+        std::lock_guard lock(stats_mutex_);
+        submitted_ = stats_.steps;
+      }
       return;
     }
   }
@@ -58,6 +64,7 @@ StageStats StageActor::stats() const {
   std::lock_guard lock(stats_mutex_);
   StageStats s = stats_;
   s.in_flight = submitted_ - stats_.steps;
+  s.progress_time = progress_;
   s.stalled_seconds =
       s.in_flight == 0
           ? 0.0

@@ -33,6 +33,9 @@ struct StageStats {
   // a step while some were waiting (0 when none waits): a wedged executor shows here.
   std::uint64_t in_flight = 0;
   double stalled_seconds = 0;
+  // Since when (the last step done, or work arriving at an idle stage): a reader of an
+  // older copy of these statistics can tell the stall as of its own now.
+  std::chrono::steady_clock::time_point progress_time{};
 };
 
 class StageActor {

@@ -54,4 +54,13 @@ const CublasLtApi& cublaslt() {
   return api;
 }
 
+bool cublaslt_available() noexcept {
+  try {
+    cublaslt();
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 }  // namespace conveyor::cuda

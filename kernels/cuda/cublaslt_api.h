@@ -29,5 +29,7 @@ struct CublasLtApi {
 // Loads the library once (thread-safe) and returns its entry points. Throws
 // Error(kUnavailable) naming the library when it or a symbol cannot be loaded.
 const CublasLtApi& cublaslt();
+// Whether the library loads (for choosing a backend), without throwing.
+bool cublaslt_available() noexcept;
 
 }  // namespace conveyor::cuda

@@ -70,8 +70,10 @@ class CudaBuffer final : public BackendBuffer {
 class CudaWeight final : public BackendWeight {
  public:
   CudaWeight(const TensorRef& tensor, std::int64_t rows, std::int64_t cols, bool vector,
-             cudaDataType type, std::shared_ptr<DevicePool> pool, std::shared_ptr<Usage> usage)
+             cudaDataType type, int device, std::shared_ptr<DevicePool> pool,
+             std::shared_ptr<Usage> usage)
       : BackendWeight(tensor.name, rows, cols, tensor.dtype),
+        device_(device),
         vector_(vector),
         type_(type),
         block_(std::move(pool),
@@ -81,8 +83,8 @@ class CudaWeight final : public BackendWeight {
   }
   ~CudaWeight() override {
     // A streamed layer's weight may still be read by queued kernels: its memory goes
-    // back to the pool only once the device is done with it.
-    cudaDeviceSynchronize();
+    // back to the pool only once its device is done with it.
+    if (cudaSetDevice(device_) == cudaSuccess) cudaDeviceSynchronize();
     usage_->weight_bytes -= block_.bytes();
   }
   std::size_t resident_bytes() const override { return block_.bytes(); }
@@ -92,6 +94,7 @@ class CudaWeight final : public BackendWeight {
   const float* floats() const { return static_cast<const float*>(block_.data()); }
 
  private:
+  int device_;
   bool vector_;
   cudaDataType type_;
   PoolBlock block_;
@@ -247,7 +250,7 @@ class CudaBackend final : public Backend {
         static_cast<std::size_t>(static_cast<double>(total_bytes) * options.memory_fraction);
     const std::size_t usable = free_bytes > kHeadroom ? free_bytes - kHeadroom : 0;
     pool_ = std::make_shared<DevicePool>(std::min(wanted, usable));
-    CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_.handle, cudaStreamNonBlocking));
     profiler_ = std::make_unique<cuda::OpProfiler>(stream_);
     // A tuning knob, read once: the attention kernel's passes in flight (2 or 4).
     if (const char* passes = std::getenv("CONVEYOR_CUDA_ATTENTION_PASSES")) {
@@ -258,15 +261,20 @@ class CudaBackend final : public Backend {
   }
 
   ~CudaBackend() override {
+    cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     profiler_.reset();
     gemm_.reset();
     scratch_.clear();
     gemm_workspace_.reset();
-    cudaStreamDestroy(stream_);
   }
 
   std::string name() const override { return "cuda:" + std::to_string(device_); }
+
+  // Ops come from the stage's thread and uploads from the layer streamer's, not from
+  // the thread that built the backend: each entry point makes this backend's device
+  // the calling thread's current one (a cheap call) before touching the stream.
+  void bind() const { CONVEYOR_CUDA(cudaSetDevice(device_)); }
 
   BackendCapabilities capabilities() const override {
     BackendCapabilities caps;
@@ -290,14 +298,17 @@ class CudaBackend final : public Backend {
   }
 
   std::unique_ptr<BackendBuffer> allocate(std::size_t bytes) override {
+    bind();
     return std::make_unique<CudaBuffer>(pool_, bytes, usage_, stream_);
   }
 
   void copy_from_host(void* dst, const void* src, std::size_t bytes) override {
+    bind();
     CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
   }
 
   void copy_to_host(void* dst, const void* src, std::size_t bytes) override {
+    bind();
     {
       const cuda::OpProfiler::Scope timing(*profiler_, "copy to host");
       CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
@@ -306,6 +317,7 @@ class CudaBackend final : public Backend {
   }
 
   void synchronize() override {
+    bind();
     CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
     profiler_->collect();
   }
@@ -313,6 +325,7 @@ class CudaBackend final : public Backend {
   // A weight's bytes, in stream order: its memory may have held a buffer that queued
   // kernels still read. Waits, so the host memory may go at once.
   void upload(void* dst, const void* src, std::size_t bytes) {
+    bind();
     CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
   }
@@ -338,6 +351,7 @@ class CudaBackend final : public Backend {
 
   void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
             const GemmOptions& options) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(w, m));
     const CudaWeight& cw = matrix_weight(w, "gemm");
     const float* bias =
@@ -359,17 +373,20 @@ class CudaBackend final : public Backend {
 
   void rmsnorm(float* x, const float* residual_add, std::int64_t rows, const BackendWeight& weight,
                float eps, float* out) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "rmsnorm");
     cuda::rmsnorm(x, residual_add, nullptr, rows, weight.rows(),
                   vector_data(weight, weight.rows(), "rmsnorm"), eps, out, stream_);
   }
 
   std::unique_ptr<BackendStep> prepare_step(StepLayout layout) override {
+    bind();
     check_step_layout(layout);
     return std::make_unique<CudaStep>(std::move(layout), pool_, stream_);
   }
 
   void embed(const BackendWeight& table, const BackendStep& step, float* out) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "embed");
     const CudaWeight& cw = matrix_weight(table, "embed");
     for (std::int32_t token : step.layout().tokens) {
@@ -393,6 +410,7 @@ class CudaBackend final : public Backend {
   }
 
   void rope(float* q, float* k, const BackendStep& step, const RopeConfig& config) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "rope");
     if (static_cast<std::int64_t>(config.inv_freq.size()) * 2 != config.head_dim) {
       fail(ErrorCode::kInvalidArgument, "rope: inv_freq does not cover head_dim");
@@ -415,6 +433,7 @@ class CudaBackend final : public Backend {
 
   void store_kv(const float* k, const float* v, const BackendStep& step,
                 const KvLayerView& layer) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "store_kv");
     check_kv_slots(step.layout().slots, layer);
     cuda::store_kv(k, v, cuda_step(step).device(), layer.k, layer.v, layer.kv_dim,
@@ -423,6 +442,7 @@ class CudaBackend final : public Backend {
 
   void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
                  const AttentionConfig& config, float* out) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, attention_label(step));
     cpu::check_attention_inputs(layer, step.layout().sequences, config);
     if (config.head_dim > cuda::kMaxHeadDim ||
@@ -447,12 +467,14 @@ class CudaBackend final : public Backend {
   }
 
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "swiglu");
     cuda::swiglu(gate, up, n, out, stream_);
   }
 
   void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
               const BackendWeight& output, float* out) override {
+    bind();
     const std::int64_t width = output.cols();
     const auto rows = static_cast<std::int64_t>(step.layout().logit_rows.size());
     if (rows == 0) return;
@@ -470,6 +492,7 @@ class CudaBackend final : public Backend {
 
   void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
               std::int32_t* host_out) override {
+    bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "argmax");
     if (rows == 0) return;
     auto* indices = static_cast<std::int32_t*>(scratch(2, static_cast<std::size_t>(rows) * 4));
@@ -498,7 +521,14 @@ class CudaBackend final : public Backend {
   std::string device_name_;
   std::shared_ptr<Usage> usage_;
   std::shared_ptr<DevicePool> pool_;
-  cudaStream_t stream_ = nullptr;
+  // Destroyed with the backend, or when its constructor fails after creating it.
+  struct Stream {
+    cudaStream_t handle = nullptr;
+    ~Stream() {
+      if (handle != nullptr) cudaStreamDestroy(handle);
+    }
+    operator cudaStream_t() const { return handle; }  // where a stream is expected
+  } stream_;
   std::unique_ptr<cuda::OpProfiler> profiler_;
   int attention_passes_ = 2;
   std::unique_ptr<PoolBlock> gemm_workspace_;
@@ -509,6 +539,7 @@ class CudaBackend final : public Backend {
 };
 
 std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef& tensor) {
+  bind();
   if (tensor.shape.empty() || tensor.shape.size() > 2) {
     fail(ErrorCode::kUnsupported, "cuda backend: tensor " + tensor.name + " is not 1-D or 2-D");
   }
@@ -527,7 +558,8 @@ std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef&
   const bool vector = tensor.shape.size() == 1;
   const cudaDataType type = vector ? CUDA_R_32F : device_type(tensor.dtype);
   const bool keep_f32 = type == CUDA_R_32F;
-  auto weight = std::make_shared<CudaWeight>(tensor, rows, cols, vector, type, pool_, usage_);
+  auto weight =
+      std::make_shared<CudaWeight>(tensor, rows, cols, vector, type, device_, pool_, usage_);
   auto* dst = static_cast<std::uint8_t*>(weight->data());
   const std::uint8_t* src = tensor.bytes.data();
   const std::size_t out_elem = keep_f32 ? 4 : 2;

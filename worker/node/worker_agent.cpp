@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -124,6 +125,7 @@ struct WorkerAgent::State {
     all.input_wait_seconds += dropped_stages.input_wait_seconds;
     all.activation_bytes_sent += dropped_stages.activation_bytes_sent;
     if (all.transport.empty()) all.transport = dropped_stages.transport;
+    if (held_stage.steps == 0) all.bubble_ratio = dropped_stages.bubble_ratio;
     return all;
   }
 
@@ -148,7 +150,13 @@ struct WorkerAgent::State {
 
   void drop_stage() {
     if (!stage) return;
-    // Its statistics join those of the stages before it, so the counters only grow.
+    // Closing the links first wakes a stage waiting for activations that will never
+    // come; the stage then fails what it still holds and stops.
+    stage->output.close();
+    if (stage->receiver) stage->receiver->close();
+    if (StageActor* actor = control->stage()) actor->stop();
+    // Stopped: its statistics are final, and join those of the stages before it, so
+    // the counters only grow.
     refresh_stage_stats();
     {
       std::lock_guard lock(stage_stats_mutex);
@@ -160,10 +168,6 @@ struct WorkerAgent::State {
       dropped_stages.bubble_ratio = held_stage.bubble_ratio;
       held_stage = StageStats{};
     }
-    // Closing the links first wakes a stage waiting for activations that will never
-    // come; the stage then fails what it still holds and stops.
-    stage->output.close();
-    if (stage->receiver) stage->receiver->close();
     control->unload_stage();
     stage->results.close();
     // The forwarder may be blocked handing a result to this thread: take (and drop:
@@ -338,8 +342,12 @@ WorkerAgent::WorkerAgent(WorkerAgentOptions options) : state_(std::make_unique<S
   s.control = std::make_unique<WorkerControl>(make_backend(backend));
   const bool device = s.control->backend().capabilities().device_memory;
   if (s.options.memory_bytes == 0) {
+    // On a GPU: the pool's free memory less room for the activations of large steps
+    // (the planner fills what is registered with weights and K/V).
+    const std::uint64_t free_bytes = s.control->backend().memory_info().available_bytes;
+    const std::uint64_t reserve = std::max<std::uint64_t>(1ull << 30, free_bytes / 10);
     s.options.memory_bytes =
-        device ? s.control->backend().memory_info().total_bytes : default_memory();
+        !device ? default_memory() : (free_bytes > reserve ? free_bytes - reserve : 0);
   }
   s.device_kind = device ? "cuda" : "cpu";
   const int threads = s.options.threads > 0

@@ -26,7 +26,8 @@ struct WorkerAgentOptions {
   // Where this worker's activation receivers listen (other workers connect there);
   // "" = the local address this host reaches the coordinator from.
   std::string host;
-  // 0 = 80% of physical memory on the CPU backend, the device pool on a GPU
+  // 0 = 80% of physical memory on the CPU backend; on a GPU, the device pool less room
+  // for activations
   std::uint64_t memory_bytes = 0;
   int threads = 0;  // CPU backend threads (and the speed probe's); 0 = every core
   // The backend the stage runs on: the CPU (the default) or a CUDA device. The

@@ -7,6 +7,7 @@
 #include "worker/platform/build_info.h"
 
 #ifdef CONVEYOR_WITH_CUDA
+#include "kernels/cuda/cublaslt_api.h"
 #include "kernels/cuda/device.h"
 #endif
 
@@ -14,7 +15,8 @@ namespace conveyor {
 
 bool cuda_available() {
 #ifdef CONVEYOR_WITH_CUDA
-  return cuda::device_count() > 0;
+  // A device alone is not enough: the backend's GEMMs need cuBLASLt to load.
+  return cuda::device_count() > 0 && cuda::cublaslt_available();
 #else
   return false;
 #endif

@@ -20,7 +20,8 @@ struct BackendRequest {
   CudaMatrixType cuda_matrices = CudaMatrixType::kAuto;  // CUDA: the matrices' type
 };
 
-// True when this build has the CUDA backend and at least one device answers.
+// True when this build has the CUDA backend, at least one device answers and
+// cuBLASLt loads.
 bool cuda_available();
 
 // kAuto resolves to kCuda when cuda_available(), else kCpu.

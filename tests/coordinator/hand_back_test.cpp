@@ -8,6 +8,7 @@
 
 #include "common/synthetic/model_shapes.h"
 #include "common/synthetic/random_model_source.h"
+#include "coordinator/engine_metrics.h"
 #include "coordinator/local_pipeline.h"
 #include "coordinator/scheduler_actor.h"
 
@@ -136,10 +137,18 @@ TEST_CASE("requests handed back by a lost replica continue to the same outputs e
     CAPTURE(healthy);
     std::map<std::uint64_t, std::vector<ChoiceView>> got;
     std::vector<EngineRequest> handed_back;
+    // Both replicas count into one registry: a token is counted where it was
+    // generated, never again where a handed-back request replays it.
+    auto registry = std::make_shared<prometheus::Registry>();
+    // Held past the lost replica's end: its series leave the registry with it.
+    auto lost_metrics = std::make_shared<EngineMetrics>(
+        registry, std::map<std::string, std::string>{{"replica", "1"}});
     {
       LocalPipeline pipeline(*source, pipeline_options);
       LosingRunner losing(pipeline, healthy);
-      SchedulerActor actor(losing, actor_options(*source, blocks));
+      SchedulerActorOptions losing_options = actor_options(*source, blocks);
+      losing_options.metrics = lost_metrics;
+      SchedulerActor actor(losing, losing_options);
       Channel<EngineRequest> channel;
       for (const EngineRequest& r : originals)
         channel.send(r);
@@ -168,7 +177,10 @@ TEST_CASE("requests handed back by a lost replica continue to the same outputs e
     if (healthy >= 9) CHECK(any_progress);
 
     LocalPipeline pipeline(*source, pipeline_options);
-    SchedulerActor actor(pipeline, actor_options(*source, blocks));
+    SchedulerActorOptions next_options = actor_options(*source, blocks);
+    next_options.metrics = std::make_shared<EngineMetrics>(
+        registry, std::map<std::string, std::string>{{"replica", "2"}});
+    SchedulerActor actor(pipeline, next_options);
     Channel<EngineRequest> channel;
     for (EngineRequest& r : handed_back)
       channel.send(std::move(r));
@@ -179,10 +191,20 @@ TEST_CASE("requests handed back by a lost replica continue to the same outputs e
       got[result.key] = view(result);
     });
     REQUIRE(got.size() == expected.size());
+    std::size_t output_tokens = 0;
     for (const auto& [key, choices] : expected) {
       CAPTURE(key);
       CHECK(got[key] == choices);
+      for (const ChoiceView& c : choices)
+        output_tokens += c.tokens.size();
     }
+    double counted = 0;
+    for (const prometheus::MetricFamily& family : registry->Collect()) {
+      if (family.name != "conveyor_engine_generation_tokens_total") continue;
+      for (const prometheus::ClientMetric& m : family.metric)
+        counted += m.counter.value;
+    }
+    CHECK(counted == static_cast<double>(output_tokens));
   }
 }
 

@@ -7,6 +7,8 @@
 #   docker build -t conveyor:0.1.0-cuda \
 #     --build-arg BUILD_IMAGE=nvidia/cuda:12.4.1-devel-ubuntu22.04 \
 #     --build-arg RUNTIME_IMAGE=nvidia/cuda:12.4.1-runtime-ubuntu22.04 .
+# (Neither variant has been built yet: the development machine has no container daemon.
+# The package names come from Debian 12; an Ubuntu-based CUDA image may need others.)
 # CMake finds the toolkit in the devel image and builds the CUDA backend; the CUDA libraries
 # come from the runtime image, not from the copy below. Run it with the NVIDIA container
 # runtime (Kubernetes: the NVIDIA device plugin and `nvidia.com/gpu` limits).

@@ -1,0 +1,20 @@
+#include "worker/kv_store/aligned_buffer.h"
+
+#include <string>
+
+#include "common/status.h"
+
+namespace conveyor {
+
+AlignedBuffer::AlignedBuffer(std::uint64_t bytes, std::uint64_t alignment)
+    : size_(round_up(bytes, alignment)) {
+  // std::aligned_alloc requires the size to be a multiple of the alignment.
+  data_.reset(static_cast<std::byte*>(
+      std::aligned_alloc(static_cast<std::size_t>(alignment), static_cast<std::size_t>(size_))));
+  if (!data_) {
+    fail(ErrorCode::kResourceExhausted,
+         "cannot allocate " + std::to_string(size_) + " bytes of aligned host memory");
+  }
+}
+
+}  // namespace conveyor

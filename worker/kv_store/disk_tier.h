@@ -12,12 +12,11 @@
 
 #include "worker/kv_store/aligned_buffer.h"
 #include "worker/kv_store/block_file.h"
-#include "worker/kv_store/kv_tier.h"
-#include "worker/kv_store/slot_table.h"
+#include "worker/kv_store/slotted_kv_tier.h"
 
 namespace conveyor {
 
-class DiskTier final : public KvTier {
+class DiskTier final : public SlottedKvTier {
  public:
   // As many slots as `budget_bytes` holds, each `block_bytes` rounded up to
   // kKvSlotAlignment, in a new file in `directory` (see BlockFile::create).
@@ -27,11 +26,6 @@ class DiskTier final : public KvTier {
            std::uint64_t budget_bytes);
 
   std::string name() const override { return "disk"; }
-  std::uint64_t block_bytes() const override { return block_bytes_; }
-  std::int64_t capacity_blocks() const override { return slots_.capacity(); }
-  std::int64_t used_blocks() const override { return slots_.used(); }
-  std::optional<std::int64_t> allocate() override { return slots_.allocate(); }
-  void release(std::int64_t slot) override { slots_.release(slot); }
   // I/O errors name the file and offset: kResourceExhausted when the disk is full (the
   // caller recomputes those blocks instead), kIo otherwise.
   Status write(std::int64_t slot, std::span<const std::byte> block) override;
@@ -44,11 +38,7 @@ class DiskTier final : public KvTier {
   // O_DIRECT moves whole aligned slots between aligned memory; anything else goes
   // through bounce_.
   bool needs_bounce(const void* data) const;
-  std::uint64_t slot_offset(std::int64_t slot) const;
 
-  std::uint64_t block_bytes_;
-  std::uint64_t slot_stride_;
-  SlotTable slots_;
   BlockFile file_;
   AlignedBuffer bounce_;
 };

@@ -1,7 +1,6 @@
 // `conveyor worker`: a worker process of a cluster. It registers with the
 // coordinator, holds the pipeline stage it is assigned and runs the steps it is sent.
 // SIGTERM (or SIGINT) makes it hand its stage back and exit.
-#include <algorithm>
 #include <chrono>
 #include <csignal>
 
@@ -10,6 +9,7 @@
 #include "cli/stage_metrics.h"
 #include "common/config/size_parse.h"
 #include "common/log/log.h"
+#include "common/stall_limit.h"
 #include "common/zmq/zmq_version.h"
 #include "coordinator/cluster/server_security.h"
 #include "worker/node/worker_agent.h"
@@ -33,20 +33,18 @@ struct WorkerOptions {
   std::string client_key, server_key;
 };
 
-// Ready: registered, and the stage (if any) making progress: a step waiting longer
-// than max(10 s, 10 x the mean step time) means a wedged executor, and the
-// orchestrator should restart the worker rather than wait on it.
+// Ready: registered, and the stage (if any) making progress: a step waiting past the
+// stall limit (common/stall_limit.h) means a wedged executor, and the orchestrator
+// should restart the worker rather than wait on it.
 bool worker_ready(const WorkerAgentCounters& c) {
   if (!c.registered) return false;
   const StageStats& stage = c.stage;
   if (stage.in_flight == 0) return true;
-  const double mean =
-      stage.steps > 0 ? stage.compute_seconds / static_cast<double>(stage.steps) : 0.0;
   // From the stage's progress time, not its stalled_seconds: the agent refreshes these
   // statistics between its other work, and a blocked agent must not look fresh.
   const double stalled =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - stage.progress_time).count();
-  return stalled <= std::max(10.0, 10.0 * mean);
+  return stalled <= stall_limit_seconds(stage.steps, stage.compute_seconds);
 }
 
 int run_worker(const WorkerOptions& o) {

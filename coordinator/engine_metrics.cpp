@@ -1,6 +1,6 @@
 #include "coordinator/engine_metrics.h"
 
-#include <algorithm>
+#include "common/stall_limit.h"
 
 namespace conveyor {
 namespace {
@@ -195,9 +195,8 @@ void EngineMetrics::state(std::int64_t running, std::int64_t waiting, std::int64
 
 bool EngineMetrics::ready() const {
   if (!in_flight_.load()) return true;  // idle
-  const std::int64_t steps = step_count_.load();
-  const double mean = steps > 0 ? step_seconds_total_.load() / static_cast<double>(steps) : 0.0;
-  const double limit = std::max(min_stall_seconds_, 10.0 * mean);
+  const double limit = stall_limit_seconds(static_cast<std::uint64_t>(step_count_.load()),
+                                           step_seconds_total_.load(), min_stall_seconds_);
   const double since = static_cast<double>(now_ns() - last_progress_ns_.load()) * 1e-9;
   return since <= limit;
 }

@@ -25,6 +25,8 @@
 #include <string>
 #include <vector>
 
+#include "common/stall_limit.h"
+
 namespace conveyor {
 
 class EngineMetrics {
@@ -35,7 +37,7 @@ class EngineMetrics {
   // without a step back, while steps are in flight, that counts as wedged.
   explicit EngineMetrics(std::shared_ptr<prometheus::Registry> registry,
                          const std::map<std::string, std::string>& labels = {},
-                         double min_stall_seconds = 10.0);
+                         double min_stall_seconds = kMinStallSeconds);
   ~EngineMetrics();
   EngineMetrics(const EngineMetrics&) = delete;
   EngineMetrics& operator=(const EngineMetrics&) = delete;

@@ -38,6 +38,15 @@ struct StageStats {
   std::chrono::steady_clock::time_point progress_time{};
 };
 
+// Adds `from`'s counters (steps, seconds, bytes) to `into`; the other fields are the
+// caller's to choose.
+inline void add_counters(StageStats& into, const StageStats& from) {
+  into.steps += from.steps;
+  into.compute_seconds += from.compute_seconds;
+  into.input_wait_seconds += from.input_wait_seconds;
+  into.activation_bytes_sent += from.activation_bytes_sent;
+}
+
 class StageActor {
  public:
   // `input` is null on the first stage, `output` on the last. A failed step is

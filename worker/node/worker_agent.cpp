@@ -120,10 +120,7 @@ struct WorkerAgent::State {
   StageStats stage_stats() const {
     std::lock_guard lock(stage_stats_mutex);
     StageStats all = held_stage;
-    all.steps += dropped_stages.steps;
-    all.compute_seconds += dropped_stages.compute_seconds;
-    all.input_wait_seconds += dropped_stages.input_wait_seconds;
-    all.activation_bytes_sent += dropped_stages.activation_bytes_sent;
+    add_counters(all, dropped_stages);
     if (all.transport.empty()) all.transport = dropped_stages.transport;
     if (held_stage.steps == 0) all.bubble_ratio = dropped_stages.bubble_ratio;
     return all;
@@ -160,10 +157,7 @@ struct WorkerAgent::State {
     refresh_stage_stats();
     {
       std::lock_guard lock(stage_stats_mutex);
-      dropped_stages.steps += held_stage.steps;
-      dropped_stages.compute_seconds += held_stage.compute_seconds;
-      dropped_stages.input_wait_seconds += held_stage.input_wait_seconds;
-      dropped_stages.activation_bytes_sent += held_stage.activation_bytes_sent;
+      add_counters(dropped_stages, held_stage);
       if (!held_stage.transport.empty()) dropped_stages.transport = held_stage.transport;
       dropped_stages.bubble_ratio = held_stage.bubble_ratio;
       held_stage = StageStats{};

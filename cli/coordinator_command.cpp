@@ -110,6 +110,7 @@ int run_coordinator(const CoordinatorOptions& o) {
   cluster.stages = config.cluster.stages;
   cluster.max_replicas = config.cluster.max_replicas;
   cluster.kv = {kv.blocks, config.kv.block_size};
+  cluster.kv.swap = {kv.host_swap_blocks, kv.disk_swap_blocks, config.kv.disk_dir};
   const auto ms = [](double seconds) {
     return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000));
   };

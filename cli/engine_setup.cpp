@@ -7,6 +7,7 @@
 #include "cli/stage_metrics.h"
 #include "common/config/size_parse.h"
 #include "worker/kv_cache.h"
+#include "worker/kv_store/kv_tier.h"
 
 namespace conveyor::cli {
 
@@ -28,9 +29,21 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
     cmd.add_option("--stages", f.stages, "pipeline stages (worker actors) in this process")
         ->envname("CONVEYOR_STAGES");
   }
-  cmd.add_option("--kv-blocks", f.kv_blocks, "KV cache blocks (default: as --kv-memory holds)");
-  cmd.add_option("--kv-memory", f.kv_memory, "KV cache memory, e.g. 512MiB")
+  cmd.add_option("--kv-blocks", f.kv_blocks,
+                 "KV cache blocks (default: as --kv-device-budget holds)");
+  cmd.add_option("--kv-device-budget,--kv-memory", f.kv_memory,
+                 "device memory of the KV cache, e.g. 512MiB (default: 1GiB on the CPU; on CUDA "
+                 "what the weights and activations leave)")
       ->envname("CONVEYOR_KV_MEMORY");
+  cmd.add_option("--kv-host-budget", f.kv_host_budget,
+                 "host memory per stage where preempted sequences' K/V wait, e.g. 4GiB; 0: none "
+                 "(default 1GiB)");
+  cmd.add_option("--kv-disk-dir", f.kv_disk_dir,
+                 "NVMe scratch directory for a disk tier of preempted sequences' K/V");
+  cmd.add_option("--kv-disk-budget", f.kv_disk_budget,
+                 "bytes of K/V per stage the disk tier holds, e.g. 64GiB (needs --kv-disk-dir)");
+  cmd.add_option("--preemption", f.preemption,
+                 "how a preempted sequence resumes: auto (by cost), swap or recompute");
   cmd.add_option("--block-size", f.block_size, "tokens per KV block");
   cmd.add_option("--kv-dtype", f.kv_dtype, "K/V element type: auto (bf16 on CUDA), f32, bf16");
   cmd.add_option("--weight-device-budget", f.weight_device_budget,
@@ -79,7 +92,18 @@ void apply_engine_flags(const EngineFlags& f, RunConfig& c) {
   if (f.threads) c.threads = *f.threads;
   if (f.stages) c.stages = *f.stages;
   if (f.kv_blocks) c.kv.blocks = *f.kv_blocks;
-  if (f.kv_memory) c.kv.memory_bytes = value_or_throw(parse_size(*f.kv_memory), "--kv-memory");
+  if (f.kv_memory) {
+    c.kv.memory_bytes = value_or_throw(parse_size(*f.kv_memory), "--kv-device-budget");
+  }
+  if (f.kv_host_budget) {
+    c.kv.host_budget_bytes = value_or_throw(parse_size(*f.kv_host_budget), "--kv-host-budget");
+  }
+  if (f.kv_disk_dir) c.kv.disk_dir = *f.kv_disk_dir;
+  if (f.kv_disk_budget) {
+    c.kv.disk_budget_bytes = value_or_throw(parse_size(*f.kv_disk_budget), "--kv-disk-budget");
+  }
+  if (f.preemption)
+    c.kv.preemption = value_or_throw(parse_preemption(*f.preemption), "--preemption");
   if (f.block_size) c.kv.block_size = *f.block_size;
   if (f.kv_dtype) c.kv.dtype = value_or_throw(parse_kv_dtype(*f.kv_dtype), "--kv-dtype");
   if (f.weight_device_budget) {
@@ -140,9 +164,10 @@ KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec, DType kv_dtype) {
   geometry.kv_dim = spec.kv_dim();
   geometry.dtype = kv_dtype;
   kv.block_bytes = kv_block_bytes(geometry);
-  kv.blocks = config.kv.blocks > 0
-                  ? config.kv.blocks
-                  : static_cast<std::int64_t>(config.kv.memory_bytes / kv.block_bytes);
+  const std::uint64_t memory =
+      config.kv.memory_bytes > 0 ? config.kv.memory_bytes : kDefaultCpuKvBytes;
+  kv.blocks =
+      config.kv.blocks > 0 ? config.kv.blocks : static_cast<std::int64_t>(memory / kv.block_bytes);
   if (kv.blocks < 1) {
     fail(ErrorCode::kInvalidArgument, "kv.memory holds no block: one block of " +
                                           std::to_string(config.kv.block_size) + " tokens takes " +
@@ -154,6 +179,12 @@ KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec, DType kv_dtype) {
   const std::int64_t kv_tokens = kv.blocks * config.kv.block_size;
   kv.kv_limited = kv.context_limit <= 0 || kv_tokens < kv.context_limit;
   if (kv.kv_limited) kv.context_limit = kv_tokens;
+  // A tier's slots start at kKvSlotAlignment boundaries (worker/kv_store/kv_tier.h).
+  const std::uint64_t slot =
+      (kv.block_bytes + kKvSlotAlignment - 1) / kKvSlotAlignment * kKvSlotAlignment;
+  kv.host_swap_blocks = static_cast<std::int64_t>(config.kv.host_budget_bytes / slot);
+  if (!config.kv.disk_dir.empty())
+    kv.disk_swap_blocks = static_cast<std::int64_t>(config.kv.disk_budget_bytes / slot);
   return kv;
 }
 
@@ -167,6 +198,13 @@ SchedulerActorOptions scheduler_options(const RunConfig& config, const ModelSpec
   options.scheduler.max_step_tokens = config.scheduler.max_step_tokens;
   options.scheduler.static_batching = config.scheduler.static_batching;
   options.scheduler.prefix_caching = config.kv.prefix_caching;
+  options.scheduler.host_swap_blocks = kv.host_swap_blocks;
+  options.scheduler.disk_swap_blocks = kv.disk_swap_blocks;
+  options.scheduler.swap.mode =
+      config.kv.preemption == PreemptionChoice::kSwap        ? PreemptionMode::kSwap
+      : config.kv.preemption == PreemptionChoice::kRecompute ? PreemptionMode::kRecompute
+                                                             : PreemptionMode::kAuto;
+  options.scheduler.swap.costs.block_bytes = kv.block_bytes;
   options.micro_batches = config.scheduler.micro_batches;
   options.vocab_size = spec.vocab_size;
   options.context_limit = kv.context_limit;
@@ -235,16 +273,19 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
   pipeline.weight_budget = {config.weights.device_budget.bytes,
                             config.weights.device_budget.fraction};
   // On a GPU the cache takes what the memory pool has left after the weights, unless
-  // kv.blocks fixes it; on the CPU, kv.memory sizes it.
-  const bool device_sized = pipeline.backend.kind == BackendKind::kCuda && config.kv.blocks == 0;
+  // kv.blocks or kv.memory fixes it; on the CPU, kv.memory sizes it.
+  const bool device_sized = pipeline.backend.kind == BackendKind::kCuda && config.kv.blocks == 0 &&
+                            config.kv.memory_bytes == 0;
   const DType dtype = kv_dtype(config.kv.dtype, pipeline.backend.kind);
   RunConfig sized = config;
+  const KvPlan planned = plan_kv(config, spec, dtype);
   if (!device_sized) {
-    pipeline.kv = {plan_kv(config, spec, dtype).blocks, config.kv.block_size};
+    pipeline.kv = {planned.blocks, config.kv.block_size};
   } else {
     pipeline.kv = {0, config.kv.block_size, activation_reserve_bytes(config, spec)};
   }
   pipeline.kv.dtype = dtype;
+  pipeline.kv.swap = {planned.host_swap_blocks, planned.disk_swap_blocks, config.kv.disk_dir};
   e.pipeline = std::make_unique<LocalPipeline>(*e.source, pipeline);
   sized.kv.blocks = e.pipeline->kv_blocks();
   const KvPlan kv = plan_kv(sized, spec, dtype);
@@ -282,9 +323,18 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
       streamed == 0 ? ""
                     : " | " + std::to_string(streamed) + " layers stream in (weight budget " +
                           device_budget_string(config.weights.device_budget) + ")";
+  // Where preempted sequences' K/V wait.
+  std::string swapping = " | preemption " + std::string(to_string(config.kv.preemption));
+  if (config.kv.preemption != PreemptionChoice::kRecompute) {
+    swapping += ", swap to host " + std::to_string(kv.host_swap_blocks) + " blocks";
+    if (kv.disk_swap_blocks > 0) {
+      swapping +=
+          ", disk " + std::to_string(kv.disk_swap_blocks) + " blocks in " + config.kv.disk_dir;
+    }
+  }
   std::fprintf(stderr,
                "[engine] %s (%s) | %s | layers %s | KV %lld blocks x %lld tokens (%.0f MiB, %s) | "
-               "context %lld%s | %lld sequences, %lld tokens per step, %s batching%s\n",
+               "context %lld%s | %lld sequences, %lld tokens per step, %s batching%s%s\n",
                e.model_names.front().c_str(), e.source->format().c_str(),
                e.pipeline->backend_name().c_str(), stages.c_str(),
                static_cast<long long>(e.kv_blocks), static_cast<long long>(config.kv.block_size),
@@ -293,7 +343,8 @@ Engine build_engine(const RunConfig& config, std::shared_ptr<ModelSource> source
                kv.kv_limited ? " (the KV cache)" : "",
                static_cast<long long>(config.scheduler.max_sequences),
                static_cast<long long>(config.scheduler.max_step_tokens),
-               config.scheduler.static_batching ? "static" : "continuous", streaming.c_str());
+               config.scheduler.static_batching ? "static" : "continuous", swapping.c_str(),
+               streaming.c_str());
   return e;
 }
 

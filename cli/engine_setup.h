@@ -31,7 +31,11 @@ struct EngineFlags {
   std::optional<int> threads;
   std::optional<int> stages;
   std::optional<std::int64_t> kv_blocks;
-  std::optional<std::string> kv_memory;
+  std::optional<std::string> kv_memory;  // --kv-device-budget
+  std::optional<std::string> kv_host_budget;
+  std::optional<std::string> kv_disk_dir;
+  std::optional<std::string> kv_disk_budget;
+  std::optional<std::string> preemption;
   std::optional<std::string> weight_device_budget;
   std::optional<std::int64_t> block_size;
   std::optional<std::string> kv_dtype;
@@ -77,6 +81,10 @@ struct KvPlan {
   std::uint64_t block_bytes = 0;  // all layers
   std::int64_t context_limit = 0;
   bool kv_limited = false;  // the cache, not the model, limits the context
+  // Slots of the swap tiers every stage keeps: the budget over a block of all layers,
+  // so that no stage, however many layers it holds, exceeds its budget.
+  std::int64_t host_swap_blocks = 0;
+  std::int64_t disk_swap_blocks = 0;
 };
 // `kv_dtype`: the cache's element type (kv_dtype()).
 KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec, DType kv_dtype);

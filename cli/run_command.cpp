@@ -82,13 +82,15 @@ int run_batch(const RunOptions& o) {
       s.seconds > 0 ? static_cast<double>(s.engine.generated_tokens) / s.seconds : 0.0;
   std::fprintf(stderr,
                "[run] %lld lines: %lld results, %lld errors | %lld prefill + %lld generated tokens "
-               "in %.2f s: %.1f tok/s, %lld steps, %lld preemptions, %lld prompt tokens reused "
-               "from the prefix cache\n"
+               "in %.2f s: %.1f tok/s, %lld steps, %lld preemptions (%lld swapped to host, %lld to "
+               "disk), %lld prompt tokens reused from the prefix cache\n"
                "[run] output: %s | errors: %s\n",
                static_cast<long long>(s.lines), static_cast<long long>(s.results),
                static_cast<long long>(s.errors), static_cast<long long>(s.engine.prefill_tokens),
                static_cast<long long>(s.engine.generated_tokens), s.seconds, tok_s,
                static_cast<long long>(s.engine.steps), static_cast<long long>(s.engine.preemptions),
+               static_cast<long long>(s.engine.swap_preemptions - s.engine.disk_swap_preemptions),
+               static_cast<long long>(s.engine.disk_swap_preemptions),
                static_cast<long long>(s.engine.prefix_hit_tokens), job.output.c_str(),
                job.errors.c_str());
   return s.any_failed() ? 2 : 0;

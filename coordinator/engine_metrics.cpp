@@ -84,12 +84,9 @@ EngineMetrics::EngineMetrics(std::shared_ptr<prometheus::Registry> registry,
                                 "Sequences in one step (the batch size)", l, size_buckets())),
       step_seconds_(histogram("conveyor_engine_step_seconds",
                               "From a step's submission to its result", l, token_buckets())),
-      kv_blocks_used_(gauge("conveyor_engine_kv_blocks_used", "K/V blocks holding sequences", l,
-                            {{"tier", "device"}})),
-      kv_blocks_(
-          gauge("conveyor_engine_kv_blocks", "K/V blocks in the cache", l, {{"tier", "device"}})),
-      kv_usage_(gauge("conveyor_engine_kv_usage_ratio", "Share of the K/V blocks in use (0-1)", l,
-                      {{"tier", "device"}})),
+      device_(tier_gauges(l, "device")),
+      host_(tier_gauges(l, "host")),
+      disk_(tier_gauges(l, "disk")),
       preemptions_recompute_(counter("conveyor_engine_preemptions_total",
                                      "Sequences preempted for K/V space, by how they resume", l,
                                      {{"kind", "recompute"}})),
@@ -97,7 +94,9 @@ EngineMetrics::EngineMetrics(std::shared_ptr<prometheus::Registry> registry,
                                 "Sequences preempted for K/V space, by how they resume", l,
                                 {{"kind", "swap"}})),
       swapped_bytes_(counter("conveyor_engine_kv_swapped_bytes_total",
-                             "K/V bytes moved between memory tiers by preemption swaps", l)),
+                             "K/V bytes moved between memory tiers by preemption swaps, out "
+                             "and back in",
+                             l)),
       prefix_queried_(counter("conveyor_engine_prefix_cache_queried_tokens_total",
                               "Prompt positions looked up in the prefix cache", l)),
       prefix_hit_(counter("conveyor_engine_prefix_cache_hit_tokens_total",
@@ -169,28 +168,45 @@ void EngineMetrics::step(std::int64_t tokens, std::int64_t sequences, double sec
   last_progress_ns_.store(now_ns());
 }
 
-void EngineMetrics::state(std::int64_t running, std::int64_t waiting, std::int64_t kv_blocks_used,
-                          std::int64_t kv_blocks, std::int64_t preemptions,
-                          std::int64_t prefix_queried, std::int64_t prefix_hit, bool in_flight) {
-  running_.Set(static_cast<double>(running));
-  waiting_.Set(static_cast<double>(waiting));
-  kv_blocks_used_.Set(static_cast<double>(kv_blocks_used));
-  kv_blocks_.Set(static_cast<double>(kv_blocks));
-  kv_usage_.Set(kv_blocks > 0 ? static_cast<double>(kv_blocks_used) / static_cast<double>(kv_blocks)
-                              : 0.0);
+EngineMetrics::TierGauges EngineMetrics::tier_gauges(
+    const std::map<std::string, std::string>& labels, const char* tier) {
+  return {gauge("conveyor_engine_kv_blocks_used", "K/V blocks holding sequences", labels,
+                {{"tier", tier}}),
+          gauge("conveyor_engine_kv_blocks", "K/V blocks in the tier (device: the cache)", labels,
+                {{"tier", tier}}),
+          gauge("conveyor_engine_kv_usage_ratio", "Share of the K/V blocks in use (0-1)", labels,
+                {{"tier", tier}})};
+}
+
+void EngineMetrics::TierGauges::set(const EngineState::Tier& tier) {
+  used.Set(static_cast<double>(tier.used_blocks));
+  total.Set(static_cast<double>(tier.blocks));
+  usage.Set(tier.blocks > 0
+                ? static_cast<double>(tier.used_blocks) / static_cast<double>(tier.blocks)
+                : 0.0);
+}
+
+void EngineMetrics::state(const EngineState& state) {
+  running_.Set(static_cast<double>(state.running));
+  waiting_.Set(static_cast<double>(state.waiting));
+  device_.set(state.device);
+  host_.set(state.host);
+  disk_.set(state.disk);
   // A new scheduler (after a failed run) counts from zero again.
   const auto grow = [](prometheus::Counter& c, std::int64_t total, std::int64_t& seen) {
     if (total < seen) seen = 0;
     c.Increment(static_cast<double>(total - seen));
     seen = total;
   };
-  grow(preemptions_recompute_, preemptions, seen_preemptions_);
-  grow(prefix_queried_, prefix_queried, seen_prefix_queried_);
-  grow(prefix_hit_, prefix_hit, seen_prefix_hit_);
+  grow(preemptions_recompute_, state.recompute_preemptions, seen_recomputes_);
+  grow(preemptions_swap_, state.swap_preemptions, seen_swaps_);
+  grow(swapped_bytes_, state.swapped_bytes, seen_swapped_bytes_);
+  grow(prefix_queried_, state.prefix_queried, seen_prefix_queried_);
+  grow(prefix_hit_, state.prefix_hit, seen_prefix_hit_);
   // Progress is measured from when work came in flight, not from the last step of a
   // job that ended long ago.
-  if (in_flight && !in_flight_.load()) last_progress_ns_.store(now_ns());
-  in_flight_.store(in_flight);
+  if (state.in_flight && !in_flight_.load()) last_progress_ns_.store(now_ns());
+  in_flight_.store(state.in_flight);
 }
 
 bool EngineMetrics::ready() const {

@@ -29,6 +29,23 @@
 
 namespace conveyor {
 
+// What the scheduler looks like now: totals since it started, and gauges.
+struct EngineState {
+  std::int64_t running = 0;
+  std::int64_t waiting = 0;
+  struct Tier {
+    std::int64_t used_blocks = 0;
+    std::int64_t blocks = 0;  // 0: no such tier
+  };
+  Tier device, host, disk;
+  std::int64_t recompute_preemptions = 0;
+  std::int64_t swap_preemptions = 0;
+  std::int64_t swapped_bytes = 0;  // out and back in
+  std::int64_t prefix_queried = 0;
+  std::int64_t prefix_hit = 0;
+  bool in_flight = false;
+};
+
 class EngineMetrics {
  public:
   // `labels` tell engines in one process apart (a coordinator's replicas); empty for
@@ -56,9 +73,7 @@ class EngineMetrics {
   // One step returned: its tokens, sequences and time from submission to result.
   void step(std::int64_t tokens, std::int64_t sequences, double seconds);
   // The scheduler's state, refreshed each loop.
-  void state(std::int64_t running, std::int64_t waiting, std::int64_t kv_blocks_used,
-             std::int64_t kv_blocks, std::int64_t preemptions, std::int64_t prefix_queried,
-             std::int64_t prefix_hit, bool in_flight);
+  void state(const EngineState& state);
 
   bool ready() const;
 
@@ -92,19 +107,27 @@ class EngineMetrics {
   prometheus::Histogram& step_tokens_;
   prometheus::Histogram& step_sequences_;
   prometheus::Histogram& step_seconds_;
-  prometheus::Gauge& kv_blocks_used_;
-  prometheus::Gauge& kv_blocks_;
-  prometheus::Gauge& kv_usage_;
+  // Per tier of K/V memory: blocks in use, blocks there, and their ratio.
+  struct TierGauges {
+    prometheus::Gauge& used;
+    prometheus::Gauge& total;
+    prometheus::Gauge& usage;
+    void set(const EngineState::Tier& tier);
+  };
+  TierGauges tier_gauges(const std::map<std::string, std::string>& labels, const char* tier);
+  TierGauges device_;
+  TierGauges host_;
+  TierGauges disk_;
   prometheus::Counter& preemptions_recompute_;
   prometheus::Counter& preemptions_swap_;
-  // K/V bytes moved between memory tiers. The cache has the device tier alone so far,
-  // so nothing is swapped and it stays 0 (as preemptions of kind "swap").
   prometheus::Counter& swapped_bytes_;
   prometheus::Counter& prefix_queried_;
   prometheus::Counter& prefix_hit_;
 
   // The scheduler reports totals; counters take the increase since the last report.
-  std::int64_t seen_preemptions_ = 0;
+  std::int64_t seen_recomputes_ = 0;
+  std::int64_t seen_swaps_ = 0;
+  std::int64_t seen_swapped_bytes_ = 0;
   std::int64_t seen_prefix_queried_ = 0;
   std::int64_t seen_prefix_hit_ = 0;
 

@@ -197,6 +197,16 @@ void SchedulerActor::replay(Sequence& s, const std::vector<SampleResult>& sample
   stats_.generated_tokens = generated;  // counted where they were generated
 }
 
+void SchedulerActor::measure_recompute_rate(const Schedule& schedule, double step_seconds) {
+  // A recompute is a prefill: only steps that prefilled say how fast that goes. With
+  // `depth` steps in flight, the replica computes that many at once.
+  const std::int64_t tokens = schedule.tokens();
+  if (step_seconds <= 0 || tokens <= static_cast<std::int64_t>(schedule.chunks.size())) return;
+  const double rate = static_cast<double>(tokens) * static_cast<double>(depth()) / step_seconds;
+  recompute_rate_ = recompute_rate_ > 0 ? 0.8 * recompute_rate_ + 0.2 * rate : rate;
+  scheduler_.set_recompute_rate(recompute_rate_);
+}
+
 std::int64_t SchedulerActor::depth() const {
   return options_.micro_batches > 0 ? options_.micro_batches : runner_.depth();
 }
@@ -244,6 +254,7 @@ std::shared_ptr<const StepPlan> SchedulerActor::plan_for(Schedule& schedule) {
   }
   for (SequenceId id : schedule.preempted)
     plan->released.push_back(id);  // recomputed from position 0: stages start it over
+  plan->swaps = std::move(schedule.swaps);
   return plan;
 }
 
@@ -331,6 +342,7 @@ void SchedulerActor::apply(const StepOutput& output, const ResultCallback& on_re
   const Schedule schedule = std::move(it->second.schedule);
   const double step_seconds = seconds_between(it->second.submitted, SteadyClock::now());
   stats_.step_seconds += step_seconds;
+  measure_recompute_rate(schedule, step_seconds);
   if (options_.metrics) {
     options_.metrics->step(schedule.tokens(), static_cast<std::int64_t>(schedule.chunks.size()),
                            step_seconds);
@@ -471,11 +483,25 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
     stats_.running = scheduler_.running();
     stats_.waiting = scheduler_.waiting();
     stats_.seconds = seconds_between(started_, SteadyClock::now());
+    stats_.swap_preemptions = scheduler_.swap_preemptions();
+    stats_.disk_swap_preemptions = scheduler_.swap_preemptions(KvTierId::kDisk);
+    stats_.swapped_blocks = scheduler_.swapped_blocks();
     if (options_.metrics) {
-      options_.metrics->state(stats_.running, stats_.waiting, scheduler_.used_blocks(),
-                              options_.scheduler.num_blocks, stats_.preemptions,
-                              stats_.prefix_queried_tokens, stats_.prefix_hit_tokens,
-                              !in_flight_.empty());
+      const SchedulerConfig& config = options_.scheduler;
+      EngineState state;
+      state.running = stats_.running;
+      state.waiting = stats_.waiting;
+      state.device = {scheduler_.used_blocks(), config.num_blocks};
+      state.host = {scheduler_.swap_used_blocks(KvTierId::kHost), config.host_swap_blocks};
+      state.disk = {scheduler_.swap_used_blocks(KvTierId::kDisk), config.disk_swap_blocks};
+      state.recompute_preemptions = stats_.preemptions - stats_.swap_preemptions;
+      state.swap_preemptions = stats_.swap_preemptions;
+      state.swapped_bytes =
+          stats_.swapped_blocks * static_cast<std::int64_t>(config.swap.costs.block_bytes);
+      state.prefix_queried = stats_.prefix_queried_tokens;
+      state.prefix_hit = stats_.prefix_hit_tokens;
+      state.in_flight = !in_flight_.empty();
+      options_.metrics->state(state);
     }
   };
   while (true) {

@@ -85,7 +85,10 @@ struct EngineStats {
   std::int64_t prefill_tokens = 0;  // positions computed that were not decode inputs
   std::int64_t decode_tokens = 0;   // positions computed that fed a sampled token back
   std::int64_t generated_tokens = 0;
-  std::int64_t preemptions = 0;
+  std::int64_t preemptions = 0;            // both kinds
+  std::int64_t swap_preemptions = 0;       // those that swapped their K/V to a tier
+  std::int64_t disk_swap_preemptions = 0;  // of those, to the disk tier
+  std::int64_t swapped_blocks = 0;         // K/V blocks moved out and back in, together
   // Prompt positions looked up in the prefix cache, and those found there (not
   // computed again).
   std::int64_t prefix_queried_tokens = 0;
@@ -188,6 +191,9 @@ class SchedulerActor {
   // Counts a finished request in the metrics, by its first choice's finish reason.
   void record_finished(const Group& group);
   std::int64_t micro_batch_size() const;
+  // Updates the scheduler's estimate of how fast a recompute would go from a step
+  // that came back after `step_seconds`.
+  void measure_recompute_rate(const Schedule& schedule, double step_seconds);
   std::int64_t depth() const;
 
   StepRunner& runner_;
@@ -204,6 +210,7 @@ class SchedulerActor {
   std::map<std::uint64_t, InFlight> in_flight_;  // by step number
   std::map<SequenceId, std::unique_ptr<Sequence>> sequences_;
   std::vector<SequenceId> released_;  // left since the last plan
+  double recompute_rate_ = 0;         // positions per second, a moving average
   Status lost_because_;
 };
 

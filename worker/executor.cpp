@@ -60,14 +60,22 @@ Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layer
   auto weights = std::make_unique<WeightStore>(backend, source, layers, weight_budget);
   cache_ = std::make_unique<KvCache>(
       backend, cache_config(backend, source.spec(), layers, kv, weights->bound_bytes()));
+  swapper_ = std::make_unique<KvSwapper>(*cache_, kv.swap);
   model_ = std::make_unique<LlamaModel>(backend, std::move(weights), *cache_);
 }
 
 Executor::~Executor() = default;
 
 StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden_in) {
-  for (std::int64_t id : plan.released)
+  // Swaps first: a swap-out reads blocks that this step's sequences may overwrite.
+  for (const KvSwap& swap : plan.swaps)
+    swapper_->apply(swap);
+  for (std::int64_t id : plan.released) {
     slots_.erase(id);
+    swapper_->release(id);  // a sequence that left while swapped out
+  }
+  // A step of swaps and releases only: nothing to compute, nothing to hand on.
+  if (plan.sequences.empty()) return {};
 
   std::vector<SequenceStep> steps;
   steps.reserve(plan.sequences.size());

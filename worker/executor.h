@@ -15,6 +15,7 @@
 #include "common/model_source.h"
 #include "kernels/backend.h"
 #include "worker/kv_cache.h"
+#include "worker/kv_swapper.h"
 #include "worker/llama_model.h"
 #include "worker/model_weights.h"
 #include "worker/sampling/sampler.h"
@@ -31,6 +32,7 @@ struct KvGeometry {
   std::int64_t block_size = 16;
   std::uint64_t reserve_bytes = 0;
   DType dtype = DType::kF32;  // K/V element type
+  KvSwapTiers swap{};         // where preempted sequences' K/V wait (none by default)
 };
 
 struct StageResult {
@@ -56,9 +58,12 @@ class Executor {
   std::uint64_t weight_bytes() const { return model_->weights().resident_bytes(); }
   const WeightStore& weight_store() const { return model_->weight_store(); }
   std::int64_t kv_blocks() const { return cache_->config().num_blocks; }
+  const KvSwapper& swapper() const { return *swapper_; }
 
-  // Runs the plan; `hidden_in` is the previous stage's output (empty on the first
-  // stage). Throws Error on a malformed plan or a backend failure.
+  // Runs the plan: its swaps in order, then drops the released sequences, then computes
+  // its sequences (none: an empty result). `hidden_in` is the previous stage's output
+  // (empty on the first stage). Throws Error on a malformed plan, a failed swap or a
+  // backend failure.
   StageResult run(const StepPlan& plan, const std::vector<float>& hidden_in);
 
  private:
@@ -75,6 +80,7 @@ class Executor {
   SampleResult sample(const PlannedSequence& s, std::span<const float> logits);
 
   std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<KvSwapper> swapper_;
   std::unique_ptr<LlamaModel> model_;
   Sampler sampler_;
   std::unordered_map<std::int64_t, SamplingSlot> slots_;

@@ -30,7 +30,8 @@ std::uint64_t kv_block_bytes(const KvCacheConfig& config) {
   return bytes;
 }
 
-KvCache::KvCache(Backend& backend, const KvCacheConfig& config) : config_(config) {
+KvCache::KvCache(Backend& backend, const KvCacheConfig& config)
+    : backend_(backend), config_(config) {
   if (config.num_layers <= 0 || config.num_blocks <= 0 || config.block_size <= 0 ||
       config.kv_dim <= 0) {
     fail(ErrorCode::kInvalidArgument,
@@ -77,6 +78,57 @@ KvLayerView KvCache::layer(std::int64_t local_layer) const {
   view.block_size = config_.block_size;
   view.kv_dim = config_.kv_dim;
   return view;
+}
+
+std::uint64_t KvCache::block_part_bytes() const {
+  return kv_block_bytes(config_) / 2 / static_cast<std::uint64_t>(config_.num_layers);
+}
+
+std::uint64_t KvCache::block_offset(std::int64_t layer, std::int32_t block) const {
+  // [layer][block][block_size][kv_dim]: a block is contiguous within its layer.
+  return (static_cast<std::uint64_t>(layer) * static_cast<std::uint64_t>(config_.num_blocks) +
+          static_cast<std::uint64_t>(block)) *
+         block_part_bytes();
+}
+
+void KvCache::check_block(std::int32_t block, std::size_t bytes, const char* what) const {
+  if (block < 0 || block >= config_.num_blocks) {
+    fail(ErrorCode::kOutOfRange, std::string("kv cache: ") + what + " block " +
+                                     std::to_string(block) + " outside the " +
+                                     std::to_string(config_.num_blocks) + " blocks");
+  }
+  const std::uint64_t expected = kv_block_bytes(config_);
+  if (bytes != expected) {
+    fail(ErrorCode::kInvalidArgument, std::string("kv cache: ") + what + " block " +
+                                          std::to_string(block) + " with " + std::to_string(bytes) +
+                                          " bytes, expected " + std::to_string(expected));
+  }
+}
+
+void KvCache::read_block(std::int32_t block, std::span<std::byte> out) const {
+  check_block(block, out.size(), "read of");
+  const std::size_t part = block_part_bytes();
+  const auto* k = static_cast<const std::byte*>(keys_->data());
+  const auto* v = static_cast<const std::byte*>(values_->data());
+  std::byte* to = out.data();
+  for (const std::byte* from : {k, v}) {
+    for (std::int64_t l = 0; l < config_.num_layers; ++l, to += part)
+      backend_.copy_to_host(to, from + block_offset(l, block), part);
+  }
+}
+
+void KvCache::write_block(std::int32_t block, std::span<const std::byte> in) {
+  check_block(block, in.size(), "write of");
+  const std::size_t part = block_part_bytes();
+  const std::byte* from = in.data();
+  for (auto* to :
+       {static_cast<std::byte*>(keys_->data()), static_cast<std::byte*>(values_->data())}) {
+    for (std::int64_t l = 0; l < config_.num_layers; ++l, from += part)
+      backend_.copy_from_host(to + block_offset(l, block), from, part);
+  }
+  // A device backend may still be reading `in` (pinned memory is copied asynchronously):
+  // the caller reuses it for the next block.
+  backend_.synchronize();
 }
 
 }  // namespace conveyor

@@ -8,8 +8,10 @@
 // block_table[p / block_size], row p % block_size, in every layer.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 
 #include "kernels/backend.h"
 
@@ -36,7 +38,22 @@ class KvCache {
   // The storage of layer `local_layer` (0 = the first layer this worker holds).
   KvLayerView layer(std::int64_t local_layer) const;
 
+  // One block's K and V in every layer held, moved between the backend and host memory
+  // (swapping a preempted sequence to a K/V tier and back). Packed as K of layers
+  // 0..L-1, then V of layers 0..L-1: kv_block_bytes(config()) in all. Throws
+  // Error(kOutOfRange) for a block outside the cache, Error(kInvalidArgument) for a
+  // span of another size. Both return once `out`/`in` may be used or reused.
+  void read_block(std::int32_t block, std::span<std::byte> out) const;
+  void write_block(std::int32_t block, std::span<const std::byte> in);
+
  private:
+  // The bytes of one block in one layer of K (or of V), and where block `block` of
+  // layer `layer` starts in the K (or V) storage; checks both the block and `bytes`.
+  std::uint64_t block_part_bytes() const;
+  std::uint64_t block_offset(std::int64_t layer, std::int32_t block) const;
+  void check_block(std::int32_t block, std::size_t bytes, const char* what) const;
+
+  Backend& backend_;
   KvCacheConfig config_;
   std::unique_ptr<BackendBuffer> keys_;
   std::unique_ptr<BackendBuffer> values_;

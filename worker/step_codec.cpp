@@ -132,6 +132,27 @@ StepPlan read_plan(WireReader& r) {
     plan.sequences.push_back(std::move(s));
   }
   plan.released = r.get_array<std::int64_t>("released", kMaxWireBlocks);
+  // A swap takes at least 14 bytes on the wire: id, direction, tier, block count.
+  const std::size_t swaps = r.get_count("swaps", 14, kMaxWireSequences);
+  plan.swaps.reserve(swaps);
+  for (std::size_t i = 0; i < swaps; ++i) {
+    KvSwap swap;
+    swap.sequence = r.get<std::int64_t>("swap sequence");
+    const auto direction = r.get<std::uint8_t>("swap direction");
+    if (direction != static_cast<std::uint8_t>(KvSwap::Direction::kOut) &&
+        direction != static_cast<std::uint8_t>(KvSwap::Direction::kIn)) {
+      fail(ErrorCode::kMalformed, "wire: unknown swap direction");
+    }
+    swap.direction = static_cast<KvSwap::Direction>(direction);
+    const auto tier = r.get<std::uint8_t>("swap tier");
+    if (tier != static_cast<std::uint8_t>(KvTierId::kHost) &&
+        tier != static_cast<std::uint8_t>(KvTierId::kDisk)) {
+      fail(ErrorCode::kMalformed, "wire: unknown K/V tier");
+    }
+    swap.tier = static_cast<KvTierId>(tier);
+    swap.blocks = r.get_array<std::int32_t>("swap blocks", kMaxWireBlocks);
+    plan.swaps.push_back(std::move(swap));
+  }
   return plan;
 }
 
@@ -184,6 +205,13 @@ std::vector<std::uint8_t> encode_step_plan(const StepPlan& plan) {
     }
   }
   w.put_array(plan.released);
+  w.put_count(plan.swaps.size());
+  for (const KvSwap& swap : plan.swaps) {
+    w.put<std::int64_t>(swap.sequence);
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(swap.direction));
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(swap.tier));
+    w.put_array(swap.blocks);
+  }
   return w.take();
 }
 

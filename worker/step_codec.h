@@ -17,7 +17,7 @@
 namespace conveyor {
 
 inline constexpr std::uint32_t kStepCodecMagic = 0x50535643;  // "CVSP"
-inline constexpr std::uint16_t kStepCodecVersion = 1;
+inline constexpr std::uint16_t kStepCodecVersion = 2;         // 2: K/V swaps in plans
 
 // Bounds the decoder enforces: far above real steps, far below what would hurt.
 inline constexpr std::size_t kMaxWireSequences = 1 << 16;

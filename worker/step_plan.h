@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "worker/kv_store/kv_tier_id.h"
 #include "worker/sampling/sampler.h"
 #include "worker/sampling/sampling_params.h"
 
@@ -35,8 +36,26 @@ struct PlannedSequence {
   std::shared_ptr<const SequenceSampling> sampling;
 };
 
+// One sequence's K/V moving between the device cache and a tier of the worker's K/V
+// store, where a preempted sequence's K/V wait while it is off the device. Out: the blocks are
+// copied into free slots of the tier (the sequence holds them until it swaps in or
+// leaves), and the device blocks are free for others from this step on. In: the
+// sequence's slots are copied into `blocks` (as many as it swapped out, in table
+// order) and freed.
+struct KvSwap {
+  enum class Direction : std::uint8_t { kOut = 1, kIn = 2 };
+  std::int64_t sequence = 0;
+  Direction direction = Direction::kOut;
+  KvTierId tier = KvTierId::kHost;
+  std::vector<std::int32_t> blocks;  // device block ids, in the sequence's table order
+  bool operator==(const KvSwap&) const = default;
+};
+
 struct StepPlan {
   std::uint64_t step = 0;
+  // Run in order before the step's sequences: a swap-out always reads its blocks
+  // before anything in this step writes them.
+  std::vector<KvSwap> swaps;
   std::vector<PlannedSequence> sequences;
   // Sequences that have left since the previous plan: stages drop their state.
   std::vector<std::int64_t> released;

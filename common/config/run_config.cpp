@@ -34,6 +34,12 @@ constexpr std::array<std::pair<KvDtypeChoice, std::string_view>, 3> kKvDtypeName
     {KvDtypeChoice::kBf16, "bf16"},
 }};
 
+constexpr std::array<std::pair<PreemptionChoice, std::string_view>, 3> kPreemptionNames = {{
+    {PreemptionChoice::kAuto, "auto"},
+    {PreemptionChoice::kSwap, "swap"},
+    {PreemptionChoice::kRecompute, "recompute"},
+}};
+
 constexpr std::array<std::pair<ProgressMode, std::string_view>, 4> kProgressNames = {{
     {ProgressMode::kAuto, "auto"},
     {ProgressMode::kBar, "bar"},
@@ -81,6 +87,10 @@ void read_config(YamlSection& top, RunConfig& config) {
   kv.read_with("dtype", config.kv.dtype, &parse_kv_dtype);
   kv.read("prefix_caching", config.kv.prefix_caching);
   kv.read("prefix_ordering", config.kv.prefix_ordering);
+  kv.read_size("host_budget", config.kv.host_budget_bytes);
+  kv.read("disk_dir", config.kv.disk_dir);
+  kv.read_size("disk_budget", config.kv.disk_budget_bytes);
+  kv.read_with("preemption", config.kv.preemption, &parse_preemption);
   kv.finish();
 
   YamlSection weights = top.section("weights");
@@ -178,6 +188,14 @@ std::string_view to_string(KvDtypeChoice dtype) {
 
 Expected<KvDtypeChoice> parse_kv_dtype(std::string_view text) {
   return value_of(kKvDtypeNames, text, "kv dtype");
+}
+
+std::string_view to_string(PreemptionChoice preemption) {
+  return name_of(kPreemptionNames, preemption);
+}
+
+Expected<PreemptionChoice> parse_preemption(std::string_view text) {
+  return value_of(kPreemptionNames, text, "preemption");
 }
 
 Expected<ProgressMode> parse_progress_mode(std::string_view text) {

@@ -23,6 +23,10 @@ enum class BackendChoice { kAuto, kCpu, kCuda };
 enum class ComputeDtype { kAuto, kF16, kBf16, kF32 };
 // The K/V cache's element type; auto: bf16 on the CUDA backend, f32 on the CPU.
 enum class KvDtypeChoice { kAuto, kF32, kBf16 };
+inline constexpr std::uint64_t kDefaultCpuKvBytes = 1ull << 30;
+
+// How a sequence preempted for K/V space resumes (coordinator/scheduler/policies.h).
+enum class PreemptionChoice { kAuto, kSwap, kRecompute };
 enum class ProgressMode { kAuto, kBar, kJsonl, kOff };
 
 struct RunConfig {
@@ -35,15 +39,24 @@ struct RunConfig {
   int stages = 1;                                // pipeline stages in this process
 
   struct Kv {
-    std::int64_t blocks = 0;                  // 0: as many as memory_bytes holds
-    std::uint64_t memory_bytes = 1ull << 30;  // YAML key `memory`; a size such as "1GiB"
-    double gpu_memory_fraction = 0.9;         // share of free GPU memory for weights + KV (CUDA)
-    std::int64_t block_size = 16;             // tokens per KV block; a power of two
+    std::int64_t blocks = 0;  // 0: as many as memory_bytes holds
+    // YAML key `memory`, a size such as "1GiB": the device cache of all stages
+    // together. 0: kDefaultCpuKvBytes on the CPU; on CUDA, what the memory pool has
+    // left after the weights and the activations.
+    std::uint64_t memory_bytes = 0;
+    double gpu_memory_fraction = 0.9;  // share of free GPU memory for weights + KV (CUDA)
+    std::int64_t block_size = 16;      // tokens per KV block; a power of two
     KvDtypeChoice dtype = KvDtypeChoice::kAuto;
     bool prefix_caching = true;  // reuse the K/V of prompt prefixes already computed
     // Run a batch file's requests grouped by shared prompt prefix (with prefix caching,
     // on a regular file); false keeps file order.
     bool prefix_ordering = true;
+    // Swap tiers below the device cache, per worker (each stage in this process): a
+    // preempted sequence's K/V wait there instead of being recomputed.
+    std::uint64_t host_budget_bytes = 1ull << 30;  // YAML key `host_budget`; 0: no host tier
+    std::string disk_dir;                          // NVMe scratch directory; "": no disk tier
+    std::uint64_t disk_budget_bytes = 0;           // YAML key `disk_budget`
+    PreemptionChoice preemption = PreemptionChoice::kAuto;
     friend bool operator==(const Kv&, const Kv&) = default;
   } kv;
 
@@ -122,11 +135,13 @@ Status validate_run_config(const RunConfig& config);
 std::string_view to_string(BackendChoice backend);
 std::string_view to_string(ProgressMode mode);
 std::string_view to_string(KvDtypeChoice dtype);
+std::string_view to_string(PreemptionChoice preemption);
 std::string_view to_string(ComputeDtype dtype);
 // The lower-case names that to_string gives; kInvalidArgument lists the accepted ones.
 Expected<BackendChoice> parse_backend(std::string_view text);
 Expected<ProgressMode> parse_progress_mode(std::string_view text);
 Expected<KvDtypeChoice> parse_kv_dtype(std::string_view text);
+Expected<PreemptionChoice> parse_preemption(std::string_view text);
 Expected<ComputeDtype> parse_compute_dtype(std::string_view text);
 
 }  // namespace conveyor

@@ -62,8 +62,8 @@ Status validate_run_config(const RunConfig& config) {
   check.between("stages", config.stages, 1, kMaxStages);
 
   check.at_least("kv.blocks", config.kv.blocks, 0);
-  check.require(config.kv.memory_bytes > 0 || config.kv.blocks > 0,
-                "kv.memory must be positive when kv.blocks is 0");
+  check.require(config.kv.disk_budget_bytes == 0 || !config.kv.disk_dir.empty(),
+                "kv.disk_budget needs kv.disk_dir: the directory the disk tier's file goes in");
   const double fraction = config.kv.gpu_memory_fraction;
   check.require(std::isfinite(fraction) && fraction > 0 && fraction <= 1,
                 "kv.gpu_memory_fraction must be in (0, 1], got " + number(fraction));

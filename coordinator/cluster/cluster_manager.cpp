@@ -352,9 +352,10 @@ void ClusterManager::plan_idle_workers() {
       r.workers.push_back(slot.worker_id);
       Worker& w = workers_.at(slot.worker_id);
       w.replica = r.epoch;
-      hub_.send(w.identity,
-                AssignMessage{r.epoch, options_.model, slot.first_layer, slot.end_layer, s, stages,
-                              options_.kv.num_blocks, options_.kv.block_size});
+      hub_.send(w.identity, AssignMessage{r.epoch, options_.model, slot.first_layer, slot.end_layer,
+                                          s, stages, options_.kv.num_blocks, options_.kv.block_size,
+                                          options_.kv.swap.host_blocks,
+                                          options_.kv.swap.disk_blocks, options_.kv.swap.disk_dir});
     }
     r.addresses.assign(stages, "");
     r.ready.assign(stages, false);

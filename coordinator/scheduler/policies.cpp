@@ -1,6 +1,8 @@
 #include "coordinator/scheduler/policies.h"
 
 #include <algorithm>
+#include <limits>
+#include <utility>
 
 namespace conveyor {
 
@@ -61,6 +63,29 @@ Preemption PreemptionPolicy::choose(std::span<const SequenceState> running,
     result.freed_blocks += running[i].blocks;
   }
   return result;
+}
+
+double SwapPolicy::swap_seconds(std::int64_t blocks, KvTierId tier) const {
+  const double rate =
+      tier == KvTierId::kHost ? costs.host_bytes_per_second : costs.disk_bytes_per_second;
+  const double bytes = 2.0 * static_cast<double>(blocks) * static_cast<double>(costs.block_bytes);
+  return rate > 0 ? bytes / rate : 0;
+}
+
+std::optional<KvTierId> SwapPolicy::choose(std::int64_t blocks, std::int64_t cached,
+                                           std::int64_t host_free, std::int64_t disk_free) const {
+  if (mode == PreemptionMode::kRecompute || blocks <= 0 || cached <= 0) return std::nullopt;
+  const double recompute_seconds =
+      costs.recompute_tokens_per_second > 0
+          ? static_cast<double>(cached) / costs.recompute_tokens_per_second
+          : std::numeric_limits<double>::infinity();
+  for (const auto& [tier, free] :
+       {std::pair{KvTierId::kHost, host_free}, std::pair{KvTierId::kDisk, disk_free}}) {
+    if (free < blocks) continue;
+    if (mode == PreemptionMode::kSwap || swap_seconds(blocks, tier) < recompute_seconds)
+      return tier;
+  }
+  return std::nullopt;
 }
 
 }  // namespace conveyor

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
+
+#include "worker/kv_store/kv_tier_id.h"
 
 namespace conveyor {
 
@@ -19,6 +22,9 @@ struct SequenceState {
   std::int64_t blocks = 0;   // KV blocks held
   bool in_flight = false;    // part of a step that has not come back yet
   bool started = false;      // has had a chunk since it last joined the running set
+  // Preempted by swap: its `cached` positions' K/V wait in this many blocks of a tier.
+  std::int64_t swapped_blocks = 0;
+  KvTierId swapped_tier = KvTierId::kHost;
 
   std::int64_t pending() const { return context - cached; }
 };
@@ -67,13 +73,8 @@ struct StepPolicy {
   std::vector<StepChunk> plan(std::span<const SequenceState> running) const;
 };
 
-enum class PreemptionKind {
-  kRecompute,  // drop the K/V; the prompt and generated tokens are prefilled again
-};
-
 struct Preemption {
   std::vector<std::size_t> victims;  // indices into running, newest first
-  PreemptionKind kind = PreemptionKind::kRecompute;
   std::int64_t freed_blocks = 0;
 };
 
@@ -84,6 +85,38 @@ struct PreemptionPolicy {
   // no blocks; stops as soon as enough blocks are freed. freed_blocks < shortage when
   // even all of them do not do.
   Preemption choose(std::span<const SequenceState> running, std::int64_t shortage) const;
+};
+
+// How a preempted sequence comes back: its K/V recomputed (dropped now, prefilled
+// again from its tokens), or swapped down to a tier of the workers' K/V stores and
+// copied back before it runs again.
+enum class PreemptionMode {
+  kAuto,       // swap when moving the blocks out and back costs less than recomputing
+  kSwap,       // swap whenever a tier has room
+  kRecompute,  // never swap
+};
+
+// What a swap and a recompute cost, for kAuto.
+struct SwapCosts {
+  std::uint64_t block_bytes = 0;  // one block of K and V, every layer of the replica
+  // Copy rates of the tiers, both ways (worker/kv_store's measured rates, rounded down).
+  double host_bytes_per_second = 4e9;
+  double disk_bytes_per_second = 1.2e9;
+  // How fast the replica computes positions; 0 until measured (a swap is then taken
+  // to be cheaper).
+  double recompute_tokens_per_second = 0;
+};
+
+struct SwapPolicy {
+  PreemptionMode mode = PreemptionMode::kRecompute;
+  SwapCosts costs;
+
+  // The tier a victim holding `blocks` blocks over `cached` computed positions swaps
+  // to, host before disk, among those with that many free slots; nullopt: recompute.
+  std::optional<KvTierId> choose(std::int64_t blocks, std::int64_t cached, std::int64_t host_free,
+                                 std::int64_t disk_free) const;
+  // Seconds to move `blocks` out to `tier` and back in.
+  double swap_seconds(std::int64_t blocks, KvTierId tier) const;
 };
 
 }  // namespace conveyor

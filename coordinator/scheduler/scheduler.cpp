@@ -1,6 +1,7 @@
 #include "coordinator/scheduler/scheduler.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 namespace conveyor {
@@ -68,14 +69,48 @@ SequenceState* Scheduler::find_running(SequenceId id) {
 }
 
 void Scheduler::preempt(SequenceState& s) {
-  // Recompute: the K/V go; the engine keeps every token, so the sequence is
-  // prefilled again from its prompt and the tokens it had generated.
+  // Only the blocks of computed positions hold anything worth keeping.
+  const std::int64_t computed = std::min(blocks_.blocks_for(s.cached), blocks_.blocks_held(s.id));
+  const std::optional<KvTierId> tier =
+      config_.swap.choose(computed, s.cached, config_.host_swap_blocks - host_swap_used_,
+                          config_.disk_swap_blocks - disk_swap_used_);
+  if (tier) {
+    // Swap: the stages copy the blocks into their tier before the next step that
+    // runs; the sequence keeps its computed positions and resumes where it was.
+    const auto table = blocks_.block_table(s.id).first(static_cast<std::size_t>(computed));
+    pending_swaps_.push_back({s.id, KvSwap::Direction::kOut, *tier,
+                              std::vector<std::int32_t>(table.begin(), table.end())});
+    swap_used(*tier) += computed;
+    swapped_blocks_ += computed;
+    s.swapped_blocks = computed;
+    s.swapped_tier = *tier;
+    ++(*tier == KvTierId::kHost ? host_swaps_ : disk_swaps_);
+  } else {
+    // Recompute: the K/V go; the engine keeps every token, so the sequence is
+    // prefilled again from its prompt and the tokens it had generated.
+    s.cached = 0;
+  }
   blocks_.release(s.id);
   s.blocks = 0;
-  s.cached = 0;
   s.started = false;
+  // Blocks registered for its prompt went with its table; the ones it gets back are
+  // registered again as they are filled.
   if (auto p = prompts_.find(s.id); p != prompts_.end()) p->second.registered = 0;
   ++preemptions_;
+}
+
+void Scheduler::swap_in(SequenceState& s) {
+  const auto table = blocks_.block_table(s.id);
+  if (static_cast<std::int64_t>(table.size()) < s.swapped_blocks) {
+    fail(ErrorCode::kInternal,
+         "scheduler: sequence " + std::to_string(s.id) + " swaps in without blocks for its K/V");
+  }
+  const auto into = table.first(static_cast<std::size_t>(s.swapped_blocks));
+  pending_swaps_.push_back({s.id, KvSwap::Direction::kIn, s.swapped_tier,
+                            std::vector<std::int32_t>(into.begin(), into.end())});
+  swap_used(s.swapped_tier) -= s.swapped_blocks;
+  swapped_blocks_ += s.swapped_blocks;
+  s.swapped_blocks = 0;
 }
 
 Schedule Scheduler::schedule(std::int64_t max_batch_sequences) {
@@ -149,6 +184,8 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
   std::vector<SequenceState> queue(waiting_.begin(),
                                    waiting_.begin() + static_cast<std::ptrdiff_t>(candidates));
   for (SequenceState& s : queue) {
+    // A swapped sequence needs blocks for all it had: none of them is held.
+    if (s.swapped_blocks > 0) continue;
     // Cached blocks that others hold cost nothing; unheld ones leave the free count
     // when taken, so they count as blocks still to get.
     const std::span<const BlockHash> reusable = reusable_prefix(s);
@@ -170,11 +207,13 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
     }
     const std::int64_t n = std::min(s.pending(), draft.budget);
     const bool in_this_step = n > 0 && draft.has_room();
-    if (in_this_step && !blocks_.reserve(s.id, s.cached + n)) {
-      // Fewer blocks than admission counted on: back to the front of the queue, its
-      // prefix given back, rather than running without a step.
+    const bool swapped = s.swapped_blocks > 0;
+    if ((swapped && !in_this_step) || (in_this_step && !blocks_.reserve(s.id, s.cached + n))) {
+      // Fewer blocks than admission counted on, or a swapped sequence that could not
+      // run now (its K/V come back with its first chunk): back to the front of the
+      // queue, a prefix given back, rather than running without a step.
       blocks_.release(s.id);
-      s.cached = 0;
+      if (!swapped) s.cached = 0;
       s.blocks = 0;
       waiting_.push_front(s);
       break;
@@ -183,6 +222,7 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
       s.blocks = blocks_.blocks_held(s.id);
       s.in_flight = true;
       draft.add(s.id, n);
+      if (swapped) swap_in(s);
     }
     running_.push_back(s);
   }
@@ -203,7 +243,17 @@ Schedule Scheduler::emit(StepDraft& draft) {
     chunk.block_table.assign(table.begin(), table.end());
     out.chunks.push_back(std::move(chunk));
   }
-  out.preempted = std::move(draft.preempted);
+  // Those preempted by swap resume where they were: the stages keep their state.
+  for (SequenceId id : draft.preempted) {
+    const auto it = std::find_if(waiting_.begin(), waiting_.end(),
+                                 [id](const SequenceState& w) { return w.id == id; });
+    if (it == waiting_.end() || it->swapped_blocks == 0) out.preempted.push_back(id);
+  }
+  // Swaps travel with the next step that runs anything: stages act on plans only.
+  if (!out.chunks.empty()) {
+    out.swaps = std::move(pending_swaps_);
+    pending_swaps_.clear();
+  }
   return out;
 }
 
@@ -260,6 +310,10 @@ void Scheduler::finish(SequenceId id) {
     return;
   }
   prompts_.erase(id);
+  // A swapped sequence's slots are free again; the stages free theirs when the
+  // sequence's release reaches them.
+  for (const SequenceState& w : waiting_)
+    if (w.id == id && w.swapped_blocks > 0) swap_used(w.swapped_tier) -= w.swapped_blocks;
   std::erase_if(waiting_, [id](const SequenceState& w) { return w.id == id; });
 }
 

@@ -18,6 +18,7 @@
 #include "common/status.h"
 #include "coordinator/scheduler/block_allocator.h"
 #include "coordinator/scheduler/policies.h"
+#include "worker/step_plan.h"
 
 namespace conveyor {
 
@@ -32,6 +33,12 @@ struct SchedulerConfig {
   std::int64_t watermark_blocks = -1;
   // Reuse cached blocks of identical prompt prefixes (BlockAllocator).
   bool prefix_caching = false;
+  // Slots of the swap tiers below the device cache, in blocks; 0: no such tier. Every
+  // stage's worker keeps that many, each for its own layers.
+  std::int64_t host_swap_blocks = 0;
+  std::int64_t disk_swap_blocks = 0;
+  // How preempted sequences resume (recompute unless set).
+  SwapPolicy swap = {};
 };
 
 struct ScheduledChunk {
@@ -50,6 +57,10 @@ struct ScheduledChunk {
 struct Schedule {
   std::vector<ScheduledChunk> chunks;
   std::vector<SequenceId> preempted;  // dropped their K/V in this call (recompute)
+  // K/V moves the stages make before this step's chunks, in order: those of sequences
+  // preempted by swap (in this call, or in an earlier one that planned nothing), and
+  // those of the swapped sequences this step brings back.
+  std::vector<KvSwap> swaps;
   bool empty() const { return chunks.empty(); }
   std::int64_t tokens() const;
 };
@@ -68,10 +79,11 @@ class Scheduler {
              std::vector<BlockHash> prompt_blocks = {});
 
   // Forms the next step among the sequences not in flight: running ones first
-  // (StepPolicy), preempting the newest by recompute when blocks run out
-  // (PreemptionPolicy), then newcomers while budget and blocks last (AdmissionPolicy;
-  // none in a step that preempted). The scheduled sequences are in flight until
-  // complete(). Empty when nothing can run now.
+  // (StepPolicy), preempting the newest when blocks run out (PreemptionPolicy), each
+  // swapped or recomputed (SwapPolicy), then newcomers while budget and blocks last
+  // (AdmissionPolicy; none in a step that preempted), swapped sequences first among
+  // them. The scheduled sequences are in flight until complete(). Empty when nothing
+  // can run now.
   Schedule schedule(std::int64_t max_batch_sequences = 0);
 
   // The step came back: its positions are cached, and every sampling sequence has
@@ -89,7 +101,20 @@ class Scheduler {
   bool idle() const { return waiting_.empty() && running_.empty(); }
   std::int64_t free_blocks() const { return blocks_.free_blocks(); }
   std::int64_t used_blocks() const { return blocks_.used_blocks(); }
-  std::int64_t preemptions() const { return preemptions_; }
+  std::int64_t preemptions() const { return preemptions_; }  // both kinds
+  std::int64_t swap_preemptions() const { return host_swaps_ + disk_swaps_; }
+  std::int64_t swap_preemptions(KvTierId tier) const {
+    return tier == KvTierId::kHost ? host_swaps_ : disk_swaps_;
+  }
+  // Blocks swapped out and back in since the start, together.
+  std::int64_t swapped_blocks() const { return swapped_blocks_; }
+  std::int64_t swap_used_blocks(KvTierId tier) const {
+    return tier == KvTierId::kHost ? host_swap_used_ : disk_swap_used_;
+  }
+  // The measured rate at which the replica computes positions, for SwapPolicy.
+  void set_recompute_rate(double tokens_per_second) {
+    config_.swap.costs.recompute_tokens_per_second = tokens_per_second;
+  }
   // Prompt positions looked up in the prefix cache, and those found there, counted at
   // each sequence's first admission.
   std::int64_t prefix_queried_tokens() const { return prefix_queried_; }
@@ -129,7 +154,14 @@ class Scheduler {
   Schedule emit(StepDraft& draft);
 
   SequenceState* find_running(SequenceId id);
+  // Takes the sequence's blocks: swapped out where SwapPolicy says so, else dropped
+  // for recompute.
   void preempt(SequenceState& s);
+  // The swapped sequence, just given blocks, copies its K/V back into them.
+  void swap_in(SequenceState& s);
+  std::int64_t& swap_used(KvTierId tier) {
+    return tier == KvTierId::kHost ? host_swap_used_ : disk_swap_used_;
+  }
   // The prompt blocks a sequence may take from the cache: at least one position must
   // be left to compute, for the logits of its next token.
   std::span<const BlockHash> reusable_prefix(const SequenceState& s) const;
@@ -152,6 +184,13 @@ class Scheduler {
   std::deque<SequenceState> waiting_;
   std::vector<SequenceState> running_;  // admission order: the newest last
   std::int64_t preemptions_ = 0;
+  std::int64_t host_swaps_ = 0;  // preemptions that swapped to the host tier
+  std::int64_t disk_swaps_ = 0;
+  std::int64_t swapped_blocks_ = 0;
+  std::int64_t host_swap_used_ = 0;
+  std::int64_t disk_swap_used_ = 0;
+  // Swaps not yet sent: a call that preempted by swap may plan no chunk.
+  std::vector<KvSwap> pending_swaps_;
   std::unordered_map<SequenceId, PromptBlocks> prompts_;
   std::int64_t prefix_queried_ = 0;
   std::int64_t prefix_hits_ = 0;

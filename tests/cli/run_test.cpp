@@ -251,6 +251,44 @@ TEST_CASE("run: --no-prefix-ordering keeps file order and the same results per c
   CHECK(texts(dir / "ordered.jsonl") == texts(dir / "plain.jsonl"));
 }
 
+TEST_CASE("run: a K/V cache too small for the batch swaps to host and disk; same outputs") {
+  if (!model_installed()) {
+    MESSAGE("skipped: the default model is not installed");
+    return;
+  }
+  const TempDir scratch;
+  const fs::path& dir = scratch.path();
+  fs::create_directory(dir / "nvme");
+  std::string input;
+  for (int i = 0; i < 12; ++i)
+    input += chat_line(cat("s", i), cat("Write a short poem about the number ", i), 32);
+  write_file(dir / "in.jsonl", input);
+  const std::string io = " --progress off -i " + (dir / "in.jsonl").string() + " -o ";
+  const CommandOutput roomy =
+      run_conveyor("run --model smollm2-135m-instruct" + io + (dir / "roomy.jsonl").string());
+  // 16 blocks of 16 positions for 12 sequences of about 80; a host tier of four
+  // blocks (SmolLM2's block of K and V in f32 is 720 KiB), then the disk.
+  const CommandOutput tight = run_conveyor(
+      "run --model smollm2-135m-instruct --kv-blocks 16 --preemption swap --kv-host-budget "
+      "2880KiB --kv-disk-dir " +
+      (dir / "nvme").string() + " --kv-disk-budget 64MiB" + io + (dir / "tight.jsonl").string());
+  INFO(tight.out);
+  REQUIRE(roomy.exit_code == 0);
+  REQUIRE(tight.exit_code == 0);
+  CHECK(texts(dir / "tight.jsonl").size() == 12);
+  CHECK(texts(dir / "tight.jsonl") == texts(dir / "roomy.jsonl"));
+  // "(H swapped to host, D to disk)": both tiers were used.
+  const std::size_t at = tight.out.find(" swapped to host, ");
+  REQUIRE(at != std::string::npos);
+  const std::size_t open = tight.out.rfind('(', at);
+  const int to_host = std::stoi(tight.out.substr(open + 1));
+  const int to_disk = std::stoi(tight.out.substr(at + std::string(" swapped to host, ").size()));
+  CHECK(to_host > 0);
+  CHECK(to_disk > 0);
+  // The disk tier's file goes with the process.
+  CHECK(fs::is_empty(dir / "nvme"));
+}
+
 TEST_CASE("run: a cut last line (killed mid-write) is removed and that request redone") {
   if (!model_installed()) {
     MESSAGE("skipped: the default model is not installed");

@@ -247,7 +247,7 @@ TEST_CASE("validation ranges") {
       {"stages", [](RunConfig& c) { c.stages = 0; }},
       {"stages", [](RunConfig& c) { c.stages = 257; }},
       {"kv.blocks", [](RunConfig& c) { c.kv.blocks = -1; }},
-      {"kv.memory", [](RunConfig& c) { c.kv.memory_bytes = 0; }},
+      {"kv.disk_budget", [](RunConfig& c) { c.kv.disk_budget_bytes = 1 << 20; }},
       {"kv.gpu_memory_fraction", [](RunConfig& c) { c.kv.gpu_memory_fraction = 0; }},
       {"kv.gpu_memory_fraction", [](RunConfig& c) { c.kv.gpu_memory_fraction = 1.01; }},
       {"kv.gpu_memory_fraction", [](RunConfig& c) { c.kv.gpu_memory_fraction = 0.0 / 0.0; }},
@@ -290,10 +290,11 @@ TEST_CASE("validation ranges") {
          c.limits.max_line_bytes = 1;
          c.output.progress_interval_seconds = 0;
        }},
-      {"kv.memory may be 0 when blocks are given",
+      {"kv.memory 0 is automatic", [](RunConfig& c) { c.kv.memory_bytes = 0; }},
+      {"a disk tier with its directory",
        [](RunConfig& c) {
-         c.kv.memory_bytes = 0;
-         c.kv.blocks = 100;
+         c.kv.disk_dir = "/var/tmp";
+         c.kv.disk_budget_bytes = 1 << 30;
        }},
       {"kv.block_size 1024", [](RunConfig& c) { c.kv.block_size = 1024; }},
   };

@@ -96,7 +96,7 @@ TEST_CASE("engine metrics count what the job did") {
   CHECK(m["conveyor_engine_preemptions_total{kind=\"recompute\"}"] ==
         static_cast<double>(actor.stats().preemptions));
   CHECK(m["conveyor_engine_preemptions_total{kind=\"swap\"}"] == 0);
-  CHECK(m["conveyor_engine_kv_swapped_bytes_total"] == 0);  // one tier: nothing swaps
+  CHECK(m["conveyor_engine_kv_swapped_bytes_total"] == 0);  // no swap tier: nothing swaps
   // Every request was queued, got a first token and a result; every later token an
   // inter-token latency.
   CHECK(m["conveyor_engine_queue_time_seconds_count"] == kRequests);
@@ -117,18 +117,24 @@ TEST_CASE("engine metrics count what the job did") {
 TEST_CASE("engine readiness: idle is ready, work in flight without progress is not") {
   EngineMetrics metrics(std::make_shared<prometheus::Registry>(), {},
                         0.05);  // wedged after 50 ms without a step back
+  EngineState busy;
+  busy.running = 1;
+  busy.device = {1, 10};
+  busy.in_flight = true;
+  EngineState idle;
+  idle.device = {0, 10};
   CHECK(metrics.ready());
-  metrics.state(1, 0, 1, 10, 0, 0, 0, true);  // a step goes in flight
-  CHECK(metrics.ready());                     // within its allowance
+  metrics.state(busy);     // a step goes in flight
+  CHECK(metrics.ready());  // within its allowance
   metrics.step(16, 1, 0.001);
   CHECK(metrics.ready());
   std::this_thread::sleep_for(std::chrono::milliseconds(120));
-  metrics.state(1, 0, 1, 10, 0, 0, 0, true);  // still in flight, nothing came back
+  metrics.state(busy);  // still in flight, nothing came back
   CHECK_FALSE(metrics.ready());
   metrics.step(16, 1, 0.001);  // progress again
   CHECK(metrics.ready());
   std::this_thread::sleep_for(std::chrono::milliseconds(120));
-  metrics.state(0, 0, 0, 10, 0, 0, 0, false);  // done: idle, however long ago the last step
+  metrics.state(idle);  // done: idle, however long ago the last step
   CHECK(metrics.ready());
 }
 

@@ -122,8 +122,42 @@ TEST_CASE("preemption: newest first, skipping in-flight and blockless sequences"
     const Preemption p = PreemptionPolicy{}.choose(row.running, row.shortage);
     CHECK(p.victims == row.victims);
     CHECK(p.freed_blocks == row.freed);
-    CHECK(p.kind == PreemptionKind::kRecompute);
   }
+}
+
+TEST_CASE("swap policy: a tier with room, host first, when moving costs less than recomputing") {
+  SwapPolicy policy;
+  policy.costs.block_bytes = 1 << 20;  // 1 MiB a block
+  policy.costs.host_bytes_per_second = 1e9;
+  policy.costs.disk_bytes_per_second = 1e8;
+  policy.costs.recompute_tokens_per_second = 1000;
+  struct Row {
+    const char* what;
+    PreemptionMode mode;
+    std::int64_t blocks, cached, host_free, disk_free;
+    std::optional<KvTierId> tier;
+  };
+  // 4 blocks out and back: 8 MiB, 8.4 ms to host, 84 ms to disk; 64 positions
+  // recompute in 64 ms.
+  const Row rows[] = {
+      {"recompute mode never swaps", PreemptionMode::kRecompute, 4, 64, 100, 100, std::nullopt},
+      {"host is cheaper than recomputing", PreemptionMode::kAuto, 4, 64, 100, 100, KvTierId::kHost},
+      {"disk is dearer than recomputing", PreemptionMode::kAuto, 4, 64, 3, 100, std::nullopt},
+      {"disk wins over a long recompute", PreemptionMode::kAuto, 4, 640, 3, 100, KvTierId::kDisk},
+      {"swap mode takes disk whatever it costs", PreemptionMode::kSwap, 4, 64, 3, 4,
+       KvTierId::kDisk},
+      {"no tier has room", PreemptionMode::kSwap, 4, 64, 3, 3, std::nullopt},
+      {"nothing computed, nothing to keep", PreemptionMode::kSwap, 0, 0, 100, 100, std::nullopt},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.what);
+    policy.mode = row.mode;
+    CHECK(policy.choose(row.blocks, row.cached, row.host_free, row.disk_free) == row.tier);
+  }
+  // Before any step was measured, a swap is taken to be cheaper.
+  policy.mode = PreemptionMode::kAuto;
+  policy.costs.recompute_tokens_per_second = 0;
+  CHECK(policy.choose(4, 16, 0, 100) == KvTierId::kDisk);
 }
 
 }  // namespace

@@ -1,13 +1,17 @@
 // The scheduler under random workloads, with up to three steps in flight as a
 // pipeline keeps them: whatever the sizes, every sequence finishes, no block is
 // shared or leaked, every block table covers its chunk, and no sequence is in two
-// steps at once.
+// steps at once. A simulated K/V store runs the steps' swaps and chunks in order and
+// checks that every chunk finds its earlier positions' K/V where its table says,
+// whether they stayed, were shared from a cached prefix, or went to a tier and back.
 #include <doctest/doctest.h>
 
 #include <deque>
 #include <map>
 #include <random>
 #include <set>
+#include <utility>
+#include <vector>
 
 #include "coordinator/scheduler/scheduler.h"
 
@@ -32,16 +36,82 @@ Workload random_workload(std::mt19937_64& random) {
   w.config.static_batching = pick(0, 3) == 0;
   w.config.watermark_blocks = pick(0, 1);
   w.config.prefix_caching = pick(0, 1) == 1;
+  w.config.swap.mode = static_cast<PreemptionMode>(pick(0, 2));
+  w.config.host_swap_blocks = pick(0, 1) == 1 ? pick(0, 30) : 0;
+  w.config.disk_swap_blocks = pick(0, 1) == 1 ? pick(0, 30) : 0;
+  w.config.swap.costs.block_bytes = 1 << 20;
+  w.config.swap.costs.recompute_tokens_per_second = static_cast<double>(pick(0, 100000));
   w.depth = static_cast<int>(pick(1, 3));
   return w;
 }
 
+// What each position's K/V stand for: the token's content, which a shared prefix
+// block has in common with the other prompts of its family.
+using Content = std::pair<std::int64_t, std::int64_t>;
+
+// The device cache and the tiers as one stage sees them, fed the steps in order.
+class SimulatedStore {
+ public:
+  SimulatedStore(const SchedulerConfig& config, std::map<SequenceId, std::vector<BlockHash>> hashes)
+      : block_size_(config.block_size),
+        device_(static_cast<std::size_t>(config.num_blocks),
+                std::vector<Content>(static_cast<std::size_t>(config.block_size))),
+        hashes_(std::move(hashes)) {}
+
+  void run(const Schedule& step) {
+    for (const KvSwap& swap : step.swaps) {
+      if (swap.direction == KvSwap::Direction::kOut) {
+        REQUIRE(swapped_.count(swap.sequence) == 0);
+        std::vector<std::vector<Content>>& kept = swapped_[swap.sequence];
+        for (std::int32_t b : swap.blocks)
+          kept.push_back(device_[static_cast<std::size_t>(b)]);
+      } else {
+        REQUIRE(swapped_.count(swap.sequence) == 1);
+        const std::vector<std::vector<Content>>& kept = swapped_[swap.sequence];
+        REQUIRE(kept.size() == swap.blocks.size());
+        for (std::size_t i = 0; i < kept.size(); ++i)
+          device_[static_cast<std::size_t>(swap.blocks[i])] = kept[i];
+        swapped_.erase(swap.sequence);
+      }
+    }
+    for (const ScheduledChunk& c : step.chunks) {
+      for (std::int64_t p = 0; p < c.start + c.tokens; ++p) {
+        const std::int32_t block = c.block_table[static_cast<std::size_t>(p / block_size_)];
+        Content& at =
+            device_[static_cast<std::size_t>(block)][static_cast<std::size_t>(p % block_size_)];
+        if (p < c.start) {
+          CHECK(at == content(c.id, p));
+        } else {
+          at = content(c.id, p);
+        }
+      }
+    }
+  }
+  std::size_t swapped() const { return swapped_.size(); }
+
+ private:
+  Content content(SequenceId id, std::int64_t p) const {
+    const std::vector<BlockHash>& hashes = hashes_.at(id);
+    const auto block = static_cast<std::size_t>(p / block_size_);
+    if (block < hashes.size()) return {static_cast<std::int64_t>(hashes[block]), p};
+    return {-1 - id, p};
+  }
+
+  std::int64_t block_size_;
+  std::vector<std::vector<Content>> device_;
+  std::map<SequenceId, std::vector<BlockHash>> hashes_;
+  std::map<SequenceId, std::vector<std::vector<Content>>> swapped_;
+};
+
 TEST_CASE("random workloads: everything finishes, blocks are never shared or leaked") {
   std::mt19937_64 random(20261125);
+  std::int64_t swaps = 0;
+  std::int64_t recomputes = 0;
   for (int trial = 0; trial < 400; ++trial) {
     CAPTURE(trial);
     Workload w = random_workload(random);
     Scheduler scheduler(w.config);
+    std::map<SequenceId, std::vector<BlockHash>> prompt_hashes;
     const std::int64_t sequences = std::uniform_int_distribution<std::int64_t>(1, 12)(random);
     for (SequenceId id = 0; id < sequences; ++id) {
       // Up to the whole cache: a sequence that fits only alone must still run.
@@ -57,8 +127,10 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
         hashes.push_back(b < 3 ? static_cast<BlockHash>(1000 * (family + 1) + b)
                                : static_cast<BlockHash>(1000000 + 1000 * id + b));
       }
+      prompt_hashes[id] = hashes;
       if (scheduler.add(id, prompt, prompt + outputs, hashes).ok()) w.outputs[id] = outputs;
     }
+    SimulatedStore store(w.config, prompt_hashes);
     std::map<SequenceId, std::int64_t> generated;
     std::deque<Schedule> in_flight;
     int steps = 0;
@@ -93,6 +165,7 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
       REQUIRE_MESSAGE(!in_flight.empty(), "no step could be formed: the scheduler is stuck");
       const Schedule done = std::move(in_flight.front());
       in_flight.pop_front();
+      store.run(done);
       scheduler.complete(done);
       for (const ScheduledChunk& c : done.chunks) {
         if (c.samples && ++generated[c.id] == w.outputs[c.id]) scheduler.finish(c.id);
@@ -100,9 +173,17 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
     }
     CHECK(in_flight.empty());
     CHECK(scheduler.free_blocks() == w.config.num_blocks);
+    CHECK(store.swapped() == 0);  // every swap-out came back
+    CHECK(scheduler.swap_used_blocks(KvTierId::kHost) == 0);
+    CHECK(scheduler.swap_used_blocks(KvTierId::kDisk) == 0);
+    swaps += scheduler.swap_preemptions();
+    recomputes += scheduler.preemptions() - scheduler.swap_preemptions();
     for (const auto& [id, outputs] : w.outputs)
       CHECK(generated[id] == outputs);
   }
+  // Both kinds of preemption happened, so both were checked.
+  CHECK(swaps > 0);
+  CHECK(recomputes > 0);
 }
 
 }  // namespace

@@ -19,10 +19,15 @@ struct Scripted {
   std::int64_t outputs;  // tokens it generates before it finishes
 };
 
-// "1:4 2:1*" (id:new positions, * = samples), "-3" for a preemption; then the
-// running and waiting ids and the free blocks after the step has completed.
+// "1:4 2:1*" (id:new positions, * = samples), "-3" for a preemption by recompute,
+// "3>host(2)" and "3<host(2)" for 2 blocks swapped out to and in from the host tier;
+// then the running and waiting ids and the free blocks after the step has completed.
 std::string describe(const Schedule& step, const Scheduler& s) {
   std::ostringstream line;
+  for (const KvSwap& swap : step.swaps) {
+    line << swap.sequence << (swap.direction == KvSwap::Direction::kOut ? '>' : '<')
+         << tier_name(swap.tier) << '(' << swap.blocks.size() << ") ";
+  }
   for (const ScheduledChunk& c : step.chunks)
     line << c.id << ':' << c.tokens << (c.samples ? "* " : " ");
   for (SequenceId id : step.preempted)
@@ -109,6 +114,27 @@ TEST_CASE("preemption by recompute when blocks run out mid-decode; the victim re
                   "1:1* | run | wait 2 | free 5",
                   // 2 comes back: its prompt and its 2 generated tokens are prefilled again.
                   "2:5* | run 2 | wait | free 2",
+                  "2:1* | run 2 | wait | free 2",
+                  "2:1* | run | wait | free 5",
+              });
+}
+
+TEST_CASE("preemption by swap: the victim's K/V go to the host tier and come back, no recompute") {
+  // As above, with a host tier of 4 blocks: 2's 4 computed positions (2 blocks) wait
+  // there, and it resumes with one new position instead of five.
+  SchedulerConfig config{5, 2, 4, 16, false};
+  config.host_swap_blocks = 4;
+  config.swap.mode = PreemptionMode::kSwap;
+  const std::vector<Scripted> script = {{1, 3, 5}, {2, 3, 5}};
+  check_table(simulate(config, script),
+              {
+                  "1:3* 2:3* | run 1 2 | wait | free 1",
+                  "1:1* 2:1* | run 1 2 | wait | free 1",
+                  "2>host(2) 1:1* | run 1 | wait 2 | free 2",
+                  "1:1* | run 1 | wait 2 | free 2",
+                  "1:1* | run | wait 2 | free 5",
+                  // Back in 2 of the free blocks, plus a third for position 4.
+                  "2<host(2) 2:1* | run 2 | wait | free 2",
                   "2:1* | run 2 | wait | free 2",
                   "2:1* | run | wait | free 5",
               });

@@ -151,6 +151,9 @@ class MessageMaker {
         m.stage = static_cast<std::uint32_t>(between(0, m.stages - 1));
         m.kv_blocks = between(1, INT64_MAX);
         m.block_size = between(1, INT64_MAX);
+        m.host_swap_blocks = between(0, INT64_MAX);
+        m.disk_dir = text();
+        m.disk_swap_blocks = m.disk_dir.empty() ? 0 : between(0, INT64_MAX);
         return m;
       }
       case 9:
@@ -205,7 +208,7 @@ auto fields(const WelcomeMessage& m) {
 }
 auto fields(const AssignMessage& m) {
   return std::tie(m.epoch, m.model, m.layer_begin, m.layer_end, m.stage, m.stages, m.kv_blocks,
-                  m.block_size);
+                  m.block_size, m.host_swap_blocks, m.disk_swap_blocks, m.disk_dir);
 }
 auto fields(const LinkMessage& m) {
   return std::tie(m.epoch, m.next_address);
@@ -397,7 +400,7 @@ TEST_CASE("the header: magic, version and message type are checked") {
     CHECK(decode_code(encode_step_plan(StepPlan{})) == ErrorCode::kMalformed);
   }
   SUBCASE("another version is unsupported") {
-    for (const int version : {0, 2, 0xFFFF}) {
+    for (const int version : {0, kControlVersion - 1, kControlVersion + 1, 0xFFFF}) {
       WireWriter w = header(3, static_cast<std::uint16_t>(version));
       w.put<std::uint64_t>(3);
       CHECK(decode_code(w.bytes()) == ErrorCode::kUnsupported);
@@ -492,6 +495,8 @@ TEST_CASE("out-of-range values are refused") {
   CHECK(refused(with([](AssignMessage& m) { m.kv_blocks = 0; })));
   CHECK(refused(with([](AssignMessage& m) { m.kv_blocks = -5; })));
   CHECK(refused(with([](AssignMessage& m) { m.block_size = 0; })));
+  CHECK(refused(with([](AssignMessage& m) { m.host_swap_blocks = -1; })));
+  CHECK(refused(with([](AssignMessage& m) { m.disk_swap_blocks = 8; })));  // without a directory
 
   CHECK(decode_control(encode_control(WelcomeMessage{100, 100, 1})).ok());
   CHECK(refused(WelcomeMessage{100, 99, 1}));

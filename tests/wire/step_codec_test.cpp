@@ -42,12 +42,22 @@ StepPlan random_plan(std::mt19937_64& random) {
     plan.sequences.push_back(std::move(s));
   }
   plan.released = {3, 9};
+  for (std::int64_t i = pick(0, 3); i > 0; --i) {
+    KvSwap swap;
+    swap.sequence = pick(0, 1000);
+    swap.direction = pick(0, 1) == 1 ? KvSwap::Direction::kIn : KvSwap::Direction::kOut;
+    swap.tier = pick(0, 1) == 1 ? KvTierId::kDisk : KvTierId::kHost;
+    for (std::int64_t b = pick(1, 8); b > 0; --b)
+      swap.blocks.push_back(static_cast<std::int32_t>(pick(0, 4096)));
+    plan.swaps.push_back(std::move(swap));
+  }
   return plan;
 }
 
 void check_same(const StepPlan& a, const StepPlan& b) {
   CHECK(a.step == b.step);
   CHECK(a.released == b.released);
+  CHECK(a.swaps == b.swaps);
   REQUIRE(a.sequences.size() == b.sequences.size());
   for (std::size_t i = 0; i < a.sequences.size(); ++i) {
     const PlannedSequence& x = a.sequences[i];

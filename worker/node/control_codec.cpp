@@ -108,6 +108,9 @@ void put(WireWriter& w, const AssignMessage& m) {
   w.put<std::uint32_t>(m.stages);
   w.put<std::int64_t>(m.kv_blocks);
   w.put<std::int64_t>(m.block_size);
+  w.put<std::int64_t>(m.host_swap_blocks);
+  w.put<std::int64_t>(m.disk_swap_blocks);
+  w.put_string(m.disk_dir);
 }
 void get(WireReader& r, AssignMessage& m) {
   m.epoch = r.get<std::uint64_t>("epoch");
@@ -118,8 +121,12 @@ void get(WireReader& r, AssignMessage& m) {
   m.stages = r.get<std::uint32_t>("stages");
   m.kv_blocks = r.get<std::int64_t>("kv_blocks");
   m.block_size = r.get<std::int64_t>("block_size");
+  m.host_swap_blocks = r.get<std::int64_t>("host_swap_blocks");
+  m.disk_swap_blocks = r.get<std::int64_t>("disk_swap_blocks");
+  m.disk_dir = get_text(r, "disk_dir");
   if (m.layer_begin < 0 || m.layer_end <= m.layer_begin || m.stages == 0 || m.stage >= m.stages ||
-      m.kv_blocks <= 0 || m.block_size <= 0) {
+      m.kv_blocks <= 0 || m.block_size <= 0 || m.host_swap_blocks < 0 || m.disk_swap_blocks < 0 ||
+      (m.disk_swap_blocks > 0 && m.disk_dir.empty())) {
     fail(ErrorCode::kMalformed, "wire: assignment out of range");
   }
 }

@@ -15,7 +15,7 @@
 namespace conveyor {
 
 inline constexpr std::uint32_t kControlMagic = 0x54435643;  // "CVCT"
-inline constexpr std::uint16_t kControlVersion = 1;
+inline constexpr std::uint16_t kControlVersion = 2;         // 2: swap tiers in assignments
 inline constexpr std::size_t kMaxControlString = 4096;
 inline constexpr std::size_t kMaxControlPayload = 256u << 20;  // an encoded plan or output
 

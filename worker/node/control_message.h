@@ -67,6 +67,11 @@ struct AssignMessage {
   std::uint32_t stages = 0;
   std::int64_t kv_blocks = 0;
   std::int64_t block_size = 0;
+  // Swap tiers for preempted sequences' K/V: slots (blocks) of host memory and of a
+  // file in disk_dir; 0: none.
+  std::int64_t host_swap_blocks = 0;
+  std::int64_t disk_swap_blocks = 0;
+  std::string disk_dir;
 };
 struct LinkMessage {
   std::uint64_t epoch = 0;

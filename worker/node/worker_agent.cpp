@@ -198,8 +198,9 @@ struct WorkerAgent::State {
         loaded->receiver = std::move(receiver).value();
       }
       ActivationChannel* output = m.stage + 1 < m.stages ? &loaded->output : nullptr;
-      control->load_stage(*source, {{m.layer_begin, m.layer_end}, {m.kv_blocks, m.block_size}},
-                          loaded->receiver.get(), output, loaded->results);
+      StageAssignment assignment{{m.layer_begin, m.layer_end}, {m.kv_blocks, m.block_size}};
+      assignment.kv.swap = {m.host_swap_blocks, m.disk_swap_blocks, m.disk_dir};
+      control->load_stage(*source, assignment, loaded->receiver.get(), output, loaded->results);
     } catch (const std::exception& e) {  // Error, and what a loader or allocator throws
       log::error(worker_log(),
                  "cannot load layers " + std::to_string(m.layer_begin) + "-" +

@@ -66,13 +66,19 @@ Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layer
 
 Executor::~Executor() = default;
 
-StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden_in) {
+StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden_in,
+                          const StepPlan* next) {
   // Swaps first: a swap-out reads blocks that this step's sequences may overwrite.
   for (const KvSwap& swap : plan.swaps)
     swapper_->apply(swap);
   for (std::int64_t id : plan.released) {
     slots_.erase(id);
     swapper_->release(id);  // a sequence that left while swapped out
+  }
+  // The next step's swap-ins from disk read while this one computes.
+  if (next != nullptr) {
+    for (const KvSwap& swap : next->swaps)
+      swapper_->prefetch(swap);
   }
   // A step of swaps and releases only: nothing to compute, nothing to hand on.
   if (plan.sequences.empty()) return {};

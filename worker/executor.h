@@ -64,7 +64,10 @@ class Executor {
   // its sequences (none: an empty result). `hidden_in` is the previous stage's output
   // (empty on the first stage). Throws Error on a malformed plan, a failed swap or a
   // backend failure.
-  StageResult run(const StepPlan& plan, const std::vector<float>& hidden_in);
+  // `next`, when known, is the plan this stage runs after this one: its swap-ins start
+  // reading ahead.
+  StageResult run(const StepPlan& plan, const std::vector<float>& hidden_in,
+                  const StepPlan* next = nullptr);
 
  private:
   // What the last stage remembers of a sequence between steps: its context so far,

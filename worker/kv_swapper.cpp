@@ -1,5 +1,6 @@
 #include "worker/kv_swapper.h"
 
+#include <algorithm>
 #include <span>
 
 #include "worker/kv_store/disk_tier.h"
@@ -17,33 +18,42 @@ std::uint64_t budget_bytes(std::uint64_t block_bytes, std::int64_t blocks) {
   return round_up(block_bytes, kKvSlotAlignment) * static_cast<std::uint64_t>(blocks);
 }
 
+// Host memory that queued disk writes may hold at once.
+constexpr std::uint64_t kWriteBehindBytes = 256ull << 20;
+
 }  // namespace
 
-KvSwapper::KvSwapper(KvCache& cache, const KvSwapTiers& tiers) : cache_(cache) {
+KvSwapper::KvSwapper(KvCache& cache, const KvSwapTiers& tiers)
+    : cache_(cache), block_bytes_(kv_block_bytes(cache.config())) {
   if (tiers.host_blocks < 0 || tiers.disk_blocks < 0) {
     fail(ErrorCode::kInvalidArgument, "kv swap: tier sizes cannot be negative");
   }
   if (tiers.disk_blocks > 0 && tiers.disk_dir.empty()) {
     fail(ErrorCode::kInvalidArgument, "kv swap: a disk tier needs a directory");
   }
-  const std::uint64_t block_bytes = kv_block_bytes(cache.config());
   if (tiers.host_blocks > 0) {
-    host_ = std::make_unique<HostTier>(block_bytes, budget_bytes(block_bytes, tiers.host_blocks));
+    host_ = std::make_unique<HostTier>(block_bytes_, budget_bytes(block_bytes_, tiers.host_blocks));
   }
   if (tiers.disk_blocks > 0) {
-    disk_ = std::make_unique<DiskTier>(tiers.disk_dir, block_bytes,
-                                       budget_bytes(block_bytes, tiers.disk_blocks));
+    disk_ = std::make_unique<DiskTier>(tiers.disk_dir, block_bytes_,
+                                       budget_bytes(block_bytes_, tiers.disk_blocks));
+    buffer_cap_ =
+        std::max<std::int64_t>(4, static_cast<std::int64_t>(kWriteBehindBytes / block_bytes_));
+    io_ = std::make_unique<IoQueue>();
   }
-  if (host_ || disk_) staging_ = AlignedBuffer(block_bytes, kKvSlotAlignment);
+  if (host_ || disk_) staging_ = AlignedBuffer(block_bytes_, kKvSlotAlignment);
 }
 
-KvSwapper::~KvSwapper() = default;
+KvSwapper::~KvSwapper() {
+  io_.reset();  // its jobs use the tiers and the buffers
+}
 
 KvTier* KvSwapper::tier(KvTierId id) const {
   return id == KvTierId::kDisk ? disk_.get() : host_.get();
 }
 
 std::int64_t KvSwapper::used_blocks(KvTierId id) const {
+  std::lock_guard lock(tier_mutex_);
   const KvTier* t = tier(id);
   return t != nullptr ? t->used_blocks() : 0;
 }
@@ -61,6 +71,27 @@ void KvSwapper::apply(const KvSwap& swap) {
   }
 }
 
+KvSwapper::Buffer KvSwapper::take_buffer() {
+  std::unique_lock lock(buffers_mutex_);
+  if (buffers_out_ >= buffer_cap_ && io_) {
+    lock.unlock();
+    io_->wait_all();  // the writes hand their buffers back as they finish
+    lock.lock();
+  }
+  ++buffers_out_;
+  if (spare_buffers_.empty())
+    return std::make_shared<AlignedBuffer>(block_bytes_, kKvSlotAlignment);
+  Buffer buffer = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return buffer;
+}
+
+void KvSwapper::return_buffer(Buffer buffer) {
+  std::lock_guard lock(buffers_mutex_);
+  --buffers_out_;
+  spare_buffers_.push_back(std::move(buffer));
+}
+
 void KvSwapper::swap_out(const KvSwap& swap) {
   KvTier* to = tier(swap.tier);
   const std::string where = std::string(tier_name(swap.tier));
@@ -71,41 +102,83 @@ void KvSwapper::swap_out(const KvSwap& swap) {
   if (swapped_.contains(swap.sequence)) {
     fail(ErrorCode::kInternal, sequence_name(swap) + " swapped out while already out");
   }
-  Swapped out{swap.tier, {}};
+  Swapped out;
+  out.tier = swap.tier;
   out.slots.reserve(swap.blocks.size());
-  // Whatever this call has taken goes back if it fails part-way.
-  struct GiveBack {
-    KvTier& tier;
-    std::vector<std::int64_t>* slots;
-    ~GiveBack() {
-      if (slots == nullptr) return;
-      for (std::int64_t slot : *slots)
-        tier.release(slot);
+  {
+    std::lock_guard lock(tier_mutex_);
+    const auto needed = static_cast<std::int64_t>(swap.blocks.size());
+    if (to->capacity_blocks() - to->used_blocks() < needed) {
+      fail(ErrorCode::kInternal, sequence_name(swap) + ": the " + where + " tier has no room for " +
+                                     std::to_string(needed) + " blocks (" +
+                                     std::to_string(to->capacity_blocks()) + " slots, " +
+                                     std::to_string(to->used_blocks()) + " used)");
     }
-  } give_back{*to, &out.slots};
-
-  const auto needed = static_cast<std::int64_t>(swap.blocks.size());
-  if (to->capacity_blocks() - to->used_blocks() < needed) {
-    fail(ErrorCode::kInternal, sequence_name(swap) + ": the " + where + " tier has no room for " +
-                                   std::to_string(needed) + " blocks (" +
-                                   std::to_string(to->capacity_blocks()) + " slots, " +
-                                   std::to_string(to->used_blocks()) + " used)");
+    for (std::size_t i = 0; i < swap.blocks.size(); ++i)
+      out.slots.push_back(*to->allocate());
   }
-  const std::span<std::byte> block = staging_.bytes().first(to->block_bytes());
-  for (std::int32_t device_block : swap.blocks) {
-    const std::optional<std::int64_t> slot = to->allocate();
-    if (!slot) fail(ErrorCode::kInternal, sequence_name(swap) + ": the " + where + " tier is full");
-    out.slots.push_back(*slot);
-    cache_.read_block(device_block, block);
-    const Status written = to->write(*slot, block);
-    if (!written.ok()) {
-      fail(written.code(),
-           sequence_name(swap) + " to the " + where + " tier: " + written.message());
+  try {
+    for (std::size_t i = 0; i < swap.blocks.size(); ++i) {
+      if (swap.tier == KvTierId::kDisk) {
+        // Off the device now (the block may be reused by this very step); to disk
+        // behind the step.
+        Buffer buffer = take_buffer();
+        const std::span<std::byte> block = buffer->bytes().first(block_bytes_);
+        cache_.read_block(swap.blocks[i], block);
+        out.last_ticket = io_->submit(
+            [this, slot = out.slots[i], block, buffer, status = out.io_status]() mutable {
+              Status written;
+              {
+                std::lock_guard lock(tier_mutex_);
+                written = disk_->write(slot, block);
+              }
+              if (!written.ok() && status->ok()) *status = written;
+              return_buffer(std::move(buffer));
+            });
+      } else {
+        const std::span<std::byte> block = staging_.bytes().first(block_bytes_);
+        cache_.read_block(swap.blocks[i], block);
+        std::lock_guard lock(tier_mutex_);
+        const Status written = to->write(out.slots[i], block);
+        if (!written.ok()) {
+          fail(written.code(),
+               sequence_name(swap) + " to the " + where + " tier: " + written.message());
+        }
+      }
     }
+  } catch (...) {
+    give_back(out);  // whatever this call took goes back
+    throw;
   }
-  give_back.slots = nullptr;
-  bytes_moved_ += block.size() * swap.blocks.size();
+  bytes_moved_ += block_bytes_ * swap.blocks.size();
   swapped_.emplace(swap.sequence, std::move(out));
+}
+
+void KvSwapper::prefetch(const KvSwap& swap) {
+  if (swap.direction != KvSwap::Direction::kIn || swap.tier != KvTierId::kDisk || !io_) return;
+  const auto it = swapped_.find(swap.sequence);
+  if (it == swapped_.end() || it->second.tier != KvTierId::kDisk ||
+      !it->second.read_ahead.empty() || it->second.slots.size() != swap.blocks.size()) {
+    return;
+  }
+  Swapped& out = it->second;
+  {
+    // Reading ahead is worth no more than write-behind's share of host memory.
+    std::lock_guard lock(buffers_mutex_);
+    if (buffers_out_ + static_cast<std::int64_t>(out.slots.size()) > buffer_cap_) return;
+  }
+  for (std::int64_t slot : out.slots) {
+    Buffer buffer = take_buffer();
+    out.read_ahead.push_back(buffer);
+    out.last_ticket = io_->submit([this, slot, buffer, status = out.io_status] {
+      Status read;
+      {
+        std::lock_guard lock(tier_mutex_);
+        read = disk_->read(slot, buffer->bytes().first(block_bytes_));
+      }
+      if (!read.ok() && status->ok()) *status = read;
+    });
+  }
 }
 
 void KvSwapper::swap_in(const KvSwap& swap) {
@@ -115,31 +188,53 @@ void KvSwapper::swap_in(const KvSwap& swap) {
     fail(ErrorCode::kInternal,
          sequence_name(swap) + " swapped in from the " + where + " tier, where it is not");
   }
-  const std::vector<std::int64_t>& slots = it->second.slots;
-  if (slots.size() != swap.blocks.size()) {
+  Swapped& out = it->second;
+  if (out.slots.size() != swap.blocks.size()) {
     fail(ErrorCode::kInternal, sequence_name(swap) + " swapped in to " +
                                    std::to_string(swap.blocks.size()) + " blocks, but " +
-                                   std::to_string(slots.size()) + " went out");
+                                   std::to_string(out.slots.size()) + " went out");
   }
+  if (io_) io_->wait(out.last_ticket);
+  if (!out.io_status->ok()) {
+    fail(out.io_status->code(),
+         sequence_name(swap) + " from the " + where + " tier: " + out.io_status->message());
+  }
+  const bool read_ahead = !out.read_ahead.empty();
   KvTier& from = *tier(swap.tier);
-  const std::span<std::byte> block = staging_.bytes().first(from.block_bytes());
-  for (std::size_t i = 0; i < slots.size(); ++i) {
-    const Status read = from.read(slots[i], block);
-    if (!read.ok()) {
-      fail(read.code(), sequence_name(swap) + " from the " + where + " tier: " + read.message());
+  for (std::size_t i = 0; i < out.slots.size(); ++i) {
+    std::span<std::byte> block = staging_.bytes().first(block_bytes_);
+    if (read_ahead) {
+      block = out.read_ahead[i]->bytes().first(block_bytes_);
+    } else {
+      std::lock_guard lock(tier_mutex_);
+      const Status read = from.read(out.slots[i], block);
+      if (!read.ok()) {
+        fail(read.code(), sequence_name(swap) + " from the " + where + " tier: " + read.message());
+      }
     }
     cache_.write_block(swap.blocks[i], block);
   }
-  bytes_moved_ += block.size() * slots.size();
+  if (read_ahead) ++prefetched_swaps_;
+  bytes_moved_ += block_bytes_ * out.slots.size();
   release(swap.sequence);
+}
+
+void KvSwapper::give_back(Swapped& swapped) {
+  if (io_) io_->wait(swapped.last_ticket);
+  for (Buffer& buffer : swapped.read_ahead)
+    return_buffer(std::move(buffer));
+  swapped.read_ahead.clear();
+  std::lock_guard lock(tier_mutex_);
+  KvTier& t = *tier(swapped.tier);
+  for (std::int64_t slot : swapped.slots)
+    t.release(slot);
+  swapped.slots.clear();
 }
 
 void KvSwapper::release(std::int64_t sequence) {
   const auto it = swapped_.find(sequence);
   if (it == swapped_.end()) return;
-  KvTier& t = *tier(it->second.tier);
-  for (std::int64_t slot : it->second.slots)
-    t.release(slot);
+  give_back(it->second);
   swapped_.erase(it);
 }
 

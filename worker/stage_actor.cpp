@@ -1,7 +1,9 @@
 #include "worker/stage_actor.h"
 
 #include <chrono>
+#include <deque>
 #include <exception>
+#include <optional>
 #include <string>
 
 namespace conveyor {
@@ -22,10 +24,23 @@ void StageActor::stop() {
 }
 
 void StageActor::loop() {
-  while (auto plan = inbox_.receive()) {
+  // Plans taken from the inbox ahead of their turn: the executor reads ahead for the
+  // next one while it runs the current one.
+  std::deque<std::shared_ptr<const StepPlan>> ahead;
+  while (true) {
+    std::optional<std::shared_ptr<const StepPlan>> plan;
+    if (!ahead.empty()) {
+      plan = std::move(ahead.front());
+      ahead.pop_front();
+    } else {
+      plan = inbox_.receive();
+      if (!plan) break;
+    }
+    while (auto more = inbox_.try_receive())
+      ahead.push_back(std::move(*more));
     Status status;
     try {
-      status = run_one(**plan);
+      status = run_one(**plan, ahead.empty() ? nullptr : ahead.front().get());
     } catch (const Error& e) {
       status = e.status();
     } catch (const std::exception& e) {
@@ -72,7 +87,7 @@ StageStats StageActor::stats() const {
   return s;
 }
 
-Status StageActor::run_one(const StepPlan& plan) {
+Status StageActor::run_one(const StepPlan& plan, const StepPlan* next) {
   using Clock = std::chrono::steady_clock;
   const auto seconds = [](Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double>(b - a).count();
@@ -89,7 +104,7 @@ Status StageActor::run_one(const StepPlan& plan) {
     }
   }
   const Clock::time_point computing = Clock::now();
-  StageResult result = executor_->run(plan, in.hidden);
+  StageResult result = executor_->run(plan, in.hidden, next);
   const Clock::time_point done = Clock::now();
   const std::uint64_t bytes = result.hidden.size() * sizeof(float);
   {

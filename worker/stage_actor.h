@@ -65,7 +65,8 @@ class StageActor {
 
  private:
   void loop();
-  Status run_one(const StepPlan& plan);
+  // `next`: the plan after this one, when it has arrived already.
+  Status run_one(const StepPlan& plan, const StepPlan* next);
 
   std::unique_ptr<Executor> executor_;
   ActivationChannel* input_;

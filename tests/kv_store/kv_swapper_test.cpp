@@ -192,6 +192,38 @@ TEST_CASE("swapped-out sequences come back byte for byte in other device blocks"
   }
 }
 
+TEST_CASE("disk swap-ins read ahead while the step computes, and still come back exact") {
+  CpuBackend backend(CpuBackendOptions{1, std::nullopt, false});
+  testing::TempDir dir;
+  KvCache cache(backend, small_config(DType::kF32));
+  KvSwapper swapper(cache, KvSwapTiers{0, 6, dir.path().string()});
+  const std::vector<Bytes> before = fill_cache(cache);
+  // Out behind the step: the device blocks are copied at once, so overwriting them
+  // right after does not reach the disk.
+  swapper.apply(swap_out(1, KvTierId::kDisk, {0, 1, 2}));
+  swapper.apply(swap_out(2, KvTierId::kDisk, {3}));
+  const std::vector<Bytes> others = fill_cache(cache);
+  // The next plan's swap-in of 1 is read ahead; 2's is not, and is read when applied.
+  swapper.prefetch(swap_in(1, KvTierId::kDisk, {4, 5, 6}));
+  swapper.prefetch(swap_in(7, KvTierId::kDisk, {7}));     // not out: ignored
+  swapper.prefetch(swap_in(1, KvTierId::kDisk, {4, 5}));  // not as it went out: ignored
+  swapper.apply(swap_in(1, KvTierId::kDisk, {4, 5, 6}));
+  swapper.apply(swap_in(2, KvTierId::kDisk, {7}));
+  CHECK(swapper.prefetched_swaps() == 1);
+  CHECK(read_block(cache, 4) == before[0]);
+  CHECK(read_block(cache, 5) == before[1]);
+  CHECK(read_block(cache, 6) == before[2]);
+  CHECK(read_block(cache, 7) == before[3]);
+  CHECK(read_block(cache, 0) == others[0]);
+  CHECK(swapper.used_blocks(KvTierId::kDisk) == 0);
+  // A sequence read ahead that leaves instead gives its slots back too.
+  swapper.apply(swap_out(3, KvTierId::kDisk, {0, 1}));
+  swapper.prefetch(swap_in(3, KvTierId::kDisk, {2, 3}));
+  swapper.release(3);
+  CHECK(swapper.used_blocks(KvTierId::kDisk) == 0);
+  CHECK(swapper.swapped_sequences() == 0);
+}
+
 TEST_CASE("swaps the ledger should never have planned are internal errors that take nothing") {
   CpuBackend backend(CpuBackendOptions{1, std::nullopt, false});
   KvCache cache(backend, small_config(DType::kF32));

@@ -280,6 +280,14 @@ void ClusterManager::go_live(Replica& r) {
       std::lock_guard lock(stopped_mutex_);
       stopped_epochs_.push_back(pipeline->epoch());
     }
+    const EngineStats& s = actor.stats();
+    log::info(cluster_log(),
+              "replica " + std::to_string(pipeline->epoch()) + " ran " + std::to_string(s.steps) +
+                  " steps, " + std::to_string(s.generated_tokens) + " tokens, " +
+                  std::to_string(s.preemptions) + " preemptions (" +
+                  std::to_string(s.swap_preemptions - s.disk_swap_preemptions) +
+                  " swapped to host, " + std::to_string(s.disk_swap_preemptions) + " to disk)",
+              {{"epoch", pipeline->epoch()}});
     done->store(true);
   });
   std::lock_guard lock(stats_mutex_);

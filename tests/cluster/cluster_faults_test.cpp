@@ -114,6 +114,58 @@ TEST_CASE("cluster: kill -9 of a worker mid-job: replanned with the survivors, n
   CHECK(coordinator.log().find(", 0 requests requeued") == std::string::npos);
 }
 
+TEST_CASE("cluster: kill -9 of a worker while swapped K/V are on disk: requeued, file cleaned") {
+  if (skip_without_model()) return;
+  TestCluster cluster("");
+  const std::filesystem::path disk = cluster.file("nvme");
+  std::filesystem::create_directories(disk);
+  // A K/V cache far too small for the batch: preempted sequences swap to the disk tier
+  // (no host tier), so blocks are on disk whenever the worker dies.
+  cluster.write_config(
+      "  stages: 1\nkv:\n  blocks: 12\n  preemption: swap\n"
+      "  host_budget: 0\n  disk_dir: " +
+      disk.string() + "\n  disk_budget: 256MiB\nscheduler:\n  max_sequences: 16\n");
+  INFO(cluster.logs());
+  ChildProcess& coordinator = cluster.start_coordinator();
+  cluster.start_worker("w1");
+  const std::filesystem::path input = cluster.file("stories.jsonl");
+  write_story_input(input, kStories);
+  const std::filesystem::path output = cluster.file("out.jsonl");
+  auto submit = cluster.start_submit(
+      {"--input", input.string(), "--output", output.string(), "--wait"}, "submit.log");
+  const std::string job_id = wait_for_job_id(*submit);
+  wait_for_some_results(cluster, job_id);
+  REQUIRE_MESSAGE(line_count(result_stream(cluster, job_id)) < kStories,
+                  "the job finished before the worker could be killed");
+  const auto files = [&] {
+    return std::distance(std::filesystem::directory_iterator(disk),
+                         std::filesystem::directory_iterator());
+  };
+  REQUIRE(files() == 1);  // the disk tier's file, blocks in it
+  cluster.worker("w1").kill(SIGKILL);
+  REQUIRE(cluster.worker("w1").wait_for_exit(kStartTimeout).has_value());
+  CHECK(files() == 1);  // left behind by the dead worker
+
+  // A new worker on the same disk removes the stale file before it creates its own,
+  // and the requests the dead one held run again.
+  cluster.start_worker("w2");
+  const SubmitRun run = TestCluster::finish_submit(*submit, kJobTimeout);
+  CHECK(run.exit_code == 0);
+  const std::map<std::string, int> counts = custom_id_counts(output);
+  CHECK(counts.size() == kStories);
+  for (const auto& [id, count] : counts)
+    CHECK_MESSAGE(count == 1, id, " appears ", count, " times");
+  check_matches_reference(input, output, cluster.file("out.errors.jsonl"));
+  CHECK(files() == 1);
+  // The first replica, lost with its worker, had swapped to disk.
+  const std::string log = coordinator.log();
+  const std::size_t ran = log.find(" steps, ");
+  REQUIRE(ran != std::string::npos);
+  const std::size_t host = log.find(" swapped to host, ", ran);
+  REQUIRE(host != std::string::npos);
+  CHECK(std::stoi(log.substr(host + std::string(" swapped to host, ").size())) > 0);
+}
+
 TEST_CASE("cluster: kill -9 of the coordinator mid-job: the restarted one finishes it once") {
   if (skip_without_model()) return;
   TestCluster cluster("  stages: 2\n");

@@ -42,6 +42,8 @@ struct BenchRun {
   double step_mean = 0;
   std::int64_t steps = 0;
   std::int64_t preemptions = 0;
+  std::int64_t swaps_to_host = 0;  // of the preemptions, those that swapped to the host tier
+  std::int64_t swaps_to_disk = 0;
   std::int64_t output_tokens = 0;
 };
 
@@ -108,6 +110,8 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
   run.steps = stats.steps;
   run.step_mean = stats.steps > 0 ? stats.step_seconds / static_cast<double>(stats.steps) : 0;
   run.preemptions = stats.preemptions;
+  run.swaps_to_host = stats.swap_preemptions - stats.disk_swap_preemptions;
+  run.swaps_to_disk = stats.disk_swap_preemptions;
   return run;
 }
 
@@ -163,7 +167,9 @@ int run_bench(const BenchOptions& o) {
                              {"ttft_p99_seconds", r.ttft_p99},
                              {"step_mean_seconds", r.step_mean},
                              {"steps", r.steps},
-                             {"preemptions", r.preemptions}});
+                             {"preemptions", r.preemptions},
+                             {"swaps_to_host", r.swaps_to_host},
+                             {"swaps_to_disk", r.swaps_to_disk}});
     }
     std::cout << out.dump() << "\n";
     return 0;
@@ -171,13 +177,15 @@ int run_bench(const BenchOptions& o) {
   std::printf("shape %s (%s), %lld prompts x %lld in / %lld out\n", o.shape.c_str(),
               o.dtype.c_str(), static_cast<long long>(o.prompts),
               static_cast<long long>(o.input_len), static_cast<long long>(o.output_len));
-  std::printf("%-11s %9s %12s %12s %10s %10s %10s %10s %6s %6s\n", "mode", "seconds", "out tok/s",
-              "total tok/s", "TTFT mean", "TTFT p50", "TTFT p99", "step ms", "steps", "preempt");
+  std::printf("%-11s %9s %12s %12s %10s %10s %10s %10s %6s %7s %7s %7s\n", "mode", "seconds",
+              "out tok/s", "total tok/s", "TTFT mean", "TTFT p50", "TTFT p99", "step ms", "steps",
+              "preempt", "->host", "->disk");
   for (const BenchRun& r : runs) {
-    std::printf("%-11s %9.2f %12.1f %12.1f %10.3f %10.3f %10.3f %10.1f %6lld %6lld\n",
+    std::printf("%-11s %9.2f %12.1f %12.1f %10.3f %10.3f %10.3f %10.1f %6lld %7lld %7lld %7lld\n",
                 r.mode.c_str(), r.seconds, r.output_tokens_per_second, r.total_tokens_per_second,
                 r.ttft_mean, r.ttft_p50, r.ttft_p99, r.step_mean * 1000,
-                static_cast<long long>(r.steps), static_cast<long long>(r.preemptions));
+                static_cast<long long>(r.steps), static_cast<long long>(r.preemptions),
+                static_cast<long long>(r.swaps_to_host), static_cast<long long>(r.swaps_to_disk));
   }
   return 0;
 }

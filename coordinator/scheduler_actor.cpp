@@ -465,8 +465,11 @@ void SchedulerActor::abandon_steps() {
 
 void SchedulerActor::abandon() {
   abandon_steps();
-  // The stages still hold state for these sequences: the next plan releases them.
+  // The stages still hold state for these sequences, and cached blocks in their tiers:
+  // the next plan releases them.
   for (const auto& [id, sequence] : sequences_)
+    released_.push_back(id);
+  for (SequenceId id : scheduler_.tier_cached_ids())
     released_.push_back(id);
   sequences_.clear();
   scheduler_ = Scheduler(options_.scheduler);
@@ -492,8 +495,11 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
       state.running = stats_.running;
       state.waiting = stats_.waiting;
       state.device = {scheduler_.used_blocks(), config.num_blocks};
-      state.host = {scheduler_.swap_used_blocks(KvTierId::kHost), config.host_swap_blocks};
-      state.disk = {scheduler_.swap_used_blocks(KvTierId::kDisk), config.disk_swap_blocks};
+      const auto tier_used = [&](KvTierId tier) {
+        return scheduler_.swap_used_blocks(tier) + scheduler_.tier_cached_blocks(tier);
+      };
+      state.host = {tier_used(KvTierId::kHost), config.host_swap_blocks};
+      state.disk = {tier_used(KvTierId::kDisk), config.disk_swap_blocks};
       state.recompute_preemptions = stats_.preemptions - stats_.swap_preemptions;
       state.swap_preemptions = stats_.swap_preemptions;
       state.swapped_bytes =

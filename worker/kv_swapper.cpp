@@ -64,10 +64,16 @@ std::int64_t KvSwapper::capacity_blocks(KvTierId id) const {
 }
 
 void KvSwapper::apply(const KvSwap& swap) {
-  if (swap.direction == KvSwap::Direction::kOut) {
-    swap_out(swap);
-  } else {
-    swap_in(swap);
+  switch (swap.direction) {
+    case KvSwap::Direction::kOut:
+      swap_out(swap);
+      break;
+    case KvSwap::Direction::kIn:
+      swap_in(swap);
+      break;
+    case KvSwap::Direction::kDrop:
+      release(swap.sequence);
+      break;
   }
 }
 

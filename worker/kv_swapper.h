@@ -46,11 +46,11 @@ class KvSwapper {
   KvSwapper(const KvSwapper&) = delete;
   KvSwapper& operator=(const KvSwapper&) = delete;
 
-  // Copies one sequence's blocks out to the tier or back in. Throws Error(kInternal)
-  // for a swap the ledger should never have planned (absent or full tier, a sequence
-  // already out, or not out there with as many blocks), leaving nothing taken; a tier
-  // that fails to write or read throws its Status as Error (a disk write that failed
-  // behind the step is reported by the swap-in that needs it).
+  // Copies one sequence's blocks out to the tier or back in, or drops them there. Throws
+  // Error(kInternal) for a swap the ledger should never have planned (absent or full tier, a
+  // sequence already out, or not out there with as many blocks), leaving nothing taken; a tier that
+  // fails to write or read throws its Status as Error (a disk write that failed behind the step is
+  // reported by the swap-in that needs it).
   void apply(const KvSwap& swap);
   // Starts reading the blocks of a swap-in from disk into host memory, for a later
   // apply() of the same swap. Ignores what it cannot read ahead (another tier, a

@@ -139,8 +139,8 @@ StepPlan read_plan(WireReader& r) {
     KvSwap swap;
     swap.sequence = r.get<std::int64_t>("swap sequence");
     const auto direction = r.get<std::uint8_t>("swap direction");
-    if (direction != static_cast<std::uint8_t>(KvSwap::Direction::kOut) &&
-        direction != static_cast<std::uint8_t>(KvSwap::Direction::kIn)) {
+    if (direction < static_cast<std::uint8_t>(KvSwap::Direction::kOut) ||
+        direction > static_cast<std::uint8_t>(KvSwap::Direction::kDrop)) {
       fail(ErrorCode::kMalformed, "wire: unknown swap direction");
     }
     swap.direction = static_cast<KvSwap::Direction>(direction);

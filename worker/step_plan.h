@@ -41,9 +41,12 @@ struct PlannedSequence {
 // copied into free slots of the tier (the sequence holds them until it swaps in or
 // leaves), and the device blocks are free for others from this step on. In: the
 // sequence's slots are copied into `blocks` (as many as it swapped out, in table
-// order) and freed.
+// order) and freed. Drop: its slots are freed, their contents no longer wanted.
+//
+// Besides sequences, the scheduler swaps cached prefix blocks evicted from the device,
+// one block each, under negative ids of its own.
 struct KvSwap {
-  enum class Direction : std::uint8_t { kOut = 1, kIn = 2 };
+  enum class Direction : std::uint8_t { kOut = 1, kIn = 2, kDrop = 3 };
   std::int64_t sequence = 0;
   Direction direction = Direction::kOut;
   KvTierId tier = KvTierId::kHost;

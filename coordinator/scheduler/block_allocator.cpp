@@ -1,6 +1,7 @@
 #include "coordinator/scheduler/block_allocator.h"
 
 #include <limits>
+#include <utility>
 
 #include "common/status.h"
 
@@ -18,6 +19,7 @@ BlockAllocator::BlockAllocator(std::int64_t num_blocks, std::int64_t block_size)
   refs_.assign(n, 0);
   hash_.assign(n, 0);
   registered_.assign(n, false);
+  reused_.assign(n, false);
   evictable_at_.assign(n, evictable_.end());
   free_.reserve(n);
   // Pushed in reverse so that block 0 is handed out first.
@@ -38,6 +40,7 @@ std::int32_t BlockAllocator::take_block() {
     evictable_at_[b] = evictable_.end();
     cached_.erase(hash_[b]);
     registered_[b] = false;
+    if (reused_[b]) evicted_.emplace_back(block, hash_[b]);
   }
   refs_[static_cast<std::size_t>(block)] = 1;
   return block;
@@ -101,6 +104,7 @@ std::int64_t BlockAllocator::take_cached_prefix(SequenceId sequence,
       evictable_.erase(evictable_at_[b]);
       evictable_at_[b] = evictable_.end();
     }
+    reused_[b] = true;
     table.push_back(found->second);
   }
   const auto taken = static_cast<std::int64_t>(table.size());
@@ -117,8 +121,13 @@ void BlockAllocator::register_block(SequenceId sequence, std::int64_t index, Blo
   const auto b = static_cast<std::size_t>(block);
   if (registered_[b] || cached_.count(hash) != 0) return;
   registered_[b] = true;
+  reused_[b] = false;
   hash_[b] = hash;
   cached_.emplace(hash, block);
+}
+
+std::vector<std::pair<std::int32_t, BlockHash>> BlockAllocator::take_evicted() {
+  return std::exchange(evicted_, {});
 }
 
 std::span<const std::int32_t> BlockAllocator::block_table(SequenceId sequence) const {

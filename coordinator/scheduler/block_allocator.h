@@ -14,6 +14,7 @@
 #include <list>
 #include <span>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "coordinator/scheduler/policies.h"
@@ -66,6 +67,12 @@ class BlockAllocator {
   // holds the same content.
   void register_block(SequenceId sequence, std::int64_t index, BlockHash hash);
 
+  // Registered blocks evicted (handed out again) since the last call that some sequence
+  // had taken from the cache (a prefix in use, likely wanted again), with their hashes.
+  // Their K/V stay in the block until the step that reuses it runs, so the caller can
+  // copy them to a lower tier first.
+  std::vector<std::pair<std::int32_t, BlockHash>> take_evicted();
+
   // Empty for an unknown sequence; valid until the next reserve/release of it.
   std::span<const std::int32_t> block_table(SequenceId sequence) const;
   std::int64_t blocks_held(SequenceId sequence) const {
@@ -83,12 +90,14 @@ class BlockAllocator {
   std::vector<std::int32_t> refs_;  // per block: sequences holding it
   std::vector<BlockHash> hash_;     // per block: its registered hash
   std::vector<bool> registered_;
+  std::vector<bool> reused_;  // per registered block: taken from the cache at least once
   std::unordered_map<BlockHash, std::int32_t> cached_;  // hash -> registered block
   // Registered blocks no sequence holds, least recently freed first, and where each
   // sits in that list.
   std::list<std::int32_t> evictable_;
   std::vector<std::list<std::int32_t>::iterator> evictable_at_;
   std::unordered_map<SequenceId, std::vector<std::int32_t>> tables_;
+  std::vector<std::pair<std::int32_t, BlockHash>> evicted_;
 };
 
 }  // namespace conveyor

@@ -30,6 +30,9 @@ Status Scheduler::add(SequenceId id, std::int64_t prompt_tokens, std::int64_t ma
   if (prompt_tokens < 1 || max_context < prompt_tokens) {
     return Status(ErrorCode::kInvalidArgument, "scheduler: a sequence needs a prompt");
   }
+  if (id < 0) {
+    return Status(ErrorCode::kInvalidArgument, "scheduler: sequence ids are not negative");
+  }
   if (blocks_.blocks_for(max_context) > config_.num_blocks) {
     return Status(ErrorCode::kInvalidArgument,
                   "a sequence of " + std::to_string(max_context) +
@@ -71,10 +74,12 @@ SequenceState* Scheduler::find_running(SequenceId id) {
 void Scheduler::preempt(SequenceState& s) {
   // Only the blocks of computed positions hold anything worth keeping.
   const std::int64_t computed = std::min(blocks_.blocks_for(s.cached), blocks_.blocks_held(s.id));
+  // Cached prefix blocks in a tier give way to a sequence.
   const std::optional<KvTierId> tier =
       config_.swap.choose(computed, s.cached, config_.host_swap_blocks - host_swap_used_,
                           config_.disk_swap_blocks - disk_swap_used_);
   if (tier) {
+    make_room(*tier, computed);
     // Swap: the stages copy the blocks into their tier before the next step that
     // runs; the sequence keeps its computed positions and resumes where it was.
     const auto table = blocks_.block_table(s.id).first(static_cast<std::size_t>(computed));
@@ -149,7 +154,7 @@ void Scheduler::place_running(StepDraft& draft) {
         draft.preempted.push_back(running_[v].id);
       }
     }
-    if (need > blocks_.free_blocks() || !blocks_.reserve(s.id, s.cached + chunk.tokens)) {
+    if (need > blocks_.free_blocks() || !reserve(s.id, s.cached + chunk.tokens)) {
       // Not enough even from every other sequence. Blocks held by steps in flight
       // come back soon: wait for them. Otherwise this sequence yields its own.
       if (!others_in_flight) {
@@ -190,7 +195,9 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
     // when taken, so they count as blocks still to get.
     const std::span<const BlockHash> reusable = reusable_prefix(s);
     const std::int64_t cached = blocks_.cached_prefix(reusable);
-    s.cached = cached * config_.block_size;
+    // Blocks coming back from a tier count as computed, in blocks still to get.
+    const std::int64_t tiered = tier_prefix(reusable.subspan(static_cast<std::size_t>(cached)));
+    s.cached = (cached + tiered) * config_.block_size;
     s.blocks = blocks_.held_in_prefix(reusable.first(static_cast<std::size_t>(cached)));
   }
   const std::int64_t admit =
@@ -199,22 +206,41 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
     SequenceState s = waiting_.front();
     waiting_.pop_front();
     const std::span<const BlockHash> reusable = reusable_prefix(s);
+    // The tier-cached blocks that continue the prefix, taken out of reach of eviction
+    // until they are back on the device (or given back below).
+    std::vector<std::pair<BlockHash, TierCached>> from_tiers;
     if (!reusable.empty()) {
       const std::int64_t taken = blocks_.take_cached_prefix(s.id, reusable);
-      s.cached = taken * config_.block_size;
+      if (draft.has_room()) {
+        const auto rest = reusable.subspan(static_cast<std::size_t>(taken));
+        const std::int64_t tiered = tier_prefix(rest);
+        for (std::int64_t i = 0; i < tiered; ++i) {
+          const BlockHash hash = rest[static_cast<std::size_t>(i)];
+          const auto found = tier_cached_blocks_.find(hash);
+          tier_lru_.erase(found->second.lru);
+          from_tiers.emplace_back(hash, found->second);
+          tier_cached_blocks_.erase(found);
+        }
+      }
+      const auto found = static_cast<std::int64_t>(from_tiers.size()) + taken;
+      s.cached = found * config_.block_size;
       s.blocks = taken;
-      count_prefix_lookup(s.id, static_cast<std::int64_t>(reusable.size()), taken);
+      count_prefix_lookup(s.id, static_cast<std::int64_t>(reusable.size()), found);
     }
     const std::int64_t n = std::min(s.pending(), draft.budget);
     const bool in_this_step = n > 0 && draft.has_room();
     const bool swapped = s.swapped_blocks > 0;
-    if ((swapped && !in_this_step) || (in_this_step && !blocks_.reserve(s.id, s.cached + n))) {
+    if ((swapped && !in_this_step) || (in_this_step && !reserve(s.id, s.cached + n))) {
       // Fewer blocks than admission counted on, or a swapped sequence that could not
       // run now (its K/V come back with its first chunk): back to the front of the
       // queue, a prefix given back, rather than running without a step.
       blocks_.release(s.id);
       if (!swapped) s.cached = 0;
       s.blocks = 0;
+      for (auto& [hash, cached] : from_tiers) {
+        cached.lru = tier_lru_.insert(tier_lru_.end(), hash);
+        tier_cached_blocks_.emplace(hash, cached);
+      }
       waiting_.push_front(s);
       break;
     }
@@ -223,9 +249,84 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
       s.in_flight = true;
       draft.add(s.id, n);
       if (swapped) swap_in(s);
+      // Tier-cached prefix blocks come back into their places in the new table.
+      const auto table = blocks_.block_table(s.id);
+      const std::size_t first =
+          static_cast<std::size_t>(s.cached / config_.block_size) - from_tiers.size();
+      for (std::size_t i = 0; i < from_tiers.size(); ++i) {
+        const TierCached& cached = from_tiers[i].second;
+        pending_swaps_.push_back(
+            {cached.id, KvSwap::Direction::kIn, cached.tier, {table[first + i]}});
+        --tier_cached(cached.tier);
+        ++swapped_blocks_;
+      }
     }
     running_.push_back(s);
   }
+}
+
+bool Scheduler::reserve(SequenceId id, std::int64_t tokens) {
+  const bool reserved = blocks_.reserve(id, tokens);
+  stash_evicted();
+  return reserved;
+}
+
+void Scheduler::stash_evicted() {
+  for (const auto& [block, hash] : blocks_.take_evicted()) {
+    if (tier_cached_blocks_.contains(hash)) continue;
+    std::optional<KvTierId> to;
+    for (const KvTierId tier : {KvTierId::kHost, KvTierId::kDisk}) {
+      if (tier_capacity(tier) - swap_used(tier) - tier_cached(tier) > 0) {
+        to = tier;
+        break;
+      }
+    }
+    if (!to && !tier_lru_.empty()) {
+      // Every free slot holds a cached block: the least recently stashed gives way.
+      to = tier_cached_blocks_.at(tier_lru_.front()).tier;
+      drop_tier_cached(tier_lru_.front());
+    }
+    if (!to) continue;
+    const SequenceId id = next_cached_id_--;
+    pending_swaps_.push_back({id, KvSwap::Direction::kOut, *to, {block}});
+    tier_lru_.push_back(hash);
+    tier_cached_blocks_.emplace(hash, TierCached{*to, id, std::prev(tier_lru_.end())});
+    ++tier_cached(*to);
+    ++swapped_blocks_;
+  }
+}
+
+void Scheduler::make_room(KvTierId tier, std::int64_t slots) {
+  for (auto it = tier_lru_.begin();
+       it != tier_lru_.end() &&
+       tier_capacity(tier) - swap_used(tier) - tier_cached(tier) < slots;) {
+    const BlockHash hash = *it++;
+    if (tier_cached_blocks_.at(hash).tier == tier) drop_tier_cached(hash);
+  }
+}
+
+void Scheduler::drop_tier_cached(BlockHash hash) {
+  const auto found = tier_cached_blocks_.find(hash);
+  const TierCached cached = found->second;
+  pending_swaps_.push_back({cached.id, KvSwap::Direction::kDrop, cached.tier, {}});
+  tier_lru_.erase(cached.lru);
+  --tier_cached(cached.tier);
+  tier_cached_blocks_.erase(found);
+}
+
+std::int64_t Scheduler::tier_prefix(std::span<const BlockHash> hashes) const {
+  std::int64_t n = 0;
+  while (n < static_cast<std::int64_t>(hashes.size()) &&
+         tier_cached_blocks_.contains(hashes[static_cast<std::size_t>(n)]))
+    ++n;
+  return n;
+}
+
+std::vector<SequenceId> Scheduler::tier_cached_ids() const {
+  std::vector<SequenceId> ids;
+  for (const auto& [hash, cached] : tier_cached_blocks_)
+    ids.push_back(cached.id);
+  return ids;
 }
 
 Schedule Scheduler::emit(StepDraft& draft) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <list>
 #include <span>
 #include <unordered_map>
 #include <vector>
@@ -34,7 +35,9 @@ struct SchedulerConfig {
   // Reuse cached blocks of identical prompt prefixes (BlockAllocator).
   bool prefix_caching = false;
   // Slots of the swap tiers below the device cache, in blocks; 0: no such tier. Every
-  // stage's worker keeps that many, each for its own layers.
+  // stage's worker keeps that many, each for its own layers. Preempted sequences swap
+  // there, and cached prefix blocks evicted from the device move there while slots are
+  // free (a sequence's swap pushes the least recently cached ones out).
   std::int64_t host_swap_blocks = 0;
   std::int64_t disk_swap_blocks = 0;
   // How preempted sequences resume (recompute unless set).
@@ -72,7 +75,7 @@ class Scheduler {
   // Queues a sequence whose prompt has `prompt_tokens` positions and which may grow
   // to `max_context` (prompt plus max_tokens, within the model's context). Refused
   // (kInvalidArgument) when max_context needs more blocks than the whole cache, or
-  // the id is already known: it could never finish.
+  // the id is already known or negative (negative ids name cached blocks in the tiers).
   // With prefix caching, `prompt_blocks` are the hashes of the prompt's full blocks,
   // chained (see BlockAllocator): the cached ones are not computed again.
   Status add(SequenceId id, std::int64_t prompt_tokens, std::int64_t max_context,
@@ -108,9 +111,17 @@ class Scheduler {
   }
   // Blocks swapped out and back in since the start, together.
   std::int64_t swapped_blocks() const { return swapped_blocks_; }
+  // Slots of a tier that swapped sequences hold.
   std::int64_t swap_used_blocks(KvTierId tier) const {
     return tier == KvTierId::kHost ? host_swap_used_ : disk_swap_used_;
   }
+  // Slots of a tier that cached prefix blocks hold.
+  std::int64_t tier_cached_blocks(KvTierId tier) const {
+    return tier == KvTierId::kHost ? host_cached_ : disk_cached_;
+  }
+  // The ids the tiers' cached blocks go by: whoever drops the scheduler (a failed run)
+  // has the stages release them, as it does the sequences.
+  std::vector<SequenceId> tier_cached_ids() const;
   // The measured rate at which the replica computes positions, for SwapPolicy.
   void set_recompute_rate(double tokens_per_second) {
     config_.swap.costs.recompute_tokens_per_second = tokens_per_second;
@@ -162,6 +173,32 @@ class Scheduler {
   std::int64_t& swap_used(KvTierId tier) {
     return tier == KvTierId::kHost ? host_swap_used_ : disk_swap_used_;
   }
+  std::int64_t& tier_cached(KvTierId tier) {
+    return tier == KvTierId::kHost ? host_cached_ : disk_cached_;
+  }
+  std::int64_t tier_capacity(KvTierId tier) const {
+    return tier == KvTierId::kHost ? config_.host_swap_blocks : config_.disk_swap_blocks;
+  }
+
+  // Cached prefix blocks below the device. A block the device cache evicts moves to a
+  // tier with a free slot (pushing the least recently stashed out when every slot is a
+  // cached block); a sequence whose prompt continues past its device-cached prefix with
+  // blocks found there takes them back instead of computing them.
+  struct TierCached {
+    KvTierId tier = KvTierId::kHost;
+    SequenceId id = 0;  // the swap's name for it: negative
+    std::list<BlockHash>::iterator lru;
+  };
+  // Reserves through the ledger, then stashes what it evicted: before any swap that
+  // writes the evicted blocks.
+  bool reserve(SequenceId id, std::int64_t tokens);
+  void stash_evicted();
+  // Drops cached blocks of `tier`, least recently stashed first, until `slots` are free
+  // for a sequence's swap.
+  void make_room(KvTierId tier, std::int64_t slots);
+  void drop_tier_cached(BlockHash hash);
+  // How many of `hashes` (following a device-cached prefix) the tiers hold, in order.
+  std::int64_t tier_prefix(std::span<const BlockHash> hashes) const;
   // The prompt blocks a sequence may take from the cache: at least one position must
   // be left to compute, for the logits of its next token.
   std::span<const BlockHash> reusable_prefix(const SequenceState& s) const;
@@ -191,6 +228,11 @@ class Scheduler {
   std::int64_t disk_swap_used_ = 0;
   // Swaps not yet sent: a call that preempted by swap may plan no chunk.
   std::vector<KvSwap> pending_swaps_;
+  std::unordered_map<BlockHash, TierCached> tier_cached_blocks_;
+  std::list<BlockHash> tier_lru_;  // least recently stashed first
+  std::int64_t host_cached_ = 0;
+  std::int64_t disk_cached_ = 0;
+  SequenceId next_cached_id_ = -1;
   std::unordered_map<SequenceId, PromptBlocks> prompts_;
   std::int64_t prefix_queried_ = 0;
   std::int64_t prefix_hits_ = 0;

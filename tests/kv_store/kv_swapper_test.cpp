@@ -222,6 +222,11 @@ TEST_CASE("disk swap-ins read ahead while the step computes, and still come back
   swapper.release(3);
   CHECK(swapper.used_blocks(KvTierId::kDisk) == 0);
   CHECK(swapper.swapped_sequences() == 0);
+  // A cached block the scheduler no longer wants is dropped where it is.
+  swapper.apply(swap_out(-1, KvTierId::kDisk, {5}));
+  CHECK(swapper.used_blocks(KvTierId::kDisk) == 1);
+  swapper.apply(KvSwap{-1, KvSwap::Direction::kDrop, KvTierId::kDisk, {}});
+  CHECK(swapper.used_blocks(KvTierId::kDisk) == 0);
 }
 
 TEST_CASE("swaps the ledger should never have planned are internal errors that take nothing") {

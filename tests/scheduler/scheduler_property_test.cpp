@@ -6,6 +6,7 @@
 // whether they stayed, were shared from a cached prefix, or went to a tier and back.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <deque>
 #include <map>
 #include <random>
@@ -60,13 +61,18 @@ class SimulatedStore {
 
   void run(const Schedule& step) {
     for (const KvSwap& swap : step.swaps) {
-      if (swap.direction == KvSwap::Direction::kOut) {
+      if (swap.direction == KvSwap::Direction::kDrop) {
+        CHECK(swap.sequence < 0);  // only cached blocks are dropped
+        CHECK(swapped_.erase(swap.sequence) == 1);
+        ++drops_;
+      } else if (swap.direction == KvSwap::Direction::kOut) {
         REQUIRE(swapped_.count(swap.sequence) == 0);
         std::vector<std::vector<Content>>& kept = swapped_[swap.sequence];
         for (std::int32_t b : swap.blocks)
           kept.push_back(device_[static_cast<std::size_t>(b)]);
       } else {
         REQUIRE(swapped_.count(swap.sequence) == 1);
+        if (swap.sequence < 0) ++tier_hits_;
         const std::vector<std::vector<Content>>& kept = swapped_[swap.sequence];
         REQUIRE(kept.size() == swap.blocks.size());
         for (std::size_t i = 0; i < kept.size(); ++i)
@@ -87,7 +93,14 @@ class SimulatedStore {
       }
     }
   }
+  // Sequences out (not cached blocks, which go by negative ids).
+  std::size_t swapped_sequences() const {
+    return static_cast<std::size_t>(std::count_if(swapped_.begin(), swapped_.end(),
+                                                  [](const auto& s) { return s.first >= 0; }));
+  }
   std::size_t swapped() const { return swapped_.size(); }
+  std::size_t tier_hits() const { return tier_hits_; }
+  std::size_t drops() const { return drops_; }
 
  private:
   Content content(SequenceId id, std::int64_t p) const {
@@ -101,12 +114,16 @@ class SimulatedStore {
   std::vector<std::vector<Content>> device_;
   std::map<SequenceId, std::vector<BlockHash>> hashes_;
   std::map<SequenceId, std::vector<std::vector<Content>>> swapped_;
+  std::size_t tier_hits_ = 0;
+  std::size_t drops_ = 0;
 };
 
 TEST_CASE("random workloads: everything finishes, blocks are never shared or leaked") {
   std::mt19937_64 random(20261125);
   std::int64_t swaps = 0;
   std::int64_t recomputes = 0;
+  std::int64_t tier_hits = 0;
+  std::int64_t drops = 0;
   for (int trial = 0; trial < 400; ++trial) {
     CAPTURE(trial);
     Workload w = random_workload(random);
@@ -173,9 +190,17 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
     }
     CHECK(in_flight.empty());
     CHECK(scheduler.free_blocks() == w.config.num_blocks);
-    CHECK(store.swapped() == 0);  // every swap-out came back
+    CHECK(store.swapped_sequences() == 0);  // every swap-out came back
     CHECK(scheduler.swap_used_blocks(KvTierId::kHost) == 0);
     CHECK(scheduler.swap_used_blocks(KvTierId::kDisk) == 0);
+    // What stays out is cached prefix blocks, as many as the ledger says, within budget.
+    const std::int64_t cached = scheduler.tier_cached_blocks(KvTierId::kHost) +
+                                scheduler.tier_cached_blocks(KvTierId::kDisk);
+    CHECK(static_cast<std::int64_t>(store.swapped()) == cached);
+    CHECK(scheduler.tier_cached_blocks(KvTierId::kHost) <= w.config.host_swap_blocks);
+    CHECK(scheduler.tier_cached_blocks(KvTierId::kDisk) <= w.config.disk_swap_blocks);
+    tier_hits += static_cast<std::int64_t>(store.tier_hits());
+    drops += static_cast<std::int64_t>(store.drops());
     swaps += scheduler.swap_preemptions();
     recomputes += scheduler.preemptions() - scheduler.swap_preemptions();
     for (const auto& [id, outputs] : w.outputs)
@@ -184,6 +209,8 @@ TEST_CASE("random workloads: everything finishes, blocks are never shared or lea
   // Both kinds of preemption happened, so both were checked.
   CHECK(swaps > 0);
   CHECK(recomputes > 0);
+  CHECK(tier_hits > 0);  // cached prefix blocks came back from a tier
+  CHECK(drops > 0);      // and gave way to newer ones and to swapped sequences
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -294,6 +295,59 @@ TEST_CASE("prefix caching: cached blocks no one holds are not counted twice at a
   CHECK(s.idle());
   CHECK(s.preemptions() == 0);
   CHECK(s.prefix_hit_tokens() == 16);  // B reused A's 4 blocks, counted once
+}
+
+TEST_CASE("prefix caching: shared blocks evicted from the device wait in the host tier") {
+  // 4 blocks of 2 positions, one sequence at a time, 2 host slots.
+  SchedulerConfig config{4, 2, 1, 16, false};
+  config.prefix_caching = true;
+  config.host_swap_blocks = 2;
+  Scheduler scheduler(config);
+  // Adds the sequence and runs it to its end (one output token); returns its steps.
+  const auto run = [&](SequenceId id, std::int64_t prompt, std::vector<BlockHash> hashes) {
+    REQUIRE(scheduler.add(id, prompt, prompt + 1, std::move(hashes)).ok());
+    std::vector<Schedule> steps;
+    while (!scheduler.idle()) {
+      steps.push_back(scheduler.schedule());
+      REQUIRE_FALSE(steps.back().empty());
+      scheduler.complete(steps.back());
+      for (const ScheduledChunk& c : steps.back().chunks)
+        if (c.samples) scheduler.finish(c.id);
+    }
+    return steps;
+  };
+  // 1 computes blocks {10, 11}; 2 reuses them (a prefix in use); 3 needs every block,
+  // so the device evicts them: they go to the host tier rather than away.
+  run(1, 5, {10, 11});
+  CHECK(run(2, 5, {10, 11}).front().chunks.front().start == 4);
+  const std::vector<Schedule> third = run(3, 7, {20, 21, 22});
+  REQUIRE(third.front().swaps.size() == 2);
+  std::vector<SequenceId> stashed;
+  for (const KvSwap& swap : third.front().swaps) {
+    CHECK(swap.direction == KvSwap::Direction::kOut);
+    CHECK(swap.tier == KvTierId::kHost);
+    CHECK(swap.sequence < 0);
+    CHECK(swap.blocks.size() == 1);
+    stashed.push_back(swap.sequence);
+  }
+  CHECK(scheduler.tier_cached_blocks(KvTierId::kHost) == 2);
+  // 3's own blocks were never reused: when 4 evicts them, they are not kept.
+  const std::int64_t hits = scheduler.prefix_hit_tokens();
+  const std::vector<Schedule> fourth = run(4, 5, {10, 11});
+  const Schedule& first = fourth.front();
+  REQUIRE(first.swaps.size() == 2);
+  std::vector<SequenceId> restored;
+  for (std::size_t i = 0; i < 2; ++i) {
+    CHECK(first.swaps[i].direction == KvSwap::Direction::kIn);
+    restored.push_back(first.swaps[i].sequence);
+    CHECK(first.swaps[i].blocks.front() == first.chunks.front().block_table[i]);
+  }
+  // Evicted last block first, restored in prompt order.
+  CHECK(std::set<SequenceId>(restored.begin(), restored.end()) ==
+        std::set<SequenceId>(stashed.begin(), stashed.end()));
+  CHECK(first.chunks.front().start == 4);  // only the last position is computed
+  CHECK(scheduler.prefix_hit_tokens() - hits == 4);
+  CHECK(scheduler.tier_cached_blocks(KvTierId::kHost) == 0);
 }
 
 }  // namespace

@@ -45,7 +45,7 @@ StepPlan random_plan(std::mt19937_64& random) {
   for (std::int64_t i = pick(0, 3); i > 0; --i) {
     KvSwap swap;
     swap.sequence = pick(0, 1000);
-    swap.direction = pick(0, 1) == 1 ? KvSwap::Direction::kIn : KvSwap::Direction::kOut;
+    swap.direction = static_cast<KvSwap::Direction>(pick(1, 3));
     swap.tier = pick(0, 1) == 1 ? KvTierId::kDisk : KvTierId::kHost;
     for (std::int64_t b = pick(1, 8); b > 0; --b)
       swap.blocks.push_back(static_cast<std::int32_t>(pick(0, 4096)));

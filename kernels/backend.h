@@ -163,6 +163,11 @@ class Backend {
   virtual std::unique_ptr<BackendBuffer> allocate(std::size_t bytes) = 0;
   virtual void copy_from_host(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, std::size_t bytes) = 0;
+  // As copy_to_host, but `dst` holds the bytes only after the next synchronize(): many
+  // small copies (a K/V block's layers) then wait once.
+  virtual void copy_to_host_async(void* dst, const void* src, std::size_t bytes) {
+    copy_to_host(dst, src, bytes);
+  }
   // Waits until every op issued so far has finished (a no-op for synchronous backends).
   virtual void synchronize() = 0;
 

@@ -113,8 +113,9 @@ void KvCache::read_block(std::int32_t block, std::span<std::byte> out) const {
   std::byte* to = out.data();
   for (const std::byte* from : {k, v}) {
     for (std::int64_t l = 0; l < config_.num_layers; ++l, to += part)
-      backend_.copy_to_host(to, from + block_offset(l, block), part);
+      backend_.copy_to_host_async(to, from + block_offset(l, block), part);
   }
+  backend_.synchronize();  // once for the block's 2 x layers copies
 }
 
 void KvCache::write_block(std::int32_t block, std::span<const std::byte> in) {

@@ -316,6 +316,11 @@ class CudaBackend final : public Backend {
     synchronize();
   }
 
+  void copy_to_host_async(void* dst, const void* src, std::size_t bytes) override {
+    bind();
+    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  }
+
   void synchronize() override {
     bind();
     CONVEYOR_CUDA(cudaStreamSynchronize(stream_));

@@ -52,8 +52,12 @@ KvTier* KvSwapper::tier(KvTierId id) const {
   return id == KvTierId::kDisk ? disk_.get() : host_.get();
 }
 
+std::unique_lock<std::mutex> KvSwapper::lock_tier(KvTierId id) const {
+  return id == KvTierId::kDisk ? std::unique_lock(disk_mutex_) : std::unique_lock<std::mutex>();
+}
+
 std::int64_t KvSwapper::used_blocks(KvTierId id) const {
-  std::lock_guard lock(tier_mutex_);
+  const auto lock = lock_tier(id);
   const KvTier* t = tier(id);
   return t != nullptr ? t->used_blocks() : 0;
 }
@@ -112,7 +116,7 @@ void KvSwapper::swap_out(const KvSwap& swap) {
   out.tier = swap.tier;
   out.slots.reserve(swap.blocks.size());
   {
-    std::lock_guard lock(tier_mutex_);
+    const auto lock = lock_tier(swap.tier);
     const auto needed = static_cast<std::int64_t>(swap.blocks.size());
     if (to->capacity_blocks() - to->used_blocks() < needed) {
       fail(ErrorCode::kInternal, sequence_name(swap) + ": the " + where + " tier has no room for " +
@@ -135,7 +139,7 @@ void KvSwapper::swap_out(const KvSwap& swap) {
             [this, slot = out.slots[i], block, buffer, status = out.io_status]() mutable {
               Status written;
               {
-                std::lock_guard lock(tier_mutex_);
+                std::lock_guard lock(disk_mutex_);
                 written = disk_->write(slot, block);
               }
               if (!written.ok() && status->ok()) *status = written;
@@ -144,7 +148,6 @@ void KvSwapper::swap_out(const KvSwap& swap) {
       } else {
         const std::span<std::byte> block = staging_.bytes().first(block_bytes_);
         cache_.read_block(swap.blocks[i], block);
-        std::lock_guard lock(tier_mutex_);
         const Status written = to->write(out.slots[i], block);
         if (!written.ok()) {
           fail(written.code(),
@@ -169,9 +172,9 @@ void KvSwapper::prefetch(const KvSwap& swap) {
   }
   Swapped& out = it->second;
   {
-    // Reading ahead is worth no more than write-behind's share of host memory.
+    // Reading ahead takes at most half the buffers, so that write-behind keeps going.
     std::lock_guard lock(buffers_mutex_);
-    if (buffers_out_ + static_cast<std::int64_t>(out.slots.size()) > buffer_cap_) return;
+    if (buffers_out_ + static_cast<std::int64_t>(out.slots.size()) > buffer_cap_ / 2) return;
   }
   for (std::int64_t slot : out.slots) {
     Buffer buffer = take_buffer();
@@ -179,7 +182,7 @@ void KvSwapper::prefetch(const KvSwap& swap) {
     out.last_ticket = io_->submit([this, slot, buffer, status = out.io_status] {
       Status read;
       {
-        std::lock_guard lock(tier_mutex_);
+        std::lock_guard lock(disk_mutex_);
         read = disk_->read(slot, buffer->bytes().first(block_bytes_));
       }
       if (!read.ok() && status->ok()) *status = read;
@@ -212,7 +215,7 @@ void KvSwapper::swap_in(const KvSwap& swap) {
     if (read_ahead) {
       block = out.read_ahead[i]->bytes().first(block_bytes_);
     } else {
-      std::lock_guard lock(tier_mutex_);
+      const auto lock = lock_tier(swap.tier);
       const Status read = from.read(out.slots[i], block);
       if (!read.ok()) {
         fail(read.code(), sequence_name(swap) + " from the " + where + " tier: " + read.message());
@@ -230,7 +233,7 @@ void KvSwapper::give_back(Swapped& swapped) {
   for (Buffer& buffer : swapped.read_ahead)
     return_buffer(std::move(buffer));
   swapped.read_ahead.clear();
-  std::lock_guard lock(tier_mutex_);
+  const auto lock = lock_tier(swapped.tier);
   KvTier& t = *tier(swapped.tier);
   for (std::int64_t slot : swapped.slots)
     t.release(slot);

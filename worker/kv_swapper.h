@@ -80,6 +80,8 @@ class KvSwapper {
   };
 
   KvTier* tier(KvTierId id) const;  // nullptr when absent
+  // disk_mutex_ held for the disk tier; nothing for the host tier.
+  std::unique_lock<std::mutex> lock_tier(KvTierId id) const;
   void swap_out(const KvSwap& swap);
   void swap_in(const KvSwap& swap);
   // Returns the sequence's slots and buffers once its queued I/O has run.
@@ -93,8 +95,9 @@ class KvSwapper {
   std::uint64_t block_bytes_ = 0;
   std::unique_ptr<KvTier> host_;
   std::unique_ptr<KvTier> disk_;
-  // Serializes the tiers' bookkeeping and I/O between the stage and the I/O thread.
-  mutable std::mutex tier_mutex_;
+  // The disk tier's bookkeeping and I/O, shared by the stage and the I/O thread; the
+  // host tier is the stage's alone.
+  mutable std::mutex disk_mutex_;
   // One block, page-aligned: with blocks of whole pages, a disk tier with O_DIRECT
   // moves it without a bounce copy.
   AlignedBuffer staging_;

@@ -211,7 +211,9 @@ void Scheduler::admit_newcomers(StepDraft& draft) {
     std::vector<std::pair<BlockHash, TierCached>> from_tiers;
     if (!reusable.empty()) {
       const std::int64_t taken = blocks_.take_cached_prefix(s.id, reusable);
-      if (draft.has_room()) {
+      // Only for a sequence that runs in this step: its first chunk is what brings
+      // them back (the budget is positive, and a position is always left to compute).
+      if (draft.has_room() && draft.budget > 0) {
         const auto rest = reusable.subspan(static_cast<std::size_t>(taken));
         const std::int64_t tiered = tier_prefix(rest);
         for (std::int64_t i = 0; i < tiered; ++i) {
@@ -326,6 +328,9 @@ std::vector<SequenceId> Scheduler::tier_cached_ids() const {
   std::vector<SequenceId> ids;
   for (const auto& [hash, cached] : tier_cached_blocks_)
     ids.push_back(cached.id);
+  // Those dropped by swaps not sent yet too: the stages may still hold them.
+  for (const KvSwap& swap : pending_swaps_)
+    if (swap.sequence < 0) ids.push_back(swap.sequence);
   return ids;
 }
 
@@ -411,10 +416,13 @@ void Scheduler::finish(SequenceId id) {
     return;
   }
   prompts_.erase(id);
-  // A swapped sequence's slots are free again; the stages free theirs when the
-  // sequence's release reaches them.
-  for (const SequenceState& w : waiting_)
-    if (w.id == id && w.swapped_blocks > 0) swap_used(w.swapped_tier) -= w.swapped_blocks;
+  // A swapped sequence's slots are free again, in the ledger now and on the stages with
+  // the next swaps, before any swap that may take them (a release would come after).
+  for (const SequenceState& w : waiting_) {
+    if (w.id != id || w.swapped_blocks == 0) continue;
+    swap_used(w.swapped_tier) -= w.swapped_blocks;
+    pending_swaps_.push_back({id, KvSwap::Direction::kDrop, w.swapped_tier, {}});
+  }
   std::erase_if(waiting_, [id](const SequenceState& w) { return w.id == id; });
 }
 

@@ -119,8 +119,9 @@ class Scheduler {
   std::int64_t tier_cached_blocks(KvTierId tier) const {
     return tier == KvTierId::kHost ? host_cached_ : disk_cached_;
   }
-  // The ids the tiers' cached blocks go by: whoever drops the scheduler (a failed run)
-  // has the stages release them, as it does the sequences.
+  // The ids the tiers' cached blocks go by, with those whose drop is not sent yet:
+  // whoever drops the scheduler (a failed run) has the stages release them, as it does
+  // the sequences.
   std::vector<SequenceId> tier_cached_ids() const;
   // The measured rate at which the replica computes positions, for SwapPolicy.
   void set_recompute_rate(double tokens_per_second) {

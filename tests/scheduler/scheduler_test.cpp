@@ -141,6 +141,26 @@ TEST_CASE("preemption by swap: the victim's K/V go to the host tier and come bac
               });
 }
 
+TEST_CASE("a swapped-out sequence that leaves frees its slots on the stages before later swaps") {
+  SchedulerConfig config{5, 2, 4, 16, false};
+  config.host_swap_blocks = 2;
+  config.swap.mode = PreemptionMode::kSwap;
+  Scheduler scheduler(config);
+  REQUIRE(scheduler.add(1, 3, 8).ok());
+  REQUIRE(scheduler.add(2, 3, 8).ok());
+  for (int step = 0; step < 3; ++step)
+    scheduler.complete(scheduler.schedule());
+  // As in the table above: 2 went out to the host, filling it.
+  REQUIRE(scheduler.swap_used_blocks(KvTierId::kHost) == 2);
+  scheduler.finish(2);  // cancelled while out
+  CHECK(scheduler.swap_used_blocks(KvTierId::kHost) == 0);
+  // The stages hear of it in order with the swaps, not after them as with a release:
+  // a swap-out in the same step may need those very slots.
+  const Schedule next = scheduler.schedule();
+  REQUIRE_FALSE(next.swaps.empty());
+  CHECK(next.swaps.front() == KvSwap{2, KvSwap::Direction::kDrop, KvTierId::kHost, {}});
+}
+
 TEST_CASE("static batching: the next batch starts only when the whole batch has finished") {
   const SchedulerConfig config{32, 4, 2, 64, true};
   const std::vector<Scripted> script = {{1, 4, 1}, {2, 4, 3}, {3, 4, 1}};

@@ -78,9 +78,9 @@ void print_model(const ModelSource& model, bool list_tensors) {
   for (const TensorRef& t : model.tensors()) {
     auto& entry = by_type[std::string(dtype_name(t.dtype))];
     entry.first += 1;
-    entry.second += t.bytes.size();
+    entry.second += t.bytes.size() + t.scales.size();
     parameters += t.elements();
-    bytes += t.bytes.size();
+    bytes += t.bytes.size() + t.scales.size();
   }
   std::cout << "parameters:   " << std::fixed << std::setprecision(1)
             << static_cast<double>(parameters) / 1e6 << "M in " << model.tensors().size()

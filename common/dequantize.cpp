@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "common/fp8.h"
 #include "common/status.h"
 
 // Bit-exactness and FMA: ggml computes `d * q + m` (Q4_1, Q4_K) as a rounded product
@@ -11,7 +12,8 @@
 // scale has 11 significant bits; a 6-bit sub-scale and a 4-bit quant add at most 10),
 // so a compiler that fuses them into one FMA (-march with FMA, -ffp-contract=fast)
 // still gives the same bits. Keep that true for any type added here, or build this
-// file with -ffp-contract=off.
+// file with -ffp-contract=off. (Q4_G128 is Q4_1's `q * d + m`; Q8_R's and F8_R's
+// products are not followed by a sum.)
 
 namespace conveyor {
 namespace {
@@ -96,6 +98,39 @@ void dequantize_q4_1(const std::uint8_t* src, float* dst, std::int64_t blocks) {
   }
 }
 
+// block_q4_g128 { f16 d; f16 m; u8 qs[64]; }: four runs of 16 bytes, run r holding
+// elements 32r + j (low nibble) and 32r + j + 16 (high), as Q4_1's block does;
+// y = nibble * d + m
+void dequantize_q4_g128(const std::uint8_t* src, float* dst, std::int64_t blocks) {
+  for (std::int64_t b = 0; b < blocks; ++b, src += 68) {
+    const float d = half_to_float(load_u16(src));
+    const float m = half_to_float(load_u16(src + 2));
+    for (int run = 0; run < 4; ++run, dst += kQK) {
+      const std::uint8_t* qs = src + 4 + 16 * run;
+      for (int j = 0; j < kQK / 2; ++j) {
+        const int x0 = qs[j] & 0x0F;
+        const int x1 = qs[j] >> 4;
+        dst[j] = static_cast<float>(x0) * d + m;
+        dst[j + kQK / 2] = static_cast<float>(x1) * d + m;
+      }
+    }
+  }
+}
+
+// int8 q[n] of one row, y = q * d (d: the row's f16 scale, as f32)
+void dequantize_q8_r(const std::uint8_t* src, float* dst, std::int64_t n, float d) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    dst[i] = static_cast<float>(static_cast<std::int8_t>(src[i])) * d;
+  }
+}
+
+// E4M3 codes q[n] of one row, y = e4m3(q) * s (s: the row's f32 scale)
+void dequantize_f8_r(const std::uint8_t* src, float* dst, std::int64_t n, float s) {
+  for (std::int64_t i = 0; i < n; ++i) {
+    dst[i] = fp8_e4m3_to_fp32(src[i]) * s;
+  }
+}
+
 // The 6-bit scale and min of sub-block j (0..7) from Q4_K's 12 packed bytes
 // (ggml's get_scale_min_k4).
 inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t* scale, std::uint8_t* min) {
@@ -174,6 +209,15 @@ float bf16_to_fp32(std::uint16_t h) {
 }
 
 void dequantize_row(DType type, const std::uint8_t* src, float* dst, std::int64_t n) {
+  if (dtype_is_row_scaled(type)) {
+    fail(ErrorCode::kInvalidArgument,
+         "dequantize_row: " + std::string(dtype_name(type)) + " values need their row's scale");
+  }
+  dequantize_row(type, src, dst, n, 1.0f);
+}
+
+void dequantize_row(DType type, const std::uint8_t* src, float* dst, std::int64_t n,
+                    float row_scale) {
   const DTypeLayout layout = dtype_layout(type);
   if (n < 0 || n % layout.block_elements != 0) {
     fail(ErrorCode::kInvalidArgument,
@@ -198,8 +242,40 @@ void dequantize_row(DType type, const std::uint8_t* src, float* dst, std::int64_
       return dequantize_q4_k(src, dst, blocks);
     case DType::kQ6_K:
       return dequantize_q6_k(src, dst, blocks);
+    case DType::kQ4_G128:
+      return dequantize_q4_g128(src, dst, blocks);
+    case DType::kQ8_R:
+      return dequantize_q8_r(src, dst, n, row_scale);
+    case DType::kF8_R:
+      return dequantize_f8_r(src, dst, n, row_scale);
   }
   fail(ErrorCode::kInternal, "dequantize_row: unknown dtype");
+}
+
+float tensor_row_scale(const TensorRef& tensor, std::int64_t row) {
+  const std::uint8_t* p =
+      tensor.scales.data() + static_cast<std::size_t>(row) * dtype_row_scale_bytes(tensor.dtype);
+  switch (dtype_row_scale_bytes(tensor.dtype)) {
+    case 2:
+      return half_to_float(load_u16(p));
+    case 4: {
+      const std::uint32_t bits = static_cast<std::uint32_t>(load_u16(p)) |
+                                 (static_cast<std::uint32_t>(load_u16(p + 2)) << 16);
+      return std::bit_cast<float>(bits);
+    }
+    default:
+      return 1.0f;
+  }
+}
+
+bool row_scales_match(const TensorRef& tensor) {
+  const std::uint64_t per_row = dtype_row_scale_bytes(tensor.dtype);
+  std::uint64_t expected = 0;
+  if (tensor.scale_rows() < 0 ||
+      __builtin_mul_overflow(static_cast<std::uint64_t>(tensor.scale_rows()), per_row, &expected)) {
+    return false;
+  }
+  return tensor.scales.size() == expected;
 }
 
 void dequantize_tensor(const TensorRef& tensor, std::span<float> out) {
@@ -221,6 +297,20 @@ void dequantize_tensor(const TensorRef& tensor, std::span<float> out) {
     fail(ErrorCode::kInvalidArgument, "tensor " + tensor.name + ": output holds " +
                                           std::to_string(out.size()) + " floats, need " +
                                           std::to_string(elements));
+  }
+  if (!row_scales_match(tensor)) {
+    fail(ErrorCode::kInvalidArgument, "tensor " + tensor.name + ": " +
+                                          std::to_string(tensor.scales.size()) +
+                                          " bytes of row scales do not match its shape and " +
+                                          std::string(dtype_name(tensor.dtype)));
+  }
+  if (dtype_is_row_scaled(tensor.dtype)) {
+    // One value per byte, each row under its own scale.
+    for (std::int64_t r = 0; r < tensor.scale_rows(); ++r) {
+      dequantize_row(tensor.dtype, tensor.bytes.data() + r * row, out.data() + r * row, row,
+                     tensor_row_scale(tensor, r));
+    }
+    return;
   }
   // Rows are contiguous and blocks never straddle them, so one pass over the
   // whole tensor equals converting row by row.

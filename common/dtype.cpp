@@ -9,10 +9,12 @@ struct DTypeInfo {
   DType type;
   std::string_view name;
   DTypeLayout layout;
+  std::uint32_t row_scale_bytes = 0;
 };
 
-// Block layouts as the GGUF format defines them (ggml-common.h).
-constexpr std::array<DTypeInfo, 8> kTypes = {{
+// Block layouts as the GGUF format defines them (ggml-common.h), then Conveyor's own.
+// In enum order: info() indexes by the enum's value.
+constexpr std::array<DTypeInfo, 11> kTypes = {{
     {DType::kF32, "f32", {1, 4}},
     {DType::kF16, "f16", {1, 2}},
     {DType::kBF16, "bf16", {1, 2}},
@@ -21,7 +23,20 @@ constexpr std::array<DTypeInfo, 8> kTypes = {{
     {DType::kQ4_1, "q4_1", {32, 20}},    // f16 d + f16 m + 16 bytes of nibbles
     {DType::kQ4_K, "q4_k", {256, 144}},  // f16 d, f16 dmin, 12 bytes scales, 128 bytes nibbles
     {DType::kQ6_K, "q6_k", {256, 210}},  // 128 ql + 64 qh + 16 int8 scales + f16 d
+    // f16 d + f16 m + four 16-byte runs of nibbles, each laid out as Q4_1's: a Q4_1
+    // block of 32 for every 32 values, sharing one d and m.
+    {DType::kQ4_G128, "q4_g128", {128, 68}},
+    {DType::kQ8_R, "q8_r", {1, 1}, 2},  // int8 per value; f16 scale per row beside them
+    {DType::kF8_R, "f8_r", {1, 1}, 4},  // E4M3 per value; f32 scale per row beside them
 }};
+
+constexpr bool in_enum_order() {
+  for (std::size_t i = 0; i < kTypes.size(); ++i) {
+    if (static_cast<std::size_t>(kTypes[i].type) != i) return false;
+  }
+  return true;
+}
+static_assert(in_enum_order());
 
 const DTypeInfo& info(DType type) {
   return kTypes[static_cast<std::size_t>(type)];
@@ -44,7 +59,11 @@ std::optional<DType> dtype_from_name(std::string_view name) {
 }
 
 bool dtype_is_quantized(DType type) {
-  return info(type).layout.block_elements > 1;
+  return info(type).layout.block_elements > 1 || info(type).row_scale_bytes != 0;
+}
+
+std::uint32_t dtype_row_scale_bytes(DType type) {
+  return info(type).row_scale_bytes;
 }
 
 std::optional<std::uint64_t> dtype_bytes(DType type, std::uint64_t elements) {

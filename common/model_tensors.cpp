@@ -4,6 +4,7 @@
 #include <map>
 #include <string_view>
 
+#include "common/dequantize.h"
 #include "common/model_source.h"
 #include "common/status.h"
 
@@ -93,6 +94,12 @@ void check_tensor_shapes(const ModelSpec& spec, const std::vector<TensorRef>& te
                                       std::to_string(t.bytes.size()) + " bytes, which is not " +
                                       shape_string(t.shape) + " of " +
                                       std::string(dtype_name(t.dtype)));
+    }
+    if (!row_scales_match(t)) {
+      fail(ErrorCode::kMalformed,
+           origin + ": tensor " + t.name + " has " + std::to_string(t.scales.size()) +
+               " bytes of row scales, which is not what " + shape_string(t.shape) + " of " +
+               std::string(dtype_name(t.dtype)) + " needs");
     }
   }
 }

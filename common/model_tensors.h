@@ -29,7 +29,8 @@ std::vector<ExpectedTensor> expected_tensors(const ModelSpec& spec);
 // Throws Error naming the tensor and `origin`:
 //   kNotFound   an expected tensor is missing;
 //   kMalformed  a shape differs from the expected one; a byte length disagrees with
-//               dtype x shape; output.weight is present although the embeddings are
+//               dtype x shape, or the row scales disagree with it (row_scales_match());
+//               output.weight is present although the embeddings are
 //               tied; a q/k/v bias is present although the spec has none; a blk.N
 //               tensor has N >= num_layers; a name appears twice.
 // Tensors with other names (e.g. GGUF's rope_freqs.weight) are left to the caller.

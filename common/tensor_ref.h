@@ -17,12 +17,21 @@ struct TensorRef {
   DType dtype = DType::kF32;
   std::vector<std::int64_t> shape;      // outermost first
   std::span<const std::uint8_t> bytes;  // exactly dtype_bytes(dtype, elements()) long
+  // Per-row scales of a row-scaled format, beside its values: f16 [rows] for kQ8_R, f32
+  // [rows] for kF8_R (little-endian, any alignment); empty for every other type. Rows
+  // are along the innermost dimension: scale_rows() of them. (Defaulted, so that
+  // aggregate initialisers that stop at `bytes` need not name it.)
+  std::span<const std::uint8_t> scales = {};
 
   std::int64_t elements() const {
     std::int64_t n = 1;
     for (auto d : shape)
       n *= d;  // loaders have already checked the product
     return n;
+  }
+  // Rows along the innermost dimension: the product of the others (1 for a 1-D tensor).
+  std::int64_t scale_rows() const {
+    return shape.empty() || shape.back() == 0 ? 0 : elements() / shape.back();
   }
 };
 

@@ -31,6 +31,10 @@ fi
 # kubectl (`kubectl kustomize`) and PyYAML for scripts/check-deploy.sh; kubectl may come from elsewhere.
 command -v kubectl >/dev/null || PACKAGES+=(kubernetes-client); PACKAGES+=(python3-yaml)
 command -v promtool >/dev/null || PACKAGES+=(prometheus)  # promtool (check-monitoring.sh), the server (tests/prometheus)
+# The King James Bible (public domain English): the `bible` program and its text, from which
+# scripts/eval-text.sh cuts the calibration (Genesis) and evaluation (John) texts of
+# `conveyor eval` and `compress`.
+PACKAGES+=(bible-kjv bible-kjv-text)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

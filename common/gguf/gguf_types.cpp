@@ -128,7 +128,7 @@ std::optional<DType> dtype_from_ggml_type(std::uint32_t ggml_type) {
   }
 }
 
-std::uint32_t ggml_type_from_dtype(DType type) {
+std::optional<std::uint32_t> ggml_type_from_dtype(DType type) {
   switch (type) {
     case DType::kF32:
       return kGgmlTypeF32;
@@ -146,8 +146,12 @@ std::uint32_t ggml_type_from_dtype(DType type) {
       return kGgmlTypeQ4_K;
     case DType::kQ6_K:
       return kGgmlTypeQ6_K;
+    case DType::kQ4_G128:  // Conveyor's own formats: GGUF has no type for them
+    case DType::kQ8_R:
+    case DType::kF8_R:
+      return std::nullopt;
   }
-  return kGgmlTypeF32;
+  return std::nullopt;
 }
 
 std::string ggml_type_description(std::uint32_t ggml_type) {

@@ -48,7 +48,8 @@ inline constexpr std::uint32_t kGgmlTypeBF16 = 30;
 
 // Nullopt for ggml types Conveyor cannot dequantise (Q5_K, IQ*, ...).
 std::optional<DType> dtype_from_ggml_type(std::uint32_t ggml_type);
-std::uint32_t ggml_type_from_dtype(DType type);
+// Nullopt for Conveyor's own formats (Q4_G128, Q8_R, F8_R), which GGUF cannot hold.
+std::optional<std::uint32_t> ggml_type_from_dtype(DType type);
 // "Q5_K (13)", "unknown (99)": for error messages.
 std::string ggml_type_description(std::uint32_t ggml_type);
 

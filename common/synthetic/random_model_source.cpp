@@ -106,6 +106,9 @@ class RandomModel final : public ModelSource {
     if (!bytes) fail(ErrorCode::kInternal, "random model: " + ref.name + " has no byte size");
     auto& storage = storage_.emplace_back(allocate(*bytes, path_));
     ref.bytes = {storage.get(), static_cast<std::size_t>(*bytes)};
+    auto& scales = scales_.emplace_back(static_cast<std::size_t>(ref.scale_rows()) *
+                                        dtype_row_scale_bytes(dtype));
+    ref.scales = scales;
     if (expected.shape.size() == 1) {
       const float one = 1.0f;
       for (std::int64_t i = 0; i < elements; ++i)
@@ -115,6 +118,8 @@ class RandomModel final : public ModelSource {
       // input (RMS-normalised, so about 1), whatever the width.
       const auto stddev = static_cast<float>(1.0 / std::sqrt(static_cast<double>(ref.shape[1])));
       const std::uint64_t tensor_seed = mix64(options.seed ^ name_hash(ref.name));
+      fill_random_row_scales(dtype, stddev, mix64(tensor_seed ^ 0x5CA1Eull), ref.scale_rows(),
+                             scales.data());
       const std::uint64_t bytes_per_chunk = *dtype_bytes(dtype, kChunkElements);
       for (std::int64_t begin = 0, chunk = 0; begin < elements; begin += kChunkElements, ++chunk) {
         const std::uint64_t chunk_seed =
@@ -129,9 +134,10 @@ class RandomModel final : public ModelSource {
   ModelSpec spec_;
   std::string format_;
   std::string path_;
-  std::vector<TensorBuffer> storage_;       // one mapping per tensor
-  std::vector<TensorRef> tensors_;          // views into storage_
-  std::optional<TokenizerData> tokenizer_;  // always empty
+  std::vector<TensorBuffer> storage_;              // one mapping per tensor
+  std::vector<std::vector<std::uint8_t>> scales_;  // row scales per tensor (row-scaled types)
+  std::vector<TensorRef> tensors_;                 // views into storage_
+  std::optional<TokenizerData> tokenizer_;         // always empty
   Status tokenizer_status_;
 };
 
@@ -152,7 +158,9 @@ std::uint64_t random_model_bytes(const ModelShape& shape, DType dtype) {
     std::uint64_t elements = 1;
     for (std::int64_t d : t.shape)
       elements *= static_cast<std::uint64_t>(d);
-    total += dtype_bytes(random_tensor_dtype(dtype, t.shape), elements).value_or(0);
+    const DType stored = random_tensor_dtype(dtype, t.shape);
+    total += dtype_bytes(stored, elements).value_or(0);
+    total += elements / static_cast<std::uint64_t>(t.shape.back()) * dtype_row_scale_bytes(stored);
   }
   return total;
 }

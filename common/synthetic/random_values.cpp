@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 
+#include "common/fp8.h"
+
 namespace conveyor {
 namespace {
 
@@ -170,6 +172,11 @@ void fill_quantized(DType dtype, float stddev, SplitMix64& rng, std::int64_t blo
         put_u16(block + 2, q4_m ^ sign);
         put_random(rng, block + 4, 16);
         break;
+      case DType::kQ4_G128:  // d, m, nibbles[64]: as Q4_1
+        put_u16(block, q4_d ^ sign);
+        put_u16(block + 2, q4_m ^ sign);
+        put_random(rng, block + 4, 64);
+        break;
       case DType::kQ4_K:  // d, dmin, 12 bytes of 6-bit scales/mins, nibbles[128]
         // Every sub-block scale and min is 32 (0b100000): bytes 0..7 hold the low six
         // bits of the first four and the top two bits of the last four (0xA0), bytes
@@ -190,6 +197,33 @@ void fill_quantized(DType dtype, float stddev, SplitMix64& rng, std::int64_t blo
   }
 }
 
+// Random F8_R codes: a random sign and one of the 32 magnitudes 0.5 .. 7.5 (exponents
+// 6..9), so that no value is NaN and a row's values are not dominated by a few large
+// ones; their RMS, under which a row scale gives the values a chosen spread.
+std::uint8_t fp8_code(std::uint8_t random) {
+  return static_cast<std::uint8_t>((random & 0x80u) | (0x30u + (random & 0x1Fu)));
+}
+float fp8_code_rms() {
+  double sum = 0;
+  for (int r = 0; r < 32; ++r) {
+    const double v = fp8_e4m3_to_fp32(fp8_code(static_cast<std::uint8_t>(r)));
+    sum += v * v;
+  }
+  return static_cast<float>(std::sqrt(sum / 32));
+}
+
+// Uniform random bytes (Q8_R's int8 values: -128..127) or F8_R codes.
+void fill_row_scaled(DType dtype, SplitMix64& rng, std::int64_t n, std::uint8_t* out) {
+  for (std::int64_t first = 0; first < n; first += 8) {
+    std::uint8_t bytes[8];
+    const std::uint64_t word = rng.next();
+    std::memcpy(bytes, &word, sizeof(word));
+    for (std::int64_t i = 0; i < std::min<std::int64_t>(8, n - first); ++i) {
+      out[first + i] = dtype == DType::kF8_R ? fp8_code(bytes[i]) : bytes[i];
+    }
+  }
+}
+
 }  // namespace
 
 std::uint64_t mix64(std::uint64_t x) {
@@ -202,8 +236,30 @@ void fill_random_values(DType dtype, float stddev, std::uint64_t seed, std::int6
                         std::uint8_t* out) {
   SplitMix64 rng(seed);
   const DTypeLayout layout = dtype_layout(dtype);
+  if (dtype_is_row_scaled(dtype)) return fill_row_scaled(dtype, rng, elements, out);
   if (layout.block_elements == 1) return fill_plain(dtype, stddev, rng, elements, out);
   fill_quantized(dtype, stddev, rng, elements / layout.block_elements, out);
+}
+
+}  // namespace conveyor
+
+namespace conveyor {
+
+void fill_random_row_scales(DType dtype, float stddev, std::uint64_t seed, std::int64_t rows,
+                            std::uint8_t* out) {
+  SplitMix64 rng(seed);
+  if (dtype == DType::kQ8_R) {
+    // Q8_R's levels lean half a step below zero: a random sign per row, as per block
+    // for Q8_0 (see fill_quantized).
+    SignBits signs(rng);
+    const std::uint16_t d = f32_to_f16(stddev / kInt8Std);
+    for (std::int64_t r = 0; r < rows; ++r)
+      put_u16(out + 2 * r, d ^ signs.next());
+  } else if (dtype == DType::kF8_R) {
+    const float s = stddev / fp8_code_rms();
+    for (std::int64_t r = 0; r < rows; ++r)
+      std::memcpy(out + 4 * r, &s, sizeof(s));  // little-endian hosts, as everywhere here
+  }
 }
 
 }  // namespace conveyor

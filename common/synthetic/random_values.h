@@ -18,7 +18,15 @@ std::uint64_t mix64(std::uint64_t x);
 // about `stddev`. Plain float types hold uniform values; the block-quantised types hold
 // valid blocks of uniform random quants under one scale magnitude, with a random sign
 // per block. F32, F16 and BF16 from the same seed hold the same values, rounded to each.
+// A row-scaled type (Q8_R, F8_R) gets its values only: uniform int8, or E4M3 codes of
+// magnitude 0.5 .. 7.5, with fill_random_row_scales() giving the spread.
 void fill_random_values(DType dtype, float stddev, std::uint64_t seed, std::int64_t elements,
                         std::uint8_t* out);
+
+// The `rows` scales (TensorRef::scales) of a row-scaled type under which the values
+// fill_random_values() writes have standard deviation about `stddev`; Q8_R's carry a
+// random sign per row. Nothing for other types.
+void fill_random_row_scales(DType dtype, float stddev, std::uint64_t seed, std::int64_t rows,
+                            std::uint8_t* out);
 
 }  // namespace conveyor

@@ -13,7 +13,7 @@ ModelFootprint footprint_of(const ModelSource& source, std::uint64_t kv_bytes_al
   std::uint64_t embedding = 0;
   bool has_output = false;
   for (const TensorRef& t : source.tensors()) {
-    const std::uint64_t bytes = t.bytes.size();
+    const std::uint64_t bytes = t.bytes.size() + t.scales.size();
     if (t.name.rfind("blk.", 0) == 0) {
       std::int64_t layer = -1;
       const char* begin = t.name.data() + 4;

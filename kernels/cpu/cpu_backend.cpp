@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/cpu_elementwise.h"
+#include "kernels/cpu/cpu_fp8_gemm.h"
 #include "kernels/cpu/cpu_gemm.h"
 #include "kernels/cpu/cpu_quant_gemm.h"
 #include "kernels/cpu/cpu_quant_pack.h"
@@ -56,11 +57,12 @@ class CpuBuffer final : public BackendBuffer {
   std::shared_ptr<CpuBackend::Usage> usage_;
 };
 
-// 1-D weights are stored plainly as f32. 2-D weights are either f32 in the GEMM's
-// panel layout (cpu_gemm.h) or, for GGUF block-quantised sources unless the backend
-// dequantises at load, quantised panels (cpu_quant_pack.h); embedding lookups read
-// either back row by row.
-enum class WeightLayout { kVector, kF32Panels, kQuantPanels };
+// 1-D weights are stored plainly as f32. 2-D weights are f32 in the GEMM's panel layout
+// (cpu_gemm.h) or, unless the backend dequantises at load, quantised panels
+// (cpu_quant_pack.h: GGUF block types, Q4_G128, Q8_R) or, for F8_R, the E4M3 codes
+// [rows, cols] followed by the f32 row scales [rows] (cpu_fp8_gemm.h); embedding
+// lookups read any of them back row by row.
+enum class WeightLayout { kVector, kF32Panels, kQuantPanels, kFp8Rows };
 
 class CpuWeight final : public BackendWeight {
  public:
@@ -84,6 +86,14 @@ class CpuWeight final : public BackendWeight {
   float* floats() { return static_cast<float*>(memory_.get()); }
   const float* floats() const { return static_cast<const float*>(memory_.get()); }
   const std::uint8_t* bytes() const { return static_cast<const std::uint8_t*>(memory_.get()); }
+  // kFp8Rows: the row scales after the codes.
+  const float* fp8_scales() const {
+    return reinterpret_cast<const float*>(bytes() + fp8_scales_offset(rows(), cols()));
+  }
+  static std::size_t fp8_scales_offset(std::int64_t rows, std::int64_t cols) {
+    const auto codes = static_cast<std::size_t>(rows * cols);
+    return (codes + alignof(float) - 1) / alignof(float) * alignof(float);
+  }
 
  private:
   WeightLayout layout_;
@@ -173,8 +183,9 @@ BackendCapabilities CpuBackend::capabilities() const {
   caps.quantized_weights = !dequantize_weights_;
   caps.paged_attention = true;
   caps.threads = pool_.size();
-  caps.weight_dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
-                        DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K};
+  caps.weight_dtypes = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
+                        DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
+                        DType::kQ4_G128, DType::kQ8_R, DType::kF8_R};
   return caps;
 }
 
@@ -222,16 +233,32 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
   const auto row_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(cols));
   const auto total_bytes = dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(rows * cols));
   if (!row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) malformed();
+  if (!row_scales_match(tensor)) malformed();
   const std::uint8_t* src = tensor.bytes.data();
   if (tensor.shape.size() == 1) {
     auto weight = std::make_shared<CpuWeight>(
         tensor, rows, cols, WeightLayout::kVector, cpu::QuantFormat::kNibble,
         static_cast<std::size_t>(rows) * sizeof(float), usage_);
-    dequantize_row(tensor.dtype, src, weight->floats(), rows);
+    dequantize_tensor(tensor, {weight->floats(), static_cast<std::size_t>(rows)});
     return weight;
   }
   const std::int64_t panels = (rows + cpu::kPanelWidth - 1) / cpu::kPanelWidth;
-  const std::optional<cpu::QuantFormat> format = cpu::quant_format_for(tensor.dtype);
+  if (tensor.dtype == DType::kF8_R && !dequantize_weights_) {
+    // Codes as stored, then the scales decoded to f32.
+    const std::size_t scales_offset = CpuWeight::fp8_scales_offset(rows, cols);
+    auto weight = std::make_shared<CpuWeight>(
+        tensor, rows, cols, WeightLayout::kFp8Rows, cpu::QuantFormat::kNibble,
+        scales_offset + static_cast<std::size_t>(rows) * sizeof(float), usage_);
+    auto* dst = static_cast<std::uint8_t*>(weight->data());
+    std::memcpy(dst, src, tensor.bytes.size());
+    auto* scales = reinterpret_cast<float*>(dst + scales_offset);
+    for (std::int64_t r = 0; r < rows; ++r)
+      scales[r] = tensor_row_scale(tensor, r);
+    return weight;
+  }
+  // Q8_R's panels hold groups of 16 k values; another k is dequantised instead.
+  std::optional<cpu::QuantFormat> format = cpu::quant_format_for(tensor.dtype);
+  if (format && cols % cpu::quant_format_layout(*format).group != 0) format.reset();
   if (format && !dequantize_weights_) {
     const std::int64_t panel_bytes = cpu::quant_panel_bytes(*format, cols);
     auto weight =
@@ -243,8 +270,11 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
     pool_.run(panels, [&](std::int64_t panel, int) {
       const std::int64_t begin = panel * cpu::kPanelWidth;
       const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
+      float row_scales[cpu::kPanelWidth];
+      for (std::int64_t r = begin; r < end; ++r)
+        row_scales[r - begin] = tensor_row_scale(tensor, r);
       cpu::pack_quant_rows(tensor.dtype, src + static_cast<std::uint64_t>(begin) * *row_bytes,
-                           begin, end, cols, dst);
+                           row_scales, begin, end, cols, dst);
     });
     return weight;
   }
@@ -265,7 +295,7 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
     const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
     for (std::int64_t r = begin; r < end; ++r) {
       dequantize_row(tensor.dtype, src + static_cast<std::uint64_t>(r) * *row_bytes,
-                     rows_f32.data() + (r - begin) * cols, cols);
+                     rows_f32.data() + (r - begin) * cols, cols, tensor_row_scale(tensor, r));
     }
     cpu::pack_weight_rows(rows_f32.data(), begin, end, cols, dst);
   });
@@ -280,6 +310,10 @@ void CpuBackend::gemm(const float* x, std::int64_t m, const BackendWeight& w, fl
   const cpu::GemmOperands operands{x, y, bias, m, w.rows(), w.cols(), options.accumulate};
   if (cw.layout() == WeightLayout::kQuantPanels) {
     cpu::gemm_quant(pool_, isa_, {operands, cw.bytes(), cw.format()}, gemm_scratch_);
+    return;
+  }
+  if (cw.layout() == WeightLayout::kFp8Rows) {
+    cpu::gemm_fp8(pool_, isa_, {operands, cw.bytes(), cw.fp8_scales()}, fp8_scratch_);
     return;
   }
   cpu::gemm_f32(pool_, isa_, {operands, cw.floats(), 0});
@@ -310,6 +344,8 @@ void CpuBackend::embed(const BackendWeight& table, const BackendStep& step, floa
     float* row = out + static_cast<std::int64_t>(i) * table.cols();
     if (cw.layout() == WeightLayout::kQuantPanels) {
       cpu::unpack_quant_row(cw.format(), cw.bytes(), tokens[i], table.cols(), row);
+    } else if (cw.layout() == WeightLayout::kFp8Rows) {
+      cpu::unpack_fp8_row(cw.bytes(), cw.fp8_scales(), tokens[i], table.cols(), row);
     } else {
       cpu::unpack_weight_row(cw.floats(), tokens[i], table.cols(), row);
     }

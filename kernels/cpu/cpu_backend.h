@@ -1,6 +1,8 @@
-// The CPU reference backend: GGUF block-quantised matrices kept quantised, repacked
-// for a GEMM that widens them on the fly (cpu_quant_gemm.h); other weights as f32
-// (matrices packed for the GEMM, cpu_gemm.h). Both give the same bits. Every op is
+// The CPU reference backend: block-quantised matrices (GGUF's types, Q4_G128) and Q8_R
+// kept quantised, repacked for a GEMM that widens them on the fly (cpu_quant_gemm.h);
+// other weights as f32 (matrices packed for the GEMM, cpu_gemm.h). Both give the same
+// bits. F8_R matrices stay E4M3 for an emulated W8A8 GEMM (cpu_fp8_gemm.h), which
+// quantises the activations too and so differs from the f32 path. Every op is
 // multi-threaded over one persistent thread pool. Ops run synchronously on the calling
 // thread and the pool; like a device stream, one backend takes ops from one thread at
 // a time.
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
+#include "kernels/cpu/cpu_fp8_gemm.h"
 #include "kernels/cpu/cpu_isa.h"
 #include "kernels/cpu/thread_pool.h"
 
@@ -21,7 +24,8 @@ struct CpuBackendOptions {
   int threads = 0;            // <= 0: one per CPU this process may run on
   std::optional<CpuIsa> isa;  // default: the best the CPU supports
   // true: dequantise quantised matrices to f32 at upload (4-8x the memory and the bytes
-  // read per decode step, same results); for comparing the two paths.
+  // read per decode step, same results); for comparing the two paths. F8_R then runs as
+  // W8A16 (activations unquantised), no longer the W8A8 emulation.
   bool dequantize_weights = false;
 };
 
@@ -70,7 +74,8 @@ class CpuBackend final : public Backend {
   CpuIsa isa_;
   bool dequantize_weights_;
   std::shared_ptr<Usage> usage_;
-  std::vector<std::vector<float>> gemm_scratch_;       // per pool thread
+  std::vector<std::vector<float>> gemm_scratch_;  // per pool thread
+  cpu::Fp8GemmScratch fp8_scratch_;
   std::vector<std::vector<float>> attention_scratch_;  // per pool thread
   std::vector<float> logits_rows_;                     // f32 [rows, hidden] for logits()
 };

@@ -55,6 +55,31 @@ void split_q8_0(const std::uint8_t* src, std::int64_t k, RowQuants& out) {
   }
 }
 
+// Four runs of Q4_1's nibble layout under one d and m (common/dtype.h).
+void split_q4_g128(const std::uint8_t* src, std::int64_t k, RowQuants& out) {
+  for (std::int64_t b = 0; b < k / 128; ++b, src += 68) {
+    const float d = load_half(src);
+    const float m = load_half(src + 2);
+    for (int run = 0; run < 4; ++run) {
+      const std::int64_t group = b * 4 + run;
+      const std::uint8_t* qs = src + 4 + 16 * run;
+      out.scale[group] = d;
+      out.min[group] = m;
+      for (int j = 0; j < 16; ++j) {
+        out.q[group * 32 + j] = static_cast<std::int8_t>(qs[j] & 0x0F);
+        out.q[group * 32 + j + 16] = static_cast<std::int8_t>(qs[j] >> 4);
+      }
+    }
+  }
+}
+
+void split_q8_r(const std::uint8_t* src, std::int64_t k, float d, RowQuants& out) {
+  for (std::int64_t g = 0; g < k / 16; ++g)
+    out.scale[g] = d;
+  for (std::int64_t i = 0; i < k; ++i)
+    out.q[i] = static_cast<std::int8_t>(src[i]);
+}
+
 // ggml's get_scale_min_k4.
 void scale_min_k4(int j, const std::uint8_t* q, int* scale, int* min) {
   if (j < 4) {
@@ -109,7 +134,8 @@ void split_q6_k(const std::uint8_t* src, std::int64_t k, RowQuants& out) {
   }
 }
 
-void split_row(DType type, const std::uint8_t* src, std::int64_t k, RowQuants& out) {
+void split_row(DType type, const std::uint8_t* src, std::int64_t k, float row_scale,
+               RowQuants& out) {
   switch (type) {
     case DType::kQ4_0:
       return split_q4_0(src, k, out);
@@ -121,6 +147,10 @@ void split_row(DType type, const std::uint8_t* src, std::int64_t k, RowQuants& o
       return split_q4_k(src, k, out);
     case DType::kQ6_K:
       return split_q6_k(src, k, out);
+    case DType::kQ4_G128:
+      return split_q4_g128(src, k, out);
+    case DType::kQ8_R:
+      return split_q8_r(src, k, row_scale, out);
     default:
       break;
   }
@@ -136,9 +166,11 @@ std::optional<QuantFormat> quant_format_for(DType type) {
       return QuantFormat::kSignedNibble;
     case DType::kQ4_1:
     case DType::kQ4_K:
+    case DType::kQ4_G128:
       return QuantFormat::kNibble;
     case DType::kQ8_0:
     case DType::kQ6_K:
+    case DType::kQ8_R:
       return QuantFormat::kInt8;
     default:
       return std::nullopt;
@@ -154,8 +186,9 @@ std::int64_t quant_packed_bytes(QuantFormat format, std::int64_t n, std::int64_t
   return (n + kPanelWidth - 1) / kPanelWidth * quant_panel_bytes(format, k);
 }
 
-void pack_quant_rows(DType type, const std::uint8_t* src, std::int64_t row_begin,
-                     std::int64_t row_end, std::int64_t k, std::uint8_t* packed) {
+void pack_quant_rows(DType type, const std::uint8_t* src, const float* row_scales,
+                     std::int64_t row_begin, std::int64_t row_end, std::int64_t k,
+                     std::uint8_t* packed) {
   const QuantFormat format = *quant_format_for(type);
   const QuantFormatLayout layout = quant_format_layout(format);
   const std::int64_t groups = k / layout.group;
@@ -166,7 +199,8 @@ void pack_quant_rows(DType type, const std::uint8_t* src, std::int64_t row_begin
   row.scale.resize(static_cast<std::size_t>(groups));
   row.min.resize(static_cast<std::size_t>(groups));
   for (std::int64_t r = row_begin; r < row_end; ++r) {
-    split_row(type, src + (r - row_begin) * row_bytes, k, row);
+    const float row_scale = row_scales != nullptr ? row_scales[r - row_begin] : 1.0f;
+    split_row(type, src + (r - row_begin) * row_bytes, k, row_scale, row);
     const std::int64_t lane = r % kPanelWidth;
     std::uint8_t* panel = packed + r / kPanelWidth * quant_panel_bytes(format, k);
     for (std::int64_t g = 0; g < groups; ++g) {

@@ -4,13 +4,15 @@
 // contiguous, so a kernel turns it into f32 with vector shifts, a convert and one
 // multiply-add.
 //
-// Three panel formats cover the five GGUF types:
+// Three panel formats cover the five GGUF types and two of Conveyor's own:
 //   kNibble:       groups of 32 k values; value = q * scale + min, q in 0..15.
-//                  Q4_1 (scale = d, min = m), Q4_K (scale = d * sc, min = -(dmin * mn)).
+//                  Q4_1 (scale = d, min = m), Q4_K (scale = d * sc, min = -(dmin * mn)),
+//                  Q4_G128 (each block's d and m repeated over its four groups of 32).
 //   kSignedNibble: groups of 32 k values; value = (q - 8) * scale, q in 0..15. Q4_0
 //                  (as q * d + (-8 * d) it would give +0 where dequantize_row gives -0).
 //   kInt8:         groups of 16 k values; value = q * scale, q in -128..127.
-//                  Q8_0 (scale = d), Q6_K (scale = d * sc, q = 6-bit value - 32).
+//                  Q8_0 (scale = d), Q6_K (scale = d * sc, q = 6-bit value - 32),
+//                  Q8_R (scale = the row's d, repeated over every group).
 // Each rewriting gives the very floats dequantize_row() computes: the products q * d
 // are exact in f32, so the single rounding of the sum (or of the product alone) is the
 // same whichever way round it is written, fused into an FMA or not.
@@ -68,10 +70,13 @@ std::int64_t quant_panel_bytes(QuantFormat format, std::int64_t k);
 std::int64_t quant_packed_bytes(QuantFormat format, std::int64_t n, std::int64_t k);
 
 // Repacks rows [row_begin, row_end) of a stored [n, k] weight of `type` (src: their
-// GGUF blocks, row after row) into their places in `packed`. Padding rows of the last
-// panel must already be zero.
-void pack_quant_rows(DType type, const std::uint8_t* src, std::int64_t row_begin,
-                     std::int64_t row_end, std::int64_t k, std::uint8_t* packed);
+// blocks, row after row) into their places in `packed`. A row-scaled type (Q8_R) takes
+// those rows' scales as f32 in `row_scales` [row_end - row_begin] (tensor_row_scale());
+// other types ignore it (it may be null). Padding rows of the last panel must already
+// be zero.
+void pack_quant_rows(DType type, const std::uint8_t* src, const float* row_scales,
+                     std::int64_t row_begin, std::int64_t row_end, std::int64_t k,
+                     std::uint8_t* packed);
 
 // Row `row` of a packed weight as f32 [k], equal to dequantize_row() of the source.
 void unpack_quant_row(QuantFormat format, const std::uint8_t* packed, std::int64_t row,

@@ -282,8 +282,11 @@ class CudaBackend final : public Backend {
     caps.quantized_weights = false;
     caps.paged_attention = true;
     caps.threads = 1;
-    caps.weight_dtypes = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
-                          DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K};
+    // Quantised types are dequantised at upload (to f16 unless the matrices are
+    // configured otherwise): F8_R then runs as W8A16, not as the CPU's W8A8 emulation.
+    caps.weight_dtypes = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
+                          DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
+                          DType::kQ4_G128, DType::kQ8_R, DType::kF8_R};
     caps.kv_dtypes = {DType::kF32, DType::kBF16};
     return caps;
   }
@@ -555,7 +558,8 @@ std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef&
   const auto total_bytes = rows > 0 && cols > 0 && rows <= kMaxElements / cols
                                ? dtype_bytes(tensor.dtype, static_cast<std::uint64_t>(rows * cols))
                                : std::nullopt;
-  if (!row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) {
+  if (!row_bytes || !total_bytes || *total_bytes != tensor.bytes.size() ||
+      !row_scales_match(tensor)) {
     fail(ErrorCode::kMalformed, "cuda backend: tensor " + tensor.name +
                                     " has a shape that does not match its " +
                                     std::string(dtype_name(tensor.dtype)) + " data");
@@ -582,8 +586,10 @@ std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef&
   for (std::int64_t begin = 0; begin < rows; begin += slab_rows) {
     const std::int64_t end = std::min(rows, begin + slab_rows);
     for (std::int64_t r = begin; r < end; ++r) {
+      // A vector's elements are its "rows" here, but it has one row scale.
       dequantize_row(tensor.dtype, src + static_cast<std::uint64_t>(r) * *row_bytes,
-                     f32.data() + (r - begin) * cols, cols);
+                     f32.data() + (r - begin) * cols, cols,
+                     tensor_row_scale(tensor, vector ? 0 : r));
     }
     const auto count = static_cast<std::size_t>((end - begin) * cols);
     const void* host = f32.data();

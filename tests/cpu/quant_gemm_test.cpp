@@ -32,6 +32,7 @@ std::vector<int> half_offsets(DType type) {
       return {0};
     case DType::kQ4_1:
     case DType::kQ4_K:
+    case DType::kQ4_G128:
       return {0, 2};
     case DType::kQ6_K:
       return {208};
@@ -88,10 +89,14 @@ std::vector<Shape> shapes_for(DType type) {
   if (dtype_layout(type).block_elements == 256) {
     return {{1, 256}, {33, 512}, {70, 768}, {40, 8192}};
   }
+  if (dtype_layout(type).block_elements == 128) {
+    return {{1, 128}, {16, 384}, {33, 640}, {70, 256}, {40, 8192}};
+  }
   return {{1, 32}, {16, 96}, {33, 160}, {70, 576}, {200, 64}, {40, 8192}};
 }
 
-const DType kQuantTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0, DType::kQ4_K, DType::kQ6_K};
+const DType kQuantTypes[] = {DType::kQ4_0, DType::kQ4_1, DType::kQ8_0,
+                             DType::kQ4_K, DType::kQ6_K, DType::kQ4_G128};
 
 }  // namespace
 
@@ -115,7 +120,7 @@ TEST_CASE("quantised gemm is bit-identical to the f32 path on the dequantised we
         const auto b_data = random_floats(static_cast<std::size_t>(s.n), 9);
         auto bq = quant.upload_weight(f32_tensor("b", b_data, {s.n}));
         auto bf = f32.upload_weight(f32_tensor("b", b_data, {s.n}));
-        for (std::int64_t m : {1, 2, 3, 9, 17, 64}) {
+        for (std::int64_t m : {1, 2, 3, 4, 9, 17, 64}) {
           CAPTURE(m);
           const auto x = random_floats(static_cast<std::size_t>(m * s.k), 11);
           std::vector<float> yq(static_cast<std::size_t>(m * s.n));

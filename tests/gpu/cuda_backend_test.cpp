@@ -25,14 +25,17 @@ struct Both {
   std::unique_ptr<Backend> gpu = gpu_backend();
 };
 
+// against_dequantised: the CPU twin dequantises at load too (for F8_R, which the CPU
+// otherwise runs as W8A8, quantising the activations).
 double gemm_error(Both& b, DType dtype, std::int64_t m, std::int64_t n, std::int64_t k,
-                  bool with_bias, bool accumulate) {
+                  bool with_bias, bool accumulate, bool against_dequantised = false) {
+  std::unique_ptr<Backend> dequantised = against_dequantised ? cpu_backend(true) : nullptr;
   const OwnedTensor w = random_tensor(dtype, {n, k});
   const OwnedTensor bias = f32_tensor(random_floats(static_cast<std::size_t>(n)), {n});
   const auto x = random_floats(static_cast<std::size_t>(m * k));
   const auto y0 = random_floats(static_cast<std::size_t>(m * n));
   std::vector<float> results[2];
-  Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+  Backend* backends[2] = {against_dequantised ? dequantised.get() : b.cpu.get(), b.gpu.get()};
   for (int i = 0; i < 2; ++i) {
     Backend& be = *backends[i];
     auto wb = be.upload_weight(w.ref);
@@ -69,6 +72,14 @@ TEST_CASE("cuda gemm matches the CPU twin for f32, bf16 and dequantised weights"
     CAPTURE(dtype_name(dtype));
     CHECK(gemm_error(b, dtype, 33, 320, 512, false, false) < kBf16Bound);
   }
+  // So are Conveyor's compressed formats (their row scales with them); F8_R then runs as
+  // W8A16, which the CPU twin does when it too dequantises at load.
+  for (const DType dtype : {DType::kQ4_G128, DType::kQ8_R}) {
+    CAPTURE(dtype_name(dtype));
+    CHECK(gemm_error(b, dtype, 33, 320, 512, false, false) < kBf16Bound);
+    CHECK(gemm_error(b, dtype, 33, 320, 512, true, true) < kBf16Bound);
+  }
+  CHECK(gemm_error(b, DType::kF8_R, 33, 320, 512, true, true, true) < kBf16Bound);
 }
 
 TEST_CASE("cuda rmsnorm, with and without the residual add, matches the CPU twin" *

@@ -29,9 +29,11 @@ inline std::unique_ptr<Backend> gpu_backend(double fraction = 0.25) {
   return make_backend(request);
 }
 
-inline std::unique_ptr<Backend> cpu_backend() {
+// dequantize_weights: quantised matrices as f32 (F8_R then W8A16, as on the GPU).
+inline std::unique_ptr<Backend> cpu_backend(bool dequantize_weights = false) {
   CpuBackendOptions options;
   options.threads = 4;
+  options.dequantize_weights = dequantize_weights;
   return make_cpu_backend(options);
 }
 
@@ -52,6 +54,7 @@ inline std::vector<float> random_floats(std::size_t n, float scale = 1.0f) {
 // A tensor whose bytes the caller keeps alive.
 struct OwnedTensor {
   std::vector<std::uint8_t> bytes;
+  std::vector<std::uint8_t> scales;  // row-scaled types only
   TensorRef ref;
 };
 
@@ -63,10 +66,14 @@ inline OwnedTensor random_tensor(DType dtype, std::vector<std::int64_t> shape,
     elements *= d;
   t.bytes.resize(*dtype_bytes(dtype, static_cast<std::uint64_t>(elements)));
   fill_random_values(dtype, stddev, rng()(), elements, t.bytes.data());
+  const std::int64_t rows = elements / shape.back();
+  t.scales.resize(static_cast<std::size_t>(rows) * dtype_row_scale_bytes(dtype));
+  fill_random_row_scales(dtype, stddev, rng()(), rows, t.scales.data());
   t.ref.name = "random";
   t.ref.dtype = dtype;
   t.ref.shape = std::move(shape);
   t.ref.bytes = t.bytes;
+  t.ref.scales = t.scales;
   return t;
 }
 

@@ -16,8 +16,9 @@ using namespace conveyor;
 
 namespace {
 
-const DType kAllDTypes[] = {DType::kF32,  DType::kF16,  DType::kBF16, DType::kQ8_0,
-                            DType::kQ4_0, DType::kQ4_1, DType::kQ4_K, DType::kQ6_K};
+const DType kAllDTypes[] = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
+                            DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
+                            DType::kQ4_G128, DType::kQ8_R, DType::kF8_R};
 
 // Rows of 256, so the K-quants are stored as asked rather than falling back to Q8_0;
 // token_embd (8192 x 256) spans two generation chunks.
@@ -132,7 +133,8 @@ TEST_CASE("the source holds exactly the canonical tensors, sized by their dtype"
       const auto bytes = dtype_bytes(t.dtype, static_cast<std::uint64_t>(t.elements()));
       REQUIRE(bytes.has_value());
       CHECK(t.bytes.size() == *bytes);
-      total += t.bytes.size();
+      CHECK(row_scales_match(t));
+      total += t.bytes.size() + t.scales.size();
     }
     CHECK(total == random_model_bytes(wide_shape(), dtype));
     CHECK(source->find("output.weight") != nullptr);  // wide-test is untied

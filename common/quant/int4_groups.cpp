@@ -5,7 +5,7 @@
 #include <string>
 
 #include "common/dequantize.h"
-#include "common/quant/half.h"
+#include "common/half.h"
 #include "common/quant/weight_checks.h"
 #include "common/status.h"
 

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "common/fp8.h"
+#include "common/half.h"
 
 namespace conveyor {
 namespace {
@@ -31,25 +32,6 @@ constexpr std::uint8_t kKQuantSubScale = 32;
 std::uint16_t f32_to_bf16(float x) {  // round to nearest even; inputs are finite
   const std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
   return static_cast<std::uint16_t>((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-}
-
-// Round to nearest even, subnormals included, overflow to infinity (F. Giesen's
-// float_to_half_fast3_rtne); inputs are finite.
-std::uint16_t f32_to_f16(float x) {
-  std::uint32_t bits = std::bit_cast<std::uint32_t>(x);
-  const std::uint32_t sign = (bits >> 16) & 0x8000u;
-  bits &= 0x7FFFFFFFu;
-  if (bits >= (143u << 23)) return static_cast<std::uint16_t>(sign | 0x7C00u);  // >= 65536
-  if (bits < (113u << 23)) {
-    // Below f16's smallest normal: adding 0.5f leaves round(|x| * 2^24) in the low
-    // mantissa bits, rounded by the FPU.
-    const float magic = std::bit_cast<float>(126u << 23);
-    return static_cast<std::uint16_t>(
-        sign | (std::bit_cast<std::uint32_t>(std::bit_cast<float>(bits) + magic) - (126u << 23)));
-  }
-  const std::uint32_t odd = (bits >> 13) & 1u;
-  bits += (static_cast<std::uint32_t>(15 - 127) << 23) + 0xFFFu + odd;  // rebias, round
-  return static_cast<std::uint16_t>(sign | (bits >> 13));
 }
 
 void put_u16(std::uint8_t* p, unsigned v) {  // the low 16 bits, little-endian
@@ -107,7 +89,7 @@ void fill_plain(DType dtype, float stddev, SplitMix64& rng, std::int64_t n, std:
     case DType::kF16:
       return fill_uniform(rng, half_width, n,
                           [out](std::int64_t first, const float* values, std::int64_t count) {
-                            store_halves(out + 2 * first, values, count, f32_to_f16);
+                            store_halves(out + 2 * first, values, count, fp32_to_fp16);
                           });
     default:  // kBF16
       return fill_uniform(rng, half_width, n,
@@ -149,12 +131,12 @@ void fill_quantized(DType dtype, float stddev, SplitMix64& rng, std::int64_t blo
   SignBits signs(rng);
   // Scale magnitudes by type: quants of standard deviation q_std under a scale d
   // (times a fixed sub-block scale for the K-quants) give values of std d * q_std.
-  const std::uint16_t q8_d = f32_to_f16(stddev / kInt8Std);
-  const std::uint16_t q4_d = f32_to_f16(stddev / kNibbleStd);
-  const std::uint16_t q4_m = f32_to_f16(-7.5f * stddev / kNibbleStd);
-  const std::uint16_t k4_d = f32_to_f16(stddev / (kNibbleStd * kKQuantSubScale));
-  const std::uint16_t k4_dmin = f32_to_f16(7.5f * stddev / (kNibbleStd * kKQuantSubScale));
-  const std::uint16_t k6_d = f32_to_f16(stddev / (kSixBitStd * kKQuantSubScale));
+  const std::uint16_t q8_d = fp32_to_fp16(stddev / kInt8Std);
+  const std::uint16_t q4_d = fp32_to_fp16(stddev / kNibbleStd);
+  const std::uint16_t q4_m = fp32_to_fp16(-7.5f * stddev / kNibbleStd);
+  const std::uint16_t k4_d = fp32_to_fp16(stddev / (kNibbleStd * kKQuantSubScale));
+  const std::uint16_t k4_dmin = fp32_to_fp16(7.5f * stddev / (kNibbleStd * kKQuantSubScale));
+  const std::uint16_t k6_d = fp32_to_fp16(stddev / (kSixBitStd * kKQuantSubScale));
   for (std::int64_t b = 0; b < blocks; ++b) {
     std::uint8_t* block = out + b * layout.block_bytes;
     const std::uint16_t sign = signs.next();
@@ -252,7 +234,7 @@ void fill_random_row_scales(DType dtype, float stddev, std::uint64_t seed, std::
     // Q8_R's levels lean half a step below zero: a random sign per row, as per block
     // for Q8_0 (see fill_quantized).
     SignBits signs(rng);
-    const std::uint16_t d = f32_to_f16(stddev / kInt8Std);
+    const std::uint16_t d = fp32_to_fp16(stddev / kInt8Std);
     for (std::int64_t r = 0; r < rows; ++r)
       put_u16(out + 2 * r, d ^ signs.next());
   } else if (dtype == DType::kF8_R) {

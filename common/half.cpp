@@ -1,8 +1,8 @@
-#include "common/quant/half.h"
+#include "common/half.h"
 
 #include <bit>
 
-namespace conveyor::quant {
+namespace conveyor {
 
 // F. Giesen's float_to_half_fast3_rtne, with NaN kept.
 std::uint16_t fp32_to_fp16(float value) {
@@ -23,4 +23,4 @@ std::uint16_t fp32_to_fp16(float value) {
   return static_cast<std::uint16_t>(sign | (bits >> 13));
 }
 
-}  // namespace conveyor::quant
+}  // namespace conveyor

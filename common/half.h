@@ -1,10 +1,10 @@
-// f32 -> f16 rounding for the scales the quantisers store (the other way is
-// fp16_to_fp32 in common/dequantize.h).
+// f32 -> f16 rounding: the scales the quantisers store, random f16 weights (the other
+// way is fp16_to_fp32 in common/dequantize.h).
 #pragma once
 
 #include <cstdint>
 
-namespace conveyor::quant {
+namespace conveyor {
 
 // IEEE binary16, round to nearest even, subnormals included; beyond the largest finite
 // f16 (65504) it rounds to infinity, and NaN stays NaN.
@@ -16,4 +16,4 @@ inline std::uint16_t fp16_next_up(std::uint16_t h) {
   return static_cast<std::uint16_t>(h + 1);
 }
 
-}  // namespace conveyor::quant
+}  // namespace conveyor

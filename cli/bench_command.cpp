@@ -202,7 +202,7 @@ void register_bench(CLI::App& app, CommandResult& result) {
   cmd->add_option("--shape", o->shape, "model shape: " + shapes)->capture_default_str();
   cmd->add_option("--dtype", o->dtype,
                   "weight type: f32, f16, bf16; GGUF q8_0, q4_0, q4_1, q4_k, q6_k; compressed "
-                  "q4_g128, q8_r, f8_r")
+                  "q4_g128, q8_r, f8_r, s24_f16 (2:4 sparse)")
       ->capture_default_str();
   cmd->add_option("--prompts", o->prompts, "number of prompts")->capture_default_str();
   cmd->add_option("--input-len", o->input_len, "prompt tokens")->capture_default_str();

@@ -18,6 +18,8 @@ void register_run(CLI::App& app, CommandResult& result);
 void register_bench(CLI::App& app, CommandResult& result);
 // Perplexity, KL and top-1 agreement on a held-out text (cli/eval_command.cpp).
 void register_eval(CLI::App& app, CommandResult& result);
+// Quantisation and pruning into a Conveyor model directory (cli/compress_command.cpp).
+void register_compress(CLI::App& app, CommandResult& result);
 // The producer verbs (cli/submit_command.cpp).
 void register_submit(CLI::App& app, CommandResult& result);
 void register_status(CLI::App& app, CommandResult& result);

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   conveyor::cli::register_run(app, command);
   conveyor::cli::register_bench(app, command);
   conveyor::cli::register_eval(app, command);
+  conveyor::cli::register_compress(app, command);
   conveyor::cli::register_submit(app, command);
   conveyor::cli::register_status(app, command);
   conveyor::cli::register_cancel(app, command);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "common/fp8.h"
+#include "common/sparse24.h"
 #include "common/status.h"
 
 // Bit-exactness and FMA: ggml computes `d * q + m` (Q4_1, Q4_K) as a rounded product
@@ -13,7 +14,7 @@
 // so a compiler that fuses them into one FMA (-march with FMA, -ffp-contract=fast)
 // still gives the same bits. Keep that true for any type added here, or build this
 // file with -ffp-contract=off. (Q4_G128 is Q4_1's `q * d + m`; Q8_R's and F8_R's
-// products are not followed by a sum.)
+// products are not followed by a sum; S24_F16 has no arithmetic.)
 
 namespace conveyor {
 namespace {
@@ -128,6 +129,21 @@ void dequantize_q8_r(const std::uint8_t* src, float* dst, std::int64_t n, float 
 void dequantize_f8_r(const std::uint8_t* src, float* dst, std::int64_t n, float s) {
   for (std::int64_t i = 0; i < n; ++i) {
     dst[i] = fp8_e4m3_to_fp32(src[i]) * s;
+  }
+}
+
+// block_s24_f16 { f16 kept[8]; u16 meta; } (common/sparse24.h): each group of 4 gets
+// its two kept values at their positions, zeros elsewhere. Positions that are not
+// ascending are malformed; here the second value wins where they coincide.
+void dequantize_s24_f16(const std::uint8_t* src, float* dst, std::int64_t blocks) {
+  for (std::int64_t b = 0; b < blocks; ++b, src += kS24BlockBytes, dst += kS24Block) {
+    const std::uint16_t meta = s24_block_meta(src);
+    for (int g = 0; g < 4; ++g) {
+      float* group = dst + 4 * g;
+      group[0] = group[1] = group[2] = group[3] = 0.0f;
+      group[s24_position(meta, g, 0)] = half_to_float(load_u16(src + 4 * g));
+      group[s24_position(meta, g, 1)] = half_to_float(load_u16(src + 4 * g + 2));
+    }
   }
 }
 
@@ -248,6 +264,8 @@ void dequantize_row(DType type, const std::uint8_t* src, float* dst, std::int64_
       return dequantize_q8_r(src, dst, n, row_scale);
     case DType::kF8_R:
       return dequantize_f8_r(src, dst, n, row_scale);
+    case DType::kS24_F16:
+      return dequantize_s24_f16(src, dst, blocks);
   }
   fail(ErrorCode::kInternal, "dequantize_row: unknown dtype");
 }

@@ -14,7 +14,7 @@ struct DTypeInfo {
 
 // Block layouts as the GGUF format defines them (ggml-common.h), then Conveyor's own.
 // In enum order: info() indexes by the enum's value.
-constexpr std::array<DTypeInfo, 11> kTypes = {{
+constexpr std::array<DTypeInfo, 12> kTypes = {{
     {DType::kF32, "f32", {1, 4}},
     {DType::kF16, "f16", {1, 2}},
     {DType::kBF16, "bf16", {1, 2}},
@@ -28,6 +28,8 @@ constexpr std::array<DTypeInfo, 11> kTypes = {{
     {DType::kQ4_G128, "q4_g128", {128, 68}},
     {DType::kQ8_R, "q8_r", {1, 1}, 2},  // int8 per value; f16 scale per row beside them
     {DType::kF8_R, "f8_r", {1, 1}, 4},  // E4M3 per value; f32 scale per row beside them
+    // 8 kept f16 values (2 of every 4) + u16 of their positions (common/sparse24.h)
+    {DType::kS24_F16, "s24_f16", {16, 18}},
 }};
 
 constexpr bool in_enum_order() {

@@ -27,6 +27,9 @@ enum class DType : std::uint8_t {
   kQ4_G128,  // blocks of 128: f16 d, f16 m, 64 bytes of nibbles; q * d + m, q in 0..15
   kQ8_R,     // int8 q [rows, k], f16 d per row beside them: q * d (W8A16)
   kF8_R,     // FP8 E4M3 codes [rows, k], f32 s per row beside them: e4m3(q) * s (W8A8)
+  // 2:4 structured-sparse f16 (common/sparse24.h): blocks of 16 k values, the 8 kept
+  // (2 of every 4) as f16 in k order, then a u16 of their positions; zeros elsewhere.
+  kS24_F16,
 };
 
 struct DTypeLayout {

@@ -149,6 +149,7 @@ std::optional<std::uint32_t> ggml_type_from_dtype(DType type) {
     case DType::kQ4_G128:  // Conveyor's own formats: GGUF has no type for them
     case DType::kQ8_R:
     case DType::kF8_R:
+    case DType::kS24_F16:
       return std::nullopt;
   }
   return std::nullopt;

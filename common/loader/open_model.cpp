@@ -5,6 +5,7 @@
 #include <string>
 #include <utility>
 
+#include "common/conveyor_model/model_reader.h"
 #include "common/gguf/gguf_model.h"
 #include "common/hf/hf_model.h"
 #include "common/hf/pickle_refusal.h"
@@ -63,6 +64,8 @@ Expected<std::unique_ptr<ModelSource>> open_model_source(const std::string& path
   }
   if (is_pickle_checkpoint_name(path)) return pickle_refusal(path);
   if (!std::filesystem::is_directory(p, ec) && is_gguf_file(p)) return open_gguf_model(path);
+  // A directory `conveyor compress` wrote (or its conveyor-model.json).
+  if (is_conveyor_model_path(path)) return open_conveyor_model(path);
   // A directory, a .safetensors file or an index: the Hugging Face loader.
   return open_hf_with_tokenizer(path);
 }

@@ -10,9 +10,10 @@
 
 namespace conveyor {
 
-// Opens a GGUF file, a Hugging Face directory (config.json + *.safetensors), or a
-// single .safetensors file beside a config.json. Refuses pickle checkpoints
-// (.bin, .pt, .pth, .pkl, .ckpt) with a message that says why.
+// Opens a GGUF file, a Hugging Face directory (config.json + *.safetensors), a
+// single .safetensors file beside a config.json, or a Conveyor model directory (one
+// holding conveyor-model.json, as `conveyor compress` writes: common/conveyor_model/).
+// Refuses pickle checkpoints (.bin, .pt, .pth, .pkl, .ckpt) with a message that says why.
 //
 // The tokenizer is read as accept_model_tokenizer() (common/tokenizer/model_tokenizer.h)
 // decides for both formats: one Conveyor does not implement leaves tokenizer() empty,

@@ -5,6 +5,7 @@
 #include "common/quant/fp8_rows.h"
 #include "common/quant/int4_groups.h"
 #include "common/quant/int8_rows.h"
+#include "common/quant/sparse24.h"
 #include "common/status.h"
 
 namespace conveyor::quant {
@@ -29,6 +30,8 @@ QuantizedTensor quantize_weight(DType type, std::span<const float> w, std::int64
       return quantize_int4_groups(type, w, n, k);
     case DType::kF8_R:
       return quantize_fp8_rows(w, n, k);
+    case DType::kS24_F16:
+      return quantize_sparse24(w, n, k);
     default:
       break;
   }

@@ -7,6 +7,7 @@
 
 #include "common/fp8.h"
 #include "common/half.h"
+#include "common/sparse24.h"
 
 namespace conveyor {
 namespace {
@@ -120,6 +121,35 @@ class SignBits {
   int left_ = 0;
 };
 
+// The six ways a 2:4 group keeps two of its four positions.
+constexpr int kS24Pairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+// S24_F16 blocks: 8 uniform f16 values (of standard deviation sqrt(2) * stddev, so that
+// with the zeros the block's values have stddev) at random positions, each of a
+// group's six choices equally likely.
+void fill_sparse24(float stddev, SplitMix64& rng, std::int64_t blocks, std::uint8_t* out) {
+  const float half_width = stddev * std::sqrt(2.0f) * std::sqrt(3.0f);
+  const float step = half_width / 32768.0f;
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    std::uint8_t* block = out + b * kS24BlockBytes;
+    std::int16_t levels[8];
+    for (int w = 0; w < 8; w += 4) {
+      const std::uint64_t word = rng.next();
+      std::memcpy(levels + w, &word, sizeof(word));
+    }
+    for (int i = 0; i < 8; ++i)
+      put_u16(block + 2 * i, fp32_to_fp16((static_cast<float>(levels[i]) + 0.5f) * step));
+    const std::uint64_t choices = rng.next();
+    unsigned meta = 0;
+    for (int g = 0; g < 4; ++g) {
+      // 16 random bits scaled to 0..5: the top of their product with 6.
+      const auto pair = ((choices >> (16 * g)) & 0xFFFFu) * 6 >> 16;
+      meta |= s24_group_meta(kS24Pairs[pair][0], kS24Pairs[pair][1], g);
+    }
+    put_u16(block + kS24MetaOffset, meta);
+  }
+}
+
 // One block per iteration, as laid out in common/dequantize.cpp. Each block's f16
 // scales (and min) carry a random sign: Q8_0's levels (-128..127), Q4_0's (-8..7) and
 // Q6_K's (-32..31) lean half a step below zero, and a lean that every row of every
@@ -220,6 +250,7 @@ void fill_random_values(DType dtype, float stddev, std::uint64_t seed, std::int6
   const DTypeLayout layout = dtype_layout(dtype);
   if (dtype_is_row_scaled(dtype)) return fill_row_scaled(dtype, rng, elements, out);
   if (layout.block_elements == 1) return fill_plain(dtype, stddev, rng, elements, out);
+  if (dtype == DType::kS24_F16) return fill_sparse24(stddev, rng, elements / kS24Block, out);
   fill_quantized(dtype, stddev, rng, elements / layout.block_elements, out);
 }
 

@@ -19,7 +19,8 @@ std::uint64_t mix64(std::uint64_t x);
 // valid blocks of uniform random quants under one scale magnitude, with a random sign
 // per block. F32, F16 and BF16 from the same seed hold the same values, rounded to each.
 // A row-scaled type (Q8_R, F8_R) gets its values only: uniform int8, or E4M3 codes of
-// magnitude 0.5 .. 7.5, with fill_random_row_scales() giving the spread.
+// magnitude 0.5 .. 7.5, with fill_random_row_scales() giving the spread. S24_F16 holds
+// uniform f16 values at random 2:4 positions (zeros elsewhere).
 void fill_random_values(DType dtype, float stddev, std::uint64_t seed, std::int64_t elements,
                         std::uint8_t* out);
 

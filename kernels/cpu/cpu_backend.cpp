@@ -9,6 +9,7 @@
 #include <string>
 
 #include "common/dequantize.h"
+#include "common/sparse24.h"
 #include "common/status.h"
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/cpu_elementwise.h"
@@ -17,6 +18,8 @@
 #include "kernels/cpu/cpu_quant_gemm.h"
 #include "kernels/cpu/cpu_quant_pack.h"
 #include "kernels/cpu/cpu_rope.h"
+#include "kernels/cpu/cpu_sparse24_gemm.h"
+#include "kernels/cpu/cpu_sparse24_pack.h"
 #include "kernels/cpu/step_checks.h"
 
 namespace conveyor {
@@ -60,9 +63,10 @@ class CpuBuffer final : public BackendBuffer {
 // 1-D weights are stored plainly as f32. 2-D weights are f32 in the GEMM's panel layout
 // (cpu_gemm.h) or, unless the backend dequantises at load, quantised panels
 // (cpu_quant_pack.h: GGUF block types, Q4_G128, Q8_R) or, for F8_R, the E4M3 codes
-// [rows, cols] followed by the f32 row scales [rows] (cpu_fp8_gemm.h); embedding
+// [rows, cols] followed by the f32 row scales [rows] (cpu_fp8_gemm.h) or, for S24_F16,
+// the kept half of the values and their positions (cpu_sparse24_pack.h); embedding
 // lookups read any of them back row by row.
-enum class WeightLayout { kVector, kF32Panels, kQuantPanels, kFp8Rows };
+enum class WeightLayout { kVector, kF32Panels, kQuantPanels, kFp8Rows, kSparse24Panels };
 
 class CpuWeight final : public BackendWeight {
  public:
@@ -185,7 +189,7 @@ BackendCapabilities CpuBackend::capabilities() const {
   caps.threads = pool_.size();
   caps.weight_dtypes = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
                         DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
-                        DType::kQ4_G128, DType::kQ8_R, DType::kF8_R};
+                        DType::kQ4_G128, DType::kQ8_R, DType::kF8_R, DType::kS24_F16};
   return caps;
 }
 
@@ -235,6 +239,17 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
   if (!row_bytes || !total_bytes || *total_bytes != tensor.bytes.size()) malformed();
   if (!row_scales_match(tensor)) malformed();
   const std::uint8_t* src = tensor.bytes.data();
+  if (tensor.dtype == DType::kS24_F16) {
+    // Positions that are not ascending would make the sparse kernel and the dense
+    // weight disagree: refused whichever way the weight is kept.
+    const std::int64_t blocks_per_row = cols / kS24Block;
+    if (const auto bad = s24_first_bad_block(src, rows * blocks_per_row)) {
+      fail(ErrorCode::kMalformed, "cpu backend: tensor " + tensor.name + ": 2:4 block " +
+                                      std::to_string(*bad % blocks_per_row) + " of row " +
+                                      std::to_string(*bad / blocks_per_row) +
+                                      " names positions that are not ascending");
+    }
+  }
   if (tensor.shape.size() == 1) {
     auto weight = std::make_shared<CpuWeight>(
         tensor, rows, cols, WeightLayout::kVector, cpu::QuantFormat::kNibble,
@@ -254,6 +269,22 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
     auto* scales = reinterpret_cast<float*>(dst + scales_offset);
     for (std::int64_t r = 0; r < rows; ++r)
       scales[r] = tensor_row_scale(tensor, r);
+    return weight;
+  }
+  if (tensor.dtype == DType::kS24_F16 && !dequantize_weights_) {
+    const std::int64_t panel_bytes = cpu::s24_panel_bytes(cols);
+    auto weight = std::make_shared<CpuWeight>(
+        tensor, rows, cols, WeightLayout::kSparse24Panels, cpu::QuantFormat::kNibble,
+        static_cast<std::size_t>(cpu::s24_packed_bytes(rows, cols)), usage_);
+    auto* dst = static_cast<std::uint8_t*>(weight->data());
+    std::memset(dst + (panels - 1) * panel_bytes, 0,
+                static_cast<std::size_t>(panel_bytes));  // padding rows
+    pool_.run(panels, [&](std::int64_t panel, int) {
+      const std::int64_t begin = panel * cpu::kPanelWidth;
+      const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
+      cpu::pack_s24_rows(src + static_cast<std::uint64_t>(begin) * *row_bytes, begin, end, cols,
+                         dst);
+    });
     return weight;
   }
   // Q8_R's panels hold groups of 16 k values; another k is dequantised instead.
@@ -316,6 +347,10 @@ void CpuBackend::gemm(const float* x, std::int64_t m, const BackendWeight& w, fl
     cpu::gemm_fp8(pool_, isa_, {operands, cw.bytes(), cw.fp8_scales()}, fp8_scratch_);
     return;
   }
+  if (cw.layout() == WeightLayout::kSparse24Panels) {
+    cpu::gemm_s24(pool_, isa_, {operands, cw.bytes()});
+    return;
+  }
   cpu::gemm_f32(pool_, isa_, {operands, cw.floats(), 0});
 }
 
@@ -346,6 +381,8 @@ void CpuBackend::embed(const BackendWeight& table, const BackendStep& step, floa
       cpu::unpack_quant_row(cw.format(), cw.bytes(), tokens[i], table.cols(), row);
     } else if (cw.layout() == WeightLayout::kFp8Rows) {
       cpu::unpack_fp8_row(cw.bytes(), cw.fp8_scales(), tokens[i], table.cols(), row);
+    } else if (cw.layout() == WeightLayout::kSparse24Panels) {
+      cpu::unpack_s24_row(cw.bytes(), tokens[i], table.cols(), row);
     } else {
       cpu::unpack_weight_row(cw.floats(), tokens[i], table.cols(), row);
     }

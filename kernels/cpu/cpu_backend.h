@@ -1,11 +1,13 @@
 // The CPU reference backend: block-quantised matrices (GGUF's types, Q4_G128) and Q8_R
 // kept quantised, repacked for a GEMM that widens them on the fly (cpu_quant_gemm.h);
 // other weights as f32 (matrices packed for the GEMM, cpu_gemm.h). Both give the same
-// bits. F8_R matrices stay E4M3 for an emulated W8A8 GEMM (cpu_fp8_gemm.h), which
-// quantises the activations too and so differs from the f32 path. Every op is
-// multi-threaded over one persistent thread pool. Ops run synchronously on the calling
-// thread and the pool; like a device stream, one backend takes ops from one thread at
-// a time.
+// bits. S24_F16 (2:4 sparse) matrices keep their kept half and its positions, and the
+// GEMM computes only the kept products (cpu_sparse24_gemm.h: the f32 path's values,
+// and its bits but for the sign of a zero). F8_R matrices stay E4M3 for an emulated
+// W8A8 GEMM (cpu_fp8_gemm.h), which quantises the activations too and so differs from
+// the f32 path. Every op is multi-threaded over one persistent thread pool. Ops run
+// synchronously on the calling thread and the pool; like a device stream, one backend
+// takes ops from one thread at a time.
 #pragma once
 
 #include <atomic>

@@ -13,6 +13,7 @@
 #include "kernels/cpu/step_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cusparselt_probe.h"
 #include "kernels/cuda/device_pool.h"
 #include "kernels/cuda/lt_gemm.h"
 #include "kernels/cuda/op_profiler.h"
@@ -283,10 +284,11 @@ class CudaBackend final : public Backend {
     caps.paged_attention = true;
     caps.threads = 1;
     // Quantised types are dequantised at upload (to f16 unless the matrices are
-    // configured otherwise): F8_R then runs as W8A16, not as the CPU's W8A8 emulation.
+    // configured otherwise): F8_R then runs as W8A16, not as the CPU's W8A8 emulation,
+    // and S24_F16 (2:4 sparse) as a dense matrix (cusparselt_probe.h).
     caps.weight_dtypes = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
                           DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
-                          DType::kQ4_G128, DType::kQ8_R, DType::kF8_R};
+                          DType::kQ4_G128, DType::kQ8_R, DType::kF8_R, DType::kS24_F16};
     caps.kv_dtypes = {DType::kF32, DType::kBF16};
     return caps;
   }
@@ -564,6 +566,7 @@ std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef&
                                     " has a shape that does not match its " +
                                     std::string(dtype_name(tensor.dtype)) + " data");
   }
+  if (tensor.dtype == DType::kS24_F16) cuda::report_sparse24_fallback();
   const bool vector = tensor.shape.size() == 1;
   const cudaDataType type = vector ? CUDA_R_32F : device_type(tensor.dtype);
   const bool keep_f32 = type == CUDA_R_32F;

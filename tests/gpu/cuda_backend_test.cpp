@@ -72,9 +72,10 @@ TEST_CASE("cuda gemm matches the CPU twin for f32, bf16 and dequantised weights"
     CAPTURE(dtype_name(dtype));
     CHECK(gemm_error(b, dtype, 33, 320, 512, false, false) < kBf16Bound);
   }
-  // So are Conveyor's compressed formats (their row scales with them); F8_R then runs as
-  // W8A16, which the CPU twin does when it too dequantises at load.
-  for (const DType dtype : {DType::kQ4_G128, DType::kQ8_R}) {
+  // So are Conveyor's compressed formats (their row scales with them; S24_F16 as a
+  // dense matrix, its CPU twin from the compressed panels); F8_R then runs as W8A16,
+  // which the CPU twin does when it too dequantises at load.
+  for (const DType dtype : {DType::kQ4_G128, DType::kQ8_R, DType::kS24_F16}) {
     CAPTURE(dtype_name(dtype));
     CHECK(gemm_error(b, dtype, 33, 320, 512, false, false) < kBf16Bound);
     CHECK(gemm_error(b, dtype, 33, 320, 512, true, true) < kBf16Bound);

@@ -7,6 +7,7 @@
 
 #include "common/dequantize.h"
 #include "common/model_tensors.h"
+#include "common/sparse24.h"
 #include "common/status.h"
 #include "common/synthetic/random_model_source.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -18,7 +19,7 @@ namespace {
 
 const DType kAllDTypes[] = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
                             DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
-                            DType::kQ4_G128, DType::kQ8_R, DType::kF8_R};
+                            DType::kQ4_G128, DType::kQ8_R, DType::kF8_R, DType::kS24_F16};
 
 // Rows of 256, so the K-quants are stored as asked rather than falling back to Q8_0;
 // token_embd (8192 x 256) spans two generation chunks.
@@ -154,6 +155,33 @@ TEST_CASE("rows that are not whole K-quant blocks fall back to Q8_0, then F16") 
   CHECK(random_tensor_dtype(DType::kQ8_0, {64}) == DType::kF32);
   const auto tiny = random_model(*model_shape("tiny"), DType::kQ6_K);
   CHECK(tiny->require("blk.0.attn_q.weight").dtype == DType::kQ8_0);
+}
+
+TEST_CASE("S24_F16 matrices are 2:4: two nonzeros in every group of 4, positions valid") {
+  CHECK(random_tensor_dtype(DType::kS24_F16, {128, 48}) == DType::kS24_F16);
+  CHECK(random_tensor_dtype(DType::kS24_F16, {128, 40}) == DType::kF16);
+  const auto source = random_model(*model_shape("tiny"), DType::kS24_F16);
+  const TensorRef& t = source->require("token_embd.weight");  // [256, 64]
+  REQUIRE(t.dtype == DType::kS24_F16);
+  CHECK_FALSE(s24_first_bad_block(t.bytes.data(), t.elements() / kS24Block).has_value());
+  const std::vector<float> values = dequantize_tensor(t);
+  int pairs[6] = {};  // how often each choice of two positions was made
+  for (std::size_t g = 0; g < values.size(); g += 4) {
+    int nonzeros = 0;
+    int mask = 0;
+    for (int i = 0; i < 4; ++i) {
+      if (values[g + static_cast<std::size_t>(i)] != 0) {
+        ++nonzeros;
+        mask |= 1 << i;
+      }
+    }
+    REQUIRE(nonzeros == 2);
+    const int index[16] = {-1, -1, -1, 0, -1, 1, 3, -1, -1, 2, 4, -1, 5, -1, -1, -1};
+    ++pairs[index[mask]];
+  }
+  const double expected = static_cast<double>(values.size()) / 4 / 6;
+  for (int count : pairs)
+    CHECK(count == doctest::Approx(expected).epsilon(0.1));
 }
 
 TEST_CASE("matrices have mean 0 and standard deviation 1 / sqrt(in_features)") {

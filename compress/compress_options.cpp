@@ -1,0 +1,107 @@
+#include "compress/compress_options.h"
+
+#include <charconv>
+#include <cmath>
+#include <sstream>
+
+#include "common/status.h"
+
+namespace conveyor::compress {
+
+std::optional<Method> method_from_name(std::string_view name) {
+  if (name == "int8") return Method::kInt8;
+  if (name == "int4") return Method::kInt4;
+  if (name == "fp8") return Method::kFp8;
+  return std::nullopt;
+}
+
+std::string_view method_name(Method method) {
+  switch (method) {
+    case Method::kInt8:
+      return "int8";
+    case Method::kInt4:
+      return "int4";
+    case Method::kFp8:
+      return "fp8";
+  }
+  return "?";
+}
+
+std::string PruneSpec::to_string() const {
+  switch (mode) {
+    case PruneMode::kNone:
+      return "none";
+    case PruneMode::kTwoFour:
+      return "2:4";
+    case PruneMode::kMagnitude:
+    case PruneMode::kWanda: {
+      std::ostringstream out;
+      out << (mode == PruneMode::kMagnitude ? "magnitude:" : "wanda:") << sparsity;
+      return out.str();
+    }
+  }
+  return "?";
+}
+
+PruneSpec parse_prune_spec(std::string_view text) {
+  const std::string usage = "--prune '" + std::string(text) +
+                            "': expected magnitude:S, wanda:S (S a share in [0, 1)) or 2:4";
+  if (text == "2:4") return {PruneMode::kTwoFour, 0.5};
+  if (text == "none") return {};
+  const std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos) fail(ErrorCode::kInvalidArgument, usage);
+  const std::string_view mode = text.substr(0, colon);
+  const std::string share(text.substr(colon + 1));
+  PruneSpec spec;
+  if (mode == "magnitude") {
+    spec.mode = PruneMode::kMagnitude;
+  } else if (mode == "wanda") {
+    spec.mode = PruneMode::kWanda;
+  } else {
+    fail(ErrorCode::kInvalidArgument, usage);
+  }
+  std::size_t used = 0;
+  try {
+    spec.sparsity = std::stod(share, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (share.empty() || used != share.size() || !std::isfinite(spec.sparsity) || spec.sparsity < 0 ||
+      spec.sparsity >= 1) {
+    fail(ErrorCode::kInvalidArgument, usage);
+  }
+  return spec;
+}
+
+LinearFormat linear_format(const CompressOptions& options, std::int64_t k) {
+  switch (options.method) {
+    case Method::kInt8:
+      return {DType::kQ8_R, ""};
+    case Method::kFp8:
+      return {DType::kF8_R, ""};
+    case Method::kInt4:
+      if (options.group == 128 && k % 128 == 0) return {DType::kQ4_G128, ""};
+      if (k % 32 == 0) {
+        return {DType::kQ4_1, options.group == 32 ? ""
+                                                  : "rows of " + std::to_string(k) +
+                                                        " are no multiple of 128: groups of 32"};
+      }
+      return {DType::kQ8_R,
+              "rows of " + std::to_string(k) + " are no multiple of 32: int8 per row instead"};
+  }
+  return {DType::kQ8_R, ""};
+}
+
+void check_options(const CompressOptions& options) {
+  if (options.group != 32 && options.group != 128) {
+    fail(ErrorCode::kInvalidArgument, "--group " + std::to_string(options.group) +
+                                          ": int4 groups are 128 (q4_g128) or 32 (q4_1)");
+  }
+  if (options.awq_grid < 1) fail(ErrorCode::kInvalidArgument, "the AWQ grid needs a step");
+  const PruneSpec& p = options.prune;
+  if (!(p.sparsity >= 0 && p.sparsity < 1)) {
+    fail(ErrorCode::kInvalidArgument, "--prune: a sparsity in [0, 1)");
+  }
+}
+
+}  // namespace conveyor::compress

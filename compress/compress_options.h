@@ -1,0 +1,66 @@
+// What `conveyor compress` is asked to do: the method (the format the blocks' linear
+// weights take), the int4 group, calibration, activation-aware scaling and pruning.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/dtype.h"
+
+namespace conveyor::compress {
+
+enum class Method {
+  kInt8,  // q8_r: int8 per output row, f16 scales (W8A16)
+  kInt4,  // q4_g128 (groups of 128) or q4_1 (groups of 32): asymmetric int4 (W4A16)
+  kFp8,   // f8_r: E4M3 per output row, f32 scales (W8A8 on the CPU's emulation)
+};
+
+// "int8", "int4", "fp8"; nullopt for anything else.
+std::optional<Method> method_from_name(std::string_view name);
+std::string_view method_name(Method method);
+
+enum class PruneMode {
+  kNone,
+  kMagnitude,  // the smallest |w| of each matrix, to the exact share
+  kWanda,      // the smallest |w| * ||x_j|| of each row (needs calibration)
+  kTwoFour,    // 2 of every 4 consecutive weights of a row (by |w| * ||x_j|| with calibration)
+};
+
+struct PruneSpec {
+  PruneMode mode = PruneMode::kNone;
+  double sparsity = 0;  // magnitude and wanda: the share zeroed; 2:4: 0.5
+
+  // "magnitude:0.3", "wanda:0.3", "2:4", "none".
+  std::string to_string() const;
+};
+
+// Parses "magnitude:S", "wanda:S" (S in [0, 1)) or "2:4". Throws
+// Error(kInvalidArgument) saying what is accepted.
+PruneSpec parse_prune_spec(std::string_view text);
+
+struct CompressOptions {
+  Method method = Method::kInt8;
+  // int4 group: 128 (q4_g128 where a row is a multiple of 128, else q4_1) or 32 (q4_1).
+  std::int64_t group = 128;
+  bool awq = true;  // int4 with calibration: activation-aware scales
+  PruneSpec prune;
+  int awq_grid = 20;  // alpha steps of the scale search
+  int threads = 0;    // <= 0: one per core
+};
+
+// The format of one linear weight [n, k] under `options`, and why when it is not the
+// method's first choice: int4 rows that are no multiple of 128 take q4_1; rows that
+// are no multiple of 32 either take q8_r.
+struct LinearFormat {
+  DType dtype = DType::kQ8_R;
+  std::string reason;  // empty when the method's own format
+};
+LinearFormat linear_format(const CompressOptions& options, std::int64_t k);
+
+// Throws Error(kInvalidArgument) for a group other than 32 or 128, an AWQ grid below
+// 1, or a sparsity outside [0, 1).
+void check_options(const CompressOptions& options);
+
+}  // namespace conveyor::compress

@@ -6,27 +6,12 @@
 #include <string>
 
 #include "common/dequantize.h"
+#include "common/quant/dot.h"
 #include "common/status.h"
 #include "kernels/rope_config.h"
 
 namespace conveyor::compress {
 namespace {
-
-// a . b in eight interleaved f32 sums (so that it vectorises), added in double.
-float dot(const float* a, const float* b, std::int64_t k) {
-  float lanes[8] = {};
-  std::int64_t i = 0;
-  for (; i + 8 <= k; i += 8) {
-    for (int l = 0; l < 8; ++l)
-      lanes[l] += a[i + l] * b[i + l];
-  }
-  double sum = 0;
-  for (; i < k; ++i)
-    sum += static_cast<double>(a[i]) * b[i];
-  for (float lane : lanes)
-    sum += lane;
-  return static_cast<float>(sum);
-}
 
 void rmsnorm(std::span<const float> x, std::int64_t rows, std::int64_t cols,
              std::span<const float> weight, float eps, std::span<float> out) {
@@ -60,7 +45,8 @@ void linear_f32(ThreadPool& pool, std::span<const float> x, std::int64_t m, std:
       const float* wr = w.data() + r * k;
       const float b = bias.empty() ? 0.0f : bias[static_cast<std::size_t>(r)];
       for (std::int64_t i = 0; i < m; ++i)
-        y[static_cast<std::size_t>(i * n + r)] = dot(x.data() + i * k, wr, k) + b;
+        y[static_cast<std::size_t>(i * n + r)] =
+            static_cast<float>(quant::dot(x.data() + i * k, wr, k)) + b;
     }
   });
 }
@@ -164,7 +150,7 @@ void ReferenceForward::attention(std::span<const float> q, std::span<const float
         float max_score = -std::numeric_limits<float>::infinity();
         for (std::int64_t j = 0; j < keys; ++j) {
           const float* kj = k.data() + (start + first + j) * kv_width + kv_head * head_dim;
-          const float s = dot(qh, kj, head_dim) * scale;
+          const float s = static_cast<float>(quant::dot(qh, kj, head_dim)) * scale;
           scores[static_cast<std::size_t>(j)] = s;
           max_score = std::max(max_score, s);
         }

@@ -4,12 +4,16 @@
 // Error(kMalformed) naming the field's path ("spec.rope_scaling.factor").
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "common/status.h"
 
 namespace conveyor {
 
@@ -51,5 +55,24 @@ float float_from_json(const nlohmann::json& value, const std::string& what);
 // Writers build ordered_json, so that files list their fields in a reading order.
 nlohmann::ordered_json bytes_to_json(std::string_view bytes);
 std::string bytes_from_json(const nlohmann::json& value, const std::string& what);
+
+// Enumerations by name, through a table of (value, name): the name written for `value`,
+// and the value a file names (Error(kMalformed) naming `what` for a name not in it).
+template <typename E, std::size_t N>
+std::string_view enum_name(const std::array<std::pair<E, std::string_view>, N>& table, E value) {
+  for (const auto& [v, name] : table) {
+    if (v == value) return name;
+  }
+  fail(ErrorCode::kInternal, "an enumeration value without a name in the model directory");
+}
+
+template <typename E, std::size_t N>
+E enum_value(const std::array<std::pair<E, std::string_view>, N>& table, const std::string& name,
+             const std::string& what) {
+  for (const auto& [v, n] : table) {
+    if (n == name) return v;
+  }
+  fail(ErrorCode::kMalformed, what + ": unknown value '" + name + "'");
+}
 
 }  // namespace conveyor

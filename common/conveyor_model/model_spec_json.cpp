@@ -20,23 +20,6 @@ constexpr std::array<std::pair<RopeScalingType, std::string_view>, 3> kScalings 
     {RopeScalingType::kLlama3, "llama3"},
 }};
 
-template <typename E, std::size_t N>
-std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& table, E value) {
-  for (const auto& [v, name] : table) {
-    if (v == value) return name;
-  }
-  fail(ErrorCode::kInternal, "model spec: an enumeration value without a name");
-}
-
-template <typename E, std::size_t N>
-E value_of(const std::array<std::pair<E, std::string_view>, N>& table, const std::string& name,
-           const std::string& what) {
-  for (const auto& [v, n] : table) {
-    if (n == name) return v;
-  }
-  fail(ErrorCode::kMalformed, what + ": unknown value '" + name + "'");
-}
-
 }  // namespace
 
 nlohmann::ordered_json model_spec_to_json(const ModelSpec& spec) {
@@ -58,12 +41,12 @@ nlohmann::ordered_json model_spec_to_json(const ModelSpec& spec) {
       {"rms_norm_eps", spec.rms_norm_eps},
       {"rope_theta", spec.rope_theta},
       {"rope_scaling",
-       {{"type", name_of(kScalings, scaling.type)},
+       {{"type", enum_name(kScalings, scaling.type)},
         {"factor", scaling.factor},
         {"low_freq_factor", scaling.low_freq_factor},
         {"high_freq_factor", scaling.high_freq_factor},
         {"original_max_positions", scaling.original_max_positions}}},
-      {"rope_pairing", name_of(kPairings, spec.rope_pairing)},
+      {"rope_pairing", enum_name(kPairings, spec.rope_pairing)},
       {"rope_freq_factors", std::move(factors)},
       {"sliding_window", spec.sliding_window},
       {"qkv_bias", spec.qkv_bias},
@@ -91,13 +74,13 @@ ModelSpec model_spec_from_json(const nlohmann::json& json, const std::string& wh
   spec.rope_theta = f.number("rope_theta");
 
   const JsonFieldReader scaling(f.object("rope_scaling"), f.path("rope_scaling"));
-  spec.rope_scaling.type = value_of(kScalings, scaling.string("type"), scaling.path("type"));
+  spec.rope_scaling.type = enum_value(kScalings, scaling.string("type"), scaling.path("type"));
   spec.rope_scaling.factor = scaling.number("factor");
   spec.rope_scaling.low_freq_factor = scaling.number("low_freq_factor");
   spec.rope_scaling.high_freq_factor = scaling.number("high_freq_factor");
   spec.rope_scaling.original_max_positions = scaling.integer("original_max_positions");
 
-  spec.rope_pairing = value_of(kPairings, f.string("rope_pairing"), f.path("rope_pairing"));
+  spec.rope_pairing = enum_value(kPairings, f.string("rope_pairing"), f.path("rope_pairing"));
   const nlohmann::json& factors = f.array("rope_freq_factors");
   spec.rope_freq_factors.reserve(factors.size());
   for (std::size_t i = 0; i < factors.size(); ++i) {

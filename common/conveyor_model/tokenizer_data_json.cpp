@@ -21,23 +21,6 @@ constexpr std::array<std::pair<SpacePrefixRule, std::string_view>, 3> kPrefixRul
     {SpacePrefixRule::kFirstRunUnlessSpace, "first_run_unless_space"},
 }};
 
-template <typename E, std::size_t N>
-std::string_view name_of(const std::array<std::pair<E, std::string_view>, N>& table, E value) {
-  for (const auto& [v, name] : table) {
-    if (v == value) return name;
-  }
-  fail(ErrorCode::kInternal, "tokenizer: an enumeration value without a name");
-}
-
-template <typename E, std::size_t N>
-E value_of(const std::array<std::pair<E, std::string_view>, N>& table, const std::string& name,
-           const std::string& what) {
-  for (const auto& [v, n] : table) {
-    if (n == name) return v;
-  }
-  fail(ErrorCode::kMalformed, what + ": unknown value '" + name + "'");
-}
-
 nlohmann::ordered_json byte_strings_to_json(const std::vector<std::string>& strings) {
   nlohmann::ordered_json out = nlohmann::ordered_json::array();
   for (const std::string& s : strings)
@@ -87,7 +70,7 @@ nlohmann::ordered_json tokenizer_data_to_json(const TokenizerData& data) {
                      {"single_word", a.single_word}});
   }
   return {
-      {"kind", name_of(kKinds, data.kind)},
+      {"kind", enum_name(kKinds, data.kind)},
       {"pre", bytes_to_json(data.pre)},
       {"tokens", byte_strings_to_json(data.tokens)},
       {"scores", std::move(scores)},
@@ -106,7 +89,7 @@ nlohmann::ordered_json tokenizer_data_to_json(const TokenizerData& data) {
       {"ignore_merges", data.ignore_merges},
       {"normalize_nfc", data.normalize_nfc},
       {"add_space_prefix", data.add_space_prefix},
-      {"space_prefix_rule", name_of(kPrefixRules, data.space_prefix_rule)},
+      {"space_prefix_rule", enum_name(kPrefixRules, data.space_prefix_rule)},
       {"byte_fallback", data.byte_fallback},
   };
 }
@@ -114,7 +97,7 @@ nlohmann::ordered_json tokenizer_data_to_json(const TokenizerData& data) {
 TokenizerData tokenizer_data_from_json(const nlohmann::json& json, const std::string& where) {
   const JsonFieldReader f(json, where);
   TokenizerData data;
-  data.kind = value_of(kKinds, f.string("kind"), f.path("kind"));
+  data.kind = enum_value(kKinds, f.string("kind"), f.path("kind"));
   data.pre = bytes_from_json(f.field("pre"), f.path("pre"));
   data.tokens = byte_strings_from_json(f, "tokens");
   const auto n = static_cast<std::int64_t>(data.tokens.size());
@@ -190,7 +173,7 @@ TokenizerData tokenizer_data_from_json(const nlohmann::json& json, const std::st
   data.normalize_nfc = f.boolean("normalize_nfc");
   data.add_space_prefix = f.boolean("add_space_prefix");
   data.space_prefix_rule =
-      value_of(kPrefixRules, f.string("space_prefix_rule"), f.path("space_prefix_rule"));
+      enum_value(kPrefixRules, f.string("space_prefix_rule"), f.path("space_prefix_rule"));
   data.byte_fallback = f.boolean("byte_fallback");
   return data;
 }

@@ -6,6 +6,7 @@
 
 #include "common/dequantize.h"
 #include "common/quant/channel_stats.h"
+#include "common/quant/dot.h"
 #include "common/quant/int4_groups.h"
 #include "common/quant/weight_checks.h"
 #include "common/status.h"
@@ -14,23 +15,6 @@ namespace conveyor::quant {
 namespace {
 
 constexpr float kMinScale = 1e-4f;  // AWQ's clamp: a silent channel still gets a scale
-
-// a . b over k values, in eight interleaved f32 sums (so that it vectorises), added
-// in double.
-double dot(const float* a, const float* b, std::int64_t k) {
-  float lanes[8] = {};
-  std::int64_t i = 0;
-  for (; i + 8 <= k; i += 8) {
-    for (int l = 0; l < 8; ++l)
-      lanes[l] += a[i + l] * b[i + l];
-  }
-  double sum = 0;
-  for (; i < k; ++i)
-    sum += static_cast<double>(a[i]) * b[i];
-  for (float lane : lanes)
-    sum += lane;
-  return sum;
-}
 
 // Sum over X's rows and W's rows of (x . (w - w_eff))^2, w_eff = Q(w diag(s)) diag(1/s):
 // the header's X W^T - (X diag(1/s)) Q(W diag(s))^T rearranged into one product.

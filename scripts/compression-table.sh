@@ -22,11 +22,13 @@ CASES=(
   "original|"
   "int8|--method int8"
   "int4 (min/max)|--method int4 --no-awq"
-  "int4 (AWQ)|--method int4 --calib $CALIB"
+  "int4 (AWQ, 256 tokens)|--method int4 --calib $CALIB --calib-tokens 256"
+  "int4 groups of 32|--method int4 --group 32"
   "fp8 (W8A8)|--method fp8"
   "int8 + magnitude 30%|--method int8 --prune magnitude:0.3"
-  "int8 + Wanda 30%|--method int8 --prune wanda:0.3 --calib $CALIB"
+  "int8 + Wanda 30%|--method int8 --prune wanda:0.3 --calib $CALIB --calib-tokens 256"
   "int8 + 2:4|--method int8 --prune 2:4"
+  "int4 + Wanda 30%|--method int4 --no-awq --prune wanda:0.3 --calib $CALIB --calib-tokens 256"
 )
 
 size_of() {  # bytes on disk of a model file or directory

@@ -1,7 +1,8 @@
 // `conveyor compress`: a model (GGUF, Hugging Face or Conveyor directory) in, a Conveyor
 // model directory out, its blocks' linear weights quantised (int8, int4, fp8),
 // optionally pruned, int4 optionally with activation-aware scales from calibration
-// text; with --eval, the quality it cost (perplexity, KL, top-1) in DIR/report.json.
+// text, or mixed (each block's precision from its measured sensitivity); with --eval, the quality
+// it cost (perplexity, KL, top-1) in DIR/report.json.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -17,11 +18,13 @@
 
 #include "cli/commands.h"
 #include "cli/model_loading.h"
+#include "common/config/size_parse.h"
 #include "common/conveyor_model/json_fields.h"
 #include "common/conveyor_model/model_writer.h"
 #include "common/loader/open_model.h"
 #include "compress/calibration.h"
 #include "compress/compress_model.h"
+#include "compress/mixed_precision.h"
 #include "compress/quality_report.h"
 #include "worker/platform/backend_factory.h"
 
@@ -40,6 +43,8 @@ struct CompressCliOptions {
   std::optional<std::string> eval;
   std::int64_t eval_tokens = 0;
   std::int64_t eval_window = 512;
+  std::optional<std::string> target_size;
+  std::optional<double> target_kl;
   bool force = false;
   int threads = 0;
   std::string backend = "auto";
@@ -105,8 +110,33 @@ void print_layer(const compress::LayerReport& r) {
   std::fprintf(stderr, "%s\n", line.c_str());
 }
 
+void print_sensitivity(const compress::BlockSensitivity& s, double seconds) {
+  std::fprintf(
+      stderr, "[compress] sensitivity of layer %lld: KL int8 %.3g, int4 %.3g nats/token | %.2f s\n",
+      static_cast<long long>(s.layer + 1), s.kl_int8, s.kl_int4, seconds);
+}
+
+// "f16 x3, int8 x10, int4 x17" and the blocks in order: "4448 8888 ...".
+void print_choice(const compress::MixedResult& m) {
+  int counts[3] = {0, 0, 0};
+  std::string blocks;
+  for (const compress::Method method : m.methods) {
+    const int i = method == compress::Method::kF16 ? 0 : method == compress::Method::kInt8 ? 1 : 2;
+    ++counts[i];
+    blocks += "f84"[i];
+  }
+  std::fprintf(stderr,
+               "[compress] mixed: f16 x%d, int8 x%d, int4 x%d (per layer: %s; f=f16 8=int8 "
+               "4=int4) | KL estimate %.4g nats/token (sum of the blocks') | written %d time%s\n",
+               counts[0], counts[1], counts[2], blocks.c_str(), m.kl_estimate, m.writes,
+               m.writes == 1 ? "" : "s");
+}
+
 // The formats the blocks' linears take, as one line: "q4_1 (rows of 576 are ...)".
 std::string formats_text(const compress::CompressOptions& options, const ModelSpec& spec) {
+  if (options.method == compress::Method::kMixed) {
+    return "each block f16, int8 or int4 by its measured sensitivity";
+  }
   std::string text;
   for (const std::int64_t k : {spec.hidden_size, spec.q_dim(), spec.intermediate_size}) {
     const compress::LinearFormat f = compress::linear_format(options, k);
@@ -121,7 +151,9 @@ int run_compress(const CompressCliOptions& o) {
   const auto start = std::chrono::steady_clock::now();
   compress::CompressOptions options;
   const std::optional<compress::Method> method = compress::method_from_name(o.method);
-  if (!method) fail(ErrorCode::kInvalidArgument, "--method '" + o.method + "': int8, int4 or fp8");
+  if (!method) {
+    fail(ErrorCode::kInvalidArgument, "--method '" + o.method + "': int8, int4, fp8 or mixed");
+  }
   options.method = *method;
   options.group = o.group;
   options.awq = !o.no_awq;
@@ -130,6 +162,28 @@ int run_compress(const CompressCliOptions& o) {
   compress::check_options(options);
   if (options.prune.mode == compress::PruneMode::kWanda && !o.calib) {
     fail(ErrorCode::kInvalidArgument, "--prune wanda weighs weights by activations: give --calib");
+  }
+  const bool mixed = options.method == compress::Method::kMixed;
+  compress::MixedTarget target;
+  if (o.target_size) {
+    const Expected<std::uint64_t> bytes = parse_size(*o.target_size);
+    if (!bytes.ok()) {
+      fail(ErrorCode::kInvalidArgument,
+           "--target-size '" + *o.target_size + "': " + bytes.status().message());
+    }
+    target.bytes = bytes.value();
+  }
+  target.kl = o.target_kl;
+  if (mixed && (!o.calib || target.bytes.has_value() == target.kl.has_value())) {
+    fail(ErrorCode::kInvalidArgument,
+         "--method mixed measures each block's sensitivity on --calib text and needs one "
+         "target: --target-size SIZE or --target-kl NATS");
+  }
+  if (!mixed && (target.bytes || target.kl)) {
+    fail(ErrorCode::kInvalidArgument, "--target-size and --target-kl are for --method mixed");
+  }
+  if (target.kl && !(*target.kl >= 0)) {
+    fail(ErrorCode::kInvalidArgument, "--target-kl: a mean KL in nats, 0 or more");
   }
 
   const std::unique_ptr<ModelSource> source = open_model_or_throw(o.model);
@@ -168,8 +222,15 @@ int run_compress(const CompressCliOptions& o) {
         {"format", source->format()},
         {"bytes", bytes_in}}},
       {"calibration", o.calib ? nlohmann::json(bytes_to_json(*o.calib)) : nlohmann::json()}};
+  std::optional<compress::MixedResult> mixed_result;
+  if (mixed) {
+    mixed_result = compress::compress_mixed(*source, o.out, options, target, calibration, producer,
+                                            print_sensitivity, print_layer);
+    print_choice(*mixed_result);
+  }
   const compress::CompressResult result =
-      compress::compress_model(*source, o.out, options, calibration, producer, print_layer);
+      mixed ? mixed_result->written
+            : compress::compress_model(*source, o.out, options, calibration, producer, print_layer);
   std::fprintf(stderr, "[compress] wrote %s: %s on disk (source %s, x%.2f) in %.1f s\n",
                o.out.c_str(), human_bytes(static_cast<double>(result.bytes)).c_str(),
                human_bytes(static_cast<double>(bytes_in)).c_str(),
@@ -184,6 +245,7 @@ int run_compress(const CompressCliOptions& o) {
                            {"bytes_source", bytes_in},
                            {"bytes", result.bytes},
                            {"compress_seconds", result.seconds}};
+  if (mixed_result) report["mixed"] = mixed_result->json;
   if (o.eval) {
     Expected<std::unique_ptr<ModelSource>> compressed = open_model_source(o.out);
     if (!compressed.ok()) throw Error(compressed.status().code(), compressed.status().message());
@@ -225,7 +287,9 @@ void register_compress(CLI::App& app, CommandResult& result) {
       ->envname("CONVEYOR_MODEL");
   cmd->add_option("--out", o->out, "the directory to write")->required();
   cmd->add_option("--method", o->method,
-                  "int8 (per-row, W8A16), int4 (group-wise, W4A16) or fp8 (E4M3 per row, W8A8)")
+                  "int8 (per-row, W8A16), int4 (group-wise, W4A16), fp8 (E4M3 per row, W8A8) "
+                  "or mixed (each block f16, int8 or int4 by measured sensitivity; --calib and "
+                  "--target-size or --target-kl)")
       ->required();
   cmd->add_option("--calib", o->calib,
                   "calibration text: activation-aware int4 scales, Wanda pruning (default: none)");
@@ -236,6 +300,10 @@ void register_compress(CLI::App& app, CommandResult& result) {
       ->capture_default_str();
   cmd->add_option("--prune", o->prune, "magnitude:S, wanda:S (S in [0, 1)) or 2:4; stored dense")
       ->capture_default_str();
+  cmd->add_option("--target-size", o->target_size,
+                  "mixed: model.safetensors + conveyor-model.json at most this (110MiB, 1.5GB)");
+  cmd->add_option("--target-kl", o->target_kl,
+                  "mixed: the sum of the blocks' measured KLs at most this, nats/token");
   cmd->add_flag("--no-awq", o->no_awq, "int4 with calibration: plain min/max groups");
   cmd->add_option("--eval", o->eval,
                   "held-out text: perplexity, KL and top-1 agreement against the source in "

@@ -1,5 +1,6 @@
 #include "compress/calibration.h"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 
@@ -36,6 +37,16 @@ std::string read_text_file(const std::string& path, const std::string& flag) {
   if (in.bad()) fail(ErrorCode::kIo, flag + ": reading " + path + " failed");
   if (text.empty()) fail(ErrorCode::kInvalidArgument, flag + ": " + path + " is empty");
   return text;
+}
+
+std::vector<std::int64_t> calibration_sequences(std::int64_t tokens, std::int64_t context) {
+  std::vector<std::int64_t> lengths;
+  for (std::int64_t done = 0; done < tokens;) {
+    const std::int64_t n = std::min(context, tokens - done);
+    lengths.push_back(n);
+    done += n;
+  }
+  return lengths;
 }
 
 }  // namespace conveyor::compress

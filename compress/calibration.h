@@ -20,4 +20,8 @@ std::vector<std::int32_t> text_tokens(const ModelSource& source, const std::stri
 // Error(kInvalidArgument) for an empty file.
 std::string read_text_file(const std::string& path, const std::string& flag);
 
+// Consecutive sequences of at most `context` tokens: how calibration tokens are run
+// through the reference forward.
+std::vector<std::int64_t> calibration_sequences(std::int64_t tokens, std::int64_t context);
+
 }  // namespace conveyor::compress

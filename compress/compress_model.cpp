@@ -10,6 +10,7 @@
 #include "common/conveyor_model/model_writer.h"
 #include "common/dequantize.h"
 #include "common/status.h"
+#include "compress/calibration.h"
 #include "compress/compress_plan.h"
 #include "compress/layer_compressor.h"
 #include "compress/reference_forward.h"
@@ -26,20 +27,15 @@ std::span<const std::uint8_t> float_bytes(const std::vector<float>& v) {
   return {reinterpret_cast<const std::uint8_t*>(v.data()), v.size() * sizeof(float)};
 }
 
-// Consecutive sequences of at most the context.
-std::vector<std::int64_t> sequence_lengths(std::int64_t tokens, std::int64_t context) {
-  std::vector<std::int64_t> lengths;
-  for (std::int64_t done = 0; done < tokens;) {
-    const std::int64_t n = std::min(context, tokens - done);
-    lengths.push_back(n);
-    done += n;
-  }
-  return lengths;
-}
-
 nlohmann::json options_json(const CompressOptions& o) {
   nlohmann::json j = {{"method", method_name(o.method)}, {"prune", o.prune.to_string()}};
-  if (o.method == Method::kInt4) {
+  if (o.method == Method::kMixed) {
+    nlohmann::json blocks = nlohmann::json::array();
+    for (const Method m : o.layer_methods)
+      blocks.push_back(method_name(m));
+    j["layer_methods"] = blocks;
+  }
+  if (o.method == Method::kInt4 || o.method == Method::kMixed) {
     j["group"] = o.group;
     j["awq"] = o.awq;
     j["awq_grid"] = o.awq_grid;
@@ -75,7 +71,7 @@ CompressResult compress_model(const ModelSource& source, const std::string& dir,
   if (calibrated) {
     forward.emplace(
         spec, pool,
-        sequence_lengths(static_cast<std::int64_t>(calibration.size()), spec.max_positions));
+        calibration_sequences(static_cast<std::int64_t>(calibration.size()), spec.max_positions));
     hidden = forward->embed(source.require("token_embd.weight"), calibration);
   }
 
@@ -92,7 +88,7 @@ CompressResult compress_model(const ModelSource& source, const std::string& dir,
       forward->layer(w, hidden, &*inputs);
     }
     CompressedLayer c = compress_layer(w, inputs ? &*inputs : nullptr, result.calibration_tokens,
-                                       spec, options, pool);
+                                       spec, layer_options(options, l), pool);
     for (CompressedLinear& linear : c.linears) {
       writer.write(linear.name, linear.tensor.bytes, linear.tensor.scales);
       TensorScheme* s = writer.manifest().find(linear.name);

@@ -12,6 +12,7 @@ std::optional<Method> method_from_name(std::string_view name) {
   if (name == "int8") return Method::kInt8;
   if (name == "int4") return Method::kInt4;
   if (name == "fp8") return Method::kFp8;
+  if (name == "mixed") return Method::kMixed;
   return std::nullopt;
 }
 
@@ -23,6 +24,10 @@ std::string_view method_name(Method method) {
       return "int4";
     case Method::kFp8:
       return "fp8";
+    case Method::kF16:
+      return "f16";
+    case Method::kMixed:
+      return "mixed";
   }
   return "?";
 }
@@ -79,6 +84,10 @@ LinearFormat linear_format(const CompressOptions& options, std::int64_t k) {
       return {DType::kQ8_R, ""};
     case Method::kFp8:
       return {DType::kF8_R, ""};
+    case Method::kF16:
+      return {DType::kF16, ""};
+    case Method::kMixed:
+      fail(ErrorCode::kInternal, "linear_format: a mixed model has a format per block");
     case Method::kInt4:
       if (options.group == 128 && k % 128 == 0) return {DType::kQ4_G128, ""};
       if (k % 32 == 0) {
@@ -102,6 +111,23 @@ void check_options(const CompressOptions& options) {
   if (!(p.sparsity >= 0 && p.sparsity < 1)) {
     fail(ErrorCode::kInvalidArgument, "--prune: a sparsity in [0, 1)");
   }
+  for (const Method m : options.layer_methods) {
+    if (m != Method::kF16 && m != Method::kInt8 && m != Method::kInt4) {
+      fail(ErrorCode::kInvalidArgument, "a mixed model's blocks are f16, int8 or int4");
+    }
+  }
+}
+
+CompressOptions layer_options(const CompressOptions& options, std::int64_t layer) {
+  if (options.method != Method::kMixed) return options;
+  if (layer < 0 || layer >= static_cast<std::int64_t>(options.layer_methods.size())) {
+    fail(ErrorCode::kInvalidArgument,
+         "mixed: no precision chosen for layer " + std::to_string(layer));
+  }
+  CompressOptions one = options;
+  one.method = options.layer_methods[static_cast<std::size_t>(layer)];
+  one.layer_methods.clear();
+  return one;
 }
 
 }  // namespace conveyor::compress

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/dtype.h"
 
@@ -15,9 +16,15 @@ enum class Method {
   kInt8,  // q8_r: int8 per output row, f16 scales (W8A16)
   kInt4,  // q4_g128 (groups of 128) or q4_1 (groups of 32): asymmetric int4 (W4A16)
   kFp8,   // f8_r: E4M3 per output row, f32 scales (W8A8 on the CPU's emulation)
+  // A block kept at 16 bits: f16 (10 mantissa bits, the closer of the two 16-bit types to
+  // the f32 values; weights beyond 65504 are refused). Only as a block of kMixed.
+  kF16,
+  // Each block its own precision (kF16, kInt8 or kInt4), chosen from measured
+  // sensitivities (mixed_precision.h); CompressOptions::layer_methods holds the choice.
+  kMixed,
 };
 
-// "int8", "int4", "fp8"; nullopt for anything else.
+// "int8", "int4", "fp8", "mixed"; nullopt for anything else ("f16" is no method of its own).
 std::optional<Method> method_from_name(std::string_view name);
 std::string_view method_name(Method method);
 
@@ -48,7 +55,14 @@ struct CompressOptions {
   PruneSpec prune;
   int awq_grid = 20;  // alpha steps of the scale search
   int threads = 0;    // <= 0: one per core
+  // kMixed: each block's method (kF16, kInt8 or kInt4), one per layer.
+  std::vector<Method> layer_methods;
 };
+
+// The options block `layer` is compressed with: `options` itself, or for kMixed with
+// the block's own method. Throws Error(kInvalidArgument) for kMixed without a method
+// for the layer.
+CompressOptions layer_options(const CompressOptions& options, std::int64_t layer);
 
 // The format of one linear weight [n, k] under `options`, and why when it is not the
 // method's first choice: int4 rows that are no multiple of 128 take q4_1; rows that
@@ -60,7 +74,7 @@ struct LinearFormat {
 LinearFormat linear_format(const CompressOptions& options, std::int64_t k);
 
 // Throws Error(kInvalidArgument) for a group other than 32 or 128, an AWQ grid below
-// 1, or a sparsity outside [0, 1).
+// 1, a sparsity outside [0, 1), or layer methods other than f16, int8 and int4.
 void check_options(const CompressOptions& options);
 
 }  // namespace conveyor::compress

@@ -25,7 +25,8 @@ struct QuantizedTensor {
 
 // Quantises W f32 [n, k] (row-major) into `type`: kQ8_R (quantize_int8_rows), kQ4_G128
 // or kQ4_1 (quantize_int4_groups), kF8_R (quantize_fp8_rows), kS24_F16
-// (quantize_sparse24: W must already be 2:4). Throws Error(kInvalidArgument) for another
+// (quantize_sparse24: W must already be 2:4), kF16 (rounded; a value beyond f16's range
+// is refused). Throws Error(kInvalidArgument) for another
 // type, a size that is not n * k, a k that is not a whole number of the type's groups,
 // or a value that is not finite.
 QuantizedTensor quantize_weight(DType type, std::span<const float> w, std::int64_t n,

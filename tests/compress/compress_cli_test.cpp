@@ -63,6 +63,9 @@ TEST_CASE("compress refuses what it cannot do, saying why") {
       {"--method int8 --prune magnitude:1.5", "--prune"},
       {"--method int8 --prune wanda:0.3", "--calib"},
       {"--method int4 --calib " + (dir.path() / "none.txt").string(), "--calib"},
+      {"--method mixed --target-size 1MiB", "--calib"},
+      {"--method int8 --target-size 1MiB", "--method mixed"},
+      {"--method mixed --target-size lots --calib x.txt", "--target-size"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.args);

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -78,6 +81,34 @@ class WithSpec final : public ModelSource {
  private:
   std::unique_ptr<ModelSource> inner_;
   ModelSpec spec_;
+};
+
+// Another source (of f32 tensors) with some tensors' values changed by `edit(name,
+// values)`: a block made more sensitive, or made to do nothing.
+class EditedSource final : public ModelSource {
+ public:
+  using Edit = std::function<void(const std::string& name, std::vector<float>& values)>;
+  EditedSource(std::unique_ptr<ModelSource> inner, const Edit& edit) : inner_(std::move(inner)) {
+    tensors_ = inner_->tensors();
+    values_.reserve(tensors_.size());
+    for (TensorRef& t : tensors_) {
+      if (t.dtype != DType::kF32) continue;
+      std::vector<float>& v = values_.emplace_back(static_cast<std::size_t>(t.elements()));
+      std::memcpy(v.data(), t.bytes.data(), t.bytes.size());
+      edit(t.name, v);
+      t.bytes = {reinterpret_cast<const std::uint8_t*>(v.data()), t.bytes.size()};
+    }
+  }
+  const ModelSpec& spec() const override { return inner_->spec(); }
+  std::string format() const override { return inner_->format(); }
+  std::string path() const override { return inner_->path(); }
+  const std::vector<TensorRef>& tensors() const override { return tensors_; }
+  const std::optional<TokenizerData>& tokenizer() const override { return inner_->tokenizer(); }
+
+ private:
+  std::unique_ptr<ModelSource> inner_;
+  std::vector<TensorRef> tensors_;
+  std::vector<std::vector<float>> values_;  // reserved: the spans into it stay valid
 };
 
 }  // namespace conveyor::testing

@@ -13,6 +13,8 @@
 #include <memory>
 #include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -38,7 +40,7 @@ struct CompressCliOptions {
   std::optional<std::string> calib;
   std::int64_t calib_tokens = 512;
   std::int64_t group = 128;
-  std::string prune = "none";
+  std::vector<std::string> prune;  // one mode at most (given twice: refused)
   bool no_awq = false;
   std::optional<std::string> eval;
   std::int64_t eval_tokens = 0;
@@ -116,6 +118,23 @@ void print_sensitivity(const compress::BlockSensitivity& s, double seconds) {
       static_cast<long long>(s.layer + 1), s.kl_int8, s.kl_int4, seconds);
 }
 
+// "[compress] layers: removed blocks 3, 7 of 12 (similarity 0.98, 0.97)".
+void print_layer_pruning(const nlohmann::json& pruning) {
+  const auto removed = pruning.at("removed_blocks").get<std::vector<std::int64_t>>();
+  const auto similarity = pruning.at("block_similarity").get<std::vector<double>>();
+  std::ostringstream blocks;
+  std::ostringstream values;
+  values << std::setprecision(4);
+  for (std::size_t i = 0; i < removed.size(); ++i) {
+    blocks << (i > 0 ? ", " : "") << removed[i];
+    values << (i > 0 ? ", " : "") << similarity[static_cast<std::size_t>(removed[i])];
+  }
+  std::fprintf(stderr,
+               "[compress] layers: removed blocks %s of %zu (input/output cosine %s); the "
+               "rest renumbered\n",
+               blocks.str().c_str(), similarity.size(), values.str().c_str());
+}
+
 // "f16 x3, int8 x10, int4 x17" and the blocks in order: "4448 8888 ...".
 void print_choice(const compress::MixedResult& m) {
   int counts[3] = {0, 0, 0};
@@ -157,11 +176,22 @@ int run_compress(const CompressCliOptions& o) {
   options.method = *method;
   options.group = o.group;
   options.awq = !o.no_awq;
-  options.prune = compress::parse_prune_spec(o.prune);
+  if (o.prune.size() > 1) {
+    fail(ErrorCode::kInvalidArgument,
+         "--prune given " + std::to_string(o.prune.size()) +
+             " times: one pruning mode per run (layers:N combines with any --method, not with "
+             "magnitude, wanda or 2:4)");
+  }
+  options.prune = compress::parse_prune_spec(o.prune.empty() ? "none" : o.prune.front());
   options.threads = o.threads;
   compress::check_options(options);
   if (options.prune.mode == compress::PruneMode::kWanda && !o.calib) {
     fail(ErrorCode::kInvalidArgument, "--prune wanda weighs weights by activations: give --calib");
+  }
+  if (options.prune.mode == compress::PruneMode::kLayers && !o.calib) {
+    fail(ErrorCode::kInvalidArgument,
+         "--prune layers:N compares each block's input and output hidden states on "
+         "calibration text: give --calib");
   }
   const bool mixed = options.method == compress::Method::kMixed;
   compress::MixedTarget target;
@@ -188,6 +218,7 @@ int run_compress(const CompressCliOptions& o) {
 
   const std::unique_ptr<ModelSource> source = open_model_or_throw(o.model);
   check_output(o, source->path());
+  compress::check_layer_pruning(options.prune, source->spec().num_layers, o.calib.has_value());
   const std::uint64_t bytes_in = bytes_on_disk(source->path());
   std::vector<std::int32_t> calibration;
   if (o.calib) {
@@ -231,6 +262,7 @@ int run_compress(const CompressCliOptions& o) {
   const compress::CompressResult result =
       mixed ? mixed_result->written
             : compress::compress_model(*source, o.out, options, calibration, producer, print_layer);
+  if (!result.layer_pruning.is_null()) print_layer_pruning(result.layer_pruning);
   std::fprintf(stderr, "[compress] wrote %s: %s on disk (source %s, x%.2f) in %.1f s\n",
                o.out.c_str(), human_bytes(static_cast<double>(result.bytes)).c_str(),
                human_bytes(static_cast<double>(bytes_in)).c_str(),
@@ -246,6 +278,7 @@ int run_compress(const CompressCliOptions& o) {
                            {"bytes", result.bytes},
                            {"compress_seconds", result.seconds}};
   if (mixed_result) report["mixed"] = mixed_result->json;
+  if (!result.layer_pruning.is_null()) report["layer_pruning"] = result.layer_pruning;
   if (o.eval) {
     Expected<std::unique_ptr<ModelSource>> compressed = open_model_source(o.out);
     if (!compressed.ok()) throw Error(compressed.status().code(), compressed.status().message());
@@ -292,14 +325,17 @@ void register_compress(CLI::App& app, CommandResult& result) {
                   "--target-size or --target-kl)")
       ->required();
   cmd->add_option("--calib", o->calib,
-                  "calibration text: activation-aware int4 scales, Wanda pruning (default: none)");
+                  "calibration text: activation-aware int4 scales, Wanda and layers:N pruning "
+                  "(default: none)");
   cmd->add_option("--calib-tokens", o->calib_tokens, "calibration tokens used")
       ->capture_default_str();
   cmd->add_option("--group", o->group,
                   "int4 group: 128 (q4_g128; q4_1 where rows are no multiple of 128) or 32 (q4_1)")
       ->capture_default_str();
-  cmd->add_option("--prune", o->prune, "magnitude:S, wanda:S (S in [0, 1)) or 2:4; stored dense")
-      ->capture_default_str();
+  cmd->add_option("--prune", o->prune,
+                  "magnitude:S, wanda:S (S in [0, 1)) or 2:4, stored dense; or layers:N (remove "
+                  "the N blocks whose output is most like their input on --calib; default: none)")
+      ->allow_extra_args(false);
   cmd->add_option("--target-size", o->target_size,
                   "mixed: model.safetensors + conveyor-model.json at most this (110MiB, 1.5GB)");
   cmd->add_option("--target-kl", o->target_kl,

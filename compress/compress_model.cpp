@@ -13,6 +13,7 @@
 #include "compress/calibration.h"
 #include "compress/compress_plan.h"
 #include "compress/layer_compressor.h"
+#include "compress/layer_pruning.h"
 #include "compress/reference_forward.h"
 #include "kernels/cpu/thread_pool.h"
 
@@ -51,16 +52,25 @@ CompressResult compress_model(const ModelSource& source, const std::string& dir,
                               const LayerCallback& on_layer) {
   const auto start = std::chrono::steady_clock::now();
   check_options(options);
-  const ModelSpec& spec = source.spec();
   const bool calibrated = !calibration.empty();
   if (options.prune.mode == PruneMode::kWanda && !calibrated) {
     fail(ErrorCode::kInvalidArgument, "--prune wanda weighs weights by activations: give --calib");
   }
+  CompressResult result;
+  // layers:N: the blocks kept, as a model of their own; everything below runs on it.
+  std::optional<WithoutBlocks> kept;
+  if (options.prune.mode == PruneMode::kLayers) {
+    const LayerPruning pruning = plan_layer_pruning(source, options, calibration);
+    kept.emplace(source, pruning.removed);
+    result.layer_pruning = pruning.json();
+  }
+  const ModelSource& in = kept ? static_cast<const ModelSource&>(*kept) : source;
+  const ModelSpec& spec = in.spec();
 
-  ModelManifest manifest = plan_compression(source, options, calibrated);
+  ModelManifest manifest = plan_compression(in, options, calibrated);
   ConveyorModelWriter writer = ConveyorModelWriter::create(dir, std::move(manifest));
   // Everything the blocks' compression does not touch, as stored.
-  for (const TensorRef& t : source.tensors()) {
+  for (const TensorRef& t : in.tensors()) {
     const TensorScheme* s = writer.manifest().find(t.name);
     if (s != nullptr && s->notes.contains("kept")) writer.write(t);
   }
@@ -72,14 +82,13 @@ CompressResult compress_model(const ModelSource& source, const std::string& dir,
     forward.emplace(
         spec, pool,
         calibration_sequences(static_cast<std::int64_t>(calibration.size()), spec.max_positions));
-    hidden = forward->embed(source.require("token_embd.weight"), calibration);
+    hidden = forward->embed(in.require("token_embd.weight"), calibration);
   }
 
-  CompressResult result;
   result.calibration_tokens = static_cast<std::int64_t>(calibration.size());
   for (std::int64_t l = 0; l < spec.num_layers; ++l) {
     const auto layer_start = std::chrono::steady_clock::now();
-    F32Layer w = load_f32_layer(source, l);
+    F32Layer w = load_f32_layer(in, l);
     std::optional<LinearInputs> inputs;
     if (forward) {
       // The original block, before compression changes its weights, carries the
@@ -119,6 +128,7 @@ CompressResult compress_model(const ModelSource& source, const std::string& dir,
   producer["calibration_tokens"] = result.calibration_tokens;
   producer["seconds"] = result.seconds;
   producer["layers"] = result.layers;
+  if (kept) producer["layer_pruning"] = result.layer_pruning;
   writer.manifest().producer = std::move(producer);
   writer.finish();
   for (std::string_view file : {kConveyorModelWeights, kConveyorModelManifest})

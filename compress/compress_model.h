@@ -31,14 +31,17 @@ struct CompressResult {
   std::uint64_t bytes = 0;  // of the model written: model.safetensors and conveyor-model.json
   double seconds = 0;
   std::int64_t calibration_tokens = 0;
-  nlohmann::json layers = nlohmann::json::array();  // each block's summary
+  nlohmann::json layers = nlohmann::json::array();  // each block's summary (of those kept)
+  nlohmann::json layer_pruning;                     // layers:N: LayerPruning::json()
 };
 
 // Writes `source` compressed to `dir`. `calibration` holds token ids (empty: none);
 // they are run as consecutive sequences of at most the model's context. `producer`
 // goes into conveyor-model.json with the options, the results and the layers' summaries
-// added. Throws Error(kInvalidArgument) for bad options (check_options()) or Wanda
-// pruning without calibration, and what reading, quantising and writing throw.
+// added. With layers:N the blocks removed first (layer_pruning.h) and the rest written
+// renumbered. Throws Error(kInvalidArgument) for bad options (check_options(),
+// check_layer_pruning()) or Wanda pruning without calibration, and what reading,
+// quantising and writing throw.
 CompressResult compress_model(const ModelSource& source, const std::string& dir,
                               const CompressOptions& options,
                               std::span<const std::int32_t> calibration,

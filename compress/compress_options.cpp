@@ -38,6 +38,8 @@ std::string PruneSpec::to_string() const {
       return "none";
     case PruneMode::kTwoFour:
       return "2:4";
+    case PruneMode::kLayers:
+      return "layers:" + std::to_string(layers);
     case PruneMode::kMagnitude:
     case PruneMode::kWanda: {
       std::ostringstream out;
@@ -49,8 +51,15 @@ std::string PruneSpec::to_string() const {
 }
 
 PruneSpec parse_prune_spec(std::string_view text) {
-  const std::string usage = "--prune '" + std::string(text) +
-                            "': expected magnitude:S, wanda:S (S a share in [0, 1)) or 2:4";
+  const std::string usage =
+      "--prune '" + std::string(text) +
+      "': expected magnitude:S, wanda:S (S a share in [0, 1)), 2:4 or layers:N (N blocks)";
+  if (text.find_first_of(",+ ") != std::string_view::npos) {
+    fail(ErrorCode::kInvalidArgument,
+         "--prune '" + std::string(text) +
+             "': one pruning mode per run (layers:N combines with any --method, not with "
+             "magnitude, wanda or 2:4)");
+  }
   if (text == "2:4") return {PruneMode::kTwoFour, 0.5};
   if (text == "none") return {};
   const std::size_t colon = text.find(':');
@@ -58,6 +67,16 @@ PruneSpec parse_prune_spec(std::string_view text) {
   const std::string_view mode = text.substr(0, colon);
   const std::string share(text.substr(colon + 1));
   PruneSpec spec;
+  if (mode == "layers") {
+    spec.mode = PruneMode::kLayers;
+    const auto [end, ec] = std::from_chars(share.data(), share.data() + share.size(), spec.layers);
+    if (share.empty() || ec != std::errc() || end != share.data() + share.size() ||
+        spec.layers < 1) {
+      fail(ErrorCode::kInvalidArgument,
+           "--prune '" + std::string(text) + "': layers:N removes N >= 1 whole blocks");
+    }
+    return spec;
+  }
   if (mode == "magnitude") {
     spec.mode = PruneMode::kMagnitude;
   } else if (mode == "wanda") {
@@ -111,10 +130,27 @@ void check_options(const CompressOptions& options) {
   if (!(p.sparsity >= 0 && p.sparsity < 1)) {
     fail(ErrorCode::kInvalidArgument, "--prune: a sparsity in [0, 1)");
   }
+  if (p.mode == PruneMode::kLayers && p.layers < 1) {
+    fail(ErrorCode::kInvalidArgument, "--prune layers:N removes N >= 1 whole blocks");
+  }
   for (const Method m : options.layer_methods) {
     if (m != Method::kF16 && m != Method::kInt8 && m != Method::kInt4) {
       fail(ErrorCode::kInvalidArgument, "a mixed model's blocks are f16, int8 or int4");
     }
+  }
+}
+
+void check_layer_pruning(const PruneSpec& prune, std::int64_t layers, bool calibrated) {
+  if (prune.mode != PruneMode::kLayers) return;
+  if (prune.layers < 1 || prune.layers > layers - 1) {
+    fail(ErrorCode::kInvalidArgument,
+         "--prune " + prune.to_string() + ": the model has " + std::to_string(layers) +
+             " blocks; N must be between 1 and " + std::to_string(layers - 1));
+  }
+  if (!calibrated) {
+    fail(ErrorCode::kInvalidArgument,
+         "--prune layers:N compares each block's input and output hidden states on "
+         "calibration text: give --calib");
   }
 }
 

@@ -33,18 +33,26 @@ enum class PruneMode {
   kMagnitude,  // the smallest |w| of each matrix, to the exact share
   kWanda,      // the smallest |w| * ||x_j|| of each row (needs calibration)
   kTwoFour,    // 2 of every 4 consecutive weights of a row (by |w| * ||x_j|| with calibration)
+  // Whole blocks removed: the N whose output is most like their input on the calibration
+  // tokens (layer_pruning.h). No weight of the blocks kept is touched.
+  kLayers,
 };
 
 struct PruneSpec {
   PruneMode mode = PruneMode::kNone;
-  double sparsity = 0;  // magnitude and wanda: the share zeroed; 2:4: 0.5
+  double sparsity = 0;      // magnitude and wanda: the share zeroed; 2:4: 0.5
+  std::int64_t layers = 0;  // kLayers: the blocks removed
 
-  // "magnitude:0.3", "wanda:0.3", "2:4", "none".
+  // Zeroes weights inside the blocks (magnitude, wanda, 2:4), as opposed to none or layers.
+  bool zeroes_weights() const { return mode != PruneMode::kNone && mode != PruneMode::kLayers; }
+
+  // "magnitude:0.3", "wanda:0.3", "2:4", "layers:2", "none".
   std::string to_string() const;
 };
 
-// Parses "magnitude:S", "wanda:S" (S in [0, 1)) or "2:4". Throws
-// Error(kInvalidArgument) saying what is accepted.
+// Parses "magnitude:S", "wanda:S" (S in [0, 1)), "2:4" or "layers:N" (N >= 1; its upper
+// bound is the model's, check_layer_pruning()). Throws Error(kInvalidArgument) saying what
+// is accepted, and that modes do not combine for "layers:2,2:4" and the like.
 PruneSpec parse_prune_spec(std::string_view text);
 
 struct CompressOptions {
@@ -55,8 +63,12 @@ struct CompressOptions {
   PruneSpec prune;
   int awq_grid = 20;  // alpha steps of the scale search
   int threads = 0;    // <= 0: one per core
-  // kMixed: each block's method (kF16, kInt8 or kInt4), one per layer.
+  // kMixed: each block's method (kF16, kInt8 or kInt4), one per layer (of the blocks kept
+  // under layers:N).
   std::vector<Method> layer_methods;
+  // layers:N: each original block's similarity (block_similarity()), when already
+  // measured; empty: compress_model() measures it.
+  std::vector<double> block_similarity;
 };
 
 // The options block `layer` is compressed with: `options` itself, or for kMixed with
@@ -74,7 +86,12 @@ struct LinearFormat {
 LinearFormat linear_format(const CompressOptions& options, std::int64_t k);
 
 // Throws Error(kInvalidArgument) for a group other than 32 or 128, an AWQ grid below
-// 1, a sparsity outside [0, 1), or layer methods other than f16, int8 and int4.
+// 1, a sparsity outside [0, 1), layers:N with N < 1, or layer methods other than f16,
+// int8 and int4.
 void check_options(const CompressOptions& options);
+
+// layers:N against the model: throws Error(kInvalidArgument) unless 1 <= N <= layers - 1
+// and there are calibration tokens (`calibrated`). Nothing for other modes.
+void check_layer_pruning(const PruneSpec& prune, std::int64_t layers, bool calibrated);
 
 }  // namespace conveyor::compress

@@ -71,6 +71,7 @@ nlohmann::json prune(const Linear& l, std::int64_t tokens, const PruneSpec& spec
       notes["score"] = norms.empty() ? "|w|, 2 of every 4" : "|w| * ||x_j||, 2 of every 4";
       break;
     case PruneMode::kNone:
+    case PruneMode::kLayers:  // whole blocks, removed before (layer_pruning.h)
       return nullptr;
   }
   quant::apply_prune_mask(w, mask);
@@ -112,7 +113,7 @@ CompressedLayer compress_layer(F32Layer& w, const LinearInputs* inputs, std::int
     if (!format.reason.empty()) notes[i]["why"] = format.reason;
   }
 
-  if (options.prune.mode != PruneMode::kNone) {
+  if (options.prune.zeroes_weights()) {
     std::vector<nlohmann::json> pruned(linears.size());
     pool.run(static_cast<std::int64_t>(linears.size()), [&](std::int64_t i, int) {
       pruned[static_cast<std::size_t>(i)] =

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
 
 #include "common/conveyor_model/model_manifest.h"
 #include "common/status.h"
 #include "compress/compress_plan.h"
+#include "compress/layer_pruning.h"
 
 namespace conveyor::compress {
 namespace {
@@ -144,10 +146,19 @@ MixedResult compress_mixed(const ModelSource& source, const std::string& dir,
     fail(ErrorCode::kInvalidArgument, "--method mixed measures sensitivity: give --calib");
   }
   options.method = Method::kMixed;
+  // layers:N: the blocks kept are measured and sized; compress_model() removes the same
+  // ones again from the similarities measured here.
+  std::optional<WithoutBlocks> kept;
+  if (options.prune.mode == PruneMode::kLayers) {
+    const LayerPruning pruning = plan_layer_pruning(source, options, calibration);
+    options.block_similarity = pruning.similarity;
+    kept.emplace(source, pruning.removed);
+  }
+  const ModelSource& in = kept ? static_cast<const ModelSource&>(*kept) : source;
   MixedResult r;
-  r.sensitivity = measure_block_sensitivity(source, options, calibration, on_block);
+  r.sensitivity = measure_block_sensitivity(in, options, calibration, on_block);
   std::uint64_t rest = 0;
-  const std::vector<BlockBytes> bytes = block_bytes(source, options, true, rest);
+  const std::vector<BlockBytes> bytes = block_bytes(in, options, true, rest);
 
   std::vector<std::vector<Method>> steps;
   std::size_t step = 0;

@@ -71,7 +71,8 @@ struct MixedResult {
 };
 
 // Measures, chooses and writes `source` to `dir` with `options` (method kMixed; its
-// layer_methods are filled in). Throws Error(kInvalidArgument) without calibration,
+// layer_methods are filled in; with layers:N, for the blocks kept, measured and sized
+// without the ones removed). Throws Error(kInvalidArgument) without calibration,
 // with neither or both targets, or a size target below the all-int4 model's, and what
 // measuring and compress_model() throw.
 MixedResult compress_mixed(const ModelSource& source, const std::string& dir,

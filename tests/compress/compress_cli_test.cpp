@@ -66,6 +66,10 @@ TEST_CASE("compress refuses what it cannot do, saying why") {
       {"--method mixed --target-size 1MiB", "--calib"},
       {"--method int8 --target-size 1MiB", "--method mixed"},
       {"--method mixed --target-size lots --calib x.txt", "--target-size"},
+      {"--method int8 --prune layers:1", "--calib"},
+      {"--method int8 --prune layers:0 --calib x.txt", "layers:N"},
+      {"--method int8 --prune layers:1 --prune 2:4", "one pruning mode"},
+      {"--method int8 --prune layers:1,wanda:0.3", "one pruning mode"},
   };
   for (const Case& c : cases) {
     CAPTURE(c.args);
@@ -74,6 +78,14 @@ TEST_CASE("compress refuses what it cannot do, saying why") {
     INFO(r.out);
     CHECK(r.exit_code != 0);
     CHECK(r.out.find(c.says) != std::string::npos);
+  }
+  // N is checked against the model's blocks before any reading of calibration text.
+  {
+    const CommandOutput r = run_conveyor("compress --model " + model + " --out " + out +
+                                         " --method int4 --prune layers:99 --calib x.txt");
+    INFO(r.out);
+    CHECK(r.exit_code != 0);
+    CHECK(r.out.find("N must be between 1 and") != std::string::npos);
   }
   // Calibration needs a tokenizer, which the fixtures lack.
   {

@@ -164,8 +164,9 @@ TEST_CASE("prune specs and formats") {
   CHECK(parse_prune_spec("2:4").mode == PruneMode::kTwoFour);
   CHECK(parse_prune_spec("magnitude:0.3").sparsity == doctest::Approx(0.3));
   CHECK(parse_prune_spec("wanda:0").mode == PruneMode::kWanda);
+  CHECK(parse_prune_spec("layers:2").layers == 2);
   for (const char* bad : {"magnitude", "magnitude:1", "magnitude:-0.1", "wanda:x", "3:4",
-                          "magnitude:0.3x", "layers:2"}) {
+                          "magnitude:0.3x", "layers:0"}) {
     CAPTURE(std::string(bad));
     CHECK_THROWS_AS(parse_prune_spec(bad), Error);
   }

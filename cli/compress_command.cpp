@@ -171,7 +171,7 @@ int run_compress(const CompressCliOptions& o) {
   compress::CompressOptions options;
   const std::optional<compress::Method> method = compress::method_from_name(o.method);
   if (!method) {
-    fail(ErrorCode::kInvalidArgument, "--method '" + o.method + "': int8, int4, fp8 or mixed");
+    fail(ErrorCode::kInvalidArgument, "--method '" + o.method + "': int8, int4, fp8, f16 or mixed");
   }
   options.method = *method;
   options.group = o.group;
@@ -320,8 +320,9 @@ void register_compress(CLI::App& app, CommandResult& result) {
       ->envname("CONVEYOR_MODEL");
   cmd->add_option("--out", o->out, "the directory to write")->required();
   cmd->add_option("--method", o->method,
-                  "int8 (per-row, W8A16), int4 (group-wise, W4A16), fp8 (E4M3 per row, W8A8) "
-                  "or mixed (each block f16, int8 or int4 by measured sensitivity; --calib and "
+                  "int8 (per-row, W8A16), int4 (group-wise, W4A16), fp8 (E4M3 per row, W8A8), "
+                  "f16 (with --prune 2:4: stored 2:4-sparse, s24_f16) or mixed (each block f16, "
+                  "int8 or int4 by measured sensitivity; --calib and "
                   "--target-size or --target-kl)")
       ->required();
   cmd->add_option("--calib", o->calib,

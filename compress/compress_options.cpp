@@ -12,6 +12,7 @@ std::optional<Method> method_from_name(std::string_view name) {
   if (name == "int8") return Method::kInt8;
   if (name == "int4") return Method::kInt4;
   if (name == "fp8") return Method::kFp8;
+  if (name == "f16") return Method::kF16;
   if (name == "mixed") return Method::kMixed;
   return std::nullopt;
 }
@@ -104,6 +105,11 @@ LinearFormat linear_format(const CompressOptions& options, std::int64_t k) {
     case Method::kFp8:
       return {DType::kF8_R, ""};
     case Method::kF16:
+      // 2:4-pruned weights keep only their kept values and positions (s24_f16), which
+      // the CPU computes from in that form.
+      if (options.prune.mode == PruneMode::kTwoFour && k % 16 == 0) {
+        return {DType::kS24_F16, "2:4 pruned: the kept values and their positions"};
+      }
       return {DType::kF16, ""};
     case Method::kMixed:
       fail(ErrorCode::kInternal, "linear_format: a mixed model has a format per block");

@@ -16,8 +16,9 @@ enum class Method {
   kInt8,  // q8_r: int8 per output row, f16 scales (W8A16)
   kInt4,  // q4_g128 (groups of 128) or q4_1 (groups of 32): asymmetric int4 (W4A16)
   kFp8,   // f8_r: E4M3 per output row, f32 scales (W8A8 on the CPU's emulation)
-  // A block kept at 16 bits: f16 (10 mantissa bits, the closer of the two 16-bit types to
-  // the f32 values; weights beyond 65504 are refused). Only as a block of kMixed.
+  // 16 bits: f16 (10 mantissa bits, the closer of the two 16-bit types to the f32
+  // values; weights beyond 65504 are refused). With 2:4 pruning, s24_f16: the kept
+  // values and their positions, half the bytes. Also a block's choice in kMixed.
   kF16,
   // Each block its own precision (kF16, kInt8 or kInt4), chosen from measured
   // sensitivities (mixed_precision.h); CompressOptions::layer_methods holds the choice.

@@ -36,6 +36,8 @@ const Variant kVariants[] = {
     {"int8-magnitude", Method::kInt8, "magnitude:0.3"},
     {"int4-wanda", Method::kInt4, "wanda:0.3", true},
     {"fp8-2:4", Method::kFp8, "2:4", true},
+    {"f16", Method::kF16},
+    {"f16-2:4", Method::kF16, "2:4"},  // stored 2:4-sparse (s24_f16)
 };
 
 std::vector<std::int32_t> calibration_ids(std::int64_t vocab) {
@@ -113,6 +115,12 @@ TEST_CASE("every method writes a directory that loads as its scheme says and run
           CHECK(got->dtype == want.dtype);  // kept as stored
           CHECK(same_bytes(*got, want));
         }
+      }
+      if (v.name == "f16-2:4") {
+        // Rows that are whole blocks of 16 keep only their kept values and positions.
+        const TensorRef* q = loaded->find("blk.0.attn_q.weight");
+        REQUIRE(q != nullptr);
+        CHECK(q->dtype == (q->shape[1] % 16 == 0 ? DType::kS24_F16 : DType::kF16));
       }
       if (v.calibrated && v.method == Method::kInt4) {
         CHECK(loaded->manifest().find("blk.0.attn_norm.weight")->notes.contains("awq_folded"));

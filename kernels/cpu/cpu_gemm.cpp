@@ -42,38 +42,6 @@ template <int L, int R, int C>
   store_tile<L, R, C>(p, row, panel, acc);
 }
 
-// Dispatches a partial tile (fewer rows or panels) to a smaller instantiation.
-template <int L, int R, int C>
-[[gnu::always_inline]] inline void gemm_tile_panels(const GemmProblem& p, std::int64_t row,
-                                                    std::int64_t panel, std::int64_t panels) {
-  if constexpr (C == 1) {
-    (void)panels;
-    gemm_tile<L, R, 1>(p, row, panel);
-  } else {
-    if (panels == C) {
-      gemm_tile<L, R, C>(p, row, panel);
-    } else {
-      gemm_tile_panels<L, R, C - 1>(p, row, panel, panels);
-    }
-  }
-}
-
-template <int L, int R, int C>
-[[gnu::always_inline]] inline void gemm_tile_any(const GemmProblem& p, std::int64_t row,
-                                                 std::int64_t rows, std::int64_t panel,
-                                                 std::int64_t panels) {
-  if constexpr (R == 1) {
-    (void)rows;
-    gemm_tile_panels<L, 1, C>(p, row, panel, panels);
-  } else {
-    if (rows == R) {
-      gemm_tile_panels<L, R, C>(p, row, panel, panels);
-    } else {
-      gemm_tile_any<L, R - 1, C>(p, row, rows, panel, panels);
-    }
-  }
-}
-
 // All rows of y for panels [panel_begin, panel_end).
 template <int L, int R, int C>
 [[gnu::always_inline]] inline void gemm_panels(const GemmProblem& p, std::int64_t panel_begin,
@@ -83,7 +51,11 @@ template <int L, int R, int C>
     for (std::int64_t panel = panel_begin; panel < panel_end; panel += C) {
       const std::int64_t panels = std::min<std::int64_t>(C, panel_end - panel);
       for (std::int64_t row = row0; row < row_end; row += R) {
-        gemm_tile_any<L, R, C>(p, row, std::min<std::int64_t>(R, row_end - row), panel, panels);
+        run_tile<R, C>(
+            std::min<std::int64_t>(R, row_end - row),
+            panels, [&]<int TR, int TC>() __attribute__((always_inline)) {
+              gemm_tile<L, TR, TC>(p, row, panel);
+            });
       }
     }
   }

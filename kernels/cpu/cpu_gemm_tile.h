@@ -1,6 +1,7 @@
-// The store step shared by the f32 and the quantised GEMM tiles: R rows of C * 16
-// accumulated outputs, clipped at n, with the optional bias and residual add. One
-// definition so that both paths round the same way.
+// What the GEMM kernels' tiles share (f32, quantised, 2:4 sparse): the store step, R
+// rows of C * 16 accumulated outputs, clipped at n, with the optional bias and residual
+// add (one definition, so that every path rounds the same way); and the dispatch of a
+// partial tile at the edges to the instantiation of its size.
 #pragma once
 
 #include <algorithm>
@@ -30,6 +31,24 @@ template <int L, int R, int C>
       y[c] = p.accumulate ? y[c] + sum : sum;
     }
   }
+}
+
+// Calls `tile.template operator()<rows, panels>()` for a tile of `rows` <= R rows of x
+// and `panels` <= C panels of W: each size is its own instantiation, so that a kernel's
+// loops over rows and panels unroll. `tile` is a generic lambda such as
+// `[&]<int TR, int TC>() __attribute__((always_inline)) { my_tile<L, TR, TC>(...); }`:
+// it must be inlined, since a kernel built for AVX2 or AVX-512 (a target attribute on
+// its entry point) would otherwise call a lambda compiled for the baseline ISA.
+template <int R, int C, typename Tile>
+[[gnu::always_inline]] inline void run_tile(std::int64_t rows, std::int64_t panels,
+                                            const Tile& tile) {
+  if constexpr (R > 1) {
+    if (rows != R) return run_tile<R - 1, C>(rows, panels, tile);
+  }
+  if constexpr (C > 1) {
+    if (panels != C) return run_tile<R, C - 1>(rows, panels, tile);
+  }
+  tile.template operator()<R, C>();
 }
 
 }  // namespace conveyor::cpu

@@ -105,43 +105,16 @@ template <QuantFormat F, int L, int R, int C>
 }
 
 template <QuantFormat F, int L, int R, int C>
-[[gnu::always_inline]] inline void fused_tile_panels(const QuantGemmProblem& p, std::int64_t row,
-                                                     std::int64_t panel, std::int64_t panels) {
-  if constexpr (C == 1) {
-    (void)panels;
-    fused_tile<F, L, R, 1>(p, row, panel);
-  } else {
-    if (panels == C) {
-      fused_tile<F, L, R, C>(p, row, panel);
-    } else {
-      fused_tile_panels<F, L, R, C - 1>(p, row, panel, panels);
-    }
-  }
-}
-
-template <QuantFormat F, int L, int R, int C>
-[[gnu::always_inline]] inline void fused_tile_any(const QuantGemmProblem& p, std::int64_t row,
-                                                  std::int64_t rows, std::int64_t panel,
-                                                  std::int64_t panels) {
-  if constexpr (R == 1) {
-    (void)rows;
-    fused_tile_panels<F, L, 1, C>(p, row, panel, panels);
-  } else {
-    if (rows == R) {
-      fused_tile_panels<F, L, R, C>(p, row, panel, panels);
-    } else {
-      fused_tile_any<F, L, R - 1, C>(p, row, rows, panel, panels);
-    }
-  }
-}
-
-template <QuantFormat F, int L, int R, int C>
 [[gnu::always_inline]] inline void fused_panels(const QuantGemmProblem& p, std::int64_t begin,
                                                 std::int64_t end) {
   for (std::int64_t panel = begin; panel < end; panel += C) {
     const std::int64_t panels = std::min<std::int64_t>(C, end - panel);
     for (std::int64_t row = 0; row < p.m; row += R) {
-      fused_tile_any<F, L, R, C>(p, row, std::min<std::int64_t>(R, p.m - row), panel, panels);
+      run_tile<R, C>(
+          std::min<std::int64_t>(R, p.m - row),
+          panels, [&]<int TR, int TC>() __attribute__((always_inline)) {
+            fused_tile<F, L, TR, TC>(p, row, panel);
+          });
     }
   }
 }

@@ -89,43 +89,16 @@ template <int L, int R, int C>
 }
 
 template <int L, int R, int C>
-[[gnu::always_inline]] inline void fused_tile_panels(const Sparse24GemmProblem& p, std::int64_t row,
-                                                     std::int64_t panel, std::int64_t panels) {
-  if constexpr (C == 1) {
-    (void)panels;
-    fused_tile<L, R, 1>(p, row, panel);
-  } else {
-    if (panels == C) {
-      fused_tile<L, R, C>(p, row, panel);
-    } else {
-      fused_tile_panels<L, R, C - 1>(p, row, panel, panels);
-    }
-  }
-}
-
-template <int L, int R, int C>
-[[gnu::always_inline]] inline void fused_tile_any(const Sparse24GemmProblem& p, std::int64_t row,
-                                                  std::int64_t rows, std::int64_t panel,
-                                                  std::int64_t panels) {
-  if constexpr (R == 1) {
-    (void)rows;
-    fused_tile_panels<L, 1, C>(p, row, panel, panels);
-  } else {
-    if (rows == R) {
-      fused_tile_panels<L, R, C>(p, row, panel, panels);
-    } else {
-      fused_tile_any<L, R - 1, C>(p, row, rows, panel, panels);
-    }
-  }
-}
-
-template <int L, int R, int C>
 [[gnu::always_inline]] inline void fused_panels(const Sparse24GemmProblem& p, std::int64_t begin,
                                                 std::int64_t end) {
   for (std::int64_t panel = begin; panel < end; panel += C) {
     const std::int64_t panels = std::min<std::int64_t>(C, end - panel);
     for (std::int64_t row = 0; row < p.m; row += R) {
-      fused_tile_any<L, R, C>(p, row, std::min<std::int64_t>(R, p.m - row), panel, panels);
+      run_tile<R, C>(
+          std::min<std::int64_t>(R, p.m - row),
+          panels, [&]<int TR, int TC>() __attribute__((always_inline)) {
+            fused_tile<L, TR, TC>(p, row, panel);
+          });
     }
   }
 }

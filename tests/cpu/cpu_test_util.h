@@ -13,8 +13,18 @@
 
 #include "common/tensor_ref.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_isa.h"
 
 namespace conveyor::testing {
+
+// Every instruction set this machine runs, the generic one first: each kernel test
+// checks all of them.
+inline std::vector<CpuIsa> supported_isas() {
+  std::vector<CpuIsa> isas{CpuIsa::kGeneric};
+  if (detect_cpu_isa() >= CpuIsa::kAvx2) isas.push_back(CpuIsa::kAvx2);
+  if (detect_cpu_isa() >= CpuIsa::kAvx512) isas.push_back(CpuIsa::kAvx512);
+  return isas;
+}
 
 inline CpuBackendOptions cpu_options(int threads, std::optional<CpuIsa> isa = std::nullopt) {
   CpuBackendOptions options;

@@ -11,13 +11,6 @@ using namespace conveyor::testing;
 
 namespace {
 
-std::vector<CpuIsa> supported_isas() {
-  std::vector<CpuIsa> isas{CpuIsa::kGeneric};
-  if (detect_cpu_isa() >= CpuIsa::kAvx2) isas.push_back(CpuIsa::kAvx2);
-  if (detect_cpu_isa() >= CpuIsa::kAvx512) isas.push_back(CpuIsa::kAvx512);
-  return isas;
-}
-
 // y = x W^T + bias in double.
 std::vector<float> naive_gemm(const std::vector<float>& x, const std::vector<float>& w,
                               const std::vector<float>* bias, std::int64_t m, std::int64_t n,

@@ -17,13 +17,6 @@ using namespace conveyor::testing;
 
 namespace {
 
-std::vector<CpuIsa> supported_isas() {
-  std::vector<CpuIsa> isas{CpuIsa::kGeneric};
-  if (detect_cpu_isa() >= CpuIsa::kAvx2) isas.push_back(CpuIsa::kAvx2);
-  if (detect_cpu_isa() >= CpuIsa::kAvx512) isas.push_back(CpuIsa::kAvx512);
-  return isas;
-}
-
 // Byte offsets of the f16 scale fields in one block of each type.
 std::vector<int> half_offsets(DType type) {
   switch (type) {

@@ -20,13 +20,6 @@ using namespace conveyor::testing;
 
 namespace {
 
-std::vector<CpuIsa> supported_isas() {
-  std::vector<CpuIsa> isas{CpuIsa::kGeneric};
-  if (detect_cpu_isa() >= CpuIsa::kAvx2) isas.push_back(CpuIsa::kAvx2);
-  if (detect_cpu_isa() >= CpuIsa::kAvx512) isas.push_back(CpuIsa::kAvx512);
-  return isas;
-}
-
 struct Shape {
   std::int64_t n, k;
 };

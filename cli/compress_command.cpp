@@ -52,18 +52,6 @@ struct CompressCliOptions {
   std::string backend = "auto";
 };
 
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024 && unit < 4) {
-    bytes /= 1024;
-    ++unit;
-  }
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(unit == 0 ? 0 : 1) << bytes << " " << units[unit];
-  return out.str();
-}
-
 // A directory to write into: absent, empty, or (with --force) anything but the source.
 void check_output(const CompressCliOptions& o, const std::string& source_path) {
   namespace fs = std::filesystem;

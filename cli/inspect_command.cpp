@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_loading.h"
+#include "common/config/size_parse.h"
 #include "common/model_source.h"
 #include "common/tokenizer/chat_template.h"
 #include "common/tokenizer/tokenizer.h"
@@ -28,18 +29,6 @@ std::string rope_description(const ModelSpec& s) {
           << ", original context " << s.rope_scaling.original_max_positions << ")";
       break;
   }
-  return out.str();
-}
-
-std::string human_bytes(double bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int unit = 0;
-  while (bytes >= 1024 && unit < 4) {
-    bytes /= 1024;
-    ++unit;
-  }
-  std::ostringstream out;
-  out << std::fixed << std::setprecision(unit == 0 ? 0 : 1) << bytes << " " << units[unit];
   return out.str();
 }
 

@@ -2,8 +2,10 @@
 
 #include <array>
 #include <cctype>
+#include <iomanip>
 #include <limits>
 #include <optional>
+#include <sstream>
 #include <string>
 
 namespace conveyor {
@@ -182,6 +184,18 @@ Expected<std::uint64_t> parse_size(std::string_view text) {
 
 Expected<std::int64_t> parse_count(std::string_view text) {
   return to_expected([&] { return parse_count_or_throw(text); });
+}
+
+std::string human_bytes(double bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int unit = 0;
+  while (bytes >= 1024 && unit < 4) {
+    bytes /= 1024;
+    ++unit;
+  }
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(unit == 0 ? 0 : 1) << bytes << " " << units[unit];
+  return out.str();
 }
 
 }  // namespace conveyor

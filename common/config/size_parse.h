@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "common/status.h"
@@ -27,5 +28,8 @@ Expected<std::uint64_t> parse_size(std::string_view text);
 
 // A non-negative count; kInvalidArgument for anything else, kOutOfRange past 2^63 - 1.
 Expected<std::int64_t> parse_count(std::string_view text);
+
+// The other way, for people to read: "512 B", "93.8 MiB" (binary units, one decimal).
+std::string human_bytes(double bytes);
 
 }  // namespace conveyor

@@ -1,7 +1,8 @@
 // `conveyor bench`: throughput of the engine on a random-weight model of a named
 // shape. N random prompts of P tokens each generate exactly T tokens (no early stop),
 // through the same scheduler actor and pipeline as `conveyor run`, once with
-// continuous batching and once with static batching.
+// continuous batching and once with static batching. With --shared-prefix, the prompts
+// begin with the same tokens (a shared system prompt), which prefix caching reuses.
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
@@ -24,6 +25,8 @@ struct BenchOptions {
   // Lengths drawn uniformly from [len * (1 - ratio), len * (1 + ratio)], as vLLM's
   // random dataset does; 0: every prompt exactly --input-len in, --output-len out.
   double range_ratio = 0;
+  // The first tokens of every prompt, identical across prompts (at most the prompt).
+  std::int64_t shared_prefix = 0;
   std::string modes = "both";
   std::uint64_t seed = 0;
   bool json = false;
@@ -45,6 +48,10 @@ struct BenchRun {
   std::int64_t swaps_to_host = 0;  // of the preemptions, those that swapped to the host tier
   std::int64_t swaps_to_disk = 0;
   std::int64_t output_tokens = 0;
+  std::int64_t prompt_tokens = 0;
+  // Prompt positions looked up in the prefix cache, and those found there.
+  std::int64_t prefix_queried_tokens = 0;
+  std::int64_t prefix_hit_tokens = 0;
 };
 
 double percentile(std::vector<double> values, double p) {
@@ -69,6 +76,9 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
     const auto high = static_cast<std::int64_t>(static_cast<double>(mean) * (1 + o.range_ratio));
     return std::uniform_int_distribution<std::int64_t>(low, std::max(low, high))(random);
   };
+  std::vector<std::int32_t> prefix(static_cast<std::size_t>(o.shared_prefix));
+  for (auto& t : prefix)
+    t = token(random);
   std::int64_t prompt_tokens = 0;
   const auto submitted = SteadyClock::now();
   for (std::int64_t i = 0; i < o.prompts; ++i) {
@@ -77,6 +87,7 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
     r.prompt.resize(static_cast<std::size_t>(length(o.input_len)));
     for (auto& t : r.prompt)
       t = token(random);
+    std::copy_n(prefix.begin(), std::min(prefix.size(), r.prompt.size()), r.prompt.begin());
     prompt_tokens += static_cast<std::int64_t>(r.prompt.size());
     r.sampling.temperature = 0;
     r.sampling.ignore_eos = true;
@@ -112,6 +123,9 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
   run.preemptions = stats.preemptions;
   run.swaps_to_host = stats.swap_preemptions - stats.disk_swap_preemptions;
   run.swaps_to_disk = stats.disk_swap_preemptions;
+  run.prompt_tokens = prompt_tokens;
+  run.prefix_queried_tokens = stats.prefix_queried_tokens;
+  run.prefix_hit_tokens = stats.prefix_hit_tokens;
   return run;
 }
 
@@ -119,6 +133,7 @@ int run_bench(const BenchOptions& o) {
   if (o.prompts < 1 || o.input_len < 1 || o.output_len < 1) {
     fail(ErrorCode::kInvalidArgument, "--prompts, --input-len and --output-len must be >= 1");
   }
+  if (o.shared_prefix < 0) fail(ErrorCode::kInvalidArgument, "--shared-prefix must be >= 0");
   if (o.range_ratio < 0 || o.range_ratio >= 1) {
     fail(ErrorCode::kInvalidArgument, "--range-ratio must be in [0, 1)");
   }
@@ -152,6 +167,8 @@ int run_bench(const BenchOptions& o) {
                           {"prompts", o.prompts},
                           {"input_len", o.input_len},
                           {"output_len", o.output_len},
+                          {"shared_prefix", o.shared_prefix},
+                          {"prefix_caching", config.kv.prefix_caching},
                           {"threads", config.threads},
                           {"stages", config.stages},
                           {"max_sequences", config.scheduler.max_sequences},
@@ -169,14 +186,21 @@ int run_bench(const BenchOptions& o) {
                              {"steps", r.steps},
                              {"preemptions", r.preemptions},
                              {"swaps_to_host", r.swaps_to_host},
-                             {"swaps_to_disk", r.swaps_to_disk}});
+                             {"swaps_to_disk", r.swaps_to_disk},
+                             {"prompt_tokens", r.prompt_tokens},
+                             {"prefix_queried_tokens", r.prefix_queried_tokens},
+                             {"prefix_hit_tokens", r.prefix_hit_tokens}});
     }
     std::cout << out.dump() << "\n";
     return 0;
   }
-  std::printf("shape %s (%s), %lld prompts x %lld in / %lld out\n", o.shape.c_str(),
-              o.dtype.c_str(), static_cast<long long>(o.prompts),
-              static_cast<long long>(o.input_len), static_cast<long long>(o.output_len));
+  std::printf("shape %s (%s), %lld prompts x %lld in / %lld out", o.shape.c_str(), o.dtype.c_str(),
+              static_cast<long long>(o.prompts), static_cast<long long>(o.input_len),
+              static_cast<long long>(o.output_len));
+  if (o.shared_prefix > 0) {
+    std::printf(", the first %lld shared", static_cast<long long>(o.shared_prefix));
+  }
+  std::printf(", prefix caching %s\n", config.kv.prefix_caching ? "on" : "off");
   std::printf("%-11s %9s %12s %12s %10s %10s %10s %10s %6s %7s %7s %7s\n", "mode", "seconds",
               "out tok/s", "total tok/s", "TTFT mean", "TTFT p50", "TTFT p99", "step ms", "steps",
               "preempt", "->host", "->disk");
@@ -186,6 +210,14 @@ int run_bench(const BenchOptions& o) {
                 r.ttft_mean, r.ttft_p50, r.ttft_p99, r.step_mean * 1000,
                 static_cast<long long>(r.steps), static_cast<long long>(r.preemptions),
                 static_cast<long long>(r.swaps_to_host), static_cast<long long>(r.swaps_to_disk));
+  }
+  for (const BenchRun& r : runs) {
+    if (r.prefix_queried_tokens == 0) continue;
+    std::printf("%s: prefix cache reused %lld of %lld prompt tokens (%.1f%% of those looked up)\n",
+                r.mode.c_str(), static_cast<long long>(r.prefix_hit_tokens),
+                static_cast<long long>(r.prompt_tokens),
+                100.0 * static_cast<double>(r.prefix_hit_tokens) /
+                    static_cast<double>(r.prefix_queried_tokens));
   }
   return 0;
 }
@@ -210,6 +242,10 @@ void register_bench(CLI::App& app, CommandResult& result) {
       ->capture_default_str();
   cmd->add_option("--range-ratio", o->range_ratio,
                   "lengths vary uniformly by this share around --input-len and --output-len")
+      ->capture_default_str();
+  cmd->add_option("--shared-prefix", o->shared_prefix,
+                  "the first N prompt tokens are the same in every prompt (prefix caching, on "
+                  "unless --no-prefix-caching, computes them once)")
       ->capture_default_str();
   cmd->add_option("--mode", o->modes, "continuous, static or both")->capture_default_str();
   cmd->add_option("--seed", o->seed, "weights and prompts");

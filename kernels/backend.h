@@ -23,6 +23,7 @@
 #include "common/dtype.h"
 #include "common/model_spec.h"
 #include "common/tensor_ref.h"
+#include "kernels/host_pinning.h"
 
 namespace conveyor {
 
@@ -170,6 +171,23 @@ class Backend {
   }
   // Waits until every op issued so far has finished (a no-op for synchronous backends).
   virtual void synchronize() = 0;
+
+  // Pins [data, data + bytes) of host memory for this backend's device until the handle
+  // goes (release it before freeing the memory). nullptr where there is nothing to pin
+  // for (a backend without device memory: the default). Pinning commits every page of
+  // the range at once and keeps it out of swap. Throws Error with the driver's reason
+  // when it refuses (out of lockable memory, a range already pinned): callers go on
+  // unpinned, only slower.
+  virtual std::unique_ptr<HostPinning> pin_host_memory(void* /*data*/, std::size_t /*bytes*/) {
+    return nullptr;
+  }
+  // The same for memory the device only reads, such as a read-only mapping of a model
+  // file (where the driver supports read-only registration; elsewhere this throws for
+  // memory that is not writable).
+  virtual std::unique_ptr<HostPinning> pin_host_memory_read_only(const void* /*data*/,
+                                                                 std::size_t /*bytes*/) {
+    return nullptr;
+  }
 
   // A stored tensor (any dtype in capabilities().weight_dtypes) made ready for the ops
   // below. 2-D tensors are [rows, cols]; 1-D tensors are vectors (rows = length).

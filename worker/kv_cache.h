@@ -35,6 +35,8 @@ class KvCache {
   KvCache(Backend& backend, const KvCacheConfig& config);
 
   const KvCacheConfig& config() const { return config_; }
+  // Where the storage lives: what the swap tiers pin their host memory for.
+  Backend& backend() const { return backend_; }
   // The storage of layer `local_layer` (0 = the first layer this worker holds).
   KvLayerView layer(std::int64_t local_layer) const;
 

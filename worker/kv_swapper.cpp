@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <span>
 
+#include "common/log/log.h"
+#include "worker/host_pinning.h"
 #include "worker/kv_store/disk_tier.h"
-#include "worker/kv_store/host_tier.h"
 
 namespace conveyor {
 namespace {
@@ -24,7 +25,9 @@ constexpr std::uint64_t kWriteBehindBytes = 256ull << 20;
 }  // namespace
 
 KvSwapper::KvSwapper(KvCache& cache, const KvSwapTiers& tiers)
-    : cache_(cache), block_bytes_(kv_block_bytes(cache.config())) {
+    : cache_(cache),
+      block_bytes_(kv_block_bytes(cache.config())),
+      pin_(host_pinner(cache.backend())) {
   if (tiers.host_blocks < 0 || tiers.disk_blocks < 0) {
     fail(ErrorCode::kInvalidArgument, "kv swap: tier sizes cannot be negative");
   }
@@ -32,7 +35,19 @@ KvSwapper::KvSwapper(KvCache& cache, const KvSwapTiers& tiers)
     fail(ErrorCode::kInvalidArgument, "kv swap: a disk tier needs a directory");
   }
   if (tiers.host_blocks > 0) {
-    host_ = std::make_unique<HostTier>(block_bytes_, budget_bytes(block_bytes_, tiers.host_blocks));
+    // The whole pool is pinned here, once: pinning is slow (the driver locks it page by
+    // page) and commits every page now, so a pool of a few GiB costs its memory and a
+    // second or so at start rather than a registration per swap.
+    host_ = std::make_unique<HostTier>(block_bytes_, budget_bytes(block_bytes_, tiers.host_blocks),
+                                       pin_);
+    if (host_->pinned()) {
+      const Backend& backend = cache.backend();
+      log::info(logger("kv"),
+                "kv swap: host tier of " + std::to_string(host_->capacity_blocks()) + " blocks (" +
+                    std::to_string(host_->pool_bytes() >> 20) + " MiB) pinned for " +
+                    backend.name() + "; registered once at start, which commits all its pages",
+                {{"blocks", host_->capacity_blocks()}, {"bytes", host_->pool_bytes()}});
+    }
   }
   if (tiers.disk_blocks > 0) {
     disk_ = std::make_unique<DiskTier>(tiers.disk_dir, block_bytes_,
@@ -41,7 +56,10 @@ KvSwapper::KvSwapper(KvCache& cache, const KvSwapTiers& tiers)
         std::max<std::int64_t>(4, static_cast<std::int64_t>(kWriteBehindBytes / block_bytes_));
     io_ = std::make_unique<IoQueue>();
   }
-  if (host_ || disk_) staging_ = AlignedBuffer(block_bytes_, kKvSlotAlignment);
+  if (disk_) {
+    staging_ = AlignedBuffer(block_bytes_, kKvSlotAlignment);
+    staging_.pin(pin_);
+  }
 }
 
 KvSwapper::~KvSwapper() {
@@ -89,8 +107,12 @@ KvSwapper::Buffer KvSwapper::take_buffer() {
     lock.lock();
   }
   ++buffers_out_;
-  if (spare_buffers_.empty())
-    return std::make_shared<AlignedBuffer>(block_bytes_, kKvSlotAlignment);
+  if (spare_buffers_.empty()) {
+    // Pinned once as it is made: buffers are reused, up to the cap, for the run.
+    auto buffer = std::make_shared<AlignedBuffer>(block_bytes_, kKvSlotAlignment);
+    buffer->pin(pin_);
+    return buffer;
+  }
   Buffer buffer = std::move(spare_buffers_.back());
   spare_buffers_.pop_back();
   return buffer;
@@ -146,9 +168,10 @@ void KvSwapper::swap_out(const KvSwap& swap) {
               return_buffer(std::move(buffer));
             });
       } else {
-        const std::span<std::byte> block = staging_.bytes().first(block_bytes_);
-        cache_.read_block(swap.blocks[i], block);
-        const Status written = to->write(out.slots[i], block);
+        // Straight from the device into the slot: the pool is pinned for it.
+        const Status written = host_->write_in_place(
+            out.slots[i], block_bytes_,
+            [&](std::span<std::byte> slot) { cache_.read_block(swap.blocks[i], slot); });
         if (!written.ok()) {
           fail(written.code(),
                sequence_name(swap) + " to the " + where + " tier: " + written.message());
@@ -209,19 +232,26 @@ void KvSwapper::swap_in(const KvSwap& swap) {
          sequence_name(swap) + " from the " + where + " tier: " + out.io_status->message());
   }
   const bool read_ahead = !out.read_ahead.empty();
-  KvTier& from = *tier(swap.tier);
   for (std::size_t i = 0; i < out.slots.size(); ++i) {
-    std::span<std::byte> block = staging_.bytes().first(block_bytes_);
-    if (read_ahead) {
-      block = out.read_ahead[i]->bytes().first(block_bytes_);
+    Status read;
+    if (swap.tier == KvTierId::kHost) {
+      // Straight from the slot to the device.
+      read = host_->read_in_place(out.slots[i], block_bytes_, [&](std::span<const std::byte> slot) {
+        cache_.write_block(swap.blocks[i], slot);
+      });
+    } else if (read_ahead) {
+      cache_.write_block(swap.blocks[i], out.read_ahead[i]->bytes().first(block_bytes_));
     } else {
-      const auto lock = lock_tier(swap.tier);
-      const Status read = from.read(out.slots[i], block);
-      if (!read.ok()) {
-        fail(read.code(), sequence_name(swap) + " from the " + where + " tier: " + read.message());
+      const std::span<std::byte> block = staging_.bytes().first(block_bytes_);
+      {
+        const auto lock = lock_tier(swap.tier);
+        read = disk_->read(out.slots[i], block);
       }
+      if (read.ok()) cache_.write_block(swap.blocks[i], block);
     }
-    cache_.write_block(swap.blocks[i], block);
+    if (!read.ok()) {
+      fail(read.code(), sequence_name(swap) + " from the " + where + " tier: " + read.message());
+    }
   }
   if (read_ahead) ++prefetched_swaps_;
   bytes_moved_ += block_bytes_ * out.slots.size();

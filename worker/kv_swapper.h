@@ -8,6 +8,11 @@
 // once; prefetch() starts reading a later plan's swap-ins while this step computes
 // (read-ahead). A swap-in waits only for what is still in flight.
 //
+// With a device backend, the host memory that blocks cross is pinned for it: the host
+// tier's pool once at construction (which commits all its pages then), and the disk
+// path's buffers as they are made. Blocks move between the device and the host tier's
+// slots directly, without a copy through other host memory.
+//
 // The coordinator's ledger decides what fits where, identically for every stage; a
 // swap this stage cannot carry out (no such tier, no free slot, a sequence it does not
 // hold) is therefore a bug, Error(kInternal), not a request's failure.
@@ -24,6 +29,7 @@
 
 #include "worker/kv_cache.h"
 #include "worker/kv_store/aligned_buffer.h"
+#include "worker/kv_store/host_tier.h"
 #include "worker/kv_store/io_queue.h"
 #include "worker/kv_store/kv_tier.h"
 #include "worker/step_plan.h"
@@ -39,8 +45,10 @@ struct KvSwapTiers {
 
 class KvSwapper {
  public:
-  // Creates the tiers, sized for blocks of `cache`. Throws Error(kInvalidArgument) for
-  // negative sizes or disk blocks without a directory, and as HostTier and DiskTier do.
+  // Creates the tiers, sized for blocks of `cache`, their host memory pinned for the
+  // cache's backend where it pins (Backend::pin_host_memory). Throws
+  // Error(kInvalidArgument) for negative sizes or disk blocks without a directory, and
+  // as HostTier and DiskTier do.
   KvSwapper(KvCache& cache, const KvSwapTiers& tiers);
   ~KvSwapper();  // finishes the queued I/O first
   KvSwapper(const KvSwapper&) = delete;
@@ -66,6 +74,8 @@ class KvSwapper {
   std::uint64_t bytes_moved() const { return bytes_moved_; }
   // Swap-ins whose blocks were already read ahead when they were applied.
   std::int64_t prefetched_swaps() const { return prefetched_swaps_; }
+  // Whether the host tier's pool is pinned for the backend (false without a host tier).
+  bool host_tier_pinned() const { return host_ != nullptr && host_->pinned(); }
 
  private:
   using Buffer = std::shared_ptr<AlignedBuffer>;
@@ -93,13 +103,15 @@ class KvSwapper {
 
   KvCache& cache_;
   std::uint64_t block_bytes_ = 0;
-  std::unique_ptr<KvTier> host_;
+  PinHostMemory pin_;  // for the cache's backend
+  std::unique_ptr<HostTier> host_;
   std::unique_ptr<KvTier> disk_;
   // The disk tier's bookkeeping and I/O, shared by the stage and the I/O thread; the
   // host tier is the stage's alone.
   mutable std::mutex disk_mutex_;
   // One block, page-aligned: with blocks of whole pages, a disk tier with O_DIRECT
-  // moves it without a bounce copy.
+  // moves it without a bounce copy. The disk path's swap-ins that were not read ahead
+  // pass through it.
   AlignedBuffer staging_;
   std::mutex buffers_mutex_;
   std::vector<Buffer> spare_buffers_;

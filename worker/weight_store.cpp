@@ -1,12 +1,17 @@
 #include "worker/weight_store.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "common/log/log.h"
 #include "common/status.h"
+#include "worker/host_pinning.h"
 
 namespace conveyor {
 namespace {
@@ -15,6 +20,43 @@ std::string mib(std::uint64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof(text), "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
   return text;
+}
+
+// The model layer of a "blk.N.*" tensor; -1 for any other.
+std::int64_t tensor_layer(const std::string& name) {
+  if (name.rfind("blk.", 0) != 0) return -1;
+  std::int64_t layer = 0;
+  std::size_t i = 4;
+  for (; i < name.size() && name[i] >= '0' && name[i] <= '9'; ++i)
+    layer = layer * 10 + (name[i] - '0');
+  return i > 4 && i < name.size() && name[i] == '.' ? layer : -1;
+}
+
+// The host bytes of model layers [first, end) of `source`, as page ranges: the driver
+// pins whole pages, so two ranges sharing one would collide, and are merged instead.
+// Ranges that only touch stay apart (they may be different mappings).
+std::vector<std::pair<std::uintptr_t, std::uintptr_t>> layer_pages(const ModelSource& source,
+                                                                   std::int64_t first,
+                                                                   std::int64_t end) {
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> ranges;
+  for (const TensorRef& tensor : source.tensors()) {
+    const std::int64_t layer = tensor_layer(tensor.name);
+    if (layer < first || layer >= end || tensor.bytes.empty()) continue;
+    const auto begin = reinterpret_cast<std::uintptr_t>(tensor.bytes.data());
+    ranges.emplace_back(begin / page * page,
+                        (begin + tensor.bytes.size() + page - 1) / page * page);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<std::uintptr_t, std::uintptr_t>> merged;
+  for (const auto& range : ranges) {
+    if (!merged.empty() && range.first < merged.back().second) {
+      merged.back().second = std::max(merged.back().second, range.second);
+    } else {
+      merged.push_back(range);
+    }
+  }
+  return merged;
 }
 
 }  // namespace
@@ -78,6 +120,21 @@ WeightStore::WeightStore(Backend& backend, const ModelSource& source, LayerRange
   resident_ = ModelWeights::load(backend, source, range, kept);
   resident_layers_ = kept;
   bound_bytes_ = resident + static_cast<std::uint64_t>(slot_count) * largest;
+  for (const auto& [begin, end] : layer_pages(source, range.begin + kept, range.end)) {
+    auto pinning =
+        pin_read_only_or_warn(backend, reinterpret_cast<const void*>(begin), end - begin);
+    if (pinning == nullptr) continue;
+    pinned_.push_back(std::move(pinning));
+    pinned_host_bytes_ += end - begin;
+  }
+  if (pinned_host_bytes_ > 0) {
+    log::info(logger("weights"),
+              "weights: " + mib(pinned_host_bytes_) + " of streamed layers " +
+                  std::to_string(range.begin + kept) + "-" + std::to_string(range.end - 1) +
+                  " pinned in host memory for " + backend.name() +
+                  " (their pages are committed and stay resident)",
+              {{"bytes", pinned_host_bytes_}});
+  }
   streamer_ =
       std::make_unique<LayerStreamer>(backend, source, range.begin, kept, range.size(), slot_count);
 }

@@ -4,10 +4,18 @@
 // model larger than the budget still runs (with large batches the uploads hide behind
 // the compute: throughput, not latency). Without a budget everything is resident and
 // no thread runs: acquire() is then a plain lookup.
+//
+// The streamed layers' bytes in host memory (the mapped model file, or a random model's
+// buffers) are pinned for the backend's device where it pins: their uploads are then
+// DMA at the bus's full rate. Pinning commits those pages at construction and keeps
+// them in memory for the store's life (read-only registration, so that a read-only
+// file mapping qualifies where the driver supports it; elsewhere such a mapping stays
+// unpinned, with a warning).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "common/model_source.h"
 #include "kernels/backend.h"
@@ -44,6 +52,8 @@ class WeightStore {
   std::uint64_t budget_bytes() const { return budget_bytes_; }
   // Resident bytes plus the slots at their largest: what the weights may hold at once.
   std::uint64_t bound_bytes() const { return bound_bytes_; }
+  // Host bytes of the streamed layers pinned for the device (0: none, or a CPU backend).
+  std::uint64_t pinned_host_bytes() const { return pinned_host_bytes_; }
 
   // Layer `local` (0 = the range's first), resident until release(local). A streamed
   // layer blocks until uploaded and starts the prefetch of the ones after it.
@@ -63,6 +73,9 @@ class WeightStore {
   std::uint64_t total_bytes_ = 0;
   std::uint64_t budget_bytes_ = 0;
   std::uint64_t bound_bytes_ = 0;
+  std::uint64_t pinned_host_bytes_ = 0;
+  // Before the streamer: unpinned only after its last upload.
+  std::vector<std::unique_ptr<HostPinning>> pinned_;
   std::unique_ptr<LayerStreamer> streamer_;
 };
 

@@ -326,6 +326,53 @@ class CudaBackend final : public Backend {
     CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   }
 
+  // Host memory registered with cudaHostRegister (page-locked, so that copies to and
+  // from it are DMA without the driver's staging), unregistered when the handle goes.
+  class HostRegistration final : public HostPinning {
+   public:
+    HostRegistration(int device, void* data) : device_(device), data_(data) {}
+    ~HostRegistration() override {
+      // A destructor cannot report: a failure leaves the range registered until the
+      // process exits, and its error is cleared so that no later check reports it.
+      if (cudaSetDevice(device_) != cudaSuccess || cudaHostUnregister(data_) != cudaSuccess) {
+        cudaGetLastError();
+      }
+    }
+    HostRegistration(const HostRegistration&) = delete;
+    HostRegistration& operator=(const HostRegistration&) = delete;
+
+   private:
+    int device_;
+    void* data_;
+  };
+
+  std::unique_ptr<HostPinning> register_host(void* data, std::size_t bytes, unsigned int flags) {
+    bind();
+    const cudaError_t error = cudaHostRegister(data, bytes, flags);
+    if (error != cudaSuccess) {
+      // Not a sticky error: cleared, or the next launch check would report it as its own.
+      cudaGetLastError();
+      cuda::fail_cuda(error, "cudaHostRegister", __FILE__, __LINE__);
+    }
+    return std::make_unique<HostRegistration>(device_, data);
+  }
+
+  std::unique_ptr<HostPinning> pin_host_memory(void* data, std::size_t bytes) override {
+    return register_host(data, bytes, cudaHostRegisterDefault);
+  }
+
+  std::unique_ptr<HostPinning> pin_host_memory_read_only(const void* data,
+                                                         std::size_t bytes) override {
+    bind();
+    int read_only = 0;
+    CONVEYOR_CUDA(
+        cudaDeviceGetAttribute(&read_only, cudaDevAttrHostRegisterReadOnlySupported, device_));
+    // The driver only reads the range either way; without read-only registration, a
+    // read-only mapping is refused (and stays unpinned).
+    return register_host(const_cast<void*>(data), bytes,
+                         read_only != 0 ? cudaHostRegisterReadOnly : cudaHostRegisterDefault);
+  }
+
   void synchronize() override {
     bind();
     CONVEYOR_CUDA(cudaStreamSynchronize(stream_));

@@ -363,6 +363,38 @@ TEST_CASE("bench: continuous and static batching on a random-weight shape, as JS
   CHECK(json["runs"][1]["mode"] == "static");
 }
 
+TEST_CASE("bench --shared-prefix: prompts share their first tokens, which prefix caching reuses") {
+  const std::string args =
+      "bench --shape tiny --prompts 12 --input-len 40 --output-len 5 --shared-prefix 32 "
+      "--max-step-tokens 64 --mode continuous --json";
+  const CommandOutput cached = run_conveyor(args);
+  REQUIRE(cached.exit_code == 0);
+  const auto with = nlohmann::json::parse(cached.out.substr(cached.out.find('{')));
+  CHECK(with.at("shared_prefix") == 32);
+  CHECK(with.at("prefix_caching") == true);
+  const auto& run = with.at("runs").at(0);
+  CHECK(run.at("output_tokens") == 60);
+  CHECK(run.at("prompt_tokens") == 480);
+  // At most the two full shared blocks of each prompt after the first ones.
+  CHECK(run.at("prefix_hit_tokens").get<int>() > 0);
+  CHECK(run.at("prefix_hit_tokens").get<int>() <= 11 * 32);
+
+  const CommandOutput uncached = run_conveyor(args + " --no-prefix-caching");
+  REQUIRE(uncached.exit_code == 0);
+  const auto without = nlohmann::json::parse(uncached.out.substr(uncached.out.find('{')));
+  CHECK(without.at("prefix_caching") == false);
+  CHECK(without["runs"][0].at("output_tokens") == 60);
+  CHECK(without["runs"][0].at("prefix_hit_tokens") == 0);
+
+  // Without the flag, random prompts share nothing to reuse.
+  const CommandOutput plain = run_conveyor(
+      "bench --shape tiny --prompts 12 --input-len 40 --output-len 5 --mode continuous --json");
+  REQUIRE(plain.exit_code == 0);
+  const auto none = nlohmann::json::parse(plain.out.substr(plain.out.find('{')));
+  CHECK(none["runs"][0].at("prefix_hit_tokens") == 0);
+  CHECK(run_conveyor("bench --shape tiny --shared-prefix -1").exit_code != 0);
+}
+
 // A port nothing listens on now (the kernel's pick for port 0).
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "tests/kv_store/random_blocks.h"
 
@@ -42,6 +44,37 @@ TEST_CASE("the host tier works with caller buffers at any alignment") {
     CHECK(std::equal(block.begin(), block.end(), out.view().begin()));
     tier.release(*slot);
   }
+}
+
+TEST_CASE("a host tier pins its whole pool once, and works unpinned when refused") {
+  struct Pin final : HostPinning {};
+  std::vector<std::span<std::byte>> asked;
+  const PinHostMemory pin = [&](std::span<std::byte> range) -> std::unique_ptr<HostPinning> {
+    asked.push_back(range);
+    return std::make_unique<Pin>();
+  };
+  // 3 slots of 8192 bytes; the remainder of the budget holds no slot and is not allocated.
+  HostTier tier(4097, 3 * 8192 + 5000, pin);
+  REQUIRE(asked.size() == 1);
+  CHECK(asked[0].size() == 3 * 8192);
+  CHECK(tier.pool_bytes() == 3 * 8192);
+  CHECK(reinterpret_cast<std::uintptr_t>(asked[0].data()) % kKvSlotAlignment == 0);
+  CHECK(tier.pinned());
+  // A block written in place lands in the pinned range.
+  const auto slot = tier.allocate();
+  REQUIRE(slot.has_value());
+  const auto block = random_block(4097);
+  REQUIRE(tier.write_in_place(*slot, block.size(),
+                              [&](std::span<std::byte> to) {
+                                std::copy(block.begin(), block.end(), to.begin());
+                              })
+              .ok());
+  CHECK(std::equal(block.begin(), block.end(), asked[0].begin() + *slot * 8192));
+  CHECK(asked.size() == 1);
+
+  HostTier refused(4096, 4 * 4096, [](std::span<std::byte>) { return nullptr; });
+  CHECK_FALSE(refused.pinned());
+  testing::check_round_trips(refused);
 }
 
 TEST_CASE("a host tier needs a non-empty block and a budget of at least one slot") {

@@ -8,6 +8,7 @@
 
 #include "kernels/cpu/cpu_backend.h"
 #include "tests/kv_store/random_blocks.h"
+#include "tests/pin_recording_backend.h"
 #include "tests/temp_dir.h"
 
 namespace conveyor {
@@ -16,70 +17,9 @@ namespace {
 using testing::random_block;
 using Bytes = std::vector<std::byte>;
 
-// The CPU backend, but keeping bf16 K/V too: the cache only stores bytes, and swapping
-// must not care what they are.
-class HalfKvBackend final : public Backend {
- public:
-  std::string name() const override { return "cpu-bf16-kv"; }
-  BackendCapabilities capabilities() const override {
-    BackendCapabilities caps = cpu_.capabilities();
-    caps.kv_dtypes = {DType::kF32, DType::kBF16};
-    return caps;
-  }
-  BackendMemoryInfo memory_info() const override { return cpu_.memory_info(); }
-  std::unique_ptr<BackendBuffer> allocate(std::size_t bytes) override {
-    return cpu_.allocate(bytes);
-  }
-  void copy_from_host(void* dst, const void* src, std::size_t bytes) override {
-    cpu_.copy_from_host(dst, src, bytes);
-  }
-  void copy_to_host(void* dst, const void* src, std::size_t bytes) override {
-    cpu_.copy_to_host(dst, src, bytes);
-  }
-  void synchronize() override {}
-  std::shared_ptr<const BackendWeight> upload_weight(const TensorRef& tensor) override {
-    return cpu_.upload_weight(tensor);
-  }
-  void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
-            const GemmOptions& options) override {
-    cpu_.gemm(x, m, w, y, options);
-  }
-  void rmsnorm(float* x, const float* residual_add, std::int64_t rows, const BackendWeight& weight,
-               float eps, float* out) override {
-    cpu_.rmsnorm(x, residual_add, rows, weight, eps, out);
-  }
-  std::unique_ptr<BackendStep> prepare_step(StepLayout layout) override {
-    return cpu_.prepare_step(std::move(layout));
-  }
-  void embed(const BackendWeight& table, const BackendStep& step, float* out) override {
-    cpu_.embed(table, step, out);
-  }
-  void rope(float* q, float* k, const BackendStep& step, const RopeConfig& config) override {
-    cpu_.rope(q, k, step, config);
-  }
-  void store_kv(const float* k, const float* v, const BackendStep& step,
-                const KvLayerView& layer) override {
-    cpu_.store_kv(k, v, step, layer);
-  }
-  void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
-                 const AttentionConfig& config, float* out) override {
-    cpu_.attention(q, layer, step, config, out);
-  }
-  void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override {
-    cpu_.swiglu(gate, up, n, out);
-  }
-  void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
-              const BackendWeight& output, float* out) override {
-    cpu_.logits(hidden, step, norm, eps, output, out);
-  }
-  void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
-              std::int32_t* host_out) override {
-    cpu_.argmax(logits, rows, vocab, host_out);
-  }
-
- private:
-  CpuBackend cpu_{CpuBackendOptions{1, std::nullopt, false}};
-};
+// Keeps bf16 K/V too (the cache only stores bytes, and swapping must not care what they
+// are), and records what the swapper pins for it as a device backend would.
+using HalfKvBackend = testing::PinRecordingBackend;
 
 KvCacheConfig small_config(DType dtype) {
   KvCacheConfig c;
@@ -262,11 +202,61 @@ TEST_CASE("swaps the ledger should never have planned are internal errors that t
   CHECK(swapper.used_blocks(KvTierId::kHost) == 2);
 }
 
+TEST_CASE("a backend that pins gets the host pool once, whole, and swaps go straight into it") {
+  HalfKvBackend backend;
+  KvCache cache(backend, small_config(DType::kBF16));
+  const std::vector<Bytes> before = fill_cache(cache);
+  const std::uint64_t block_bytes = kv_block_bytes(cache.config());
+  const std::uint64_t stride = round_up(block_bytes, kKvSlotAlignment);
+  std::shared_ptr<bool> pool_live;
+  {
+    KvSwapper swapper(cache, KvSwapTiers{5, 0, ""});
+    REQUIRE(backend.pins.size() == 1);
+    const testing::PinnedRange pool = backend.pins[0];
+    pool_live = pool.live;
+    CHECK(pool.bytes == 5 * stride);  // every slot, nothing more
+    CHECK(reinterpret_cast<std::uintptr_t>(pool.data) % kKvSlotAlignment == 0);
+    CHECK_FALSE(pool.read_only);
+    CHECK(swapper.host_tier_pinned());
+
+    // The device copies the block into its slot of that range, not into other memory.
+    swapper.apply(swap_out(1, KvTierId::kHost, {2, 6}));
+    int found = 0;
+    for (std::uint64_t slot = 0; slot < 5; ++slot) {
+      for (const std::size_t b : {std::size_t{2}, std::size_t{6}})
+        found += std::memcmp(pool.data + slot * stride, before[b].data(), block_bytes) == 0;
+    }
+    CHECK(found == 2);
+    fill_cache(cache);
+    swapper.apply(swap_in(1, KvTierId::kHost, {0, 1}));
+    CHECK(read_block(cache, 0) == before[2]);
+    CHECK(read_block(cache, 1) == before[6]);
+    CHECK(backend.pins.size() == 1);  // swaps pin nothing more
+    CHECK(*pool_live);
+  }
+  CHECK_FALSE(*pool_live);  // unpinned with the swapper
+
+  // The disk path pins its staging block and each buffer as it is made, once.
+  backend.pins.clear();
+  testing::TempDir dir;
+  KvSwapper swapper(cache, KvSwapTiers{0, 4, dir.path().string()});
+  CHECK_FALSE(swapper.host_tier_pinned());
+  CHECK(backend.pins.size() == 1);
+  swapper.apply(swap_out(2, KvTierId::kDisk, {3, 4}));
+  swapper.apply(swap_in(2, KvTierId::kDisk, {5, 6}));
+  swapper.apply(swap_out(3, KvTierId::kDisk, {0}));
+  swapper.apply(swap_in(3, KvTierId::kDisk, {1}));
+  CHECK(backend.pins.size() == 3);  // the staging block and two buffers, reused
+  for (const testing::PinnedRange& pin : backend.pins)
+    CHECK(pin.bytes == stride);
+}
+
 TEST_CASE("a sequence that leaves while swapped out frees its slots") {
   CpuBackend backend(CpuBackendOptions{1, std::nullopt, false});
   KvCache cache(backend, small_config(DType::kF32));
   fill_cache(cache);
   KvSwapper swapper(cache, KvSwapTiers{4, 0, ""});
+  CHECK_FALSE(swapper.host_tier_pinned());  // the CPU backend pins nothing
   swapper.apply(swap_out(1, KvTierId::kHost, {0, 1}));
   swapper.apply(swap_out(2, KvTierId::kHost, {2}));
   swapper.release(1);

@@ -12,6 +12,7 @@
 #include "common/status.h"
 #include "common/synthetic/random_model_source.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/pin_recording_backend.h"
 #include "worker/llama_model.h"
 #include "worker/weight_store.h"
 
@@ -240,6 +241,52 @@ TEST_CASE("a later pipeline stage streams its own layers") {
   CHECK(stage.resident().has_output());
   CHECK(stage.streamed_layers() > 0);
   CHECK(stage.resident_layers() + stage.streamed_layers() == 10);
+}
+
+TEST_CASE("a backend that pins gets the host bytes of the streamed layers only, read-only") {
+  const auto source = random_model(DType::kBF16);
+  testing::PinRecordingBackend backend;
+  const LayerRange stage{2, 12};
+  std::vector<testing::PinnedRange> pins;
+  {
+    const WeightStore store(backend, *source, stage, {0, 0.5});
+    REQUIRE(store.streamed_layers() > 0);
+    pins = backend.pins;
+    REQUIRE(!pins.empty());
+    std::uint64_t pinned = 0;
+    for (const testing::PinnedRange& pin : pins) {
+      CHECK(pin.read_only);
+      CHECK(*pin.live);
+      pinned += pin.bytes;
+    }
+    CHECK(pinned == store.pinned_host_bytes());
+    const std::int64_t first_streamed = stage.begin + store.resident_layers();
+    for (const TensorRef& tensor : source->tensors()) {
+      CAPTURE(tensor.name);
+      const auto* begin = reinterpret_cast<const std::byte*>(tensor.bytes.data());
+      const auto* end = begin + tensor.bytes.size();
+      bool inside = false;
+      bool overlaps = false;
+      for (const testing::PinnedRange& pin : pins) {
+        inside |= pin.data <= begin && end <= pin.data + pin.bytes;
+        overlaps |= begin < pin.data + pin.bytes && pin.data < end;
+      }
+      bool streamed = false;
+      for (std::int64_t l = first_streamed; l < stage.end; ++l)
+        streamed |= tensor.name.rfind(tensor_name(l, "."), 0) == 0;
+      CHECK(inside == streamed);
+      if (!streamed) CHECK_FALSE(overlaps);  // resident layers, the head, other stages
+    }
+  }
+  for (const testing::PinnedRange& pin : pins)
+    CHECK_FALSE(*pin.live);  // unpinned with the store
+
+  // Everything resident: nothing to pin. The CPU backend pins nothing.
+  backend.pins.clear();
+  const WeightStore resident(backend, *source, stage, {});
+  CHECK(backend.pins.empty());
+  auto cpu = cpu_backend();
+  CHECK(WeightStore(*cpu, *source, stage, {0, 0.5}).pinned_host_bytes() == 0);
 }
 
 TEST_CASE("SmolLM2 with half its weights resident decodes the same tokens") {

@@ -1,6 +1,7 @@
 #include "worker/kv_store/aligned_buffer.h"
 
 #include <string>
+#include <utility>
 
 #include "common/status.h"
 
@@ -15,6 +16,22 @@ AlignedBuffer::AlignedBuffer(std::uint64_t bytes, std::uint64_t alignment)
     fail(ErrorCode::kResourceExhausted,
          "cannot allocate " + std::to_string(size_) + " bytes of aligned host memory");
   }
+}
+
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
+  if (this != &other) {
+    // Member-wise assignment would free the old memory while it is still pinned.
+    pinning_.reset();
+    data_ = std::move(other.data_);
+    size_ = std::exchange(other.size_, 0);
+    pinning_ = std::move(other.pinning_);
+  }
+  return *this;
+}
+
+bool AlignedBuffer::pin(const PinHostMemory& pin) {
+  if (pinning_ == nullptr && pin && size_ > 0) pinning_ = pin(bytes());
+  return pinned();
 }
 
 }  // namespace conveyor

@@ -55,10 +55,12 @@ struct SubmitRun {
 class TestCluster {
  public:
   // `settings`: more lines of the config's `cluster:` section, each indented two
-  // spaces (e.g. "  stages: 2\n"); `timings` the heartbeat, liveness and plan delay.
+  // spaces (e.g. "  stages: 2\n"); `timings` the heartbeat, liveness and plan delay;
+  // `model` the config's model (an alias or a path).
   explicit TestCluster(const std::string& settings,
-                       const std::string& timings = kFastClusterSettings)
-      : producer_port_(free_port()), worker_port_(free_port()), timings_(timings) {
+                       const std::string& timings = kFastClusterSettings,
+                       const std::string& model = kModel)
+      : producer_port_(free_port()), worker_port_(free_port()), timings_(timings), model_(model) {
     write_config(settings);
   }
 
@@ -75,7 +77,7 @@ class TestCluster {
   // Rewrites the config (before the coordinator starts, or before a restart).
   void write_config(const std::string& settings) const {
     std::ofstream out(config(), std::ios::trunc);
-    out << "model: " << kModel << "\ncluster:\n" << timings_ << settings;
+    out << "model: " << model_ << "\ncluster:\n" << timings_ << settings;
     REQUIRE(out.good());
   }
 
@@ -181,6 +183,7 @@ class TestCluster {
   int producer_port_;
   int worker_port_;
   std::string timings_;
+  std::string model_;
   int coordinator_starts_ = 0;
   std::unique_ptr<ChildProcess> coordinator_;
   std::map<std::string, std::unique_ptr<ChildProcess>> workers_;

@@ -4,10 +4,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/dequantize.h"
+#include "common/log/log.h"
 #include "common/status.h"
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/step_checks.h"
@@ -15,8 +17,10 @@
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cusparselt_probe.h"
 #include "kernels/cuda/device_pool.h"
+#include "kernels/cuda/fp8_gemm.h"
 #include "kernels/cuda/lt_gemm.h"
 #include "kernels/cuda/op_profiler.h"
+#include "kernels/cuda/quant_gemm.h"
 
 namespace conveyor {
 namespace {
@@ -68,37 +72,63 @@ class CudaBuffer final : public BackendBuffer {
   std::shared_ptr<Usage> usage_;
 };
 
+// How a weight is kept on the device: dense in a cudaDataType, or in the compressed
+// form it was stored in (its codes, plus its row scales in a second block) for the
+// GEMMs that read that form (quant_gemm.h, fp8_gemm.h).
+enum class WeightStorage { kDense, kQ8Rows, kQ4Groups, kF8Rows };
+
 class CudaWeight final : public BackendWeight {
  public:
+  // `data_bytes` and `scale_bytes` as the storage needs them (no scales: 0).
   CudaWeight(const TensorRef& tensor, std::int64_t rows, std::int64_t cols, bool vector,
-             cudaDataType type, int device, std::shared_ptr<DevicePool> pool,
+             cudaDataType type, WeightStorage storage, std::size_t data_bytes,
+             std::size_t scale_bytes, int device, std::shared_ptr<DevicePool> pool,
              std::shared_ptr<Usage> usage)
       : BackendWeight(tensor.name, rows, cols, tensor.dtype),
         device_(device),
         vector_(vector),
         type_(type),
-        block_(std::move(pool),
-               static_cast<std::size_t>(rows * cols) * (type == CUDA_R_32F ? 4 : 2), "a weight"),
+        storage_(storage),
+        block_(pool, data_bytes, "a weight"),
+        scales_(scale_bytes > 0 ? std::make_unique<PoolBlock>(pool, scale_bytes, "weight scales")
+                                : nullptr),
         usage_(std::move(usage)) {
-    usage_->weight_bytes += block_.bytes();
+    usage_->weight_bytes += resident_bytes();
   }
   ~CudaWeight() override {
     // A streamed layer's weight may still be read by queued kernels: its memory goes
     // back to the pool only once its device is done with it.
     if (cudaSetDevice(device_) == cudaSuccess) cudaDeviceSynchronize();
-    usage_->weight_bytes -= block_.bytes();
+    usage_->weight_bytes -= resident_bytes();
   }
-  std::size_t resident_bytes() const override { return block_.bytes(); }
+  std::size_t resident_bytes() const override {
+    return block_.bytes() + (scales_ ? scales_->bytes() : 0);
+  }
   bool vector() const { return vector_; }
   cudaDataType type() const { return type_; }
+  WeightStorage storage() const { return storage_; }
   void* data() const { return block_.data(); }
+  void* scales() const { return scales_ ? scales_->data() : nullptr; }
   const float* floats() const { return static_cast<const float*>(block_.data()); }
+  // The kQ8Rows or kQ4Groups weight as quant_gemm reads it.
+  cuda::QuantMatrix quant() const {
+    cuda::QuantMatrix q;
+    q.layout = storage_ == WeightStorage::kQ8Rows ? cuda::QuantLayout::kQ8Rows
+                                                  : cuda::QuantLayout::kQ4Groups;
+    q.data = static_cast<const std::uint8_t*>(block_.data());
+    q.row_scales = static_cast<const __half*>(scales());
+    q.rows = rows();
+    q.cols = cols();
+    return q;
+  }
 
  private:
   int device_;
   bool vector_;
   cudaDataType type_;
+  WeightStorage storage_;
   PoolBlock block_;
+  std::unique_ptr<PoolBlock> scales_;
   std::shared_ptr<Usage> usage_;
 };
 
@@ -191,6 +221,16 @@ bool kv_bf16(const KvLayerView& layer, const char* what) {
   return layer.dtype == DType::kBF16;
 }
 
+// Said once a process, at the first matrix kept compressed.
+void report_compressed_storage() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    log::info(logger("cuda"),
+              "q8_r, q4_g128 and f8_r matrices stay compressed on the device and run as "
+              "W8A16, W4A16 and W8A8 GEMMs (CONVEYOR_CUDA_DEQUANTIZE=1 widens them at load)");
+  });
+}
+
 // Profile labels: GEMMs by weight shape, decode (one row a sequence) apart from
 // larger steps.
 std::string gemm_label(const BackendWeight& w, std::int64_t m) {
@@ -259,6 +299,18 @@ class CudaBackend final : public Backend {
     }
     gemm_workspace_ = std::make_unique<PoolBlock>(pool_, kGemmWorkspaceBytes, "GEMM workspace");
     gemm_ = std::make_unique<cuda::LtGemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
+    fp8_gemm_ =
+        std::make_unique<cuda::Fp8Gemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
+    multiprocessors_ = prop.multiProcessorCount;
+    // Knobs for measuring, read once: dequantise compressed matrices at load as before
+    // (to compare with the kernels that read them compressed), and the largest m that
+    // quant_gemm takes.
+    if (const char* v = std::getenv("CONVEYOR_CUDA_DEQUANTIZE")) {
+      dequantize_at_load_ = std::string(v) == "1";
+    }
+    if (const char* v = std::getenv("CONVEYOR_CUDA_QUANT_GEMM_MAX_ROWS")) {
+      quant_gemm_max_rows_ = std::max(0L, std::atol(v));
+    }
   }
 
   ~CudaBackend() override {
@@ -283,9 +335,10 @@ class CudaBackend final : public Backend {
     caps.quantized_weights = false;
     caps.paged_attention = true;
     caps.threads = 1;
-    // Quantised types are dequantised at upload (to f16 unless the matrices are
-    // configured otherwise): F8_R then runs as W8A16, not as the CPU's W8A8 emulation,
-    // and S24_F16 (2:4 sparse) as a dense matrix (cusparselt_probe.h).
+    // GGUF's quantised types are dequantised at upload (to f16 unless the matrices are
+    // configured otherwise), and so is S24_F16 (2:4 sparse; cusparselt_probe.h). Q8_R,
+    // Q4_G128 and F8_R stay compressed: W8A16, W4A16 and the W8A8 GEMM that the CPU
+    // emulates (storage_for).
     caps.weight_dtypes = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
                           DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
                           DType::kQ4_G128, DType::kQ8_R, DType::kF8_R, DType::kS24_F16};
@@ -406,6 +459,56 @@ class CudaBackend final : public Backend {
     return CUDA_R_16F;
   }
 
+  // How a matrix stored as `source` is kept: compressed where a GEMM reads that form
+  // (and the matrices follow their source), else dense in device_type(source).
+  WeightStorage storage_for(DType source, bool vector, std::int64_t rows, std::int64_t cols) const {
+    if (vector || matrices_ != CudaMatrixType::kAuto || dequantize_at_load_) {
+      return WeightStorage::kDense;
+    }
+    switch (source) {
+      case DType::kQ8_R:
+        return cuda::quant_gemm_supports(cuda::QuantLayout::kQ8Rows, cols) ? WeightStorage::kQ8Rows
+                                                                           : WeightStorage::kDense;
+      case DType::kQ4_G128:
+        return cuda::quant_gemm_supports(cuda::QuantLayout::kQ4Groups, cols)
+                   ? WeightStorage::kQ4Groups
+                   : WeightStorage::kDense;
+      case DType::kF8_R:  // Fp8Gemm's alignment: whole 16-byte rows of W and of y
+        return cols % 16 == 0 && rows % 4 == 0 ? WeightStorage::kF8Rows : WeightStorage::kDense;
+      default:
+        return WeightStorage::kDense;
+    }
+  }
+
+  // W8A16 / W4A16 from the compressed weight: quant_gemm at decode sizes; above
+  // quant_gemm_max_rows_ rows the product is bound by arithmetic, not by reading W, and
+  // slabs of W dequantised to f16 go through cuBLASLt instead.
+  void quantized_gemm(const float* x, std::int64_t m, const CudaWeight& w, float* y,
+                      bool accumulate) {
+    const std::int64_t n = w.rows();
+    const std::int64_t k = w.cols();
+    auto* x16 = static_cast<__half*>(scratch(0, static_cast<std::size_t>(m * k) * 2));
+    cuda::convert_to_f16(x, x16, m * k, stream_);
+    const cuda::QuantMatrix q = w.quant();
+    if (m <= quant_gemm_max_rows_) {
+      const std::size_t partial_bytes = cuda::quant_gemm_scratch_bytes(m, q, multiprocessors_);
+      void* partials = scratch(3, std::max<std::size_t>(partial_bytes, 16));
+      cuda::quant_gemm(x16, m, q, y, accumulate, partials, multiprocessors_, stream_);
+      return;
+    }
+    // Slabs of 64 rows at least, so that each slab's first column of y stays aligned
+    // as cuBLASLt's heuristic assumes.
+    constexpr std::int64_t kSlabBytes = std::int64_t{128} << 20;
+    const std::int64_t slab = std::max<std::int64_t>(64, kSlabBytes / (k * 2) / 64 * 64);
+    auto* w16 =
+        static_cast<__half*>(scratch(4, static_cast<std::size_t>(std::min(slab, n) * k) * 2));
+    for (std::int64_t first = 0; first < n; first += slab) {
+      const std::int64_t count = std::min(slab, n - first);
+      cuda::dequantize_rows_f16(q, first, count, w16, stream_);
+      gemm_->run(x16, w16, CUDA_R_16F, y + first, m, count, k, accumulate, n);
+    }
+  }
+
   void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
             const GemmOptions& options) override {
     bind();
@@ -413,7 +516,15 @@ class CudaBackend final : public Backend {
     const CudaWeight& cw = matrix_weight(w, "gemm");
     const float* bias =
         options.bias != nullptr ? vector_data(*options.bias, w.rows(), "gemm bias") : nullptr;
-    if (cw.type() == CUDA_R_32F) {
+    if (cw.storage() == WeightStorage::kQ8Rows || cw.storage() == WeightStorage::kQ4Groups) {
+      quantized_gemm(x, m, cw, y, options.accumulate);
+    } else if (cw.storage() == WeightStorage::kF8Rows) {
+      const std::size_t bytes = cuda::Fp8Gemm::scratch_bytes(m, w.rows(), w.cols());
+      fp8_gemm_->run(x, m, static_cast<const std::uint8_t*>(cw.data()),
+                     static_cast<const float*>(cw.scales()), w.rows(), w.cols(), bias, y,
+                     options.accumulate, scratch(5, std::max<std::size_t>(bytes, 16)));
+      return;  // the bias is added with the scales
+    } else if (cw.type() == CUDA_R_32F) {
       gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
     } else {
       // The input rows in the weight's 16-bit type.
@@ -457,7 +568,13 @@ class CudaBackend final : public Backend {
       fail(ErrorCode::kInvalidArgument, "embed: the step has no token ids");
     }
     const cuda::DeviceStep& d = cuda_step(step).device();
-    if (cw.type() == CUDA_R_32F) {
+    if (cw.storage() == WeightStorage::kQ8Rows || cw.storage() == WeightStorage::kQ4Groups) {
+      cuda::embed_quant(cw.quant(), d.tokens, d.num_tokens, out, stream_);
+    } else if (cw.storage() == WeightStorage::kF8Rows) {
+      cuda::embed_fp8_rows(static_cast<const std::uint8_t*>(cw.data()),
+                           static_cast<const float*>(cw.scales()), table.cols(), d.tokens,
+                           d.num_tokens, out, stream_);
+    } else if (cw.type() == CUDA_R_32F) {
       cuda::embed_f32(cw.floats(), d, table.cols(), out, stream_);
     } else if (cw.type() == CUDA_R_16F) {
       cuda::embed_f16(static_cast<const __half*>(cw.data()), d, table.cols(), out, stream_);
@@ -590,6 +707,10 @@ class CudaBackend final : public Backend {
   int attention_passes_ = 2;
   std::unique_ptr<PoolBlock> gemm_workspace_;
   std::unique_ptr<cuda::LtGemm> gemm_;
+  std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;
+  int multiprocessors_ = 1;
+  bool dequantize_at_load_ = false;
+  std::int64_t quant_gemm_max_rows_ = 256;
   std::vector<std::unique_ptr<PoolBlock>> scratch_;
   std::vector<float> rope_inv_freq_host_;
   std::unique_ptr<PoolBlock> rope_inv_freq_;
@@ -615,13 +736,26 @@ std::shared_ptr<const BackendWeight> CudaBackend::upload_weight(const TensorRef&
   }
   if (tensor.dtype == DType::kS24_F16) cuda::report_sparse24_fallback();
   const bool vector = tensor.shape.size() == 1;
+  const std::uint8_t* src = tensor.bytes.data();
+  const WeightStorage storage = storage_for(tensor.dtype, vector, rows, cols);
+  if (storage != WeightStorage::kDense) {
+    report_compressed_storage();
+    // Kept as stored: the codes, and the row scales (if any) in their own block.
+    auto weight = std::make_shared<CudaWeight>(tensor, rows, cols, vector, CUDA_R_16F, storage,
+                                               tensor.bytes.size(), tensor.scales.size(), device_,
+                                               pool_, usage_);
+    upload(weight->data(), src, tensor.bytes.size());
+    if (!tensor.scales.empty())
+      upload(weight->scales(), tensor.scales.data(), tensor.scales.size());
+    return weight;
+  }
   const cudaDataType type = vector ? CUDA_R_32F : device_type(tensor.dtype);
   const bool keep_f32 = type == CUDA_R_32F;
-  auto weight =
-      std::make_shared<CudaWeight>(tensor, rows, cols, vector, type, device_, pool_, usage_);
-  auto* dst = static_cast<std::uint8_t*>(weight->data());
-  const std::uint8_t* src = tensor.bytes.data();
   const std::size_t out_elem = keep_f32 ? 4 : 2;
+  auto weight = std::make_shared<CudaWeight>(
+      tensor, rows, cols, vector, type, WeightStorage::kDense,
+      static_cast<std::size_t>(rows * cols) * out_elem, 0, device_, pool_, usage_);
+  auto* dst = static_cast<std::uint8_t*>(weight->data());
   if ((type == CUDA_R_32F && tensor.dtype == DType::kF32) ||
       (type == CUDA_R_16BF && tensor.dtype == DType::kBF16) ||
       (type == CUDA_R_16F && tensor.dtype == DType::kF16)) {

@@ -6,7 +6,9 @@
 //   `matrices` says otherwise: f32 stays f32 (the fp32 mode, in which every product
 //   is plain f32 arithmetic), bf16 stays bf16, f16 and GGUF block-quantised matrices
 //   (dequantised at load; their scales are f16) become f16, whose 11-bit mantissa
-//   keeps them closer than bf16's 8 bits.
+//   keeps them closer than bf16's 8 bits. Conveyor's compressed q8_r, q4_g128 and
+//   f8_r matrices stay compressed and run through GEMMs that read them as stored
+//   (quant_gemm.h: W8A16, W4A16; fp8_gemm.h: W8A8 on the FP8 tensor cores).
 // - Ops queue on one stream and return; copy_to_host() and synchronize() wait. The
 //   model's activations stay f32; a 16-bit GEMM rounds its input rows to the
 //   weight's type (f16 saturating at its range) and accumulates in f32 (cuBLASLt,

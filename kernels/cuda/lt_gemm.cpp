@@ -24,7 +24,7 @@ LtGemm::~LtGemm() {
 
 const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
   if (const auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [m, n, k, type_int, accumulate] = key;
+  const auto [m, n, k, type_int, accumulate, ldy] = key;
   const auto type = static_cast<cudaDataType>(type_int);
   Plan plan;
   CONVEYOR_CUBLAS(cublaslt().matmul_desc_create(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
@@ -39,7 +39,7 @@ const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
   CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(&plan.b, type, static_cast<std::uint64_t>(k),
                                                   static_cast<std::uint64_t>(m), k));
   CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(
-      &plan.c, CUDA_R_32F, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(m), n));
+      &plan.c, CUDA_R_32F, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(m), ldy));
   cublasLtMatmulPreference_t preference = nullptr;
   CONVEYOR_CUBLAS(cublaslt().preference_create(&preference));
   const std::uint64_t workspace = workspace_bytes_;
@@ -64,9 +64,9 @@ const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
 }
 
 void LtGemm::run(const void* x, const void* w, cudaDataType type, float* y, std::int64_t m,
-                 std::int64_t n, std::int64_t k, bool accumulate) {
+                 std::int64_t n, std::int64_t k, bool accumulate, std::int64_t ldy) {
   if (m == 0) return;
-  const Plan& plan = plan_for({m, n, k, static_cast<int>(type), accumulate});
+  const Plan& plan = plan_for({m, n, k, static_cast<int>(type), accumulate, ldy > 0 ? ldy : n});
   const float alpha = 1.0f;
   const float beta = accumulate ? 1.0f : 0.0f;
   CONVEYOR_CUBLAS(cublaslt().matmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y,

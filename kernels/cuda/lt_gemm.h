@@ -25,9 +25,11 @@ class LtGemm {
   LtGemm& operator=(const LtGemm&) = delete;
 
   // y (f32) = x W^T, or y += x W^T with `accumulate`. x and W share `type`
-  // (CUDA_R_32F: full f32 arithmetic, no TF32; CUDA_R_16BF: f32 accumulation).
+  // (CUDA_R_32F: full f32 arithmetic, no TF32; CUDA_R_16BF: f32 accumulation). Rows of
+  // y are `ldy` floats apart (0: n), so that a slab of W's rows can fill a slab of
+  // y's columns.
   void run(const void* x, const void* w, cudaDataType type, float* y, std::int64_t m,
-           std::int64_t n, std::int64_t k, bool accumulate);
+           std::int64_t n, std::int64_t k, bool accumulate, std::int64_t ldy = 0);
 
   std::size_t cached_plans() const { return plans_.size(); }
 
@@ -39,7 +41,7 @@ class LtGemm {
     cublasLtMatrixLayout_t c = nullptr;
     cublasLtMatmulAlgo_t algo{};
   };
-  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, bool>;
+  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, bool, std::int64_t>;
 
   const Plan& plan_for(const Key& key);
 

@@ -25,17 +25,14 @@ struct Both {
   std::unique_ptr<Backend> gpu = gpu_backend();
 };
 
-// against_dequantised: the CPU twin dequantises at load too (for F8_R, which the CPU
-// otherwise runs as W8A8, quantising the activations).
 double gemm_error(Both& b, DType dtype, std::int64_t m, std::int64_t n, std::int64_t k,
-                  bool with_bias, bool accumulate, bool against_dequantised = false) {
-  std::unique_ptr<Backend> dequantised = against_dequantised ? cpu_backend(true) : nullptr;
+                  bool with_bias, bool accumulate) {
   const OwnedTensor w = random_tensor(dtype, {n, k});
   const OwnedTensor bias = f32_tensor(random_floats(static_cast<std::size_t>(n)), {n});
   const auto x = random_floats(static_cast<std::size_t>(m * k));
   const auto y0 = random_floats(static_cast<std::size_t>(m * n));
   std::vector<float> results[2];
-  Backend* backends[2] = {against_dequantised ? dequantised.get() : b.cpu.get(), b.gpu.get()};
+  Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
   for (int i = 0; i < 2; ++i) {
     Backend& be = *backends[i];
     auto wb = be.upload_weight(w.ref);
@@ -72,15 +69,45 @@ TEST_CASE("cuda gemm matches the CPU twin for f32, bf16 and dequantised weights"
     CAPTURE(dtype_name(dtype));
     CHECK(gemm_error(b, dtype, 33, 320, 512, false, false) < kBf16Bound);
   }
-  // So are Conveyor's compressed formats (their row scales with them; S24_F16 as a
-  // dense matrix, its CPU twin from the compressed panels); F8_R then runs as W8A16,
-  // which the CPU twin does when it too dequantises at load.
-  for (const DType dtype : {DType::kQ4_G128, DType::kQ8_R, DType::kS24_F16}) {
-    CAPTURE(dtype_name(dtype));
-    CHECK(gemm_error(b, dtype, 33, 320, 512, false, false) < kBf16Bound);
-    CHECK(gemm_error(b, dtype, 33, 320, 512, true, true) < kBf16Bound);
+  // S24_F16 (2:4 sparse) runs as a dense matrix, its CPU twin from the compressed panels.
+  CHECK(gemm_error(b, DType::kS24_F16, 33, 320, 512, false, false) < kBf16Bound);
+  CHECK(gemm_error(b, DType::kS24_F16, 33, 320, 512, true, true) < kBf16Bound);
+}
+
+TEST_CASE("cuda W8A16, W4A16 and W8A8 GEMMs from the compressed weights match the CPU twin" *
+          doctest::skip(no_gpu())) {
+  // The CPU computes from the same compressed form in f32. The GPU rounds each input row
+  // to f16 (and q4's dequantised values, as dequantising at load does): about 2^-12
+  // relative per product. FP8: both sides quantise x per row alike and sum exact
+  // products, in another order and, on the tensor cores, with partial sums narrower
+  // than f32 between their promotions.
+  constexpr double kQuantBound = 2e-3;
+  constexpr double kFp8Bound = 5e-3;
+  Both b;
+  struct Shape {
+    std::int64_t m, n, k;
+  };
+  // m from one row to past the largest that quant_gemm takes (256; then slabs of W
+  // dequantised for cuBLASLt); n not a multiple of the 64-row tile; few output tiles
+  // (split over k) and many; q8 with k not a multiple of the 128-wide k tile.
+  for (const Shape s : {Shape{1, 64, 128}, Shape{5, 200, 512}, Shape{16, 1000, 4096},
+                        Shape{17, 64, 1024}, Shape{33, 320, 512}, Shape{64, 2048, 1024},
+                        Shape{200, 96, 256}, Shape{300, 320, 512}, Shape{700, 132, 384}}) {
+    CAPTURE(s.m);
+    CAPTURE(s.n);
+    CAPTURE(s.k);
+    for (const DType dtype : {DType::kQ4_G128, DType::kQ8_R}) {
+      CAPTURE(dtype_name(dtype));
+      CHECK(gemm_error(b, dtype, s.m, s.n, s.k, false, false) < kQuantBound);
+      CHECK(gemm_error(b, dtype, s.m, s.n, s.k, true, true) < kQuantBound);
+    }
+    CHECK(gemm_error(b, DType::kF8_R, s.m, s.n, s.k, false, false) < kFp8Bound);
+    CHECK(gemm_error(b, DType::kF8_R, s.m, s.n, s.k, true, true) < kFp8Bound);
   }
-  CHECK(gemm_error(b, DType::kF8_R, 33, 320, 512, true, true, true) < kBf16Bound);
+  for (const std::int64_t m : {3, 40, 400}) {
+    CAPTURE(m);
+    CHECK(gemm_error(b, DType::kQ8_R, m, 100, 576, true, true) < kQuantBound);
+  }
 }
 
 TEST_CASE("cuda rmsnorm, with and without the residual add, matches the CPU twin" *
@@ -298,9 +325,12 @@ TEST_CASE("cuda embed and logits match the CPU twin" * doctest::skip(no_gpu())) 
   Both b;
   const std::int64_t vocab = 1000;
   const std::int64_t hidden = 192;
-  for (const DType dtype : {DType::kF32, DType::kBF16, DType::kQ8_0}) {
+  for (const DType dtype :
+       {DType::kF32, DType::kBF16, DType::kQ8_0, DType::kQ8_R, DType::kQ4_G128, DType::kF8_R}) {
     CAPTURE(dtype_name(dtype));
-    const std::int64_t width = dtype == DType::kQ8_0 ? 256 : hidden;
+    const bool compressed =
+        dtype == DType::kQ8_R || dtype == DType::kQ4_G128 || dtype == DType::kF8_R;
+    const std::int64_t width = dtype == DType::kQ8_0 || dtype == DType::kQ4_G128 ? 256 : hidden;
     const OwnedTensor table = random_tensor(dtype, {vocab, width});
     const OwnedTensor norm = f32_tensor(random_floats(static_cast<std::size_t>(width)), {width});
     const RandomStep step = random_step(9, 16, 512, static_cast<std::int32_t>(vocab));
@@ -320,9 +350,12 @@ TEST_CASE("cuda embed and logits match the CPU twin" * doctest::skip(no_gpu())) 
       backends[i]->logits(e->floats(), *prepared, *n, 1e-5f, *t, l->floats());
       logits[i] = download(*backends[i], *l, static_cast<std::size_t>(rows * vocab));
     }
-    // A bf16 copy of a quantised table holds its values exactly only where they fit bf16.
+    // A bf16 copy of a quantised table holds its values exactly only where they fit bf16;
+    // a table kept compressed is dequantised as the CPU does it.
     CHECK(relative_error(embedded[1], embedded[0]) < (dtype == DType::kQ8_0 ? 4e-3 : 1e-7));
-    CHECK(relative_error(logits[1], logits[0]) < (dtype == DType::kF32 ? kF32Bound : kBf16Bound));
+    CHECK(relative_error(logits[1], logits[0]) < (dtype == DType::kF32 ? kF32Bound
+                                                  : compressed         ? 2e-3
+                                                                       : kBf16Bound));
   }
 }
 

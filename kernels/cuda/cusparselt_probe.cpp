@@ -24,14 +24,20 @@ bool cusparselt_available() noexcept {
   return available;
 }
 
+std::string sparse24_fallback_note() {
+  return cusparselt_available()
+             ? "2:4 sparse weights: cuSPARSELt found but not used yet, running them dense"
+             : "2:4 sparse weights: cuSPARSELt not found, running them dense";
+}
+
 void report_sparse24_fallback() {
   static std::once_flag once;
   std::call_once(once, [] {
     spdlog::logger& out = logger("cuda");
     if (cusparselt_available()) {
-      log::info(out, "2:4 sparse weights: cuSPARSELt found but not used yet, running them dense");
+      log::info(out, sparse24_fallback_note());
     } else {
-      log::warn(out, "2:4 sparse weights: cuSPARSELt not found, running them dense");
+      log::warn(out, sparse24_fallback_note());
     }
   });
 }

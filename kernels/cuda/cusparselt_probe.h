@@ -5,6 +5,8 @@
 // report_sparse24_fallback() says so once per process.
 #pragma once
 
+#include <string>
+
 namespace conveyor::cuda {
 
 // Tries dlopen("libcusparseLt.so.0") once (thread-safe; later calls return the cached
@@ -16,5 +18,7 @@ bool cusparselt_available() noexcept;
 // "2:4 sparse weights: cuSPARSELt not found, running them dense" where the library is
 // absent. For the CUDA backend to call when it uploads an S24_F16 weight.
 void report_sparse24_fallback();
+// What report_sparse24_fallback() says, as it depends on the probe.
+std::string sparse24_fallback_note();
 
 }  // namespace conveyor::cuda

@@ -12,14 +12,53 @@ namespace {
 constexpr int kThreads = 128;  // four warps
 constexpr int kTileN = 64;
 constexpr int kTileK = 128;  // one int4 group
-// Halves of padding per shared-memory row: a row of 136 halves is 68 words, so the eight
-// rows and four column pairs a fragment load touches fall in 32 different banks.
-constexpr int kRowStride = kTileK + 8;
+// Halves of padding per row of the x tile: a row of 136 halves is 68 words, so the eight
+// rows an ldmatrix phase reads fall in 32 different banks.
+constexpr int kXRowStride = kTileK + 8;
 constexpr int kQ4BlockBytes = 68;
+// Bytes per row of a q8 tile in shared memory: 128 and 16 of padding (36 words: the
+// eight rows a fragment load touches start 4 banks apart).
+constexpr int kQ8RowStride = kTileK + 16;
 constexpr int kMaxSplits = 16;
+// Blocks per multiprocessor the register allocation must allow: enough warps to keep
+// copies in flight while others multiply.
+constexpr int kMinBlocks = 3;
 
-__device__ __forceinline__ std::uint32_t shared_pair(const __half* p) {
-  return *reinterpret_cast<const std::uint32_t*>(p);
+template <QuantLayout kLayout>
+__host__ __device__ constexpr int w_tile_bytes() {
+  return kLayout == QuantLayout::kQ8Rows ? kTileN * kQ8RowStride : kTileN * kQ4BlockBytes;
+}
+
+__device__ __forceinline__ unsigned shared_address(const void* p) {
+  return static_cast<unsigned>(__cvta_generic_to_shared(p));
+}
+
+// Asynchronous copies into shared memory; with `valid` false the destination is
+// zero-filled and nothing is read.
+__device__ __forceinline__ void copy_async_16(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)),
+               "l"(src), "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void copy_async_4(void* dst, const void* src, bool valid) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_address(dst)),
+               "l"(src), "r"(valid ? 4 : 0));
+}
+__device__ __forceinline__ void commit_copies() {
+  asm volatile("cp.async.commit_group;\n" ::);
+}
+template <int kPending>
+__device__ __forceinline__ void wait_copies() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
+}
+
+// The A fragment of mma.m16n8k16 for rows [0, 16) and columns [0, 16) from `tile`: lane l
+// gives the address of row l % 16, column 8 * (l / 16).
+__device__ __forceinline__ void load_a_fragment(const __half* tile, int lane,
+                                                std::uint32_t (&a)[4]) {
+  const __half* p = tile + (lane % 16) * kXRowStride + (lane / 16) * 8;
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+               : "r"(shared_address(p)));
 }
 
 // d += a b for one 16x8x16 tile: a row-major 16x16, b column-major 16x8 (W's rows), f32 d.
@@ -32,127 +71,108 @@ __device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+__device__ __forceinline__ __half2 as_half2(std::uint32_t bits) {
+  return *reinterpret_cast<const __half2*>(&bits);
+}
+
+// Two small integers placed in the mantissas of f16 1024.0 (0x6400), then the offset
+// subtracted: exact, and two instructions for a pair instead of two conversions.
+__device__ __forceinline__ __half2 pair_to_half2(std::uint32_t low, std::uint32_t high,
+                                                 float offset) {
+  return __hsub2(as_half2(0x64006400u | low | (high << 16)), __float2half2_rn(offset));
+}
+
 // q * d + m in f32, unfused as the CPU's dequantisation computes it.
 __device__ __forceinline__ float q4_value(std::uint32_t q, float d, float m) {
   return __fadd_rn(__fmul_rn(static_cast<float>(q), d), m);
 }
 
-// The rows of x a block multiplies, one k tile at a time: loaded into registers while
-// the previous tile is computed, then stored to shared memory.
-template <int kTileM>
-struct XTile {
-  static constexpr int kChunks = kTileM * kTileK / 8 / kThreads;  // 16-byte chunks each
-  uint4 chunk[kChunks];
-
-  __device__ void load(const __half* x, std::int64_t m, std::int64_t k, std::int64_t row0,
-                       std::int64_t k0) {
+// Starts the copies of k tile `kt` (x rows [row0, row0 + kTileM), W rows [n0, n0 +
+// kTileN)) into one stage of shared memory.
+template <int kTileM, QuantLayout kLayout>
+__device__ __forceinline__ void load_tile(const __half* x, std::int64_t m, const QuantMatrix& w,
+                                          std::int64_t row0, std::int64_t n0, int kt,
+                                          __half* x_tile, std::uint8_t* w_tile) {
+  const std::int64_t k0 = static_cast<std::int64_t>(kt) * kTileK;
+  constexpr int kXChunks = kTileM * kTileK / 8;  // 16 bytes each
 #pragma unroll
-    for (int i = 0; i < kChunks; ++i) {
-      const int id = static_cast<int>(threadIdx.x) + i * kThreads;
-      const std::int64_t row = row0 + id / 16;
-      const std::int64_t col = k0 + (id % 16) * 8;
-      chunk[i] = row < m && col < k ? __ldg(reinterpret_cast<const uint4*>(x + row * k + col))
-                                    : make_uint4(0, 0, 0, 0);
-    }
+  for (int i = 0; i < (kXChunks + kThreads - 1) / kThreads; ++i) {
+    const int id = static_cast<int>(threadIdx.x) + i * kThreads;
+    if (kXChunks % kThreads != 0 && id >= kXChunks) break;
+    const int r = id / 16;
+    const int c = (id % 16) * 8;
+    const std::int64_t row = row0 + r;
+    const bool valid = row < m && k0 + c < w.cols;
+    copy_async_16(x_tile + r * kXRowStride + c, valid ? x + row * w.cols + k0 + c : x, valid);
   }
-  __device__ void store(__half* tile) const {
+  if constexpr (kLayout == QuantLayout::kQ8Rows) {
+    constexpr int kChunks = kTileN * kTileK / 16;
 #pragma unroll
-    for (int i = 0; i < kChunks; ++i) {
+    for (int i = 0; i < kChunks / kThreads; ++i) {
       const int id = static_cast<int>(threadIdx.x) + i * kThreads;
-      *reinterpret_cast<uint4*>(tile + (id / 16) * kRowStride + (id % 16) * 8) = chunk[i];
+      const int r = id / 8;
+      const int c = (id % 8) * 16;
+      const std::int64_t row = n0 + r;
+      const bool valid = row < w.rows && k0 + c < w.cols;
+      copy_async_16(w_tile + r * kQ8RowStride + c, valid ? w.data + row * w.cols + k0 + c : w.data,
+                    valid);
     }
-  }
-};
-
-template <QuantLayout kLayout>
-struct WTile;
-
-// kQ8Rows: 16 int8 a chunk, widened to f16 (exact); the row scale comes at the end.
-template <>
-struct WTile<QuantLayout::kQ8Rows> {
-  static constexpr int kChunks = kTileN * kTileK / 16 / kThreads;
-  uint4 chunk[kChunks];
-
-  __device__ void load(const QuantMatrix& w, std::int64_t n0, int kt) {
-#pragma unroll
-    for (int i = 0; i < kChunks; ++i) {
-      const int id = static_cast<int>(threadIdx.x) + i * kThreads;
-      const std::int64_t row = n0 + id / 8;
-      const std::int64_t col = static_cast<std::int64_t>(kt) * kTileK + (id % 8) * 16;
-      chunk[i] = row < w.rows && col < w.cols
-                     ? __ldg(reinterpret_cast<const uint4*>(w.data + row * w.cols + col))
-                     : make_uint4(0, 0, 0, 0);
-    }
-  }
-  __device__ void store(__half* tile) const {
-#pragma unroll
-    for (int i = 0; i < kChunks; ++i) {
-      const int id = static_cast<int>(threadIdx.x) + i * kThreads;
-      const auto* q = reinterpret_cast<const std::int8_t*>(&chunk[i]);
-      __half2 h[8];
-#pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        h[j] = __halves2half2(__int2half_rn(q[2 * j]), __int2half_rn(q[2 * j + 1]));
-      }
-      auto* dst = reinterpret_cast<uint4*>(tile + (id / 8) * kRowStride + (id % 8) * 16);
-      dst[0] = *reinterpret_cast<const uint4*>(&h[0]);
-      dst[1] = *reinterpret_cast<const uint4*>(&h[4]);
-    }
-  }
-};
-
-// kQ4Groups: a k tile is one 68-byte block per row; each thread takes one 4-byte word
-// of nibbles (8 values) of eight rows, and the word holding the row's d and m.
-template <>
-struct WTile<QuantLayout::kQ4Groups> {
-  static constexpr int kWords = kTileN * 16 / kThreads;
-  std::uint32_t nibbles[kWords];
-  std::uint32_t dm[kWords];
-
-  __device__ void load(const QuantMatrix& w, std::int64_t n0, int kt) {
+  } else {
+    // A row's block of the tile: 17 words, 4-byte aligned only.
+    constexpr int kWords = kTileN * kQ4BlockBytes / 4;
     const std::int64_t blocks_per_row = w.cols / kTileK;
 #pragma unroll
-    for (int i = 0; i < kWords; ++i) {
+    for (int i = 0; i < (kWords + kThreads - 1) / kThreads; ++i) {
       const int id = static_cast<int>(threadIdx.x) + i * kThreads;
-      const std::int64_t row = n0 + id / 16;
-      if (row < w.rows) {
-        const std::uint8_t* block = w.data + (row * blocks_per_row + kt) * kQ4BlockBytes;
-        dm[i] = __ldg(reinterpret_cast<const std::uint32_t*>(block));
-        nibbles[i] = __ldg(reinterpret_cast<const std::uint32_t*>(block + 4 + 4 * (id % 16)));
-      } else {
-        dm[i] = 0;  // d = m = 0: a zero row
-        nibbles[i] = 0;
-      }
+      if (id >= kWords) break;
+      const int r = id / (kQ4BlockBytes / 4);
+      const int word = id % (kQ4BlockBytes / 4);
+      const std::int64_t row = n0 + r;
+      const bool valid = row < w.rows;
+      const std::uint8_t* src =
+          valid ? w.data + (row * blocks_per_row + kt) * kQ4BlockBytes + 4 * word : w.data;
+      copy_async_4(w_tile + r * kQ4BlockBytes + 4 * word, src, valid);
     }
   }
-  __device__ void store(__half* tile) const {
-#pragma unroll
-    for (int i = 0; i < kWords; ++i) {
-      const int id = static_cast<int>(threadIdx.x) + i * kThreads;
-      const int word = id % 16;
-      const __half2 dm2 = *reinterpret_cast<const __half2*>(&dm[i]);
-      const float d = __low2float(dm2);
-      const float m = __high2float(dm2);
-      // Byte j of run r holds values 32r + j (low nibble) and 32r + j + 16 (high).
-      const int first = 32 * (word / 4) + 4 * (word % 4);
-      __half low[4];
-      __half high[4];
-#pragma unroll
-      for (int b = 0; b < 4; ++b) {
-        low[b] = __float2half_rn(q4_value((nibbles[i] >> (8 * b)) & 0xF, d, m));
-        high[b] = __float2half_rn(q4_value((nibbles[i] >> (8 * b + 4)) & 0xF, d, m));
-      }
-      __half* row = tile + (id / 16) * kRowStride;
-      *reinterpret_cast<uint2*>(row + first) = *reinterpret_cast<const uint2*>(low);
-      *reinterpret_cast<uint2*>(row + first + 16) = *reinterpret_cast<const uint2*>(high);
-    }
+}
+
+// The B fragment of mma.m16n8k16 for W row `r` of the tile and k [kk, kk + 16): this
+// lane's values k = kk + 2t, kk + 2t + 1 (b0) and kk + 2t + 8, kk + 2t + 9 (b1), as f16.
+// q8: the integers (the row scale comes with the sum); q4: q * d + m in one f16 fma.
+template <QuantLayout kLayout>
+__device__ __forceinline__ void load_b_fragment(const std::uint8_t* w_tile, int r, int kk, int t,
+                                                std::uint32_t& b0, std::uint32_t& b1) {
+  if constexpr (kLayout == QuantLayout::kQ8Rows) {
+    const std::uint8_t* p = w_tile + r * kQ8RowStride + kk + 2 * t;
+    const std::uint32_t lo = *reinterpret_cast<const std::uint16_t*>(p) ^ 0x8080u;
+    const std::uint32_t hi = *reinterpret_cast<const std::uint16_t*>(p + 8) ^ 0x8080u;
+    // int8 q + 128 as an unsigned byte; 1024 + 128 subtracted.
+    const __half2 v0 = pair_to_half2(lo & 0xFF, lo >> 8, 1152.0f);
+    const __half2 v1 = pair_to_half2(hi & 0xFF, hi >> 8, 1152.0f);
+    b0 = *reinterpret_cast<const std::uint32_t*>(&v0);
+    b1 = *reinterpret_cast<const std::uint32_t*>(&v1);
+  } else {
+    const std::uint8_t* block = w_tile + r * kQ4BlockBytes;
+    const __half2 dm = *reinterpret_cast<const __half2*>(block);
+    const __half2 d = __low2half2(dm);
+    const __half2 mn = __high2half2(dm);
+    // Byte j of run s holds values 32s + j (low nibble) and 32s + j + 16 (high).
+    const std::uint8_t* run = block + 4 + 16 * (kk / 32) + 2 * t;
+    const int shift = (kk % 32) >= 16 ? 4 : 0;
+    const std::uint32_t lo = *reinterpret_cast<const std::uint16_t*>(run) >> shift;
+    const std::uint32_t hi = *reinterpret_cast<const std::uint16_t*>(run + 8) >> shift;
+    const __half2 v0 = __hfma2(pair_to_half2(lo & 0xF, (lo >> 8) & 0xF, 1024.0f), d, mn);
+    const __half2 v1 = __hfma2(pair_to_half2(hi & 0xF, (hi >> 8) & 0xF, 1024.0f), d, mn);
+    b0 = *reinterpret_cast<const std::uint32_t*>(&v0);
+    b1 = *reinterpret_cast<const std::uint32_t*>(&v1);
   }
-};
+}
 
 // One block: kTileM rows of x by kTileN rows of W over the k tiles [tile_begin,
-// tile_end) of its split (blockIdx.z). Four warps in a kWarpsM x kWarpsN grid.
+// tile_end) of its split (blockIdx.z), four warps in a kWarpsM x kWarpsN grid. Two
+// stages of shared memory: the copies of tile i + 1 run while tile i is multiplied.
 template <int kTileM, QuantLayout kLayout>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
     quant_gemm_kernel(const __half* __restrict__ x, std::int64_t m, QuantMatrix w,
                       float* __restrict__ y, float* __restrict__ partials, bool accumulate,
                       int tiles_per_split, int splits) {
@@ -162,8 +182,12 @@ __global__ void __launch_bounds__(kThreads)
   constexpr int kWarpN = kTileN / kWarpsN;
   constexpr int kFragsM = kWarpM / 16;
   constexpr int kFragsN = kWarpN / 8;
-  __shared__ __align__(16) __half x_tile[kTileM * kRowStride];
-  __shared__ __align__(16) __half w_tile[kTileN * kRowStride];
+  // Dynamic: two stages of q8 with 64 rows of x exceed the 48 KiB of static shared memory.
+  extern __shared__ __align__(128) std::uint8_t shared[];
+  constexpr int kXTileHalves = kTileM * kXRowStride;
+  // Stage s: x at x_tiles + s * kXTileHalves, W at w_tiles + s * w_tile_bytes().
+  __half* const x_tiles = reinterpret_cast<__half*>(shared);
+  std::uint8_t* const w_tiles = shared + 2 * kXTileHalves * 2;
 
   const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * kTileM;
   const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * kTileN;
@@ -175,46 +199,47 @@ __global__ void __launch_bounds__(kThreads)
   const int lane = static_cast<int>(threadIdx.x) % 32;
   const int warp_m = warp / kWarpsN;
   const int warp_n = warp % kWarpsN;
-  const int g = lane / 4;  // the fragment's row (A, C) or column (B)
+  const int g = lane / 4;  // the fragment's row (C) or column (B)
   const int t = lane % 4;  // its column pair
 
   float acc[kFragsM][kFragsN][4] = {};
-  XTile<kTileM> xs;
-  WTile<kLayout> ws;
   if (tile_begin < tile_end) {
-    xs.load(x, m, w.cols, row0, static_cast<std::int64_t>(tile_begin) * kTileK);
-    ws.load(w, n0, tile_begin);
+    load_tile<kTileM, kLayout>(x, m, w, row0, n0, tile_begin, x_tiles, w_tiles);
   }
+  commit_copies();
   for (int kt = tile_begin; kt < tile_end; ++kt) {
-    xs.store(x_tile);
-    ws.store(w_tile);
-    __syncthreads();
-    // The next tile's loads are in flight while this one is multiplied.
+    const int stage = (kt - tile_begin) % 2;
     if (kt + 1 < tile_end) {
-      xs.load(x, m, w.cols, row0, static_cast<std::int64_t>(kt + 1) * kTileK);
-      ws.load(w, n0, kt + 1);
+      const int next = stage ^ 1;
+      load_tile<kTileM, kLayout>(x, m, w, row0, n0, kt + 1, x_tiles + next * kXTileHalves,
+                                 w_tiles + next * w_tile_bytes<kLayout>());
+      commit_copies();
+      wait_copies<1>();
+    } else {
+      wait_copies<0>();
     }
-#pragma unroll
+    __syncthreads();
+    const __half* x_tile = x_tiles + stage * kXTileHalves;
+    const std::uint8_t* w_tile = w_tiles + stage * w_tile_bytes<kLayout>();
+    // Unrolled by half: fully unrolled, the wide tiles' loads hoisted ahead of their use
+    // need more registers than kMinBlocks leaves.
+#pragma unroll 4
     for (int kk = 0; kk < kTileK; kk += 16) {
       std::uint32_t a[kFragsM][4];
 #pragma unroll
-      for (int fm = 0; fm < kFragsM; ++fm) {
-        const __half* p = x_tile + (warp_m * kWarpM + fm * 16 + g) * kRowStride + kk + 2 * t;
-        a[fm][0] = shared_pair(p);
-        a[fm][1] = shared_pair(p + 8 * kRowStride);
-        a[fm][2] = shared_pair(p + 8);
-        a[fm][3] = shared_pair(p + 8 * kRowStride + 8);
-      }
+      for (int fm = 0; fm < kFragsM; ++fm)
+        load_a_fragment(x_tile + (warp_m * kWarpM + fm * 16) * kXRowStride + kk, lane, a[fm]);
 #pragma unroll
       for (int fn = 0; fn < kFragsN; ++fn) {
-        const __half* p = w_tile + (warp_n * kWarpN + fn * 8 + g) * kRowStride + kk + 2 * t;
-        const std::uint32_t b0 = shared_pair(p);
-        const std::uint32_t b1 = shared_pair(p + 8);
+        std::uint32_t b0 = 0;
+        std::uint32_t b1 = 0;
+        load_b_fragment<kLayout>(w_tile, warp_n * kWarpN + fn * 8 + g, kk, t, b0, b1);
 #pragma unroll
         for (int fm = 0; fm < kFragsM; ++fm)
           mma_16816(acc[fm][fn], a[fm], b0, b1);
       }
     }
+    // Every warp is done with this stage before the next iteration's copies refill it.
     __syncthreads();
   }
 
@@ -279,18 +304,28 @@ SplitPlan plan_splits(std::int64_t m, const QuantMatrix& w, int multiprocessors)
   return plan;
 }
 
-template <int kTileM>
-void launch(const __half* x, std::int64_t m, const QuantMatrix& w, float* y, float* partials,
-            bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
+template <int kTileM, QuantLayout kLayout>
+void launch_layout(const __half* x, std::int64_t m, const QuantMatrix& w, float* y, float* partials,
+                   bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
+  constexpr int kSharedBytes = 2 * (kTileM * kXRowStride * 2 + w_tile_bytes<kLayout>());
+  // Above 48 KiB a kernel must ask for its dynamic shared memory first (per device: set
+  // on every call, which costs little next to the launch).
+  CONVEYOR_CUDA(cudaFuncSetAttribute(quant_gemm_kernel<kTileM, kLayout>,
+                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
   const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM),
                   static_cast<unsigned>((w.rows + kTileN - 1) / kTileN),
                   static_cast<unsigned>(plan.splits));
+  quant_gemm_kernel<kTileM, kLayout><<<grid, kThreads, kSharedBytes, stream>>>(
+      x, m, w, y, partials, accumulate, plan.tiles_per_split, plan.splits);
+}
+
+template <int kTileM>
+void launch(const __half* x, std::int64_t m, const QuantMatrix& w, float* y, float* partials,
+            bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
   if (w.layout == QuantLayout::kQ8Rows) {
-    quant_gemm_kernel<kTileM, QuantLayout::kQ8Rows><<<grid, kThreads, 0, stream>>>(
-        x, m, w, y, partials, accumulate, plan.tiles_per_split, plan.splits);
+    launch_layout<kTileM, QuantLayout::kQ8Rows>(x, m, w, y, partials, accumulate, plan, stream);
   } else {
-    quant_gemm_kernel<kTileM, QuantLayout::kQ4Groups><<<grid, kThreads, 0, stream>>>(
-        x, m, w, y, partials, accumulate, plan.tiles_per_split, plan.splits);
+    launch_layout<kTileM, QuantLayout::kQ4Groups>(x, m, w, y, partials, accumulate, plan, stream);
   }
 }
 

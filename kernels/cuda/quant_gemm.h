@@ -1,13 +1,14 @@
 // Weight-only quantised GEMMs (W8A16, W4A16) that read the weights in their stored,
 // compressed form: y = x W^T with x in f16 and W as Conveyor's kQ8_R (int8 per value,
 // one f16 scale per row) or kQ4_G128 (groups of 128: f16 d and m, 64 bytes of nibbles;
-// common/dtype.h). Each block dequantises a tile of W into shared memory (q4: the f32
-// q * d + m rounded to f16, exactly what dequantising at load gives; q8: the integer
-// itself, exact in f16, with the row's scale applied to the f32 sum) and multiplies it
-// with tensor-core MMAs (m16n8k16, f32 accumulation). Fewer weight bytes per step is
-// the point: at decode batch sizes the product is bound by reading W, so a 4-bit weight
-// is read four times faster than a bf16 one. For prefill-sized m the backend instead
-// dequantises W a slab of rows at a time and calls cuBLASLt (dequantize_rows_f16).
+// common/dtype.h). Each block copies tiles of x and of the compressed W into shared
+// memory (cp.async, two stages: the next tile's copies run while this one is
+// multiplied), widens each W value to f16 as it builds the tensor-core fragments (q8:
+// the integer itself, exact, with the row's scale applied to the f32 sum; q4: q * d + m
+// in one f16 fma) and multiplies with mma.m16n8k16 (f32 accumulation). Fewer weight
+// bytes per step is the point: at decode batch sizes the product is bound by reading
+// W. For prefill-sized m the backend instead dequantises W a slab of rows at a time and
+// calls cuBLASLt (dequantize_rows_f16).
 //
 // The CPU backend's GEMM from the same compressed form is each kernel's twin
 // (tests/gpu/cuda_backend_test.cpp).

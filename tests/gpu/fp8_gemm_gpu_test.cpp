@@ -43,9 +43,10 @@ constexpr std::size_t kWorkspaceBytes = 32u << 20;
 // the sum inside each group of k-steps before cuBLASLt moves it into f32 (the DeepSeek-V3
 // report measures this), so a group's sum may lose about 2^-13 of its largest term; a row
 // with one large outlier concentrates nearly all of its magnitude in one term, whose group
-// then dominates. 2^-10 leaves room for several such losses; a wrong layout or scale
-// misses it by orders of magnitude.
-constexpr double kTermsBound = 0x1p-10;
+// then dominates. On an H200 (cuBLAS 13.0) the worst seen was 1.55e-3 of the terms'
+// sum (k = 1280, an outlier row), above 2^-10; 2^-8 leaves room for that, and a wrong
+// layout or scale still misses it by orders of magnitude.
+constexpr double kTermsBound = 0x1p-8;
 // Plus a few f32 roundings of what is added after the product (y, bias).
 constexpr double kRoundingBound = 1e-6;
 

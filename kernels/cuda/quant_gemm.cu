@@ -20,9 +20,12 @@ constexpr int kQ4BlockBytes = 68;
 // eight rows a fragment load touches start 4 banks apart).
 constexpr int kQ8RowStride = kTileK + 16;
 constexpr int kMaxSplits = 16;
-// Blocks per multiprocessor the register allocation must allow: enough warps to keep
-// copies in flight while others multiply.
-constexpr int kMinBlocks = 3;
+constexpr int kStages = 4;
+// Blocks per multiprocessor the register allocation must allow; 64-row tiles' stages
+// leave room in shared memory for two blocks only.
+__host__ __device__ constexpr int min_blocks(int tile_m) {
+  return tile_m >= 64 ? 2 : 3;
+}
 
 template <QuantLayout kLayout>
 __host__ __device__ constexpr int w_tile_bytes() {
@@ -169,10 +172,11 @@ __device__ __forceinline__ void load_b_fragment(const std::uint8_t* w_tile, int 
 }
 
 // One block: kTileM rows of x by kTileN rows of W over the k tiles [tile_begin,
-// tile_end) of its split (blockIdx.z), four warps in a kWarpsM x kWarpsN grid. Two
-// stages of shared memory: the copies of tile i + 1 run while tile i is multiplied.
+// tile_end) of its split (blockIdx.z), four warps in a kWarpsM x kWarpsN grid. kStages
+// stages of shared memory: while tile i is multiplied, the copies of the next
+// kStages - 1 tiles are in flight, enough bytes to keep memory busy with few blocks.
 template <int kTileM, QuantLayout kLayout>
-__global__ void __launch_bounds__(kThreads, kMinBlocks)
+__global__ void __launch_bounds__(kThreads, min_blocks(kTileM))
     quant_gemm_kernel(const __half* __restrict__ x, std::int64_t m, QuantMatrix w,
                       float* __restrict__ y, float* __restrict__ partials, bool accumulate,
                       int tiles_per_split, int splits) {
@@ -182,12 +186,12 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   constexpr int kWarpN = kTileN / kWarpsN;
   constexpr int kFragsM = kWarpM / 16;
   constexpr int kFragsN = kWarpN / 8;
-  // Dynamic: two stages of q8 with 64 rows of x exceed the 48 KiB of static shared memory.
+  // Dynamic: the stages exceed the 48 KiB of static shared memory.
   extern __shared__ __align__(128) std::uint8_t shared[];
   constexpr int kXTileHalves = kTileM * kXRowStride;
   // Stage s: x at x_tiles + s * kXTileHalves, W at w_tiles + s * w_tile_bytes().
   __half* const x_tiles = reinterpret_cast<__half*>(shared);
-  std::uint8_t* const w_tiles = shared + 2 * kXTileHalves * 2;
+  std::uint8_t* const w_tiles = shared + kStages * kXTileHalves * 2;
 
   const std::int64_t row0 = static_cast<std::int64_t>(blockIdx.x) * kTileM;
   const std::int64_t n0 = static_cast<std::int64_t>(blockIdx.y) * kTileN;
@@ -202,27 +206,31 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
   const int g = lane / 4;  // the fragment's row (C) or column (B)
   const int t = lane % 4;  // its column pair
 
-  float acc[kFragsM][kFragsN][4] = {};
-  if (tile_begin < tile_end) {
-    load_tile<kTileM, kLayout>(x, m, w, row0, n0, tile_begin, x_tiles, w_tiles);
+  auto load_stage = [&](int kt) {
+    const int stage = (kt - tile_begin) % kStages;
+    load_tile<kTileM, kLayout>(x, m, w, row0, n0, kt, x_tiles + stage * kXTileHalves,
+                               w_tiles + stage * w_tile_bytes<kLayout>());
+  };
+  // One commit group per tile, empty past the end, so that "all but the newest
+  // kStages - 2 groups are done" always means "tile i has landed".
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) {
+    if (tile_begin + s < tile_end) load_stage(tile_begin + s);
+    commit_copies();
   }
-  commit_copies();
+  float acc[kFragsM][kFragsN][4] = {};
   for (int kt = tile_begin; kt < tile_end; ++kt) {
-    const int stage = (kt - tile_begin) % 2;
-    if (kt + 1 < tile_end) {
-      const int next = stage ^ 1;
-      load_tile<kTileM, kLayout>(x, m, w, row0, n0, kt + 1, x_tiles + next * kXTileHalves,
-                                 w_tiles + next * w_tile_bytes<kLayout>());
-      commit_copies();
-      wait_copies<1>();
-    } else {
-      wait_copies<0>();
-    }
+    wait_copies<kStages - 2>();
+    // Tile kt is visible to every thread, and every warp is done with the stage that
+    // tile kt - 1 used, which the copies below refill.
     __syncthreads();
+    if (kt + kStages - 1 < tile_end) load_stage(kt + kStages - 1);
+    commit_copies();
+    const int stage = (kt - tile_begin) % kStages;
     const __half* x_tile = x_tiles + stage * kXTileHalves;
     const std::uint8_t* w_tile = w_tiles + stage * w_tile_bytes<kLayout>();
     // Unrolled by half: fully unrolled, the wide tiles' loads hoisted ahead of their use
-    // need more registers than kMinBlocks leaves.
+    // need more registers than min_blocks() leaves.
 #pragma unroll 4
     for (int kk = 0; kk < kTileK; kk += 16) {
       std::uint32_t a[kFragsM][4];
@@ -239,9 +247,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
           mma_16816(acc[fm][fn], a[fm], b0, b1);
       }
     }
-    // Every warp is done with this stage before the next iteration's copies refill it.
-    __syncthreads();
   }
+  wait_copies<0>();  // none is left pending when the block ends
 
   const std::int64_t n = w.rows;
 #pragma unroll
@@ -307,7 +314,7 @@ SplitPlan plan_splits(std::int64_t m, const QuantMatrix& w, int multiprocessors)
 template <int kTileM, QuantLayout kLayout>
 void launch_layout(const __half* x, std::int64_t m, const QuantMatrix& w, float* y, float* partials,
                    bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
-  constexpr int kSharedBytes = 2 * (kTileM * kXRowStride * 2 + w_tile_bytes<kLayout>());
+  constexpr int kSharedBytes = kStages * (kTileM * kXRowStride * 2 + w_tile_bytes<kLayout>());
   // Above 48 KiB a kernel must ask for its dynamic shared memory first (per device: set
   // on every call, which costs little next to the launch).
   CONVEYOR_CUDA(cudaFuncSetAttribute(quant_gemm_kernel<kTileM, kLayout>,

@@ -45,7 +45,10 @@ void add_engine_flags(CLI::App& cmd, EngineFlags& f, bool in_process_stages) {
   cmd.add_option("--preemption", f.preemption,
                  "how a preempted sequence resumes: auto (by cost), swap or recompute");
   cmd.add_option("--block-size", f.block_size, "tokens per KV block");
-  cmd.add_option("--kv-dtype", f.kv_dtype, "K/V element type: auto (bf16 on CUDA), f32, bf16");
+  cmd.add_option(
+      "--kv-dtype", f.kv_dtype,
+      "K/V element type: auto (bf16 on CUDA), f32, bf16, fp8 (E4M3 with a scale per head "
+      "and position; CUDA)");
   cmd.add_option("--weight-device-budget", f.weight_device_budget,
                  "memory for each stage's weights, e.g. 512MiB or 50%; the layers beyond it "
                  "stream in from the model file (default: 0, all resident)");
@@ -163,6 +166,7 @@ KvPlan plan_kv(const RunConfig& config, const ModelSpec& spec, DType kv_dtype) {
   geometry.block_size = config.kv.block_size;
   geometry.kv_dim = spec.kv_dim();
   geometry.dtype = kv_dtype;
+  geometry.num_kv_heads = spec.num_kv_heads;
   kv.block_bytes = kv_block_bytes(geometry);
   const std::uint64_t memory =
       config.kv.memory_bytes > 0 ? config.kv.memory_bytes : kDefaultCpuKvBytes;
@@ -231,6 +235,7 @@ BackendRequest backend_request(const RunConfig& config) {
 DType kv_dtype(KvDtypeChoice choice, BackendKind backend) {
   if (choice == KvDtypeChoice::kF32) return DType::kF32;
   if (choice == KvDtypeChoice::kBf16) return DType::kBF16;
+  if (choice == KvDtypeChoice::kFp8) return DType::kF8_R;
   return backend == BackendKind::kCuda ? DType::kBF16 : DType::kF32;
 }
 

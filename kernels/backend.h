@@ -92,6 +92,10 @@ struct RopeConfig {
 // kv_dim = num_kv_heads * head_dim. Token at position p of a sequence lives in block
 // block_table[p / block_size], row p % block_size; its "slot" is
 // block * block_size + row. store_kv rounds the f32 rows it is given to `dtype`.
+// With `dtype` kF8_R (the FP8 K/V cache) K and V hold E4M3 codes, one byte each, and
+// every head of every slot has its own f32 scale in k_scales / v_scales
+// ([num_blocks, block_size, num_kv_heads]): store_kv quantises each head's row with its
+// own max|x| / 448, as quant::quantize_rows_e4m3 does a row.
 struct KvLayerView {
   void* k = nullptr;
   void* v = nullptr;
@@ -99,6 +103,9 @@ struct KvLayerView {
   std::int64_t block_size = 0;
   std::int64_t kv_dim = 0;
   DType dtype = DType::kF32;
+  void* k_scales = nullptr;  // kF8_R only
+  void* v_scales = nullptr;
+  std::int64_t num_kv_heads = 0;  // kF8_R only: the rows a slot's scales cover
 };
 
 // One sequence's share of an attention call. Its new tokens occupy rows

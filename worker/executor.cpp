@@ -23,6 +23,7 @@ KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerR
   config.block_size = kv.block_size;
   config.kv_dim = spec.kv_dim();
   config.dtype = kv.dtype;
+  config.num_kv_heads = spec.num_kv_heads;
   if (config.num_blocks == 0) {
     const BackendMemoryInfo memory = backend.memory_info();
     const std::uint64_t in_use = memory.total_bytes - memory.available_bytes;

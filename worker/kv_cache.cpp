@@ -22,12 +22,26 @@ std::uint64_t checked_mul(std::uint64_t a, std::uint64_t b) {
 
 }  // namespace
 
+namespace {
+
+// Bytes of one block's K (or V) in one layer: its values, and its scales.
+std::uint64_t values_part_bytes(const KvCacheConfig& config) {
+  return checked_mul(
+      checked_mul(*dtype_bytes(config.dtype, 1), static_cast<std::uint64_t>(config.block_size)),
+      static_cast<std::uint64_t>(config.kv_dim));
+}
+
+std::uint64_t scales_part_bytes(const KvCacheConfig& config) {
+  if (config.dtype != DType::kF8_R) return 0;
+  return checked_mul(sizeof(float) * static_cast<std::uint64_t>(config.block_size),
+                     static_cast<std::uint64_t>(config.num_kv_heads));
+}
+
+}  // namespace
+
 std::uint64_t kv_block_bytes(const KvCacheConfig& config) {
-  std::uint64_t bytes = 2 * *dtype_bytes(config.dtype, 1);
-  for (std::int64_t n : {config.num_layers, config.block_size, config.kv_dim}) {
-    bytes = checked_mul(bytes, static_cast<std::uint64_t>(n));
-  }
-  return bytes;
+  return checked_mul(2 * static_cast<std::uint64_t>(config.num_layers),
+                     values_part_bytes(config) + scales_part_bytes(config));
 }
 
 KvCache::KvCache(Backend& backend, const KvCacheConfig& config)
@@ -40,13 +54,23 @@ KvCache::KvCache(Backend& backend, const KvCacheConfig& config)
   if (config.num_blocks > std::numeric_limits<std::int32_t>::max()) {
     fail(ErrorCode::kInvalidArgument, "kv cache: too many blocks for 32-bit block ids");
   }
+  if (config.dtype == DType::kF8_R &&
+      (config.num_kv_heads <= 0 || config.kv_dim % config.num_kv_heads != 0)) {
+    fail(ErrorCode::kInvalidArgument,
+         "kv cache: an FP8 cache needs the K/V head count, dividing the width");
+  }
   const std::vector<DType> kept = backend.capabilities().kv_dtypes;
   if (std::find(kept.begin(), kept.end(), config.dtype) == kept.end()) {
     fail(ErrorCode::kUnsupported, "kv cache: " + backend.name() + " does not keep K/V as " +
                                       std::string(dtype_name(config.dtype)));
   }
-  const std::uint64_t bytes =
-      checked_mul(kv_block_bytes(config) / 2, static_cast<std::uint64_t>(config.num_blocks));
+  const std::uint64_t layers = static_cast<std::uint64_t>(config.num_layers);
+  const std::uint64_t blocks = static_cast<std::uint64_t>(config.num_blocks);
+  const std::uint64_t value_bytes =
+      checked_mul(checked_mul(values_part_bytes(config), layers), blocks);
+  const std::uint64_t scale_bytes =
+      checked_mul(checked_mul(scales_part_bytes(config), layers), blocks);
+  const std::uint64_t bytes = checked_mul(kv_block_bytes(config) / 2, blocks);
   // Refuse up front what the backend cannot hold: an allocation the kernel overcommits
   // would otherwise end in the OOM killer, not in an error.
   const std::uint64_t available = backend.memory_info().available_bytes;
@@ -56,8 +80,12 @@ KvCache::KvCache(Backend& backend, const KvCacheConfig& config)
                                             " bytes, more than the " + std::to_string(available) +
                                             " bytes available on " + backend.name());
   }
-  keys_ = backend.allocate(bytes);
-  values_ = backend.allocate(bytes);
+  keys_ = backend.allocate(value_bytes);
+  values_ = backend.allocate(value_bytes);
+  if (scale_bytes > 0) {
+    key_scales_ = backend.allocate(scale_bytes);
+    value_scales_ = backend.allocate(scale_bytes);
+  }
 }
 
 KvLayerView KvCache::layer(std::int64_t local_layer) const {
@@ -66,13 +94,16 @@ KvLayerView KvCache::layer(std::int64_t local_layer) const {
                                      " outside the " + std::to_string(config_.num_layers) +
                                      " held");
   }
-  const std::uint64_t layer_bytes = kv_block_bytes(config_) / 2 /
-                                    static_cast<std::uint64_t>(config_.num_layers) *
-                                    static_cast<std::uint64_t>(config_.num_blocks);
-  const std::uint64_t offset = static_cast<std::uint64_t>(local_layer) * layer_bytes;
+  const std::uint64_t offset = block_offset(local_layer, 0);
   KvLayerView view;
   view.k = static_cast<std::uint8_t*>(keys_->data()) + offset;
   view.v = static_cast<std::uint8_t*>(values_->data()) + offset;
+  if (key_scales_) {
+    const std::uint64_t scales = scale_offset(local_layer, 0);
+    view.k_scales = static_cast<std::uint8_t*>(key_scales_->data()) + scales;
+    view.v_scales = static_cast<std::uint8_t*>(value_scales_->data()) + scales;
+    view.num_kv_heads = config_.num_kv_heads;
+  }
   view.dtype = config_.dtype;
   view.num_blocks = config_.num_blocks;
   view.block_size = config_.block_size;
@@ -81,7 +112,7 @@ KvLayerView KvCache::layer(std::int64_t local_layer) const {
 }
 
 std::uint64_t KvCache::block_part_bytes() const {
-  return kv_block_bytes(config_) / 2 / static_cast<std::uint64_t>(config_.num_layers);
+  return values_part_bytes(config_);
 }
 
 std::uint64_t KvCache::block_offset(std::int64_t layer, std::int32_t block) const {
@@ -89,6 +120,34 @@ std::uint64_t KvCache::block_offset(std::int64_t layer, std::int32_t block) cons
   return (static_cast<std::uint64_t>(layer) * static_cast<std::uint64_t>(config_.num_blocks) +
           static_cast<std::uint64_t>(block)) *
          block_part_bytes();
+}
+
+std::uint64_t KvCache::scale_part_bytes() const {
+  return scales_part_bytes(config_);
+}
+
+std::uint64_t KvCache::scale_offset(std::int64_t layer, std::int32_t block) const {
+  return (static_cast<std::uint64_t>(layer) * static_cast<std::uint64_t>(config_.num_blocks) +
+          static_cast<std::uint64_t>(block)) *
+         scale_part_bytes();
+}
+
+std::vector<KvCache::BlockPart> KvCache::block_parts(std::int32_t block) const {
+  std::vector<BlockPart> parts;
+  for (BackendBuffer* storage : {keys_.get(), values_.get()}) {
+    for (std::int64_t l = 0; l < config_.num_layers; ++l) {
+      parts.push_back(
+          {static_cast<std::byte*>(storage->data()), block_offset(l, block), block_part_bytes()});
+    }
+  }
+  for (BackendBuffer* storage : {key_scales_.get(), value_scales_.get()}) {
+    if (storage == nullptr) continue;
+    for (std::int64_t l = 0; l < config_.num_layers; ++l) {
+      parts.push_back(
+          {static_cast<std::byte*>(storage->data()), scale_offset(l, block), scale_part_bytes()});
+    }
+  }
+  return parts;
 }
 
 void KvCache::check_block(std::int32_t block, std::size_t bytes, const char* what) const {
@@ -107,25 +166,20 @@ void KvCache::check_block(std::int32_t block, std::size_t bytes, const char* wha
 
 void KvCache::read_block(std::int32_t block, std::span<std::byte> out) const {
   check_block(block, out.size(), "read of");
-  const std::size_t part = block_part_bytes();
-  const auto* k = static_cast<const std::byte*>(keys_->data());
-  const auto* v = static_cast<const std::byte*>(values_->data());
   std::byte* to = out.data();
-  for (const std::byte* from : {k, v}) {
-    for (std::int64_t l = 0; l < config_.num_layers; ++l, to += part)
-      backend_.copy_to_host_async(to, from + block_offset(l, block), part);
+  for (const BlockPart& part : block_parts(block)) {
+    backend_.copy_to_host_async(to, part.storage + part.offset, part.bytes);
+    to += part.bytes;
   }
-  backend_.synchronize();  // once for the block's 2 x layers copies
+  backend_.synchronize();  // once for all the block's copies
 }
 
 void KvCache::write_block(std::int32_t block, std::span<const std::byte> in) {
   check_block(block, in.size(), "write of");
-  const std::size_t part = block_part_bytes();
   const std::byte* from = in.data();
-  for (auto* to :
-       {static_cast<std::byte*>(keys_->data()), static_cast<std::byte*>(values_->data())}) {
-    for (std::int64_t l = 0; l < config_.num_layers; ++l, from += part)
-      backend_.copy_from_host(to + block_offset(l, block), from, part);
+  for (const BlockPart& part : block_parts(block)) {
+    backend_.copy_from_host(part.storage + part.offset, from, part.bytes);
+    from += part.bytes;
   }
   // A device backend may still be reading `in` (pinned memory is copied asynchronously):
   // the caller reuses it for the next block.

@@ -28,10 +28,11 @@ constexpr std::array<std::pair<ComputeDtype, std::string_view>, 4> kComputeDtype
     {ComputeDtype::kF32, "f32"},
 }};
 
-constexpr std::array<std::pair<KvDtypeChoice, std::string_view>, 3> kKvDtypeNames = {{
+constexpr std::array<std::pair<KvDtypeChoice, std::string_view>, 4> kKvDtypeNames = {{
     {KvDtypeChoice::kAuto, "auto"},
     {KvDtypeChoice::kF32, "f32"},
     {KvDtypeChoice::kBf16, "bf16"},
+    {KvDtypeChoice::kFp8, "fp8"},
 }};
 
 constexpr std::array<std::pair<PreemptionChoice, std::string_view>, 3> kPreemptionNames = {{

@@ -22,7 +22,7 @@ enum class BackendChoice { kAuto, kCpu, kCuda };
 // the stored type (f32, bf16), f16 for f16 and GGUF block-quantised weights.
 enum class ComputeDtype { kAuto, kF16, kBf16, kF32 };
 // The K/V cache's element type; auto: bf16 on the CUDA backend, f32 on the CPU.
-enum class KvDtypeChoice { kAuto, kF32, kBf16 };
+enum class KvDtypeChoice { kAuto, kF32, kBf16, kFp8 };
 inline constexpr std::uint64_t kDefaultCpuKvBytes = 1ull << 30;
 
 // How a sequence preempted for K/V space resumes (coordinator/scheduler/policies.h).

@@ -212,13 +212,24 @@ class CudaStep final : public BackendStep {
   cuda::DeviceStep view_;
 };
 
-// Whether the layer's K/V are bf16 (else f32, the only other type kept).
-bool kv_bf16(const KvLayerView& layer, const char* what) {
-  if (layer.dtype != DType::kF32 && layer.dtype != DType::kBF16) {
-    fail(ErrorCode::kUnsupported,
-         std::string("cuda ") + what + ": K/V of type " + std::string(dtype_name(layer.dtype)));
+// The layer's K/V element type: f32, bf16, or FP8 codes with scales per head.
+cuda::KvType kv_type(const KvLayerView& layer, const char* what) {
+  switch (layer.dtype) {
+    case DType::kF32:
+      return cuda::KvType::kF32;
+    case DType::kBF16:
+      return cuda::KvType::kBf16;
+    case DType::kF8_R:
+      if (layer.k_scales == nullptr || layer.v_scales == nullptr || layer.num_kv_heads <= 0 ||
+          layer.kv_dim % layer.num_kv_heads != 0) {
+        fail(ErrorCode::kInvalidArgument,
+             std::string("cuda ") + what + ": an FP8 K/V layer without its scales per head");
+      }
+      return cuda::KvType::kFp8;
+    default:
+      fail(ErrorCode::kUnsupported,
+           std::string("cuda ") + what + ": K/V of type " + std::string(dtype_name(layer.dtype)));
   }
-  return layer.dtype == DType::kBF16;
 }
 
 // Said once a process, at the first matrix kept compressed.
@@ -342,7 +353,8 @@ class CudaBackend final : public Backend {
     caps.weight_dtypes = {DType::kF32,     DType::kF16,  DType::kBF16, DType::kQ8_0,
                           DType::kQ4_0,    DType::kQ4_1, DType::kQ4_K, DType::kQ6_K,
                           DType::kQ4_G128, DType::kQ8_R, DType::kF8_R, DType::kS24_F16};
-    caps.kv_dtypes = {DType::kF32, DType::kBF16};
+    // kF8_R: the FP8 K/V cache, E4M3 with a scale per head and position.
+    caps.kv_dtypes = {DType::kF32, DType::kBF16, DType::kF8_R};
     return caps;
   }
 
@@ -610,8 +622,15 @@ class CudaBackend final : public Backend {
     bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "store_kv");
     check_kv_slots(step.layout().slots, layer);
-    cuda::store_kv(k, v, cuda_step(step).device(), layer.k, layer.v, layer.kv_dim,
-                   kv_bf16(layer, "store_kv"), stream_);
+    cuda::DeviceKv cache;
+    cache.k = layer.k;
+    cache.v = layer.v;
+    cache.k_scales = static_cast<float*>(layer.k_scales);
+    cache.v_scales = static_cast<float*>(layer.v_scales);
+    cache.kv_dim = layer.kv_dim;
+    cache.num_kv_heads = static_cast<std::int32_t>(layer.num_kv_heads);
+    cache.type = kv_type(layer, "store_kv");
+    cuda::store_kv(k, v, cuda_step(step).device(), cache, stream_);
   }
 
   void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
@@ -635,7 +654,14 @@ class CudaBackend final : public Backend {
     a.sliding_window = static_cast<std::int32_t>(config.sliding_window);
     a.block_size = static_cast<std::int32_t>(layer.block_size);
     a.kv_dim = layer.kv_dim;
-    a.bf16 = kv_bf16(layer, "attention");
+    a.kv_type = kv_type(layer, "attention");
+    if (a.kv_type == cuda::KvType::kFp8 && layer.num_kv_heads != config.num_kv_heads) {
+      fail(ErrorCode::kInvalidArgument, "cuda attention: the FP8 K/V layer's scales cover " +
+                                            std::to_string(layer.num_kv_heads) + " heads, not " +
+                                            std::to_string(config.num_kv_heads));
+    }
+    a.k_scales = static_cast<const float*>(layer.k_scales);
+    a.v_scales = static_cast<const float*>(layer.v_scales);
     a.passes = attention_passes_;
     cuda::paged_attention(q, layer.k, layer.v, cuda_step(step).device(), a, out, stream_);
   }

@@ -73,10 +73,30 @@ struct DeviceRope {
 // be null.
 void rope(float* q, float* k, const DeviceStep& step, const DeviceRope& rope, cudaStream_t stream);
 
-// Row t of k and v [T, kv_dim] into slot slots[t] of the layer's caches, whose
-// elements are f32 or, with `bf16`, rounded to bf16.
-void store_kv(const float* k, const float* v, const DeviceStep& step, void* k_cache, void* v_cache,
-              std::int64_t kv_dim, bool bf16, cudaStream_t stream);
+// The element types of a K/V cache.
+enum class KvType : std::uint8_t {
+  kF32,
+  kBf16,
+  // FP8 E4M3 codes, with one f32 scale per (slot, K/V head) beside them: each head's row
+  // quantised with its own max|x| / 448 (quant::quantize_rows_e4m3 on that row).
+  kFp8,
+};
+
+// One layer's K/V cache as the kernels write it.
+struct DeviceKv {
+  void* k = nullptr;
+  void* v = nullptr;
+  float* k_scales = nullptr;  // kFp8: [slots, num_kv_heads]
+  float* v_scales = nullptr;
+  std::int64_t kv_dim = 0;
+  std::int32_t num_kv_heads = 0;
+  KvType type = KvType::kF32;
+};
+
+// Row t of k and v [T, kv_dim] into slot slots[t] of the layer's caches: as f32,
+// rounded to bf16, or quantised per head to E4M3 with the head's scale.
+void store_kv(const float* k, const float* v, const DeviceStep& step, const DeviceKv& cache,
+              cudaStream_t stream);
 
 struct DeviceAttention {
   std::int32_t num_heads = 0;
@@ -86,7 +106,9 @@ struct DeviceAttention {
   std::int32_t sliding_window = 0;
   std::int32_t block_size = 0;
   std::int64_t kv_dim = 0;
-  bool bf16 = false;  // the caches hold bf16, else f32
+  KvType kv_type = KvType::kF32;
+  const float* k_scales = nullptr;  // kFp8: [slots, num_kv_heads]
+  const float* v_scales = nullptr;
   // Key passes whose loads the tiled kernel issues before scoring them: 2 or 4 (more
   // bytes in flight, more registers).
   std::int32_t passes = 2;

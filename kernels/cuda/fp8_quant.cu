@@ -4,6 +4,7 @@
 #include <cuda_fp8.h>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/e4m3.h"
 #include "kernels/cuda/fp8_ops.h"
 
 namespace conveyor::cuda {
@@ -11,18 +12,6 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
-constexpr float kE4M3Max = 448.0f;  // common/fp8.h's kFp8E4M3Max
-constexpr unsigned kE4M3NaN = 0x7Fu;
-
-// One code, as common/fp8.h's fp32_to_fp8_e4m3(v / s). The hardware conversion rounds to
-// nearest even and, with __NV_SATFINITE, saturates finite values and infinities at
-// +-448. A NaN input is coded here rather than divided: a NaN made by the device's
-// arithmetic loses its sign, while the host's division keeps the input's.
-__device__ std::uint8_t encode_e4m3(float v, float s) {
-  if (isnan(v)) return static_cast<std::uint8_t>((signbit(v) ? 0x80u : 0u) | kE4M3NaN);
-  return static_cast<std::uint8_t>(
-      __nv_cvt_float_to_fp8(__fdiv_rn(v, s), __NV_SATFINITE, __NV_E4M3));
-}
 
 // One block per row: the row's max|x| reduced in the block, then every value coded.
 __global__ void quantize_rows_e4m3_kernel(const float* x, std::int64_t k, std::uint8_t* codes,
@@ -44,8 +33,7 @@ __global__ void quantize_rows_e4m3_kernel(const float* x, std::int64_t k, std::u
     float total = 0.0f;
     for (int w = 0; w < kWarps; ++w)
       total = fmaxf(total, partial[w]);
-    float s = __fdiv_rn(total, kE4M3Max);  // the host divides too (not a reciprocal product)
-    if (s == 0.0f) s = 1.0f;
+    const float s = e4m3_scale(total);
     row_scale = s;
     scales[r] = s;
   }

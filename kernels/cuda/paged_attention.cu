@@ -9,13 +9,17 @@
 // (lane * N ...), so a warp reads a K or V row with one coalesced vector load per
 // lane (16 bytes for f32 at head_dim 128, 8 for bf16). The four partial softmaxes
 // merge in shared memory at the end. Scores are f32 dot products times the scale, as
-// the CPU twin; bf16 K/V are widened to f32 as they are read.
+// the CPU twin; bf16 K/V are widened to f32 as they are read, FP8 K/V decoded and
+// multiplied by their head's scale.
 #include <cuda_bf16.h>
+#include <cuda_fp8.h>
 
 #include <cfloat>
+#include <type_traits>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/e4m3.h"
 
 namespace conveyor::cuda {
 namespace {
@@ -74,6 +78,27 @@ __device__ void load_dims(const __nv_bfloat16* p, bool full, int valid, float (&
     out[i] = i < valid ? __bfloat162float(p[i]) : 0.0f;
 }
 
+// FP8 codes, decoded exactly; the scale comes after (scale_fp8).
+template <int N>
+__device__ void load_dims(const std::uint8_t* p, bool /*full*/, int valid, float (&out)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+    out[i] = i < valid ? decode_e4m3(p[i]) : 0.0f;
+}
+
+// An FP8 row times its head's scale (one rounding: the value the CPU dequantises to);
+// nothing for f32 and bf16 rows.
+template <typename T, int N>
+__device__ __forceinline__ void scale_fp8(float (&row)[N], const float* scales, std::int64_t slot,
+                                          int num_kv_heads, int kv_head) {
+  if constexpr (std::is_same_v<T, std::uint8_t>) {
+    const float s = scales[slot * num_kv_heads + kv_head];
+#pragma unroll
+    for (int i = 0; i < N; ++i)
+      row[i] = __fmul_rn(row[i], s);
+  }
+}
+
 template <int N, typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     paged_attention_kernel(const float* q, const T* k_cache, const T* v_cache, DeviceStep step,
@@ -119,6 +144,8 @@ __global__ void __launch_bounds__(kWarps * 32)
     float vr[N];
     load_dims<N>(k_cache + slot * cfg.kv_dim + head_offset, full, valid, kr);
     load_dims<N>(v_cache + slot * cfg.kv_dim + head_offset, full, valid, vr);
+    scale_fp8<T>(kr, cfg.k_scales, slot, cfg.num_kv_heads, kv_head);
+    scale_fp8<T>(vr, cfg.v_scales, slot, cfg.num_kv_heads, kv_head);
 #pragma unroll
     for (int g = 0; g < kMaxGroup; ++g) {
       if (g >= group) break;
@@ -223,6 +250,22 @@ __device__ void load8(const __nv_bfloat16* p, float (&out)[kDims]) {
   }
 }
 
+// Eight FP8 codes (8 bytes), decoded exactly in pairs.
+__device__ void load8(const std::uint8_t* p, float (&out)[kDims]) {
+  const uint2 raw = *reinterpret_cast<const uint2*>(p);
+  const unsigned words[2] = {raw.x, raw.y};
+#pragma unroll
+  for (int w = 0; w < 2; ++w) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const auto pair = static_cast<__nv_fp8x2_storage_t>(words[w] >> (16 * h));
+      const float2 f = __half22float2(__half2(__nv_cvt_fp8x2_to_halfraw2(pair, __NV_E4M3)));
+      out[4 * w + 2 * h] = f.x;
+      out[4 * w + 2 * h + 1] = f.y;
+    }
+  }
+}
+
 template <int kHeadDim, int kGroup, int kPasses, typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     tiled_attention_kernel(const float* q, const T* k_cache, const T* v_cache, DeviceStep step,
@@ -276,6 +319,8 @@ __global__ void __launch_bounds__(kWarps * 32)
             j % cfg.block_size;
         load8(k_cache + slot * cfg.kv_dim + head_offset, kr[u]);
         load8(v_cache + slot * cfg.kv_dim + head_offset, vr[u]);
+        scale_fp8<T>(kr[u], cfg.k_scales, slot, cfg.num_kv_heads, kv_head);
+        scale_fp8<T>(vr[u], cfg.v_scales, slot, cfg.num_kv_heads, kv_head);
       } else {
 #pragma unroll
         for (int i = 0; i < kDims; ++i) {
@@ -421,10 +466,16 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache,
                      const DeviceStep& step, const DeviceAttention& config, float* out,
                      cudaStream_t stream) {
   if (step.num_tokens == 0) return;
-  if (config.bf16) {
-    launch<__nv_bfloat16>(q, k_cache, v_cache, step, config, out, stream);
-  } else {
-    launch<float>(q, k_cache, v_cache, step, config, out, stream);
+  switch (config.kv_type) {
+    case KvType::kBf16:
+      launch<__nv_bfloat16>(q, k_cache, v_cache, step, config, out, stream);
+      break;
+    case KvType::kFp8:
+      launch<std::uint8_t>(q, k_cache, v_cache, step, config, out, stream);
+      break;
+    case KvType::kF32:
+      launch<float>(q, k_cache, v_cache, step, config, out, stream);
+      break;
   }
   CONVEYOR_CUDA_LAUNCHED();
 }

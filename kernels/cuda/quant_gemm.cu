@@ -3,6 +3,8 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "kernels/cuda/cuda_check.h"
 
@@ -20,7 +22,6 @@ constexpr int kQ4BlockBytes = 68;
 // eight rows a fragment load touches start 4 banks apart).
 constexpr int kQ8RowStride = kTileK + 16;
 constexpr int kMaxSplits = 16;
-constexpr int kStages = 4;
 // Blocks per multiprocessor the register allocation must allow; 64-row tiles' stages
 // leave room in shared memory for two blocks only.
 __host__ __device__ constexpr int min_blocks(int tile_m) {
@@ -172,15 +173,16 @@ __device__ __forceinline__ void load_b_fragment(const std::uint8_t* w_tile, int 
 }
 
 // One block: kTileM rows of x by kTileN rows of W over the k tiles [tile_begin,
-// tile_end) of its split (blockIdx.z), four warps in a kWarpsM x kWarpsN grid. kStages
-// stages of shared memory: while tile i is multiplied, the copies of the next
-// kStages - 1 tiles are in flight, enough bytes to keep memory busy with few blocks.
-template <int kTileM, QuantLayout kLayout>
+// tile_end) of its split (blockIdx.z), four warps in a kWarpsM x (4 / kWarpsM) grid
+// (with kWarpsM 1 each warp widens its own columns of W once for all the block's rows;
+// with 2 every W value is widened twice, for half as many A fragments). kStages stages
+// of shared memory: while tile i is multiplied, the copies of the next kStages - 1
+// tiles are in flight.
+template <int kTileM, QuantLayout kLayout, int kWarpsM, int kStages>
 __global__ void __launch_bounds__(kThreads, min_blocks(kTileM))
     quant_gemm_kernel(const __half* __restrict__ x, std::int64_t m, QuantMatrix w,
                       float* __restrict__ y, float* __restrict__ partials, bool accumulate,
                       int tiles_per_split, int splits) {
-  constexpr int kWarpsM = kTileM >= 64 ? 2 : 1;
   constexpr int kWarpsN = 4 / kWarpsM;
   constexpr int kWarpM = kTileM / kWarpsM;
   constexpr int kWarpN = kTileN / kWarpsN;
@@ -285,6 +287,34 @@ __global__ void add_partials(const float* __restrict__ partials, int splits, std
   }
 }
 
+// The kernel's shape, for measuring the variants on a GPU without rebuilding:
+// CONVEYOR_CUDA_QUANT_GEMM_TUNING="WARPS_M,STAGES,BLOCKS_PER_SM" (default "1,4,4"; WARPS_M
+// 1 or 2, STAGES 2 or 4, BLOCKS_PER_SM the blocks a multiprocessor is given before K is
+// split), read once.
+struct Tuning {
+  int warps_m = 1;
+  int stages = 4;
+  int blocks_per_sm = 4;
+};
+
+const Tuning& tuning() {
+  static const Tuning value = [] {
+    Tuning t;
+    if (const char* text = std::getenv("CONVEYOR_CUDA_QUANT_GEMM_TUNING")) {
+      int warps_m = 0;
+      int stages = 0;
+      int blocks = 0;
+      if (std::sscanf(text, "%d,%d,%d", &warps_m, &stages, &blocks) == 3) {
+        t.warps_m = warps_m == 2 ? 2 : 1;
+        t.stages = stages == 2 ? 2 : 4;
+        t.blocks_per_sm = std::clamp(blocks, 1, 64);
+      }
+    }
+    return t;
+  }();
+  return value;
+}
+
 int tile_rows_for(std::int64_t m) {
   return m <= 16 ? 16 : m <= 32 ? 32 : 64;
 }
@@ -296,10 +326,12 @@ struct SplitPlan {
 
 // Enough blocks for about four per multiprocessor, each split at least two k tiles.
 SplitPlan plan_splits(std::int64_t m, const QuantMatrix& w, int multiprocessors) {
+  const int blocks_per_sm = tuning().blocks_per_sm;
   const std::int64_t tile_m = tile_rows_for(m);
   const std::int64_t blocks = ((m + tile_m - 1) / tile_m) * ((w.rows + kTileN - 1) / kTileN);
   const int k_tiles = static_cast<int>((w.cols + kTileK - 1) / kTileK);
-  const std::int64_t wanted = 4 * static_cast<std::int64_t>(std::max(1, multiprocessors));
+  const std::int64_t wanted =
+      blocks_per_sm * static_cast<std::int64_t>(std::max(1, multiprocessors));
   std::int64_t splits = 1;
   if (blocks < wanted) splits = (wanted + blocks - 1) / blocks;
   const std::int64_t most =
@@ -311,19 +343,43 @@ SplitPlan plan_splits(std::int64_t m, const QuantMatrix& w, int multiprocessors)
   return plan;
 }
 
-template <int kTileM, QuantLayout kLayout>
-void launch_layout(const __half* x, std::int64_t m, const QuantMatrix& w, float* y, float* partials,
-                   bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
+template <int kTileM, QuantLayout kLayout, int kWarpsM, int kStages>
+void launch_variant(const __half* x, std::int64_t m, const QuantMatrix& w, float* y,
+                    float* partials, bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
   constexpr int kSharedBytes = kStages * (kTileM * kXRowStride * 2 + w_tile_bytes<kLayout>());
-  // Above 48 KiB a kernel must ask for its dynamic shared memory first (per device: set
-  // on every call, which costs little next to the launch).
-  CONVEYOR_CUDA(cudaFuncSetAttribute(quant_gemm_kernel<kTileM, kLayout>,
-                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
+  auto* kernel = quant_gemm_kernel<kTileM, kLayout, kWarpsM, kStages>;
+  // Above 48 KiB a kernel must ask for its dynamic shared memory first: once a process
+  // (a single device is assumed here, as by the backend's stream).
+  static const cudaError_t granted =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes);
+  CONVEYOR_CUDA(granted);
   const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM),
                   static_cast<unsigned>((w.rows + kTileN - 1) / kTileN),
                   static_cast<unsigned>(plan.splits));
-  quant_gemm_kernel<kTileM, kLayout><<<grid, kThreads, kSharedBytes, stream>>>(
-      x, m, w, y, partials, accumulate, plan.tiles_per_split, plan.splits);
+  kernel<<<grid, kThreads, kSharedBytes, stream>>>(x, m, w, y, partials, accumulate,
+                                                   plan.tiles_per_split, plan.splits);
+}
+
+template <int kTileM, QuantLayout kLayout>
+void launch_layout(const __half* x, std::int64_t m, const QuantMatrix& w, float* y, float* partials,
+                   bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
+  const Tuning& tune = tuning();
+  // 64-row tiles in a 2 x 2 warp grid; narrower ones always side by side.
+  if constexpr (kTileM >= 64) {
+    if (tune.warps_m == 2) {
+      if (tune.stages == 2) {
+        launch_variant<kTileM, kLayout, 2, 2>(x, m, w, y, partials, accumulate, plan, stream);
+      } else {
+        launch_variant<kTileM, kLayout, 2, 4>(x, m, w, y, partials, accumulate, plan, stream);
+      }
+      return;
+    }
+  }
+  if (tune.stages == 2) {
+    launch_variant<kTileM, kLayout, 1, 2>(x, m, w, y, partials, accumulate, plan, stream);
+  } else {
+    launch_variant<kTileM, kLayout, 1, 4>(x, m, w, y, partials, accumulate, plan, stream);
+  }
 }
 
 template <int kTileM>

@@ -1,6 +1,7 @@
 // RoPE and the K/V store: per-token work indexed by the step's positions and slots.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/e4m3.h"
 
 namespace conveyor::cuda {
 namespace {
@@ -59,6 +60,40 @@ __global__ void store_kv_kernel(const float* k, const float* v, const std::int64
   }
 }
 
+// One head's row of one token: its max|x| reduced over the warp, then its codes and
+// scale written to the slot.
+__device__ void store_head_fp8(const float* row, std::int64_t head_dim, std::uint8_t* codes,
+                               float* scale) {
+  float amax = 0.0f;
+  for (std::int64_t i = threadIdx.x % 32; i < head_dim; i += 32)
+    amax = fmaxf(amax, fabsf(row[i]));  // fmaxf skips a NaN, as the host's std::max does
+  for (int offset = 16; offset > 0; offset /= 2)
+    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
+  const float s = e4m3_scale(amax);
+  for (std::int64_t i = threadIdx.x % 32; i < head_dim; i += 32)
+    codes[i] = encode_e4m3(row[i], s);
+  if (threadIdx.x % 32 == 0) *scale = s;
+}
+
+// One block per token, one warp per K/V head at a time.
+__global__ void store_kv_fp8_kernel(const float* k, const float* v, const std::int64_t* slots,
+                                    DeviceKv cache) {
+  const std::int64_t t = blockIdx.x;
+  const std::int64_t slot = slots[t];
+  const std::int64_t head_dim = cache.kv_dim / cache.num_kv_heads;
+  auto* k_codes = static_cast<std::uint8_t*>(cache.k);
+  auto* v_codes = static_cast<std::uint8_t*>(cache.v);
+  for (int head = static_cast<int>(threadIdx.x) / 32; head < cache.num_kv_heads;
+       head += static_cast<int>(blockDim.x) / 32) {
+    const std::int64_t offset = head * head_dim;
+    const std::int64_t scale = slot * cache.num_kv_heads + head;
+    store_head_fp8(k + t * cache.kv_dim + offset, head_dim, k_codes + slot * cache.kv_dim + offset,
+                   cache.k_scales + scale);
+    store_head_fp8(v + t * cache.kv_dim + offset, head_dim, v_codes + slot * cache.kv_dim + offset,
+                   cache.v_scales + scale);
+  }
+}
+
 }  // namespace
 
 void rope(float* q, float* k, const DeviceStep& step, const DeviceRope& config,
@@ -69,17 +104,24 @@ void rope(float* q, float* k, const DeviceStep& step, const DeviceRope& config,
   CONVEYOR_CUDA_LAUNCHED();
 }
 
-void store_kv(const float* k, const float* v, const DeviceStep& step, void* k_cache, void* v_cache,
-              std::int64_t kv_dim, bool bf16, cudaStream_t stream) {
+void store_kv(const float* k, const float* v, const DeviceStep& step, const DeviceKv& cache,
+              cudaStream_t stream) {
   if (step.num_tokens == 0) return;
   const auto blocks = static_cast<unsigned>(step.num_tokens);
-  if (bf16) {
-    store_kv_kernel<<<blocks, kThreads, 0, stream>>>(k, v, step.slots,
-                                                     static_cast<__nv_bfloat16*>(k_cache),
-                                                     static_cast<__nv_bfloat16*>(v_cache), kv_dim);
-  } else {
-    store_kv_kernel<<<blocks, kThreads, 0, stream>>>(k, v, step.slots, static_cast<float*>(k_cache),
-                                                     static_cast<float*>(v_cache), kv_dim);
+  switch (cache.type) {
+    case KvType::kBf16:
+      store_kv_kernel<<<blocks, kThreads, 0, stream>>>(
+          k, v, step.slots, static_cast<__nv_bfloat16*>(cache.k),
+          static_cast<__nv_bfloat16*>(cache.v), cache.kv_dim);
+      break;
+    case KvType::kFp8:
+      store_kv_fp8_kernel<<<blocks, kThreads, 0, stream>>>(k, v, step.slots, cache);
+      break;
+    case KvType::kF32:
+      store_kv_kernel<<<blocks, kThreads, 0, stream>>>(k, v, step.slots,
+                                                       static_cast<float*>(cache.k),
+                                                       static_cast<float*>(cache.v), cache.kv_dim);
+      break;
   }
   CONVEYOR_CUDA_LAUNCHED();
 }

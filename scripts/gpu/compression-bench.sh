@@ -9,7 +9,11 @@
 #   throughput  the CUDA issue's workload: 1024 prompts, 256 in / 256 out, for the types
 #               in THROUGHPUT_DTYPES (default none; e.g. "bf16 f8_r")
 #
-#   bash scripts/gpu/compression-bench.sh [DTYPES...]   default: bf16 q8_r q4_g128 f8_r
+#   bash scripts/gpu/compression-bench.sh [DTYPES...]   batch 64 for DTYPES, default
+#                                                       bf16 q8_r q4_g128 f8_r; "none"
+#                                                       runs no batch-64 case
+#
+# BENCH_ARGS is added to every run (e.g. "--kv-dtype fp8" for the FP8 K/V cache).
 #
 # Tables to $OUT/compression-bench.txt; each run is cut off at BENCH_TIMEOUT seconds.
 set -uo pipefail
@@ -26,15 +30,17 @@ dtypes=("$@")
 bench() {
   local label=$1
   shift
-  echo "== $label: conveyor bench --backend cuda $*" | tee -a "$report"
+  echo "== $label: conveyor bench --backend cuda ${BENCH_ARGS:-} $*" | tee -a "$report"
   local start=$SECONDS
+  # shellcheck disable=SC2086  # BENCH_ARGS is a list of flags
   timeout "${BENCH_TIMEOUT:-120}" "$PACK/bin/conveyor" bench --backend cuda --progress off \
-    --shape llama-8b --mode continuous "$@" 2>&1 | grep -vE "^\[progress\]" | tee -a "$report" |
+    --shape llama-8b --mode continuous ${BENCH_ARGS:-} "$@" 2>&1 | grep -vE "^\[progress\]" | tee -a "$report" |
     tail -n 3
   echo "(${label}: $((SECONDS - start)) s with loading)" | tee -a "$report"
 }
 
 for dtype in "${dtypes[@]}"; do
+  [ "$dtype" = none ] && continue
   bench "batch 64, $dtype" --dtype "$dtype" --prompts 64 --input-len 128 --output-len 128 \
     --max-sequences 64 --max-step-tokens 8192
 done

@@ -355,6 +355,8 @@ TEST_CASE("gpu_dtype and kv.dtype take their names and refuse others") {
        {ComputeDtype::kAuto, ComputeDtype::kF16, ComputeDtype::kBf16, ComputeDtype::kF32}) {
     CHECK(*parse_compute_dtype(to_string(d)) == d);
   }
-  for (KvDtypeChoice d : {KvDtypeChoice::kAuto, KvDtypeChoice::kF32, KvDtypeChoice::kBf16})
+  for (KvDtypeChoice d :
+       {KvDtypeChoice::kAuto, KvDtypeChoice::kF32, KvDtypeChoice::kBf16, KvDtypeChoice::kFp8})
     CHECK(*parse_kv_dtype(to_string(d)) == d);
+  CHECK(parse_run_config("kv:\n  dtype: fp8\n", "test.yaml")->kv.dtype == KvDtypeChoice::kFp8);
 }

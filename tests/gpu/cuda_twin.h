@@ -4,9 +4,11 @@
 // relative error ||gpu - cpu|| / ||cpu||.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
+#include <numeric>
 #include <random>
 #include <vector>
 
@@ -137,6 +139,43 @@ inline double relative_error(const std::vector<float>& got, const std::vector<fl
     norm += static_cast<double>(want[i]) * want[i];
   }
   return norm == 0 ? std::sqrt(diff) : std::sqrt(diff / norm);
+}
+
+// A step of `sequences` with random context lengths, each with 1 (decode) or up to
+// 40 (a prefill chunk) new tokens, their blocks drawn from a shuffled pool.
+struct RandomStep {
+  StepLayout layout;
+  std::vector<std::vector<std::int32_t>> tables;
+};
+
+inline RandomStep random_step(int sequences, std::int64_t block_size, std::int64_t num_blocks,
+                              std::int32_t vocab) {
+  RandomStep r;
+  std::vector<std::int32_t> pool(static_cast<std::size_t>(num_blocks));
+  std::iota(pool.begin(), pool.end(), 0);
+  std::shuffle(pool.begin(), pool.end(), rng());
+  std::size_t next_block = 0;
+  r.tables.resize(static_cast<std::size_t>(sequences));
+  for (int s = 0; s < sequences; ++s) {
+    const std::int64_t start = static_cast<std::int64_t>(rng()() % 300);
+    const std::int64_t fresh = rng()() % 2 == 0 ? 1 : 1 + static_cast<std::int64_t>(rng()() % 40);
+    const std::int64_t end = start + fresh;
+    auto& table = r.tables[static_cast<std::size_t>(s)];
+    for (std::int64_t i = 0; i < (end + block_size - 1) / block_size; ++i)
+      table.push_back(pool.at(next_block++));
+    const std::int64_t first_row = r.layout.num_tokens();
+    for (std::int64_t p = start; p < end; ++p) {
+      r.layout.tokens.push_back(static_cast<std::int32_t>(rng()() % static_cast<unsigned>(vocab)));
+      r.layout.positions.push_back(static_cast<std::int32_t>(p));
+      r.layout.slots.push_back(table[static_cast<std::size_t>(p / block_size)] * block_size +
+                               p % block_size);
+    }
+    r.layout.sequences.push_back({first_row, fresh, start, {}});
+    r.layout.logit_rows.push_back(r.layout.num_tokens() - 1);
+  }
+  for (std::size_t s = 0; s < r.tables.size(); ++s)
+    r.layout.sequences[s].block_table = r.tables[s];
+  return r;
 }
 
 }  // namespace conveyor::testing

@@ -39,7 +39,8 @@ TEST_CASE("compressed GEMM timing (CONVEYOR_GPU_BENCH)" * doctest::skip(timing_o
     for (const LayerMatrix& lm : layer) {
       host.push_back(random_tensor(dtype, {lm.n, lm.k}, 0.02f));
       weights.push_back(gpu->upload_weight(host.back().ref));
-      weight_bytes += static_cast<double>(weights.back()->resident_bytes() * static_cast<std::size_t>(lm.copies));
+      weight_bytes += static_cast<double>(weights.back()->resident_bytes() *
+                                          static_cast<std::size_t>(lm.copies));
     }
     for (const std::int64_t m : {1, 16, 64, 256}) {
       auto x = upload(*gpu, random_floats(static_cast<std::size_t>(m * 14336)));

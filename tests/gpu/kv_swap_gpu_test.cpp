@@ -1,7 +1,8 @@
 // K/V swaps on the CUDA backend: blocks copied off the device into the (pinned) host
 // tier and the disk tier (write-behind) and back into other device blocks (read-ahead)
-// arrive byte for byte, bf16 and f32. With CONVEYOR_GPU_BENCH set, the swap bandwidth of
-// each tier against a plain copy of the same size (scripts/gpu/memory-bench.sh).
+// arrive byte for byte, bf16, f32 and FP8 (codes and scales). With CONVEYOR_GPU_BENCH
+// set, the swap bandwidth of each tier against a plain copy of the same size
+// (scripts/gpu/memory-bench.sh).
 // Skipped without a GPU; built everywhere.
 #include <doctest/doctest.h>
 
@@ -39,7 +40,7 @@ TEST_CASE("cuda K/V blocks swap to host and disk and back into other blocks, exa
           doctest::skip(no_gpu())) {
   std::unique_ptr<Backend> gpu = gpu_backend();
   std::mt19937_64 random(std::random_device{}());
-  for (const DType dtype : {DType::kBF16, DType::kF32}) {
+  for (const DType dtype : {DType::kBF16, DType::kF32, DType::kF8_R}) {
     CAPTURE(dtype_name(dtype));
     KvCacheConfig config;
     config.num_layers = 4;
@@ -47,6 +48,7 @@ TEST_CASE("cuda K/V blocks swap to host and disk and back into other blocks, exa
     config.block_size = 16;
     config.kv_dim = 256;
     config.dtype = dtype;
+    config.num_kv_heads = 4;  // the FP8 cache's scales travel with its blocks
     KvCache cache(*gpu, config);
     const TempDir dir;
     KvSwapper swapper(cache, KvSwapTiers{4, 4, dir.path().string()});

@@ -42,6 +42,16 @@ TEST_CASE("kv cache layers are disjoint views of the storage") {
   CHECK(kv_block_bytes(half) == 2u * 2 * 4 * 8 * 2);
   // The CPU backend keeps f32 K/V only: a bf16 cache is refused, not misread.
   CHECK_THROWS_AS(KvCache(backend, half), Error);
+  // FP8: one byte a value, and an f32 scale per head and position, for K and V in each
+  // layer (here 2 heads of 4).
+  KvCacheConfig fp8 = config;
+  fp8.dtype = DType::kF8_R;
+  fp8.num_kv_heads = 2;
+  CHECK(kv_block_bytes(fp8) == 2u * 2 * (4 * 8 * 1 + 4 * 2 * 4));
+  CHECK_THROWS_WITH_AS(KvCache(backend, fp8), doctest::Contains("does not keep K/V as f8_r"),
+                       Error);
+  fp8.num_kv_heads = 3;  // does not divide the width
+  CHECK_THROWS_WITH_AS(KvCache(backend, fp8), doctest::Contains("head count"), Error);
   KvCacheConfig bad = config;
   bad.num_blocks = 0;
   CHECK_THROWS_AS(KvCache(backend, bad), Error);

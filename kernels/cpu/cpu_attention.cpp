@@ -146,9 +146,6 @@ void check_attention_inputs(const KvLayerView& layer, std::span<const AttentionS
       config.num_kv_heads * config.head_dim != layer.kv_dim) {
     invalid("attention: head counts do not match the KV layer");
   }
-  if (layer.dtype != DType::kF32 && layer.dtype != DType::kBF16) {
-    fail(ErrorCode::kUnsupported, "attention: K/V of type " + std::string(dtype_name(layer.dtype)));
-  }
   for (const AttentionSequence& seq : sequences) {
     const std::int64_t end = seq.start_position + seq.num_new;
     if (seq.start_position < 0 || seq.num_new < 0 || seq.first_row < 0) {

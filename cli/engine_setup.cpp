@@ -235,7 +235,13 @@ BackendRequest backend_request(const RunConfig& config) {
 DType kv_dtype(KvDtypeChoice choice, BackendKind backend) {
   if (choice == KvDtypeChoice::kF32) return DType::kF32;
   if (choice == KvDtypeChoice::kBf16) return DType::kBF16;
-  if (choice == KvDtypeChoice::kFp8) return DType::kF8_R;
+  if (choice == KvDtypeChoice::kFp8) {
+    if (backend == BackendKind::kCpu) {
+      fail(ErrorCode::kInvalidArgument,
+           "kv dtype fp8: the FP8 K/V cache needs the CUDA backend (the CPU keeps f32 K/V)");
+    }
+    return DType::kF8_R;
+  }
   return backend == BackendKind::kCuda ? DType::kBF16 : DType::kF32;
 }
 
@@ -252,7 +258,14 @@ std::uint64_t activation_reserve_bytes(const RunConfig& config, const ModelSpec&
                       static_cast<std::uint64_t>(spec.vocab_size) * 4;
   const std::uint64_t bf16_inputs =
       tokens * static_cast<std::uint64_t>(std::max(spec.hidden_size, spec.intermediate_size)) * 2;
-  return 3 * tokens * per_token * 4 + 2 * logits + 2 * bf16_inputs + (256u << 20);
+  // Compressed weights' GEMM scratch, grown by doubling: the FP8 GEMM's activation codes
+  // and its f32 sums of the widest product, and the f16 slab of a q8/q4 matrix that
+  // prefill-sized products widen for cuBLASLt (128 MiB).
+  const auto widest = static_cast<std::uint64_t>(
+      std::max({spec.hidden_size, spec.intermediate_size, spec.q_dim()}));
+  const std::uint64_t compressed_scratch = 2 * (tokens * widest * 5 + (128u << 20));
+  return 3 * tokens * per_token * 4 + 2 * logits + 2 * bf16_inputs + compressed_scratch +
+         (256u << 20);
 }
 
 Engine build_engine(const RunConfig& config) {

@@ -33,7 +33,10 @@ std::uint64_t values_part_bytes(const KvCacheConfig& config) {
 
 std::uint64_t scales_part_bytes(const KvCacheConfig& config) {
   if (config.dtype != DType::kF8_R) return 0;
-  return checked_mul(sizeof(float) * static_cast<std::uint64_t>(config.block_size),
+  if (config.num_kv_heads <= 0) {
+    fail(ErrorCode::kInvalidArgument, "kv cache: an FP8 cache needs the K/V head count");
+  }
+  return checked_mul(checked_mul(sizeof(float), static_cast<std::uint64_t>(config.block_size)),
                      static_cast<std::uint64_t>(config.num_kv_heads));
 }
 

@@ -348,11 +348,10 @@ void launch_variant(const __half* x, std::int64_t m, const QuantMatrix& w, float
                     float* partials, bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
   constexpr int kSharedBytes = kStages * (kTileM * kXRowStride * 2 + w_tile_bytes<kLayout>());
   auto* kernel = quant_gemm_kernel<kTileM, kLayout, kWarpsM, kStages>;
-  // Above 48 KiB a kernel must ask for its dynamic shared memory first: once a process
-  // (a single device is assumed here, as by the backend's stream).
-  static const cudaError_t granted =
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes);
-  CONVEYOR_CUDA(granted);
+  // Above 48 KiB a kernel must ask for its dynamic shared memory first, on each device:
+  // set on every launch, which costs little next to it.
+  CONVEYOR_CUDA(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
   const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM),
                   static_cast<unsigned>((w.rows + kTileN - 1) / kTileN),
                   static_cast<unsigned>(plan.splits));

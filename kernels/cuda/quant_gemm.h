@@ -2,8 +2,8 @@
 // compressed form: y = x W^T with x in f16 and W as Conveyor's kQ8_R (int8 per value,
 // one f16 scale per row) or kQ4_G128 (groups of 128: f16 d and m, 64 bytes of nibbles;
 // common/dtype.h). Each block copies tiles of x and of the compressed W into shared
-// memory (cp.async, two stages: the next tile's copies run while this one is
-// multiplied), widens each W value to f16 as it builds the tensor-core fragments (q8:
+// memory (cp.async, four stages by default: the next tiles' copies run while this one
+// is multiplied), widens each W value to f16 as it builds the tensor-core fragments (q8:
 // the integer itself, exact, with the row's scale applied to the f32 sum; q4: q * d + m
 // in one f16 fma) and multiplies with mma.m16n8k16 (f32 accumulation). Fewer weight
 // bytes per step is the point: at decode batch sizes the product is bound by reading

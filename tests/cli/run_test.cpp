@@ -395,6 +395,14 @@ TEST_CASE("bench --shared-prefix: prompts share their first tokens, which prefix
   CHECK(run_conveyor("bench --shape tiny --shared-prefix -1").exit_code != 0);
 }
 
+TEST_CASE("bench --kv-dtype fp8 on the CPU says that the FP8 K/V cache needs CUDA") {
+  const CommandOutput r = run_conveyor(
+      "bench --shape tiny --prompts 2 --input-len 8 --output-len 2 --mode continuous "
+      "--backend cpu --kv-dtype fp8");
+  CHECK(r.exit_code != 0);
+  CHECK(r.out.find("needs the CUDA backend") != std::string::npos);
+}
+
 // A port nothing listens on now (the kernel's pick for port 0).
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -246,7 +246,10 @@ TEST_CASE("a backend that pins gets the host pool once, whole, and swaps go stra
   swapper.apply(swap_in(2, KvTierId::kDisk, {5, 6}));
   swapper.apply(swap_out(3, KvTierId::kDisk, {0}));
   swapper.apply(swap_in(3, KvTierId::kDisk, {1}));
-  CHECK(backend.pins.size() == 3);  // the staging block and two buffers, reused
+  // The staging block and the write-behind buffers taken, each pinned once and reused:
+  // two, or one when the I/O thread hands the first back before the second is taken.
+  CHECK(backend.pins.size() >= 2);
+  CHECK(backend.pins.size() <= 3);
   for (const testing::PinnedRange& pin : backend.pins)
     CHECK(pin.bytes == stride);
 }

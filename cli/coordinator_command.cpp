@@ -48,6 +48,13 @@ int run_coordinator(const CoordinatorOptions& o) {
     config.cluster.stages = *stages;
   }
   if (Status s = validate_run_config(config); !s.ok()) throw Error(s.code(), s.message());
+  // Workers build their caches as f32 (the assignment carries no element type), so a
+  // config that asks for another is refused rather than silently ignored.
+  if (config.kv.dtype != KvDtypeChoice::kAuto && config.kv.dtype != KvDtypeChoice::kF32) {
+    fail(ErrorCode::kInvalidArgument,
+         "kv dtype " + std::string(to_string(config.kv.dtype)) +
+             ": cluster workers keep f32 K/V; use auto or f32 with the coordinator");
+  }
   if (config.model.empty()) {
     fail(ErrorCode::kInvalidArgument, "no model: give --model or set `model` in the config");
   }
@@ -64,7 +71,6 @@ int run_coordinator(const CoordinatorOptions& o) {
       chat = std::move(c).value();
   }
   const std::vector<std::string> names = served_model_names(config, *source);
-  // The cluster's workers run the CPU backend, which keeps K/V as f32.
   const KvPlan kv = plan_kv(config, spec, DType::kF32);
 
   IntakeOptions intake;

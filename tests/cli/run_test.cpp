@@ -403,6 +403,12 @@ TEST_CASE("bench --kv-dtype fp8 on the CPU says that the FP8 K/V cache needs CUD
   CHECK(r.out.find("needs the CUDA backend") != std::string::npos);
 }
 
+TEST_CASE("coordinator refuses a K/V element type its workers would not use") {
+  const CommandOutput r = run_conveyor("coordinator --model absent.gguf --kv-dtype bf16");
+  CHECK(r.exit_code != 0);
+  CHECK(r.out.find("cluster workers keep f32 K/V") != std::string::npos);
+}
+
 // A port nothing listens on now (the kernel's pick for port 0).
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -6,6 +6,8 @@
 #
 #   scripts/compression-table.sh [EVAL_TOKENS]       default 4096
 #   MODEL=... WORK=dir (kept) CONVEYOR_BIN=...
+#   ONLY=REGEX   only the rows whose name matches (grep -E), e.g. ONLY='layers|mixed'
+
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${CONVEYOR_BIN:-$ROOT/build/bin/conveyor}
@@ -29,6 +31,9 @@ CASES=(
   "int8 + Wanda 30%|--method int8 --prune wanda:0.3 --calib $CALIB --calib-tokens 256"
   "int8 + 2:4|--method int8 --prune 2:4"
   "int4 + Wanda 30%|--method int4 --no-awq --prune wanda:0.3 --calib $CALIB --calib-tokens 256"
+  "f16 + 2:4 (stored s24_f16)|--method f16 --prune 2:4"
+  "int8 + layers:1|--method int8 --prune layers:1 --calib $CALIB --calib-tokens 256"
+  "mixed, 100 MiB target|--method mixed --target-size 100MiB --calib $CALIB --calib-tokens 256"
 )
 
 size_of() {  # bytes on disk of a model file or directory
@@ -51,11 +56,13 @@ PY
 for entry in "${CASES[@]}"; do
   name=${entry%%|*}
   args=${entry#*|}
+  if [ -n "${ONLY:-}" ] && ! echo "$name" | grep -qE "$ONLY"; then continue; fi
   if [ -z "$args" ]; then
     model=$MODEL
     size=$(size_of "${original_path:-$MODEL}")
   else
     model="$WORK/$(echo "$name" | tr -c 'a-z0-9' '-')"
+    rm -rf "$model"  # a kept WORK may hold an earlier run's
     # shellcheck disable=SC2086
     "$BIN" compress --model "$MODEL" --out "$model" $args >"$model.log" 2>&1
     size=$(size_of "$model")

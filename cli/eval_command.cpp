@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/model_loading.h"
 #include "common/tokenizer/tokenizer.h"
 #include "coordinator/progress.h"
@@ -40,9 +41,7 @@ struct EvalOptions {
   std::int64_t max_tokens = 0;  // 0: the whole text
   bool json = false;
   bool quiet = false;
-  std::string backend = "auto";
-  int threads = 0;
-  double gpu_memory_fraction = 0.9;
+  DeviceOptions device;
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -176,10 +175,7 @@ int run_eval(const EvalOptions& o) {
                                           " token(s): nothing to predict");
   }
 
-  BackendRequest request = parse_device(o.backend);
-  request.threads = o.threads;
-  request.gpu_memory_fraction = o.gpu_memory_fraction;
-  const std::unique_ptr<Backend> backend = make_backend(request);
+  const std::unique_ptr<Backend> backend = make_backend(o.device.request());
   TokenScorerOptions scorer_options;
   scorer_options.window = window;
   TokenScorer model(*backend, *source, scorer_options);
@@ -269,13 +265,7 @@ void register_eval(CLI::App& app, CommandResult& result) {
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "one JSON object with the results on stdout");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or summary on stderr");
-  cmd->add_option("--backend", o->backend, "auto (cuda where a GPU answers), cpu, cuda or cuda:N")
-      ->envname("CONVEYOR_BACKEND");
-  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction,
-                  "CUDA: share of GPU memory reserved at start")
-      ->check(CLI::Range(0.01, 1.0));
-  cmd->add_option("-t,--threads", o->threads, "CPU threads (default: all cores)")
-      ->envname("CONVEYOR_THREADS");
+  o->device.add_to(*cmd);
   cmd->callback([&result, o] { result = [o] { return run_eval(*o); }; });
 }
 

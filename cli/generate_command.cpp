@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/device_options.h"
 #include "cli/model_loading.h"
 #include "common/channel.h"
 #include "common/config/device_budget.h"
@@ -30,9 +31,7 @@ struct GenerateOptions {
   bool raw = false;
   bool print_ids = false;
   bool quiet = false;
-  int threads = 0;
-  std::string backend = "auto";
-  double gpu_memory_fraction = 0.9;
+  DeviceOptions device;
   std::string weight_device_budget = "0";
   SamplingParams sampling;
   std::optional<std::string> seed;
@@ -154,9 +153,7 @@ int run_generate(const GenerateOptions& o) {
 
   LocalPipelineOptions pipeline_options;
   pipeline_options.stages = 1;
-  pipeline_options.backend = parse_device(o.backend);
-  pipeline_options.backend.threads = o.threads;
-  pipeline_options.backend.gpu_memory_fraction = o.gpu_memory_fraction;
+  pipeline_options.backend = o.device.request();
   pipeline_options.kv = kv;
   pipeline_options.weight_budget = {budget->bytes, budget->fraction};
   const auto load_start = std::chrono::steady_clock::now();
@@ -234,13 +231,7 @@ void register_generate(CLI::App& app, CommandResult& result) {
   cmd->add_flag("--raw", o->raw, "tokenize the prompt as is, without the chat template");
   cmd->add_flag("--print-ids", o->print_ids, "print the generated token ids instead of text");
   cmd->add_flag("-q,--quiet", o->quiet, "no statistics on stderr");
-  cmd->add_option("--backend", o->backend, "auto (cuda where a GPU answers), cpu, cuda or cuda:N")
-      ->envname("CONVEYOR_BACKEND");
-  cmd->add_option("--gpu-memory-fraction", o->gpu_memory_fraction,
-                  "CUDA: share of GPU memory reserved at start")
-      ->check(CLI::Range(0.01, 1.0));
-  cmd->add_option("-t,--threads", o->threads, "CPU threads (default: all cores)")
-      ->envname("CONVEYOR_THREADS");
+  o->device.add_to(*cmd);
   cmd->add_option("--weight-device-budget", o->weight_device_budget,
                   "memory for the weights, e.g. 512MiB or 50%; the layers beyond it stream in "
                   "from the model file (default: 0, all resident)");

@@ -78,11 +78,8 @@ std::size_t Fp8Gemm::scratch_bytes(std::int64_t m, std::int64_t n, std::int64_t 
 }
 
 void Fp8Gemm::destroy(Plan& plan) {
-  if (plan.a != nullptr) cublaslt().matrix_layout_destroy(plan.a);
-  if (plan.b != nullptr) cublaslt().matrix_layout_destroy(plan.b);
-  if (plan.c != nullptr) cublaslt().matrix_layout_destroy(plan.c);
-  if (plan.desc != nullptr) cublaslt().matmul_desc_destroy(plan.desc);
-  plan = Plan{};
+  destroy_plan(plan);
+  plan.vector_scales = false;
 }
 
 bool Fp8Gemm::make_plan(const Key& key, bool vector_scales, const float* w_scales,
@@ -103,13 +100,7 @@ bool Fp8Gemm::make_plan(const Key& key, bool vector_scales, const float* w_scale
     }
   } cleanup{plan};
 
-  CONVEYOR_CUBLAS(cublaslt().matmul_desc_create(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t transpose = CUBLAS_OP_T;
-  const cublasOperation_t none = CUBLAS_OP_N;
-  CONVEYOR_CUBLAS(cublaslt().matmul_desc_set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA,
-                                                       &transpose, sizeof(transpose)));
-  CONVEYOR_CUBLAS(cublaslt().matmul_desc_set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB,
-                                                       &none, sizeof(none)));
+  create_plan(plan, CUDA_R_8F_E4M3, CUDA_R_8F_E4M3, m, n, k, n);
   // Off (the default, set to say so): Hopper's FP8 tensor cores keep only about 14 bits of
   // a running sum, and fast accumulation leaves the whole of k in them; without it the
   // kernels move the partial sums into f32 registers every few k-steps, so the error stays
@@ -135,12 +126,6 @@ bool Fp8Gemm::make_plan(const Key& key, bool vector_scales, const float* w_scale
   (void)x_scales;
   if (vector_scales) return false;
 #endif
-  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(
-      &plan.a, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(n), k));
-  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(
-      &plan.b, CUDA_R_8F_E4M3, static_cast<std::uint64_t>(k), static_cast<std::uint64_t>(m), k));
-  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(
-      &plan.c, CUDA_R_32F, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(m), n));
 
   CONVEYOR_CUBLAS(cublaslt().preference_create(&cleanup.preference));
   const std::uint64_t workspace = workspace_bytes_;

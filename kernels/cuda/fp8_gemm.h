@@ -23,6 +23,8 @@
 #include <map>
 #include <tuple>
 
+#include "kernels/cuda/lt_plan.h"
+
 namespace conveyor::cuda {
 
 class Fp8Gemm {
@@ -57,12 +59,7 @@ class Fp8Gemm {
   std::size_t cached_plans() const { return plans_.size(); }
 
  private:
-  struct Plan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr;
-    cublasLtMatrixLayout_t b = nullptr;
-    cublasLtMatrixLayout_t c = nullptr;
-    cublasLtMatmulAlgo_t algo{};
+  struct Plan : LtPlan {
     bool vector_scales = false;
   };
   // m, n, k, accumulate, and the alignments (bytes, up to 256) of W's codes and of y: the

@@ -13,12 +13,8 @@ LtGemm::LtGemm(cudaStream_t stream, void* workspace, std::size_t workspace_bytes
 }
 
 LtGemm::~LtGemm() {
-  for (auto& [key, plan] : plans_) {
-    cublaslt().matrix_layout_destroy(plan.a);
-    cublaslt().matrix_layout_destroy(plan.b);
-    cublaslt().matrix_layout_destroy(plan.c);
-    cublaslt().matmul_desc_destroy(plan.desc);
-  }
+  for (auto& [key, plan] : plans_)
+    destroy_plan(plan);
   cublaslt().destroy(handle_);
 }
 
@@ -27,19 +23,12 @@ const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
   const auto [m, n, k, type_int, accumulate, ldy] = key;
   const auto type = static_cast<cudaDataType>(type_int);
   Plan plan;
-  CONVEYOR_CUBLAS(cublaslt().matmul_desc_create(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  const cublasOperation_t transpose = CUBLAS_OP_T;
-  const cublasOperation_t none = CUBLAS_OP_N;
-  CONVEYOR_CUBLAS(cublaslt().matmul_desc_set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA,
-                                                       &transpose, sizeof(transpose)));
-  CONVEYOR_CUBLAS(cublaslt().matmul_desc_set_attribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB,
-                                                       &none, sizeof(none)));
-  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(&plan.a, type, static_cast<std::uint64_t>(k),
-                                                  static_cast<std::uint64_t>(n), k));
-  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(&plan.b, type, static_cast<std::uint64_t>(k),
-                                                  static_cast<std::uint64_t>(m), k));
-  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(
-      &plan.c, CUDA_R_32F, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(m), ldy));
+  try {
+    create_plan(plan, type, type, m, n, k, ldy);
+  } catch (...) {
+    destroy_plan(plan);
+    throw;
+  }
   cublasLtMatmulPreference_t preference = nullptr;
   CONVEYOR_CUBLAS(cublaslt().preference_create(&preference));
   const std::uint64_t workspace = workspace_bytes_;
@@ -51,10 +40,7 @@ const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
       handle_, plan.desc, plan.a, plan.b, plan.c, plan.c, preference, 1, &result, &found);
   cublaslt().preference_destroy(preference);
   if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
-    cublaslt().matrix_layout_destroy(plan.a);
-    cublaslt().matrix_layout_destroy(plan.b);
-    cublaslt().matrix_layout_destroy(plan.c);
-    cublaslt().matmul_desc_destroy(plan.desc);
+    destroy_plan(plan);
     fail(ErrorCode::kUnsupported, "cublasLt: no algorithm for a " + std::to_string(m) + "x" +
                                       std::to_string(n) + "x" + std::to_string(k) + " GEMM" +
                                       (accumulate ? " (accumulating)" : ""));

@@ -14,6 +14,8 @@
 #include <map>
 #include <tuple>
 
+#include "kernels/cuda/lt_plan.h"
+
 namespace conveyor::cuda {
 
 class LtGemm {
@@ -34,13 +36,7 @@ class LtGemm {
   std::size_t cached_plans() const { return plans_.size(); }
 
  private:
-  struct Plan {
-    cublasLtMatmulDesc_t desc = nullptr;
-    cublasLtMatrixLayout_t a = nullptr;
-    cublasLtMatrixLayout_t b = nullptr;
-    cublasLtMatrixLayout_t c = nullptr;
-    cublasLtMatmulAlgo_t algo{};
-  };
+  using Plan = LtPlan;
   using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, bool, std::int64_t>;
 
   const Plan& plan_for(const Key& key);

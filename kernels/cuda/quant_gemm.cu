@@ -3,6 +3,8 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
@@ -22,6 +24,7 @@ constexpr int kQ4BlockBytes = 68;
 // eight rows a fragment load touches start 4 banks apart).
 constexpr int kQ8RowStride = kTileK + 16;
 constexpr int kMaxSplits = 16;
+constexpr int kMaxDevices = 64;  // devices whose shared-memory grant is remembered
 // Blocks per multiprocessor the register allocation must allow; 64-row tiles' stages
 // leave room in shared memory for two blocks only.
 __host__ __device__ constexpr int min_blocks(int tile_m) {
@@ -348,10 +351,17 @@ void launch_variant(const __half* x, std::int64_t m, const QuantMatrix& w, float
                     float* partials, bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
   constexpr int kSharedBytes = kStages * (kTileM * kXRowStride * 2 + w_tile_bytes<kLayout>());
   auto* kernel = quant_gemm_kernel<kTileM, kLayout, kWarpsM, kStages>;
-  // Above 48 KiB a kernel must ask for its dynamic shared memory first, on each device:
-  // set on every launch, which costs little next to it.
-  CONVEYOR_CUDA(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
+  // Above 48 KiB a kernel must ask for its dynamic shared memory first, once on each
+  // device: a driver call kept off the decode steps' launches. Two threads may both set
+  // it the first time, which is harmless.
+  static std::array<std::atomic<bool>, kMaxDevices> granted{};
+  int device = 0;
+  CONVEYOR_CUDA(cudaGetDevice(&device));
+  if (device >= kMaxDevices || !granted[static_cast<std::size_t>(device)].load()) {
+    CONVEYOR_CUDA(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
+    if (device < kMaxDevices) granted[static_cast<std::size_t>(device)].store(true);
+  }
   const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM),
                   static_cast<unsigned>((w.rows + kTileN - 1) / kTileN),
                   static_cast<unsigned>(plan.splits));

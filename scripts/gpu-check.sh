@@ -41,10 +41,8 @@ case "$mode" in
     du -sh "$PACK"
     ;;
   run)
-    OUT=${OUT:-$ROOT/gpu-out}
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH=$PACK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-    export UCX_MODULE_DIR=$PACK/lib/ucx
+    # shellcheck source=scripts/gpu/pack-env.sh
+    source "$ROOT/scripts/gpu/pack-env.sh"
     export CONVEYOR_HOME=$PACK  # models/ inside it
     export CONVEYOR_BINARY=$PACK/bin/conveyor
     src=$(cat "$PACK/source-dir")
@@ -85,10 +83,8 @@ case "$mode" in
     # One `conveyor bench` per argument, each a quoted list of bench flags, each run
     # cut off at BENCH_TIMEOUT seconds; tables to $OUT/bench.txt.
     shift
-    OUT=${OUT:-$ROOT/gpu-out}
-    mkdir -p "$OUT"
-    export LD_LIBRARY_PATH=$PACK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-    export UCX_MODULE_DIR=$PACK/lib/ucx
+    # shellcheck source=scripts/gpu/pack-env.sh
+    source "$ROOT/scripts/gpu/pack-env.sh"
     for args in "$@"; do
       echo "== conveyor bench --backend cuda $args" | tee -a "$OUT/bench.txt"
       # shellcheck disable=SC2086

@@ -17,12 +17,8 @@
 #
 # Tables to $OUT/compression-bench.txt; each run is cut off at BENCH_TIMEOUT seconds.
 set -uo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PACK=$ROOT/gpu-pack
-OUT=${OUT:-$ROOT/gpu-out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PACK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export UCX_MODULE_DIR=$PACK/lib/ucx
+# shellcheck source=scripts/gpu/pack-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pack-env.sh"
 report=$OUT/compression-bench.txt
 dtypes=("$@")
 [ ${#dtypes[@]} -gt 0 ] || dtypes=(bf16 q8_r q4_g128 f8_r)

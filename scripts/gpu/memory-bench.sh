@@ -22,25 +22,21 @@
 # skips):
 #   PROFILE=cpu BACKEND=cpu BIN=build-mem/bin bash scripts/gpu/memory-bench.sh
 set -uo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PACK=$ROOT/gpu-pack
+# shellcheck source=scripts/gpu/pack-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pack-env.sh"
 BIN=${BIN:-$PACK/bin}
 case "$BIN" in /*) ;; *) BIN=$ROOT/$BIN ;; esac
 BACKEND=${BACKEND:-cuda}
 PROFILE=${PROFILE:-gpu}
-OUT=${OUT:-$ROOT/gpu-out}
 PARTS=${PARTS:-d a c b}
 DEADLINE=${DEADLINE:-145}
 RUN_TIMEOUT=${RUN_TIMEOUT:-30}
 # The disk tier's files go to a new directory under DISK_PARENT: a real file system, not
 # tmpfs, where the machine has one.
 DISK_PARENT=${DISK_PARENT:-/var/tmp}
-mkdir -p "$OUT"
 DISK_DIR=$(mktemp -d "$DISK_PARENT/conveyor-kv.XXXXXX" 2>/dev/null || mktemp -d)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK" "$DISK_DIR"' EXIT
-export LD_LIBRARY_PATH=$PACK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export UCX_MODULE_DIR=$PACK/lib/ucx
 export CONVEYOR_HOME=$PACK
 START=$(date +%s.%N)
 

@@ -9,12 +9,8 @@
 #
 # Results to $OUT/quant-gemm-tuning.txt.
 set -uo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-PACK=$ROOT/gpu-pack
-OUT=${OUT:-$ROOT/gpu-out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=$PACK/lib:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}
-export UCX_MODULE_DIR=$PACK/lib/ucx
+# shellcheck source=scripts/gpu/pack-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pack-env.sh"
 report=$OUT/quant-gemm-tuning.txt
 settings=("$@")
 [ ${#settings[@]} -gt 0 ] || settings=("1,4,4" "2,4,4" "1,2,4" "2,2,4" "1,4,8" "1,4,2" "1,4,1")

@@ -1,7 +1,6 @@
 #include "kernels/cuda/cuda_backend.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -15,6 +14,8 @@
 #include "kernels/cpu/step_checks.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/cuda_step.h"
+#include "kernels/cuda/cuda_weight.h"
 #include "kernels/cuda/cusparselt_probe.h"
 #include "kernels/cuda/device_pool.h"
 #include "kernels/cuda/fp8_gemm.h"
@@ -25,192 +26,20 @@
 namespace conveyor {
 namespace {
 
+using cuda::cuda_step;
+using cuda::cuda_weight;
+using cuda::CudaBuffer;
+using cuda::CudaStep;
+using cuda::CudaWeight;
 using cuda::DevicePool;
+using cuda::matrix_weight;
+using cuda::PoolBlock;
+using cuda::Usage;
+using cuda::vector_data;
+using cuda::WeightStorage;
 
 // cuBLASLt's recommended workspace on Hopper.
 constexpr std::size_t kGemmWorkspaceBytes = 32u << 20;
-
-struct Usage {
-  std::atomic<std::uint64_t> weight_bytes{0};
-  std::atomic<std::uint64_t> buffer_bytes{0};
-};
-
-// Memory from the pool, returned when the holder lets go. Buffers and weights keep
-// the pool alive, as they may outlive the backend.
-class PoolBlock {
- public:
-  PoolBlock(std::shared_ptr<DevicePool> pool, std::size_t bytes, const char* what)
-      : pool_(std::move(pool)), data_(pool_->allocate(bytes, what)), bytes_(bytes) {}
-  ~PoolBlock() { pool_->release(data_); }
-  PoolBlock(const PoolBlock&) = delete;
-  PoolBlock& operator=(const PoolBlock&) = delete;
-  void* data() const { return data_; }
-  std::size_t bytes() const { return bytes_; }
-
- private:
-  std::shared_ptr<DevicePool> pool_;
-  void* data_;
-  std::size_t bytes_;
-};
-
-class CudaBuffer final : public BackendBuffer {
- public:
-  CudaBuffer(std::shared_ptr<DevicePool> pool, std::size_t bytes, std::shared_ptr<Usage> usage,
-             cudaStream_t stream)
-      : block_(std::move(pool), std::max<std::size_t>(bytes, 1), "a buffer"),
-        usage_(std::move(usage)) {
-    usage_->buffer_bytes += block_.bytes();
-    // Zero-filled, as the Backend contract says; ordered before any op on the stream.
-    CONVEYOR_CUDA(cudaMemsetAsync(block_.data(), 0, block_.bytes(), stream));
-  }
-  ~CudaBuffer() override { usage_->buffer_bytes -= block_.bytes(); }
-  void* data() override { return block_.data(); }
-  std::size_t bytes() const override { return block_.bytes(); }
-
- private:
-  PoolBlock block_;
-  std::shared_ptr<Usage> usage_;
-};
-
-// How a weight is kept on the device: dense in a cudaDataType, or in the compressed
-// form it was stored in (its codes, plus its row scales in a second block) for the
-// GEMMs that read that form (quant_gemm.h, fp8_gemm.h).
-enum class WeightStorage { kDense, kQ8Rows, kQ4Groups, kF8Rows };
-
-class CudaWeight final : public BackendWeight {
- public:
-  // `data_bytes` and `scale_bytes` as the storage needs them (no scales: 0).
-  CudaWeight(const TensorRef& tensor, std::int64_t rows, std::int64_t cols, bool vector,
-             cudaDataType type, WeightStorage storage, std::size_t data_bytes,
-             std::size_t scale_bytes, int device, std::shared_ptr<DevicePool> pool,
-             std::shared_ptr<Usage> usage)
-      : BackendWeight(tensor.name, rows, cols, tensor.dtype),
-        device_(device),
-        vector_(vector),
-        type_(type),
-        storage_(storage),
-        block_(pool, data_bytes, "a weight"),
-        scales_(scale_bytes > 0 ? std::make_unique<PoolBlock>(pool, scale_bytes, "weight scales")
-                                : nullptr),
-        usage_(std::move(usage)) {
-    usage_->weight_bytes += resident_bytes();
-  }
-  ~CudaWeight() override {
-    // A streamed layer's weight may still be read by queued kernels: its memory goes
-    // back to the pool only once its device is done with it.
-    if (cudaSetDevice(device_) == cudaSuccess) cudaDeviceSynchronize();
-    usage_->weight_bytes -= resident_bytes();
-  }
-  std::size_t resident_bytes() const override {
-    return block_.bytes() + (scales_ ? scales_->bytes() : 0);
-  }
-  bool vector() const { return vector_; }
-  cudaDataType type() const { return type_; }
-  WeightStorage storage() const { return storage_; }
-  void* data() const { return block_.data(); }
-  void* scales() const { return scales_ ? scales_->data() : nullptr; }
-  const float* floats() const { return static_cast<const float*>(block_.data()); }
-  // The kQ8Rows or kQ4Groups weight as quant_gemm reads it.
-  cuda::QuantMatrix quant() const {
-    cuda::QuantMatrix q;
-    q.layout = storage_ == WeightStorage::kQ8Rows ? cuda::QuantLayout::kQ8Rows
-                                                  : cuda::QuantLayout::kQ4Groups;
-    q.data = static_cast<const std::uint8_t*>(block_.data());
-    q.row_scales = static_cast<const __half*>(scales());
-    q.rows = rows();
-    q.cols = cols();
-    return q;
-  }
-
- private:
-  int device_;
-  bool vector_;
-  cudaDataType type_;
-  WeightStorage storage_;
-  PoolBlock block_;
-  std::unique_ptr<PoolBlock> scales_;
-  std::shared_ptr<Usage> usage_;
-};
-
-const CudaWeight& cuda_weight(const BackendWeight& w) {
-  return static_cast<const CudaWeight&>(w);
-}
-
-const CudaWeight& matrix_weight(const BackendWeight& w, const char* what) {
-  const CudaWeight& cw = cuda_weight(w);
-  if (cw.vector())
-    fail(ErrorCode::kInvalidArgument, std::string(what) + ": " + w.name() + " is not a matrix");
-  return cw;
-}
-
-const float* vector_data(const BackendWeight& w, std::int64_t expected, const char* what) {
-  const CudaWeight& cw = cuda_weight(w);
-  if (!cw.vector() || w.rows() != expected) {
-    fail(ErrorCode::kInvalidArgument, std::string(what) + ": weight " + w.name() +
-                                          " is not a vector of " + std::to_string(expected));
-  }
-  return cw.floats();
-}
-
-// A step's metadata, copied to the device once (one transfer) for all its ops.
-class CudaStep final : public BackendStep {
- public:
-  CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStream_t stream)
-      : BackendStep(std::move(layout)) {
-    const StepLayout& l = this->layout();
-    const auto tokens = static_cast<std::size_t>(l.num_tokens());
-    std::vector<std::int32_t> row_sequence(tokens, -1);
-    std::vector<cuda::DeviceSequence> sequences;
-    std::vector<std::int32_t> tables;
-    for (std::size_t s = 0; s < l.sequences.size(); ++s) {
-      const AttentionSequence& seq = l.sequences[s];
-      sequences.push_back(
-          {static_cast<std::int32_t>(seq.first_row), static_cast<std::int32_t>(seq.num_new),
-           static_cast<std::int32_t>(seq.start_position), static_cast<std::int32_t>(tables.size()),
-           static_cast<std::int32_t>(seq.block_table.size())});
-      tables.insert(tables.end(), seq.block_table.begin(), seq.block_table.end());
-      for (std::int64_t i = 0; i < seq.num_new; ++i)
-        row_sequence[static_cast<std::size_t>(seq.first_row + i)] = static_cast<std::int32_t>(s);
-    }
-    // One host image of every array, each 16-byte aligned, then one copy.
-    std::vector<std::uint8_t> image;
-    auto place = [&image](const void* data, std::size_t bytes) {
-      const std::size_t offset = (image.size() + 15) / 16 * 16;
-      image.resize(offset + bytes);
-      if (bytes > 0) std::memcpy(image.data() + offset, data, bytes);
-      return offset;
-    };
-    const std::size_t o_tokens = place(l.tokens.data(), l.tokens.size() * 4);
-    const std::size_t o_positions = place(l.positions.data(), l.positions.size() * 4);
-    const std::size_t o_slots = place(l.slots.data(), l.slots.size() * 8);
-    const std::size_t o_rows = place(row_sequence.data(), row_sequence.size() * 4);
-    const std::size_t o_seqs =
-        place(sequences.data(), sequences.size() * sizeof(cuda::DeviceSequence));
-    const std::size_t o_tables = place(tables.data(), tables.size() * 4);
-    const std::size_t o_logits = place(l.logit_rows.data(), l.logit_rows.size() * 8);
-    storage_ = std::make_unique<PoolBlock>(std::move(pool), std::max<std::size_t>(image.size(), 16),
-                                           "a step's metadata");
-    // Pageable source: the copy is staged before this returns, so `image` may go.
-    CONVEYOR_CUDA(cudaMemcpyAsync(storage_->data(), image.data(), image.size(),
-                                  cudaMemcpyHostToDevice, stream));
-    auto* base = static_cast<std::uint8_t*>(storage_->data());
-    view_.tokens = reinterpret_cast<const std::int32_t*>(base + o_tokens);
-    view_.positions = reinterpret_cast<const std::int32_t*>(base + o_positions);
-    view_.slots = reinterpret_cast<const std::int64_t*>(base + o_slots);
-    view_.row_sequence = reinterpret_cast<const std::int32_t*>(base + o_rows);
-    view_.sequences = reinterpret_cast<const cuda::DeviceSequence*>(base + o_seqs);
-    view_.block_tables = reinterpret_cast<const std::int32_t*>(base + o_tables);
-    view_.logit_rows = reinterpret_cast<const std::int64_t*>(base + o_logits);
-    view_.num_tokens = static_cast<std::int32_t>(tokens);
-    view_.num_sequences = static_cast<std::int32_t>(sequences.size());
-    view_.num_logit_rows = static_cast<std::int32_t>(l.logit_rows.size());
-  }
-  const cuda::DeviceStep& device() const { return view_; }
-
- private:
-  std::unique_ptr<PoolBlock> storage_;
-  cuda::DeviceStep view_;
-};
 
 // The layer's K/V element type: f32, bf16, or FP8 codes with scales per head.
 cuda::KvType kv_type(const KvLayerView& layer, const char* what) {
@@ -254,10 +83,6 @@ std::string attention_label(const BackendStep& step) {
   const bool decode = std::all_of(sequences.begin(), sequences.end(),
                                   [](const AttentionSequence& s) { return s.num_new == 1; });
   return decode ? "attention (decode)" : "attention (with prefill)";
-}
-
-const CudaStep& cuda_step(const BackendStep& step) {
-  return static_cast<const CudaStep&>(step);
 }
 
 // bf16 of an f32, rounded to nearest even (NaN stays NaN).

@@ -1,0 +1,60 @@
+#include "kernels/cuda/cuda_step.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace conveyor::cuda {
+
+CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStream_t stream)
+    : BackendStep(std::move(layout)) {
+  const StepLayout& l = this->layout();
+  const auto tokens = static_cast<std::size_t>(l.num_tokens());
+  std::vector<std::int32_t> row_sequence(tokens, -1);
+  std::vector<DeviceSequence> sequences;
+  std::vector<std::int32_t> tables;
+  for (std::size_t s = 0; s < l.sequences.size(); ++s) {
+    const AttentionSequence& seq = l.sequences[s];
+    sequences.push_back(
+        {static_cast<std::int32_t>(seq.first_row), static_cast<std::int32_t>(seq.num_new),
+         static_cast<std::int32_t>(seq.start_position), static_cast<std::int32_t>(tables.size()),
+         static_cast<std::int32_t>(seq.block_table.size())});
+    tables.insert(tables.end(), seq.block_table.begin(), seq.block_table.end());
+    for (std::int64_t i = 0; i < seq.num_new; ++i)
+      row_sequence[static_cast<std::size_t>(seq.first_row + i)] = static_cast<std::int32_t>(s);
+  }
+  // One host image of every array, each 16-byte aligned, then one copy.
+  std::vector<std::uint8_t> image;
+  auto place = [&image](const void* data, std::size_t bytes) {
+    const std::size_t offset = (image.size() + 15) / 16 * 16;
+    image.resize(offset + bytes);
+    if (bytes > 0) std::memcpy(image.data() + offset, data, bytes);
+    return offset;
+  };
+  const std::size_t o_tokens = place(l.tokens.data(), l.tokens.size() * 4);
+  const std::size_t o_positions = place(l.positions.data(), l.positions.size() * 4);
+  const std::size_t o_slots = place(l.slots.data(), l.slots.size() * 8);
+  const std::size_t o_rows = place(row_sequence.data(), row_sequence.size() * 4);
+  const std::size_t o_seqs = place(sequences.data(), sequences.size() * sizeof(DeviceSequence));
+  const std::size_t o_tables = place(tables.data(), tables.size() * 4);
+  const std::size_t o_logits = place(l.logit_rows.data(), l.logit_rows.size() * 8);
+  storage_ = std::make_unique<PoolBlock>(std::move(pool), std::max<std::size_t>(image.size(), 16),
+                                         "a step's metadata");
+  // Pageable source: the copy is staged before this returns, so `image` may go.
+  CONVEYOR_CUDA(cudaMemcpyAsync(storage_->data(), image.data(), image.size(),
+                                cudaMemcpyHostToDevice, stream));
+  auto* base = static_cast<std::uint8_t*>(storage_->data());
+  view_.tokens = reinterpret_cast<const std::int32_t*>(base + o_tokens);
+  view_.positions = reinterpret_cast<const std::int32_t*>(base + o_positions);
+  view_.slots = reinterpret_cast<const std::int64_t*>(base + o_slots);
+  view_.row_sequence = reinterpret_cast<const std::int32_t*>(base + o_rows);
+  view_.sequences = reinterpret_cast<const DeviceSequence*>(base + o_seqs);
+  view_.block_tables = reinterpret_cast<const std::int32_t*>(base + o_tables);
+  view_.logit_rows = reinterpret_cast<const std::int64_t*>(base + o_logits);
+  view_.num_tokens = static_cast<std::int32_t>(tokens);
+  view_.num_sequences = static_cast<std::int32_t>(sequences.size());
+  view_.num_logit_rows = static_cast<std::int32_t>(l.logit_rows.size());
+}
+
+}  // namespace conveyor::cuda

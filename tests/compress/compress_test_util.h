@@ -1,7 +1,11 @@
 // What the compress tests share: random models of small shapes, the engine's logits of
-// a prompt on the CPU backend (f32 activations), and a source with a changed spec.
+// a prompt on the CPU backend (f32 activations), a source with a changed spec, and a
+// check that `conveyor generate` runs a compressed model.
 #pragma once
 
+#include <doctest/doctest.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -14,6 +18,7 @@
 #include "common/model_source.h"
 #include "common/synthetic/random_model_source.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/cli/conveyor_process.h"
 #include "worker/llama_model.h"
 
 namespace conveyor::testing {
@@ -110,5 +115,15 @@ class EditedSource final : public ModelSource {
   std::vector<TensorRef> tensors_;
   std::vector<std::vector<float>> values_;  // reserved: the spans into it stay valid
 };
+
+// `conveyor generate` on the model at `path`: eight greedy token ids, printed.
+inline void check_generates_ids(const std::string& path) {
+  const CommandOutput r = run_conveyor("generate -q --model " + path +
+                                       " --prompt-ids 1,2,3,4 --max-tokens 8 --temperature 0 "
+                                       "--ignore-eos --print-ids --threads 2");
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  CHECK(std::count(r.out.begin(), r.out.end(), ',') == 7);
+}
 
 }  // namespace conveyor::testing

@@ -11,9 +11,12 @@
 #include "common/status.h"
 #include "common/synthetic/random_model_source.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/tensor_compare.h"
 #include "worker/llama_model.h"
 
 using namespace conveyor;
+using conveyor::testing::correlation;
+using conveyor::testing::same_bytes;
 
 namespace {
 
@@ -69,25 +72,6 @@ void check_logits_usable(const std::vector<float>& logits, std::int64_t vocab) {
     CHECK(hi - lo < 100.0f);
     if (r > 0) CHECK(std::memcmp(row, row - vocab, static_cast<std::size_t>(vocab) * 4) != 0);
   }
-}
-
-// Pearson correlation of two logit rows.
-double correlation(std::span<const float> a, std::span<const float> b) {
-  const auto n = static_cast<double>(a.size());
-  double sa = 0, sb = 0, sab = 0, saa = 0, sbb = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    sa += a[i];
-    sb += b[i];
-    sab += static_cast<double>(a[i]) * b[i];
-    saa += static_cast<double>(a[i]) * a[i];
-    sbb += static_cast<double>(b[i]) * b[i];
-  }
-  return (sab - sa * sb / n) / std::sqrt((saa - sa * sa / n) * (sbb - sb * sb / n));
-}
-
-bool same_bytes(const TensorRef& a, const TensorRef& b) {
-  return a.bytes.size() == b.bytes.size() &&
-         std::memcmp(a.bytes.data(), b.bytes.data(), a.bytes.size()) == 0;
 }
 
 }  // namespace

@@ -163,6 +163,22 @@ void check_width(const BackendWeight& w, std::int64_t expected, const char* what
   }
 }
 
+// Packs `rows` rows into panels of kPanelWidth rows, `panel_bytes` each from `packed`,
+// one panel a task over the pool (packing a large model one thread at a time is a slow
+// load): the last panel zeroed first for its padding rows, then pack(begin, end, thread)
+// for every panel's rows [begin, end).
+template <typename Pack>
+void pack_panels(ThreadPool& pool, std::int64_t rows, void* packed, std::int64_t panel_bytes,
+                 Pack&& pack) {
+  const std::int64_t panels = (rows + cpu::kPanelWidth - 1) / cpu::kPanelWidth;
+  std::memset(static_cast<std::uint8_t*>(packed) + (panels - 1) * panel_bytes, 0,
+              static_cast<std::size_t>(panel_bytes));
+  pool.run(panels, [&](std::int64_t panel, int thread) {
+    const std::int64_t begin = panel * cpu::kPanelWidth;
+    pack(begin, std::min(rows, begin + cpu::kPanelWidth), thread);
+  });
+}
+
 void require_f32_kv(const KvLayerView& layer) {
   if (layer.dtype != DType::kF32) {
     fail(ErrorCode::kUnsupported,
@@ -277,11 +293,7 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
         tensor, rows, cols, WeightLayout::kSparse24Panels, cpu::QuantFormat::kNibble,
         static_cast<std::size_t>(cpu::s24_packed_bytes(rows, cols)), usage_);
     auto* dst = static_cast<std::uint8_t*>(weight->data());
-    std::memset(dst + (panels - 1) * panel_bytes, 0,
-                static_cast<std::size_t>(panel_bytes));  // padding rows
-    pool_.run(panels, [&](std::int64_t panel, int) {
-      const std::int64_t begin = panel * cpu::kPanelWidth;
-      const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
+    pack_panels(pool_, rows, dst, panel_bytes, [&](std::int64_t begin, std::int64_t end, int) {
       cpu::pack_s24_rows(src + static_cast<std::uint64_t>(begin) * *row_bytes, begin, end, cols,
                          dst);
     });
@@ -296,11 +308,7 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
         std::make_shared<CpuWeight>(tensor, rows, cols, WeightLayout::kQuantPanels, *format,
                                     static_cast<std::size_t>(panels * panel_bytes), usage_);
     auto* dst = static_cast<std::uint8_t*>(weight->data());
-    std::memset(dst + (panels - 1) * panel_bytes, 0,
-                static_cast<std::size_t>(panel_bytes));  // padding rows
-    pool_.run(panels, [&](std::int64_t panel, int) {
-      const std::int64_t begin = panel * cpu::kPanelWidth;
-      const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
+    pack_panels(pool_, rows, dst, panel_bytes, [&](std::int64_t begin, std::int64_t end, int) {
       float row_scales[cpu::kPanelWidth];
       for (std::int64_t r = begin; r < end; ++r)
         row_scales[r - begin] = tensor_row_scale(tensor, r);
@@ -313,23 +321,19 @@ std::shared_ptr<const BackendWeight> CpuBackend::upload_weight(const TensorRef& 
       tensor, rows, cols, WeightLayout::kF32Panels, cpu::QuantFormat::kNibble,
       static_cast<std::size_t>(cpu::packed_weight_floats(rows, cols)) * sizeof(float), usage_);
   float* dst = weight->floats();
-  // One panel of rows per task over the pool: dequantising and packing a large model
-  // is otherwise a slow load.
   const std::int64_t panel_floats = cpu::kPanelWidth * cols;
-  std::memset(dst + (panels - 1) * panel_floats, 0,
-              static_cast<std::size_t>(panel_floats) * sizeof(float));  // padding rows
   std::vector<std::vector<float>> staging(static_cast<std::size_t>(pool_.size()));
-  pool_.run(panels, [&](std::int64_t panel, int thread) {
-    auto& rows_f32 = staging[static_cast<std::size_t>(thread)];
-    rows_f32.resize(static_cast<std::size_t>(cpu::kPanelWidth * cols));
-    const std::int64_t begin = panel * cpu::kPanelWidth;
-    const std::int64_t end = std::min(rows, begin + cpu::kPanelWidth);
-    for (std::int64_t r = begin; r < end; ++r) {
-      dequantize_row(tensor.dtype, src + static_cast<std::uint64_t>(r) * *row_bytes,
-                     rows_f32.data() + (r - begin) * cols, cols, tensor_row_scale(tensor, r));
-    }
-    cpu::pack_weight_rows(rows_f32.data(), begin, end, cols, dst);
-  });
+  pack_panels(pool_, rows, dst, panel_floats * static_cast<std::int64_t>(sizeof(float)),
+              [&](std::int64_t begin, std::int64_t end, int thread) {
+                auto& rows_f32 = staging[static_cast<std::size_t>(thread)];
+                rows_f32.resize(static_cast<std::size_t>(cpu::kPanelWidth * cols));
+                for (std::int64_t r = begin; r < end; ++r) {
+                  dequantize_row(tensor.dtype, src + static_cast<std::uint64_t>(r) * *row_bytes,
+                                 rows_f32.data() + (r - begin) * cols, cols,
+                                 tensor_row_scale(tensor, r));
+                }
+                cpu::pack_weight_rows(rows_f32.data(), begin, end, cols, dst);
+              });
   return weight;
 }
 

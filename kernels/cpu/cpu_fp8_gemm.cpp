@@ -5,14 +5,13 @@
 
 #include "common/fp8.h"
 #include "common/quant/fp8_rows.h"
+#include "kernels/cpu/cpu_gemm_tile.h"
 
 // Built with -ffp-contract=off (CMakeLists.txt): the final scaling and bias add must
 // round twice, as the reference emulation does, not once as an FMA would.
 
 namespace conveyor::cpu {
 namespace {
-
-constexpr int kChunksPerThread = 4;  // as gemm_f32: a delayed thread holds up less
 
 // Bytes of the f32 tile a thread decodes panels into (as the quantised GEMM's).
 constexpr std::int64_t kTileBudgetBytes = std::int64_t{1} << 20;
@@ -101,21 +100,16 @@ void gemm_fp8(ThreadPool& pool, CpuIsa isa, const Fp8GemmProblem& problem,
       scratch.x_values[static_cast<std::size_t>(i)] =
           values[scratch.x_codes[static_cast<std::size_t>(i)]];
   };
-  const std::int64_t panels = (problem.n + kPanelWidth - 1) / kPanelWidth;
-  // Small problems are not worth waking the pool for.
-  if (problem.m * problem.n * problem.k < (1 << 15)) {
+  if (small_product(problem.m, problem.n, problem.k)) {
     quantize_rows(0, problem.m, 0);
-    run_panels(isa, problem, scratch, 0, panels, scratch.tiles[0]);
-    return;
+  } else {
+    pool.parallel_ranges(problem.m, 1, quantize_rows);
   }
-  pool.parallel_ranges(problem.m, 1, quantize_rows);
-  pool.parallel_ranges(
-      panels, 4,
-      [&](std::int64_t begin, std::int64_t end, int thread) {
-        run_panels(isa, problem, scratch, begin, end,
-                   scratch.tiles[static_cast<std::size_t>(thread)]);
-      },
-      kChunksPerThread);
+  for_panel_ranges(pool, problem.m, problem.n, problem.k,
+                   [&](std::int64_t begin, std::int64_t end, int thread) {
+                     run_panels(isa, problem, scratch, begin, end,
+                                scratch.tiles[static_cast<std::size_t>(thread)]);
+                   });
 }
 
 void unpack_fp8_row(const std::uint8_t* codes, const float* scales, std::int64_t row,

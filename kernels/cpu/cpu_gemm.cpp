@@ -14,7 +14,6 @@ constexpr std::int64_t kRowBlock = 64;
 
 // Several weight slices per thread, so that a thread delayed by the OS does not hold
 // up the whole op.
-constexpr int kChunksPerThread = 4;
 
 // One tile: R rows of x against C consecutive panels (C * 16 outputs per row), with L
 // lanes per vector, so V = 16 / L vectors per panel row.
@@ -117,16 +116,8 @@ void gemm_f32_panels(CpuIsa isa, const GemmProblem& problem, std::int64_t panel_
 void gemm_f32(ThreadPool& pool, CpuIsa isa, const GemmProblem& problem) {
   if (problem.m <= 0 || problem.n <= 0) return;
   const GemmPanelsFn fn = select(isa);
-  const std::int64_t panels = (problem.n + kPanelWidth - 1) / kPanelWidth;
-  // Small problems are not worth waking the pool for.
-  if (problem.m * problem.n * problem.k < (1 << 15)) {
-    fn(problem, 0, panels);
-    return;
-  }
-  // Ranges in multiples of 4 panels, the widest tile.
-  pool.parallel_ranges(
-      panels, 4, [&](std::int64_t begin, std::int64_t end, int) { fn(problem, begin, end); },
-      kChunksPerThread);
+  for_panel_ranges(pool, problem.m, problem.n, problem.k,
+                   [&](std::int64_t begin, std::int64_t end, int) { fn(problem, begin, end); });
 }
 
 }  // namespace conveyor::cpu

@@ -1,7 +1,8 @@
 // What the GEMM kernels' tiles share (f32, quantised, 2:4 sparse): the store step, R
 // rows of C * 16 accumulated outputs, clipped at n, with the optional bias and residual
-// add (one definition, so that every path rounds the same way); and the dispatch of a
-// partial tile at the edges to the instantiation of its size.
+// add (one definition, so that every path rounds the same way); the dispatch of a
+// partial tile at the edges to the instantiation of its size; and how a product's panels
+// are shared out over the pool.
 #pragma once
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 
 #include "kernels/cpu/cpu_gemm.h"
 #include "kernels/cpu/cpu_vector.h"
+#include "kernels/cpu/thread_pool.h"
 
 namespace conveyor::cpu {
 
@@ -49,6 +51,26 @@ template <int R, int C, typename Tile>
     if (panels != C) return run_tile<R, C - 1>(rows, panels, tile);
   }
   tile.template operator()<R, C>();
+}
+
+// Whether an m x n x k product is too small to be worth waking the pool for.
+inline bool small_product(std::int64_t m, std::int64_t n, std::int64_t k) {
+  return m * n * k < (1 << 15);
+}
+
+// fn(begin, end, thread) over the panels [0, ceil(n / kPanelWidth)) of an m x n x k
+// product: on this thread (as thread 0) for a small one, else over the pool in ranges of
+// whole 4-panel tiles (the widest), four ranges a thread so that a delayed thread holds
+// up less.
+template <typename Fn>
+void for_panel_ranges(ThreadPool& pool, std::int64_t m, std::int64_t n, std::int64_t k, Fn&& fn) {
+  const std::int64_t panels = (n + kPanelWidth - 1) / kPanelWidth;
+  if (small_product(m, n, k)) {
+    fn(std::int64_t{0}, panels, 0);
+    return;
+  }
+  constexpr int kChunksPerThread = 4;
+  pool.parallel_ranges(panels, 4, fn, kChunksPerThread);
 }
 
 }  // namespace conveyor::cpu

@@ -17,8 +17,6 @@ constexpr std::int64_t kFusedMaxRows = 8;
 // where gemm_f32's kernel then reads it once per block of rows.
 constexpr std::int64_t kTileBudgetBytes = std::int64_t{1} << 20;
 
-constexpr int kChunksPerThread = 4;  // as gemm_f32: a delayed thread holds up less
-
 constexpr std::int64_t kScaleFloats = kPanelWidth;
 
 // L lanes of 32-bit words, at any 4-byte alignment. The quants are widened with
@@ -273,7 +271,6 @@ void tiled_panels(CpuIsa isa, const QuantGemmProblem& p, std::int64_t begin, std
 void gemm_quant(ThreadPool& pool, CpuIsa isa, const QuantGemmProblem& problem,
                 std::vector<std::vector<float>>& scratch) {
   if (problem.m <= 0 || problem.n <= 0) return;
-  const std::int64_t panels = (problem.n + kPanelWidth - 1) / kPanelWidth;
   scratch.resize(static_cast<std::size_t>(pool.size()));
   auto run = [&](std::int64_t begin, std::int64_t end, int thread) {
     if (problem.m <= kFusedMaxRows) {
@@ -282,12 +279,7 @@ void gemm_quant(ThreadPool& pool, CpuIsa isa, const QuantGemmProblem& problem,
       tiled_panels(isa, problem, begin, end, scratch[static_cast<std::size_t>(thread)]);
     }
   };
-  // Small problems are not worth waking the pool for.
-  if (problem.m * problem.n * problem.k < (1 << 15)) {
-    run(0, panels, 0);
-    return;
-  }
-  pool.parallel_ranges(panels, 4, run, kChunksPerThread);
+  for_panel_ranges(pool, problem.m, problem.n, problem.k, run);
 }
 
 }  // namespace conveyor::cpu

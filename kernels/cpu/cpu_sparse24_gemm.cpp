@@ -9,8 +9,6 @@
 namespace conveyor::cpu {
 namespace {
 
-constexpr int kChunksPerThread = 4;  // as gemm_f32: a delayed thread holds up less
-
 // L lanes of u32: a chunk's packed indices (cpu_sparse24_pack.h).
 template <int L>
 struct IndexVecType {
@@ -150,17 +148,9 @@ FusedFn select_fused(CpuIsa isa) {
 
 void gemm_s24(ThreadPool& pool, CpuIsa isa, const Sparse24GemmProblem& problem) {
   if (problem.m <= 0 || problem.n <= 0) return;
-  const std::int64_t panels = (problem.n + kPanelWidth - 1) / kPanelWidth;
   const FusedFn fn = select_fused(isa);
-  // Small problems are not worth waking the pool for.
-  if (problem.m * problem.n * problem.k < (1 << 15)) {
-    fn(problem, 0, panels);
-    return;
-  }
-  // Ranges in multiples of 4 panels, the widest tile.
-  pool.parallel_ranges(
-      panels, 4, [&](std::int64_t begin, std::int64_t end, int) { fn(problem, begin, end); },
-      kChunksPerThread);
+  for_panel_ranges(pool, problem.m, problem.n, problem.k,
+                   [&](std::int64_t begin, std::int64_t end, int) { fn(problem, begin, end); });
 }
 
 }  // namespace conveyor::cpu

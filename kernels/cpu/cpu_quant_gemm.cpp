@@ -19,27 +19,14 @@ constexpr std::int64_t kTileBudgetBytes = std::int64_t{1} << 20;
 
 constexpr std::int64_t kScaleFloats = kPanelWidth;
 
-// L lanes of 32-bit words, at any 4-byte alignment. The quants are widened with
-// 32-bit shifts rather than byte-to-float conversions, which GCC does not vectorise.
+// Signed words: a quant's sign extends as it is shifted down.
 template <int L>
-struct WordVecType {
-  typedef std::int32_t type __attribute__((vector_size(4 * L)));
-  typedef std::int32_t unaligned __attribute__((vector_size(4 * L), aligned(4), may_alias));
-};
-template <int L>
-using WordVec = typename WordVecType<L>::type;
-
-// The L words at p, as one vector: `WordVec<L> w = *words_at<L>(p);`.
-template <int L>
-[[gnu::always_inline]] inline const typename WordVecType<L>::unaligned* words_at(
-    const std::uint8_t* p) {
-  return reinterpret_cast<const typename WordVecType<L>::unaligned*>(p);
-}
+using QuantWords = WordVec<std::int32_t, L>;
 
 // The f32 weights of step t of a word (one lane per row), as dequantize_row computes
 // them (cpu_quant_pack.h).
 template <QuantFormat F, int L>
-[[gnu::always_inline]] inline void widen(const WordVec<L>& words, int t, const Vec<L>& scale,
+[[gnu::always_inline]] inline void widen(const QuantWords<L>& words, int t, const Vec<L>& scale,
                                          const Vec<L>& min, Vec<L>& out) {
   if constexpr (F == QuantFormat::kNibble) {
     out = __builtin_convertvector((words >> (4 * t)) & 15, Vec<L>) * scale + min;
@@ -79,11 +66,12 @@ template <QuantFormat F, int L, int R, int C>
     }
     const float* xg = x + g * layout.group;
     for (int word = 0; word < layout.group / steps; ++word) {
-      WordVec<L> words[C * V];
+      QuantWords<L> words[C * V];
       for (int c = 0; c < C; ++c) {
         for (int v = 0; v < V; ++v) {
-          words[c * V + v] = *words_at<L>(group[c] + layout.quants_offset +
-                                          (word * kPanelWidth + v * L) * sizeof(std::int32_t));
+          words[c * V + v] =
+              *words_at<std::int32_t, L>(group[c] + layout.quants_offset +
+                                         (word * kPanelWidth + v * L) * sizeof(std::int32_t));
         }
       }
 #pragma GCC unroll 8
@@ -140,7 +128,7 @@ template <QuantFormat F, int L>
       }
       for (int word = 0; word < layout.group / steps; ++word) {
         for (int v = 0; v < V; ++v) {
-          const WordVec<L> words = *words_at<L>(
+          const QuantWords<L> words = *words_at<std::int32_t, L>(
               group + layout.quants_offset + (word * kPanelWidth + v * L) * sizeof(std::int32_t));
 #pragma GCC unroll 8
           for (int t = 0; t < steps; ++t) {

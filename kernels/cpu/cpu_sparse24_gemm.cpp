@@ -11,18 +11,13 @@ namespace {
 
 // L lanes of u32: a chunk's packed indices (cpu_sparse24_pack.h).
 template <int L>
-struct IndexVecType {
-  typedef std::uint32_t type __attribute__((vector_size(4 * L)));
-  typedef std::uint32_t unaligned __attribute__((vector_size(4 * L), aligned(4), may_alias));
-};
-template <int L>
-using IndexVec = typename IndexVecType<L>::type;
+using IndexVec = WordVec<std::uint32_t, L>;
 
 // The indices of lanes [v * L, v * L + L) of a chunk. (Vectors go through references,
 // never by value: see cpu_vector.h.)
 template <int L>
 [[gnu::always_inline]] inline void load_index(const std::uint8_t* chunk, int v, IndexVec<L>& out) {
-  out = *(reinterpret_cast<const typename IndexVecType<L>::unaligned*>(chunk) + v);
+  out = *words_at<std::uint32_t, L>(chunk + 4 * L * v);
 }
 
 // out[i] = x[index[i] mod L]: one vpermps with AVX2 or AVX-512 (which read the index

@@ -37,6 +37,26 @@ template <int L>
   return reinterpret_cast<typename VecType<L>::unaligned*>(p);
 }
 
+// L lanes of 32-bit integers (T: std::int32_t or std::uint32_t), the same vector at any
+// 4-byte alignment, and the L words at p as one: the packed quants and the 2:4 indices,
+// widened with 32-bit shifts (GCC does not vectorise byte-to-float conversions).
+template <typename T, int L>
+struct WordVecType {
+  static_assert(sizeof(T) == 4);
+  typedef T type __attribute__((vector_size(4 * L)));
+  typedef T unaligned __attribute__((vector_size(4 * L), aligned(4), may_alias));
+};
+template <typename T, int L>
+using WordVec = typename WordVecType<T, L>::type;
+static_assert(sizeof(WordVec<std::uint32_t, 8>) == 32);
+static_assert(sizeof(WordVec<std::int32_t, 16>) == 64);
+
+template <typename T, int L>
+[[gnu::always_inline]] inline const typename WordVecType<T, L>::unaligned* words_at(
+    const std::uint8_t* p) {
+  return reinterpret_cast<const typename WordVecType<T, L>::unaligned*>(p);
+}
+
 namespace detail {
 template <int L, std::size_t... I>
 [[gnu::always_inline]] inline void add_halves(const Vec<L>& v, Vec<L / 2>& out,

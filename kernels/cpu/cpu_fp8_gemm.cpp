@@ -13,9 +13,6 @@
 namespace conveyor::cpu {
 namespace {
 
-// Bytes of the f32 tile a thread decodes panels into (as the quantised GEMM's).
-constexpr std::int64_t kTileBudgetBytes = std::int64_t{1} << 20;
-
 const std::array<float, 256>& e4m3_values() {
   static const std::array<float, 256> table = [] {
     std::array<float, 256> t{};
@@ -65,18 +62,11 @@ void scale_columns(const Fp8GemmProblem& p, const Fp8GemmScratch& s, std::int64_
 // Panels [begin, end) for all rows.
 void run_panels(CpuIsa isa, const Fp8GemmProblem& p, Fp8GemmScratch& s, std::int64_t begin,
                 std::int64_t end, std::vector<float>& tile) {
-  const std::int64_t panel_floats = p.k * kPanelWidth;
-  const std::int64_t budget = kTileBudgetBytes / static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t tile_panels = std::clamp<std::int64_t>(budget / panel_floats / 4 * 4, 4, 8);
-  tile.resize(static_cast<std::size_t>(tile_panels * panel_floats));
   const GemmOperands unscaled{s.x_values.data(), s.sums.data(), nullptr, p.m, p.n, p.k, false};
-  GemmProblem f32{unscaled, tile.data(), 0};
-  for (std::int64_t first = begin; first < end; first += tile_panels) {
-    const std::int64_t count = std::min(tile_panels, end - first);
-    decode_panels(p, first, count, tile.data());
-    f32.packed_first_panel = first;
-    gemm_f32_panels(isa, f32, first, first + count);
-  }
+  gemm_decoded_panels(isa, unscaled, begin, end, tile,
+                      [&](std::int64_t first, std::int64_t count, float* panels) {
+                        decode_panels(p, first, count, panels);
+                      });
   scale_columns(p, s, begin * kPanelWidth, std::min(p.n, end * kPanelWidth));
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "kernels/cpu/cpu_gemm.h"
 #include "kernels/cpu/cpu_vector.h"
@@ -71,6 +72,29 @@ void for_panel_ranges(ThreadPool& pool, std::int64_t m, std::int64_t n, std::int
   }
   constexpr int kChunksPerThread = 4;
   pool.parallel_ranges(panels, 4, fn, kChunksPerThread);
+}
+
+// Panels [begin, end) of y = x W^T for all rows, for a W kept in another form: a tile of
+// panels at a time widened by decode(first, count, tile) into f32 panels, then
+// gemm_f32's kernel over them. The tile is a multiple of 4 panels (gemm_f32's widest
+// tile): 8 where a 1 MiB budget (well inside a core's L2, where the kernel reads it once
+// per block of rows) holds them, never fewer than 4, which for long k (14336
+// in 8B models) costs a tile of a few MB rather than one-panel tiles.
+template <typename Decode>
+void gemm_decoded_panels(CpuIsa isa, const GemmOperands& operands, std::int64_t begin,
+                         std::int64_t end, std::vector<float>& tile, Decode&& decode) {
+  constexpr std::int64_t kTileBudgetFloats = (std::int64_t{1} << 20) / sizeof(float);
+  const std::int64_t panel_floats = operands.k * kPanelWidth;
+  const std::int64_t tile_panels =
+      std::clamp<std::int64_t>(kTileBudgetFloats / panel_floats / 4 * 4, 4, 8);
+  tile.resize(static_cast<std::size_t>(tile_panels * panel_floats));
+  GemmProblem f32{operands, tile.data(), 0};
+  for (std::int64_t first = begin; first < end; first += tile_panels) {
+    const std::int64_t count = std::min(tile_panels, end - first);
+    decode(first, count, tile.data());
+    f32.packed_first_panel = first;
+    gemm_f32_panels(isa, f32, first, first + count);
+  }
 }
 
 }  // namespace conveyor::cpu

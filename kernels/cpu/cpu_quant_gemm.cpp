@@ -13,10 +13,6 @@ namespace {
 // dequantised once serves every row (see the header).
 constexpr std::int64_t kFusedMaxRows = 8;
 
-// Bytes of the f32 tile a thread dequantises panels into: well inside its core's L2,
-// where gemm_f32's kernel then reads it once per block of rows.
-constexpr std::int64_t kTileBudgetBytes = std::int64_t{1} << 20;
-
 constexpr std::int64_t kScaleFloats = kPanelWidth;
 
 // Signed words: a quant's sign extends as it is shifted down.
@@ -237,21 +233,11 @@ DequantizeFn select_dequantize(CpuIsa isa) {
 // `tile`, then gemm_f32's kernel over it.
 void tiled_panels(CpuIsa isa, const QuantGemmProblem& p, std::int64_t begin, std::int64_t end,
                   std::vector<float>& tile) {
-  const std::int64_t panel_floats = p.k * kPanelWidth;
-  // A multiple of 4 panels (gemm_f32's widest tile): 8 where the budget holds them,
-  // never fewer than 4, which for long k (14336 in 8B models) costs a tile of a few MB
-  // rather than falling back to one-panel tiles.
-  const std::int64_t budget = kTileBudgetBytes / static_cast<std::int64_t>(sizeof(float));
-  const std::int64_t tile_panels = std::clamp<std::int64_t>(budget / panel_floats / 4 * 4, 4, 8);
-  tile.resize(static_cast<std::size_t>(tile_panels * panel_floats));
   const DequantizeFn dequantize = select_dequantize(isa);
-  GemmProblem f32{p, tile.data(), 0};
-  for (std::int64_t first = begin; first < end; first += tile_panels) {
-    const std::int64_t count = std::min(tile_panels, end - first);
-    dequantize(p, first, count, tile.data());
-    f32.packed_first_panel = first;
-    gemm_f32_panels(isa, f32, first, first + count);
-  }
+  gemm_decoded_panels(isa, p, begin, end, tile,
+                      [&](std::int64_t first, std::int64_t count, float* panels) {
+                        dequantize(p, first, count, panels);
+                      });
 }
 
 }  // namespace

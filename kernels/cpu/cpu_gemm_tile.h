@@ -54,6 +54,25 @@ template <int R, int C, typename Tile>
   tile.template operator()<R, C>();
 }
 
+// Every tile of rows [0, m) by panels [begin, end), R rows by C panels at most (smaller
+// at the edges): tile.template operator()<TR, TC>(row, panel) for each, `tile` a generic
+// lambda `[&]<int TR, int TC>(std::int64_t row, std::int64_t panel)
+// __attribute__((always_inline)) {...}`, inlined for the reason run_tile gives.
+template <int R, int C, typename Tile>
+[[gnu::always_inline]] inline void for_each_tile(std::int64_t m, std::int64_t begin,
+                                                 std::int64_t end, const Tile& tile) {
+  for (std::int64_t panel = begin; panel < end; panel += C) {
+    const std::int64_t panels = std::min<std::int64_t>(C, end - panel);
+    for (std::int64_t row = 0; row < m; row += R) {
+      run_tile<R, C>(
+          std::min<std::int64_t>(R, m - row),
+          panels, [&]<int TR, int TC>() __attribute__((always_inline)) {
+            tile.template operator()<TR, TC>(row, panel);
+          });
+    }
+  }
+}
+
 // Whether an m x n x k product is too small to be worth waking the pool for.
 inline bool small_product(std::int64_t m, std::int64_t n, std::int64_t k) {
   return m * n * k < (1 << 15);

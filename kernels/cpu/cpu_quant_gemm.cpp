@@ -89,16 +89,10 @@ template <QuantFormat F, int L, int R, int C>
 template <QuantFormat F, int L, int R, int C>
 [[gnu::always_inline]] inline void fused_panels(const QuantGemmProblem& p, std::int64_t begin,
                                                 std::int64_t end) {
-  for (std::int64_t panel = begin; panel < end; panel += C) {
-    const std::int64_t panels = std::min<std::int64_t>(C, end - panel);
-    for (std::int64_t row = 0; row < p.m; row += R) {
-      run_tile<R, C>(
-          std::min<std::int64_t>(R, p.m - row),
-          panels, [&]<int TR, int TC>() __attribute__((always_inline)) {
-            fused_tile<F, L, TR, TC>(p, row, panel);
-          });
-    }
-  }
+  for_each_tile<R, C>(
+      p.m, begin, end,
+      [&]<int TR, int TC>(std::int64_t row, std::int64_t panel)
+          __attribute__((always_inline)) { fused_tile<F, L, TR, TC>(p, row, panel); });
 }
 
 // Panels [begin, begin + count) as f32 in gemm_f32's layout: out[(i*k + kk)*16 + lane].

@@ -133,6 +133,14 @@ class CudaBackend final : public Backend {
     if (const char* passes = std::getenv("CONVEYOR_CUDA_ATTENTION_PASSES")) {
       attention_passes_ = std::string(passes) == "4" ? 4 : 2;
     }
+    // And which attention kernel: the tensor cores' (the default) or, with "simt", the
+    // CUDA cores' for every K/V type; its stages ahead ("2", or its default).
+    if (const char* kernel = std::getenv("CONVEYOR_CUDA_ATTENTION")) {
+      attention_tensor_cores_ = std::string(kernel) != "simt";
+    }
+    if (const char* stages = std::getenv("CONVEYOR_CUDA_ATTENTION_STAGES")) {
+      attention_stages_ = std::string(stages) == "2" ? 2 : 0;
+    }
     gemm_workspace_ = std::make_unique<PoolBlock>(pool_, kGemmWorkspaceBytes, "GEMM workspace");
     gemm_ = std::make_unique<cuda::LtGemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
     fp8_gemm_ =
@@ -488,6 +496,8 @@ class CudaBackend final : public Backend {
     a.k_scales = static_cast<const float*>(layer.k_scales);
     a.v_scales = static_cast<const float*>(layer.v_scales);
     a.passes = attention_passes_;
+    a.tensor_cores = attention_tensor_cores_;
+    a.stages = attention_stages_;
     cuda::paged_attention(q, layer.k, layer.v, cuda_step(step).device(), a, out, stream_);
   }
 
@@ -556,6 +566,8 @@ class CudaBackend final : public Backend {
   } stream_;
   std::unique_ptr<cuda::OpProfiler> profiler_;
   int attention_passes_ = 2;
+  bool attention_tensor_cores_ = true;
+  int attention_stages_ = 0;
   std::unique_ptr<PoolBlock> gemm_workspace_;
   std::unique_ptr<cuda::LtGemm> gemm_;
   std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;

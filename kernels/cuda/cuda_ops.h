@@ -112,6 +112,12 @@ struct DeviceAttention {
   // Key passes whose loads the tiled kernel issues before scoring them: 2 or 4 (more
   // bytes in flight, more registers).
   std::int32_t passes = 2;
+  // bf16 and FP8 K/V at head_dim 64, 128 and 256 run on the tensor cores
+  // (mma_paged_attention) unless this is false.
+  bool tensor_cores = true;
+  // Tiles of keys each warp of the tensor-core kernel copies ahead, plus one: 0 for its
+  // default (2 to 4 by head size and type), or 2.
+  std::int32_t stages = 0;
 };
 
 // Per row of logits [rows, vocab]: the lowest index of the largest value (NaN never),
@@ -129,5 +135,12 @@ constexpr int kMaxGroup = 8;
 void paged_attention(const float* q, const void* k_cache, const void* v_cache,
                      const DeviceStep& step, const DeviceAttention& config, float* out,
                      cudaStream_t stream);
+
+// The same on the tensor cores (mma_attention.cu), for bf16 and FP8 K/V at head_dim 64,
+// 128 or 256 with at most 8 query heads per K/V head; false, launching nothing, for any
+// other shape or type. paged_attention calls it first unless config.tensor_cores is false.
+bool mma_paged_attention(const float* q, const void* k_cache, const void* v_cache,
+                         const DeviceStep& step, const DeviceAttention& config, float* out,
+                         cudaStream_t stream);
 
 }  // namespace conveyor::cuda

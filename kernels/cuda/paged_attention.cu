@@ -1,6 +1,8 @@
-// Paged causal attention with grouped K/V heads, for decode and prefill alike. Two
-// kernels: a tiled one for the usual head sizes (below, tiled_attention_kernel) and
-// the general one described here.
+// Paged causal attention with grouped K/V heads, for decode and prefill alike. bf16 and
+// FP8 K/V at the usual head sizes run on the tensor cores (mma_attention.cu); the rest
+// (f32 K/V, other head sizes, or CONVEYOR_CUDA_ATTENTION=simt) here, in two kernels: a
+// tiled one for the usual head sizes (below, tiled_attention_kernel) and the general one
+// described here.
 //
 // One block of four warps per (query row, K/V head). The warps split the row's keys
 // (key j to warp j mod 4); each keeps an online softmax (running max, sum and
@@ -466,6 +468,10 @@ void paged_attention(const float* q, const void* k_cache, const void* v_cache,
                      const DeviceStep& step, const DeviceAttention& config, float* out,
                      cudaStream_t stream) {
   if (step.num_tokens == 0) return;
+  if (config.tensor_cores && mma_paged_attention(q, k_cache, v_cache, step, config, out, stream)) {
+    CONVEYOR_CUDA_LAUNCHED();
+    return;
+  }
   switch (config.kv_type) {
     case KvType::kBf16:
       launch<__nv_bfloat16>(q, k_cache, v_cache, step, config, out, stream);

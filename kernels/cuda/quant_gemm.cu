@@ -3,15 +3,21 @@
 #include <cuda_fp8.h>
 
 #include <algorithm>
-#include <array>
-#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/ptx.h"
+#include "kernels/cuda/shared_memory_grant.h"
 
 namespace conveyor::cuda {
 namespace {
+
+using ptx::commit_copies;
+using ptx::copy_async_16;
+using ptx::copy_async_4;
+using ptx::shared_address;
+using ptx::wait_copies;
 
 constexpr int kThreads = 128;  // four warps
 constexpr int kTileN = 64;
@@ -24,7 +30,6 @@ constexpr int kQ4BlockBytes = 68;
 // eight rows a fragment load touches start 4 banks apart).
 constexpr int kQ8RowStride = kTileK + 16;
 constexpr int kMaxSplits = 16;
-constexpr int kMaxDevices = 64;  // devices whose shared-memory grant is remembered
 // Blocks per multiprocessor the register allocation must allow; 64-row tiles' stages
 // leave room in shared memory for two blocks only.
 __host__ __device__ constexpr int min_blocks(int tile_m) {
@@ -36,28 +41,6 @@ __host__ __device__ constexpr int w_tile_bytes() {
   return kLayout == QuantLayout::kQ8Rows ? kTileN * kQ8RowStride : kTileN * kQ4BlockBytes;
 }
 
-__device__ __forceinline__ unsigned shared_address(const void* p) {
-  return static_cast<unsigned>(__cvta_generic_to_shared(p));
-}
-
-// Asynchronous copies into shared memory; with `valid` false the destination is
-// zero-filled and nothing is read.
-__device__ __forceinline__ void copy_async_16(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(dst)),
-               "l"(src), "r"(valid ? 16 : 0));
-}
-__device__ __forceinline__ void copy_async_4(void* dst, const void* src, bool valid) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(shared_address(dst)),
-               "l"(src), "r"(valid ? 4 : 0));
-}
-__device__ __forceinline__ void commit_copies() {
-  asm volatile("cp.async.commit_group;\n" ::);
-}
-template <int kPending>
-__device__ __forceinline__ void wait_copies() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending));
-}
-
 // The A fragment of mma.m16n8k16 for rows [0, 16) and columns [0, 16) from `tile`: lane l
 // gives the address of row l % 16, column 8 * (l / 16).
 __device__ __forceinline__ void load_a_fragment(const __half* tile, int lane,
@@ -66,16 +49,6 @@ __device__ __forceinline__ void load_a_fragment(const __half* tile, int lane,
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
                : "r"(shared_address(p)));
-}
-
-// d += a b for one 16x8x16 tile: a row-major 16x16, b column-major 16x8 (W's rows), f32 d.
-__device__ __forceinline__ void mma_16816(float (&d)[4], const std::uint32_t (&a)[4],
-                                          std::uint32_t b0, std::uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 __device__ __forceinline__ __half2 as_half2(std::uint32_t bits) {
@@ -249,7 +222,7 @@ __global__ void __launch_bounds__(kThreads, min_blocks(kTileM))
         load_b_fragment<kLayout>(w_tile, warp_n * kWarpN + fn * 8 + g, kk, t, b0, b1);
 #pragma unroll
         for (int fm = 0; fm < kFragsM; ++fm)
-          mma_16816(acc[fm][fn], a[fm], b0, b1);
+          ptx::mma_f16(acc[fm][fn], a[fm], b0, b1);
       }
     }
   }
@@ -350,18 +323,8 @@ template <int kTileM, QuantLayout kLayout, int kWarpsM, int kStages>
 void launch_variant(const __half* x, std::int64_t m, const QuantMatrix& w, float* y,
                     float* partials, bool accumulate, const SplitPlan& plan, cudaStream_t stream) {
   constexpr int kSharedBytes = kStages * (kTileM * kXRowStride * 2 + w_tile_bytes<kLayout>());
-  auto* kernel = quant_gemm_kernel<kTileM, kLayout, kWarpsM, kStages>;
-  // Above 48 KiB a kernel must ask for its dynamic shared memory first, once on each
-  // device: a driver call kept off the decode steps' launches. Two threads may both set
-  // it the first time, which is harmless.
-  static std::array<std::atomic<bool>, kMaxDevices> granted{};
-  int device = 0;
-  CONVEYOR_CUDA(cudaGetDevice(&device));
-  if (device >= kMaxDevices || !granted[static_cast<std::size_t>(device)].load()) {
-    CONVEYOR_CUDA(
-        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSharedBytes));
-    if (device < kMaxDevices) granted[static_cast<std::size_t>(device)].store(true);
-  }
+  constexpr auto* kernel = &quant_gemm_kernel<kTileM, kLayout, kWarpsM, kStages>;
+  grant_shared_memory<kernel>(kSharedBytes);
   const dim3 grid(static_cast<unsigned>((m + kTileM - 1) / kTileM),
                   static_cast<unsigned>((w.rows + kTileN - 1) / kTileN),
                   static_cast<unsigned>(plan.splits));

@@ -31,6 +31,16 @@ inline std::unique_ptr<Backend> gpu_backend(double fraction = 0.25) {
   return make_backend(request);
 }
 
+// A CUDA backend built with the environment variable `name` set to `value`: the backend
+// reads its tuning knobs once, when it is made.
+inline std::unique_ptr<Backend> gpu_backend_with(const char* name, const char* value,
+                                                 double fraction = 0.25) {
+  setenv(name, value, 1);
+  auto backend = gpu_backend(fraction);
+  unsetenv(name);
+  return backend;
+}
+
 // dequantize_weights: quantised matrices as f32 (F8_R then W8A16, as on the GPU).
 inline std::unique_ptr<Backend> cpu_backend(bool dequantize_weights = false) {
   CpuBackendOptions options;

@@ -30,10 +30,21 @@ struct DeviceStep {
   const DeviceSequence* sequences = nullptr;   // [S]
   const std::int32_t* block_tables = nullptr;
   const std::int64_t* logit_rows = nullptr;  // [L]
+  // The rows of sequences with one new token, and the first row of each run of at most
+  // kPrefillGroupRows consecutive rows of one sequence with more: the tensor-core
+  // attention gives the first a block each and the second a block per run, whose warps
+  // share each K/V tile.
+  const std::int32_t* decode_rows = nullptr;     // [num_decode_rows]
+  const std::int32_t* prefill_groups = nullptr;  // [num_prefill_groups]
   std::int32_t num_tokens = 0;
   std::int32_t num_sequences = 0;
   std::int32_t num_logit_rows = 0;
+  std::int32_t num_decode_rows = 0;
+  std::int32_t num_prefill_groups = 0;
 };
+
+// Rows of one sequence whose attention one block computes together (DeviceStep).
+constexpr int kPrefillGroupRows = 8;
 
 // f32 -> bf16 (round to nearest even), n values.
 void convert_to_bf16(const float* in, __nv_bfloat16* out, std::int64_t n, cudaStream_t stream);

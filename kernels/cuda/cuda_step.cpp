@@ -14,6 +14,8 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
   std::vector<std::int32_t> row_sequence(tokens, -1);
   std::vector<DeviceSequence> sequences;
   std::vector<std::int32_t> tables;
+  std::vector<std::int32_t> decode_rows;
+  std::vector<std::int32_t> prefill_groups;
   for (std::size_t s = 0; s < l.sequences.size(); ++s) {
     const AttentionSequence& seq = l.sequences[s];
     sequences.push_back(
@@ -23,6 +25,12 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
     tables.insert(tables.end(), seq.block_table.begin(), seq.block_table.end());
     for (std::int64_t i = 0; i < seq.num_new; ++i)
       row_sequence[static_cast<std::size_t>(seq.first_row + i)] = static_cast<std::int32_t>(s);
+    if (seq.num_new == 1) {
+      decode_rows.push_back(static_cast<std::int32_t>(seq.first_row));
+    } else {
+      for (std::int64_t i = 0; i < seq.num_new; i += kPrefillGroupRows)
+        prefill_groups.push_back(static_cast<std::int32_t>(seq.first_row + i));
+    }
   }
   // One host image of every array, each 16-byte aligned, then one copy.
   std::vector<std::uint8_t> image;
@@ -39,6 +47,8 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
   const std::size_t o_seqs = place(sequences.data(), sequences.size() * sizeof(DeviceSequence));
   const std::size_t o_tables = place(tables.data(), tables.size() * 4);
   const std::size_t o_logits = place(l.logit_rows.data(), l.logit_rows.size() * 8);
+  const std::size_t o_decode = place(decode_rows.data(), decode_rows.size() * 4);
+  const std::size_t o_groups = place(prefill_groups.data(), prefill_groups.size() * 4);
   storage_ = std::make_unique<PoolBlock>(std::move(pool), std::max<std::size_t>(image.size(), 16),
                                          "a step's metadata");
   // Pageable source: the copy is staged before this returns, so `image` may go.
@@ -52,9 +62,13 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
   view_.sequences = reinterpret_cast<const DeviceSequence*>(base + o_seqs);
   view_.block_tables = reinterpret_cast<const std::int32_t*>(base + o_tables);
   view_.logit_rows = reinterpret_cast<const std::int64_t*>(base + o_logits);
+  view_.decode_rows = reinterpret_cast<const std::int32_t*>(base + o_decode);
+  view_.prefill_groups = reinterpret_cast<const std::int32_t*>(base + o_groups);
   view_.num_tokens = static_cast<std::int32_t>(tokens);
   view_.num_sequences = static_cast<std::int32_t>(sequences.size());
   view_.num_logit_rows = static_cast<std::int32_t>(l.logit_rows.size());
+  view_.num_decode_rows = static_cast<std::int32_t>(decode_rows.size());
+  view_.num_prefill_groups = static_cast<std::int32_t>(prefill_groups.size());
 }
 
 }  // namespace conveyor::cuda

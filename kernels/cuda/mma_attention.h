@@ -1,0 +1,27 @@
+// The tensor-core attention's kernels (mma_attention.cu, mma_prefill_attention.cu), behind
+// cuda_ops.h's mma_paged_attention.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include "kernels/cuda/cuda_ops.h"
+
+namespace conveyor::cuda {
+
+// Whether the tensor-core kernels take this shape and K/V type: bf16 or FP8 K/V, head_dim
+// 64, 128 or 256, at most 8 query heads per K/V head.
+bool mma_attention_fits(const DeviceAttention& config);
+
+// The rows of step.decode_rows: a block of four warps per (row, K/V head), the warps
+// splitting the row's keys.
+void mma_decode_attention(const float* q, const void* k_cache, const void* v_cache,
+                          const DeviceStep& step, const DeviceAttention& config, float* out,
+                          cudaStream_t stream);
+
+// The runs of step.prefill_groups: a block of kPrefillGroupRows warps per (run, K/V head),
+// a warp per row, sharing each tile of keys the block copies.
+void mma_prefill_attention(const float* q, const void* k_cache, const void* v_cache,
+                           const DeviceStep& step, const DeviceAttention& config, float* out,
+                           cudaStream_t stream);
+
+}  // namespace conveyor::cuda

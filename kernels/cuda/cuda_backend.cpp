@@ -171,7 +171,11 @@ class CudaBackend final : public Backend {
   // Ops come from the stage's thread and uploads from the layer streamer's, not from
   // the thread that built the backend: each entry point makes this backend's device
   // the calling thread's current one (a cheap call) before touching the stream.
-  void bind() const { CONVEYOR_CUDA(cudaSetDevice(device_)); }
+  // Every op starts here; the count tells gemm whether another op ran since the last.
+  void bind() const {
+    CONVEYOR_CUDA(cudaSetDevice(device_));
+    ++ops_begun_;
+  }
 
   BackendCapabilities capabilities() const override {
     BackendCapabilities caps;
@@ -372,16 +376,32 @@ class CudaBackend final : public Backend {
     } else if (cw.type() == CUDA_R_32F) {
       gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
     } else {
-      // The input rows in the weight's 16-bit type.
-      void* x16 = scratch(0, static_cast<std::size_t>(m * w.cols()) * 2);
-      if (cw.type() == CUDA_R_16F) {
-        cuda::convert_to_f16(x, static_cast<__half*>(x16), m * w.cols(), stream_);
-      } else {
-        cuda::convert_to_bf16(x, static_cast<__nv_bfloat16*>(x16), m * w.cols(), stream_);
-      }
+      const void* x16 = converted_input(x, m, w.cols(), cw.type());
       gemm_->run(x16, cw.data(), cw.type(), y, m, w.rows(), w.cols(), options.accumulate);
+      // A product written over its own input leaves no converted copy of it.
+      const float* x_end = x + m * w.cols();
+      if (y < x_end && x < y + m * w.rows()) converted_.x = nullptr;
     }
     if (bias != nullptr) cuda::add_bias(y, bias, m, w.rows(), stream_);
+  }
+
+  // The input rows in a weight's 16-bit type (scratch slot 0). Products of one input in a
+  // row (q, k and v; gate and up) convert it once: the copy is reused when the op just
+  // before this one was a dense product that converted the same rows to the same type,
+  // so nothing can have written them since.
+  const void* converted_input(const float* x, std::int64_t m, std::int64_t k, cudaDataType type) {
+    void* x16 = scratch(0, static_cast<std::size_t>(m * k) * 2);
+    const bool fresh = converted_.x == x && converted_.m == m && converted_.k == k &&
+                       converted_.type == type && converted_.op + 1 == ops_begun_;
+    if (!fresh) {
+      if (type == CUDA_R_16F) {
+        cuda::convert_to_f16(x, static_cast<__half*>(x16), m * k, stream_);
+      } else {
+        cuda::convert_to_bf16(x, static_cast<__nv_bfloat16*>(x16), m * k, stream_);
+      }
+    }
+    converted_ = {x, m, k, type, ops_begun_};
+    return x16;
   }
 
   void rmsnorm(float* x, const float* residual_add, std::int64_t rows, const BackendWeight& weight,
@@ -566,6 +586,14 @@ class CudaBackend final : public Backend {
   } stream_;
   std::unique_ptr<cuda::OpProfiler> profiler_;
   int attention_passes_ = 2;
+  mutable std::uint64_t ops_begun_ = 0;
+  struct ConvertedInput {
+    const float* x = nullptr;
+    std::int64_t m = 0;
+    std::int64_t k = 0;
+    cudaDataType type = CUDA_R_32F;
+    std::uint64_t op = 0;  // ops_begun_ when it was converted
+  } converted_;
   bool attention_tensor_cores_ = true;
   int attention_stages_ = 0;
   std::unique_ptr<PoolBlock> gemm_workspace_;

@@ -24,6 +24,7 @@
 #include "common/model_spec.h"
 #include "common/tensor_ref.h"
 #include "kernels/host_pinning.h"
+#include "kernels/sample_failure.h"
 
 namespace conveyor {
 
@@ -67,6 +68,25 @@ struct BackendCapabilities {
   int threads = 1;                   // CPU worker threads, including the caller
   std::vector<DType> weight_dtypes;  // stored types upload_weight() accepts
   std::vector<DType> kv_dtypes{DType::kF32};  // K/V cache element types
+  bool sampling = false;                      // sample() draws where the logits are
+};
+
+// One row of Backend::sample, as the sampler specifies it (worker/sampling/sampler.h):
+// penalties, then temperature, top-k, top-p and min-p, and a draw by inverse CDF with
+// `uniform` over the survivors in id order.
+struct SampleRow {
+  bool greedy = false;  // the argmax of the penalised logits; the filters do not apply
+  float temperature = 1.0f;
+  std::int32_t top_k = 0;  // 0: off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  double uniform = 0.0;                         // in [0, 1)
+  std::span<const std::int32_t> seen_tokens;    // distinct tokens of prompt and output
+  std::span<const std::int32_t> output_tokens;  // distinct output tokens
+  std::span<const std::int32_t> output_counts;  // how often each of output_tokens came
 };
 
 struct BackendMemoryInfo {
@@ -249,6 +269,13 @@ class Backend {
   // Exactly the sampler's greedy argmax (worker/sampling/sampler.h).
   virtual void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
                       std::int32_t* host_out) = 0;
+
+  // Where capabilities().sampling: for each row r of logits (f32 [rows.size(), vocab]),
+  // the token rows[r] draws, exactly as the sampler would up to the rounding of sums, or
+  // a kSample* failure (kernels/sample_failure.h). Written to host memory; waits for the
+  // result. The rows' logits are penalised in place. Others throw Error(kUnsupported).
+  virtual void sample(float* logits, std::int64_t vocab, std::span<const SampleRow> rows,
+                      std::int32_t* host_out);
 };
 
 }  // namespace conveyor

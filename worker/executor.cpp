@@ -53,6 +53,21 @@ bool greedy_on_backend(const std::shared_ptr<const SequenceSampling>& sampling) 
          !sampling->params.logprobs;
 }
 
+// The host sampler's message for what Backend::sample could not sample.
+std::string sample_failure_message(std::int32_t code, std::int64_t vocab) {
+  switch (code) {
+    case kSampleNothing:
+      return "every logit is -inf or NaN: nothing to sample";
+    case kSampleInfinite:
+      return "a logit is +inf";
+    case kSampleBadHistory:
+      return "token history holds an id outside the vocabulary of " + std::to_string(vocab) +
+             " logits";
+    default:
+      return "the backend's sampler failed with code " + std::to_string(code);
+  }
+}
+
 }  // namespace
 
 Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layers, KvGeometry kv,
@@ -63,6 +78,7 @@ Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layer
       backend, cache_config(backend, source.spec(), layers, kv, weights->bound_bytes()));
   swapper_ = std::make_unique<KvSwapper>(*cache_, kv.swap);
   model_ = std::make_unique<LlamaModel>(backend, std::move(weights), *cache_);
+  backend_samples_ = backend.capabilities().sampling;
 }
 
 Executor::~Executor() = default;
@@ -91,9 +107,10 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
     step.tokens = s.tokens;
     step.start_position = s.start;
     step.block_table = s.block_table;
-    step.logits = !s.samples                      ? LogitsWanted::kNone
-                  : greedy_on_backend(s.sampling) ? LogitsWanted::kGreedy
-                                                  : LogitsWanted::kLast;
+    step.logits = !s.samples                       ? LogitsWanted::kNone
+                  : greedy_on_backend(s.sampling)  ? LogitsWanted::kGreedy
+                  : samples_on_backend(s.sampling) ? LogitsWanted::kSampled
+                                                   : LogitsWanted::kLast;
     steps.push_back(step);
   }
   if (!first()) {
@@ -113,6 +130,10 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
     return result;
   }
   const std::int64_t vocab = spec().vocab_size;
+  // The sequences the backend samples where their logits are: gathered, then one call.
+  std::vector<SampleRow> device_rows;
+  std::vector<std::size_t> device_samples;  // their places in result.samples
+  std::deque<std::vector<std::int32_t>> device_lists;
   for (std::size_t i = 0; i < plan.sequences.size(); ++i) {
     const PlannedSequence& s = plan.sequences[i];
     record_context(s);
@@ -131,6 +152,12 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
       result.samples.push_back(std::move(token));
       continue;
     }
+    if (samples_on_backend(s.sampling)) {
+      device_rows.push_back(device_sample_row(s, device_lists));
+      device_samples.push_back(result.samples.size());
+      result.samples.push_back(std::move(token));
+      continue;
+    }
     const auto logits = out.row(out.logits_begin[i], vocab);
     try {
       token.sample = sample(s, logits);
@@ -139,6 +166,19 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
       token.status = Status(ErrorCode::kInternal, "sampling: " + e.status().message());
     }
     result.samples.push_back(std::move(token));
+  }
+  if (!device_rows.empty()) {
+    const std::vector<std::int32_t> tokens = model_->sample_kept(device_rows);
+    for (std::size_t r = 0; r < tokens.size(); ++r) {
+      SampledToken& token = result.samples[device_samples[r]];
+      if (tokens[r] >= 0) {
+        token.sample.token = tokens[r];
+      } else {
+        // Not the request's fault, but only its own, as on the host.
+        token.status =
+            Status(ErrorCode::kInternal, "sampling: " + sample_failure_message(tokens[r], vocab));
+      }
+    }
   }
   return result;
 }
@@ -162,7 +202,7 @@ void Executor::record_context(const PlannedSequence& s) {
   slot.context.insert(slot.context.end(), s.tokens.begin(), s.tokens.end());
 }
 
-SampleResult Executor::sample(const PlannedSequence& s, std::span<const float> logits) {
+Executor::SamplingSlot& Executor::history_for(const PlannedSequence& s, std::uint64_t& draw_step) {
   const SequenceSampling& sampling = *s.sampling;
   SamplingSlot& slot = slots_[s.id];
   const auto context = static_cast<std::int64_t>(slot.context.size());
@@ -178,9 +218,48 @@ SampleResult Executor::sample(const PlannedSequence& s, std::span<const float> l
   for (std::int64_t p = recorded; p < context; ++p)
     slot.history.append(slot.context[static_cast<std::size_t>(p)]);
 
-  Rng rng(sampling.seed);
-  rng.set_step(static_cast<std::uint64_t>(context - prompt));
-  return sampler_.sample(logits, sampling.params, slot.history, rng);
+  draw_step = static_cast<std::uint64_t>(context - prompt);
+  return slot;
+}
+
+SampleResult Executor::sample(const PlannedSequence& s, std::span<const float> logits) {
+  std::uint64_t draw_step = 0;
+  const SamplingSlot& slot = history_for(s, draw_step);
+  Rng rng(s.sampling->seed);
+  rng.set_step(draw_step);
+  return sampler_.sample(logits, s.sampling->params, slot.history, rng);
+}
+
+SampleRow Executor::device_sample_row(const PlannedSequence& s,
+                                      std::deque<std::vector<std::int32_t>>& lists) {
+  std::uint64_t draw_step = 0;
+  const SamplingSlot& slot = history_for(s, draw_step);
+  const SamplingParams& params = s.sampling->params;
+  SampleRow row;
+  row.greedy = params.is_greedy();
+  row.temperature = params.temperature;
+  row.top_k = params.top_k;
+  row.top_p = params.top_p;
+  row.min_p = params.min_p;
+  row.repetition_penalty = params.repetition_penalty;
+  row.presence_penalty = params.presence_penalty;
+  row.frequency_penalty = params.frequency_penalty;
+  // The uniform the host's sampler would draw at this step (Rng is counter-based).
+  row.uniform = Rng::uniform_at(s.sampling->seed, draw_step);
+  row.seen_tokens = slot.history.distinct_tokens();
+  auto& tokens = lists.emplace_back();
+  auto& counts = lists.emplace_back();
+  for (const TokenCount& entry : slot.history.output_counts()) {
+    tokens.push_back(entry.token);
+    counts.push_back(entry.count);
+  }
+  row.output_tokens = tokens;
+  row.output_counts = counts;
+  return row;
+}
+
+bool Executor::samples_on_backend(const std::shared_ptr<const SequenceSampling>& sampling) const {
+  return backend_samples_ && sampling != nullptr && !sampling->params.logprobs;
 }
 
 }  // namespace conveyor

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -80,12 +81,20 @@ class Executor {
   };
 
   void record_context(const PlannedSequence& s);
+  // The sequence's slot with its history up to date, and the step of its random draw.
+  SamplingSlot& history_for(const PlannedSequence& s, std::uint64_t& draw_step);
   SampleResult sample(const PlannedSequence& s, std::span<const float> logits);
+  // The row the backend samples for the sequence; its output token and count lists go
+  // into `lists`, which must outlive the row.
+  SampleRow device_sample_row(const PlannedSequence& s,
+                              std::deque<std::vector<std::int32_t>>& lists);
+  bool samples_on_backend(const std::shared_ptr<const SequenceSampling>& sampling) const;
 
   std::unique_ptr<KvCache> cache_;
   std::unique_ptr<KvSwapper> swapper_;
   std::unique_ptr<LlamaModel> model_;
   Sampler sampler_;
+  bool backend_samples_ = false;  // Backend::sample where the logits are
   std::unordered_map<std::int64_t, SamplingSlot> slots_;
 };
 

@@ -108,6 +108,7 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   // last rows of kGreedy sequences, whose argmax alone leaves the backend.
   std::vector<std::int64_t> greedy_rows;
   std::vector<std::size_t> greedy_sequences;
+  std::vector<std::int64_t> kept_rows;  // kSampled: after the greedy rows
   result.greedy.assign(sequences.size(), -1);
   for (const SequenceStep& seq : sequences) {
     const auto n = static_cast<std::int64_t>(seq.tokens.size());
@@ -129,6 +130,7 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
       greedy_rows.push_back(first_row + n - 1);
       greedy_sequences.push_back(layout.sequences.size() - 1);
     }
+    if (seq.logits == LogitsWanted::kSampled) kept_rows.push_back(first_row + n - 1);
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t position = seq.start_position + i;
       layout.tokens.push_back(seq.tokens[static_cast<std::size_t>(i)]);
@@ -144,6 +146,12 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   result.logits_begin.push_back(static_cast<std::int64_t>(layout.logit_rows.size()));
   const auto full_rows = static_cast<std::int64_t>(layout.logit_rows.size());
   layout.logit_rows.insert(layout.logit_rows.end(), greedy_rows.begin(), greedy_rows.end());
+  layout.logit_rows.insert(layout.logit_rows.end(), kept_rows.begin(), kept_rows.end());
+  if (!kept_rows.empty() && !weights_.has_output()) {
+    invalid("forward: sampling needs the stage with the output head");
+  }
+  kept_first_row_ = full_rows + static_cast<std::int64_t>(greedy_rows.size());
+  kept_rows_ = 0;  // set once the logits exist
   const std::int64_t tokens = layout.num_tokens();
   const auto logit_rows = static_cast<std::int64_t>(layout.logit_rows.size());
   ensure_workspace(tokens, logit_rows);
@@ -183,9 +191,24 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
       for (std::size_t g = 0; g < greedy_sequences.size(); ++g)
         result.greedy[greedy_sequences[g]] = tokens_out[g];
     }
+    kept_rows_ = kept_rows.size();
   }
   backend_.synchronize();
   return result;
+}
+
+std::vector<std::int32_t> LlamaModel::sample_kept(std::span<const SampleRow> rows) {
+  if (rows.size() != kept_rows_) {
+    invalid("sample_kept: " + std::to_string(rows.size()) + " rows for the " +
+            std::to_string(kept_rows_) + " sampled sequences of the last step");
+  }
+  std::vector<std::int32_t> tokens(rows.size());
+  if (!rows.empty()) {
+    const std::int64_t vocab = spec().vocab_size;
+    backend_.sample(ws_->logits->floats() + kept_first_row_ * vocab, vocab, rows, tokens.data());
+  }
+  kept_rows_ = 0;
+  return tokens;
 }
 
 void LlamaModel::run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step) {

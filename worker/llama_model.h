@@ -21,8 +21,9 @@
 namespace conveyor {
 
 // kGreedy: the last position's greedy token only (Backend::argmax), without moving
-// its logits off the backend.
-enum class LogitsWanted { kNone, kLast, kAll, kGreedy };
+// its logits off the backend. kSampled: the last position's logits stay on the backend
+// for sample_kept() (Backend::sample; only where its capabilities say it samples).
+enum class LogitsWanted { kNone, kLast, kAll, kGreedy, kSampled };
 
 struct SequenceStep {
   std::span<const std::int32_t> tokens;  // the new tokens, at least one
@@ -74,10 +75,20 @@ class LlamaModel {
   // that does not cover the positions, a token outside the vocabulary.
   StepResult forward(std::span<const SequenceStep> sequences, const float* hidden_in = nullptr);
 
+  // Draws the tokens of the last forward()'s kSampled sequences, row i for the i-th of
+  // them in step order, where their logits are (Backend::sample): tokens or kSample*
+  // failures. Once per forward(); throws Error(kInvalidArgument) for a count that differs.
+  std::vector<std::int32_t> sample_kept(std::span<const SampleRow> rows);
+
  private:
   struct Workspace;
 
   void run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step);
+
+  // The last forward()'s kSampled rows: where they start in the logits workspace, and
+  // how many, until sample_kept() takes them.
+  std::int64_t kept_first_row_ = 0;
+  std::size_t kept_rows_ = 0;
   void ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
 
   Backend& backend_;

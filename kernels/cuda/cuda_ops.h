@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "kernels/sample_failure.h"
+
 namespace conveyor::cuda {
 
 // One sequence of a step as the kernels read it (a device copy of AttentionSequence).
@@ -135,6 +137,30 @@ struct DeviceAttention {
 // -1 when nothing is above -inf; out is int32 [rows] in device memory.
 void argmax_rows(const float* logits, std::int64_t rows, std::int64_t vocab, std::int32_t* out,
                  cudaStream_t stream);
+
+// One row of Backend::sample (its SampleRow), with its history as offsets into the
+// op's token and count arrays.
+struct DeviceSampleRow {
+  double uniform = 0.0;
+  float temperature = 1.0f;
+  std::int32_t top_k = 0;
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  std::int32_t greedy = 0;
+  std::int32_t seen_offset = 0;  // distinct tokens seen: history_tokens[offset, + count)
+  std::int32_t seen_count = 0;
+  std::int32_t output_offset = 0;  // distinct output tokens and their counts
+  std::int32_t output_count = 0;
+};
+
+// out[r] = the token row r of logits [rows, vocab] draws (sampling.cu), or a
+// kSample* failure; the rows' logits are penalised in place.
+void sample_rows(float* logits, std::int64_t vocab, const DeviceSampleRow* rows,
+                 std::int32_t num_rows, const std::int32_t* history_tokens,
+                 const std::int32_t* history_counts, std::int32_t* out, cudaStream_t stream);
 
 // Largest head_dim and query heads per K/V head the attention kernel takes.
 constexpr int kMaxHeadDim = 256;

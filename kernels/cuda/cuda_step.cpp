@@ -1,9 +1,10 @@
 #include "kernels/cuda/cuda_step.h"
 
 #include <algorithm>
-#include <cstring>
 #include <utility>
 #include <vector>
+
+#include "kernels/cuda/host_image.h"
 
 namespace conveyor::cuda {
 
@@ -32,14 +33,9 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
         prefill_groups.push_back(static_cast<std::int32_t>(seq.first_row + i));
     }
   }
-  // One host image of every array, each 16-byte aligned, then one copy.
-  std::vector<std::uint8_t> image;
-  auto place = [&image](const void* data, std::size_t bytes) {
-    const std::size_t offset = (image.size() + 15) / 16 * 16;
-    image.resize(offset + bytes);
-    if (bytes > 0) std::memcpy(image.data() + offset, data, bytes);
-    return offset;
-  };
+  // One host image of every array, then one copy.
+  HostImage image;
+  auto place = [&image](const void* data, std::size_t bytes) { return image.place(data, bytes); };
   const std::size_t o_tokens = place(l.tokens.data(), l.tokens.size() * 4);
   const std::size_t o_positions = place(l.positions.data(), l.positions.size() * 4);
   const std::size_t o_slots = place(l.slots.data(), l.slots.size() * 8);

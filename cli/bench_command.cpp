@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/engine_setup.h"
 #include "common/synthetic/random_model_source.h"
+#include "worker/sampling/sampling_params.h"
 
 namespace conveyor::cli {
 namespace {
@@ -29,6 +30,11 @@ struct BenchOptions {
   std::int64_t shared_prefix = 0;
   std::string modes = "both";
   std::uint64_t seed = 0;
+  // Greedy by default; with a temperature, every request draws (seeded per request)
+  // through top-k and top-p as given.
+  float temperature = 0;
+  std::int32_t top_k = 0;
+  float top_p = 1.0f;
   bool json = false;
   std::string config_file;
   EngineFlags engine;
@@ -89,7 +95,10 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
       t = token(random);
     std::copy_n(prefix.begin(), std::min(prefix.size(), r.prompt.size()), r.prompt.begin());
     prompt_tokens += static_cast<std::int64_t>(r.prompt.size());
-    r.sampling.temperature = 0;
+    r.sampling.temperature = o.temperature;
+    r.sampling.top_k = o.top_k;
+    r.sampling.top_p = o.top_p;
+    r.sampling.seed = o.seed + static_cast<std::uint64_t>(i);
     r.sampling.ignore_eos = true;
     r.sampling.max_tokens = static_cast<std::int32_t>(length(o.output_len));
     r.submitted = submitted;
@@ -147,6 +156,15 @@ int run_bench(const BenchOptions& o) {
   const std::optional<DType> dtype = dtype_from_name(o.dtype);
   if (!dtype) fail(ErrorCode::kInvalidArgument, "--dtype: unknown type '" + o.dtype + "'");
 
+  {
+    SamplingParams sampling;
+    sampling.temperature = o.temperature;
+    sampling.top_k = o.top_k;
+    sampling.top_p = o.top_p;
+    const Status valid = sampling.validate();
+    if (!valid.ok()) fail(ErrorCode::kInvalidArgument, valid.message());
+  }
+
   RandomModelOptions model_options;
   model_options.dtype = *dtype;
   model_options.seed = o.seed;
@@ -168,6 +186,9 @@ int run_bench(const BenchOptions& o) {
                           {"input_len", o.input_len},
                           {"output_len", o.output_len},
                           {"shared_prefix", o.shared_prefix},
+                          {"temperature", o.temperature},
+                          {"top_k", o.top_k},
+                          {"top_p", o.top_p},
                           {"prefix_caching", config.kv.prefix_caching},
                           {"threads", config.threads},
                           {"stages", config.stages},
@@ -199,6 +220,10 @@ int run_bench(const BenchOptions& o) {
               static_cast<long long>(o.output_len));
   if (o.shared_prefix > 0) {
     std::printf(", the first %lld shared", static_cast<long long>(o.shared_prefix));
+  }
+  if (o.temperature > 0) {
+    std::printf(", sampled (temperature %g, top-k %d, top-p %g)",
+                static_cast<double>(o.temperature), o.top_k, static_cast<double>(o.top_p));
   }
   std::printf(", prefix caching %s\n", config.kv.prefix_caching ? "on" : "off");
   std::printf("%-11s %9s %12s %12s %10s %10s %10s %10s %6s %7s %7s %7s\n", "mode", "seconds",
@@ -248,6 +273,12 @@ void register_bench(CLI::App& app, CommandResult& result) {
                   "unless --no-prefix-caching, computes them once)")
       ->capture_default_str();
   cmd->add_option("--mode", o->modes, "continuous, static or both")->capture_default_str();
+  cmd->add_option("--temperature", o->temperature, "0: greedy; above, every request samples")
+      ->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "with --temperature: keep the k most likely tokens (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--top-p", o->top_p, "with --temperature: keep the most likely tokens holding p")
+      ->capture_default_str();
   cmd->add_option("--seed", o->seed, "weights and prompts");
   cmd->add_flag("--json", o->json, "one JSON object on stdout");
   cmd->add_option("-c,--config", o->config_file, "YAML config (see config/local.yaml)");

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The CUDA backend's rows of docs/performance.md: the issue's workload (random weights,
+# 1024 prompts, 256 in / 256 out, continuous batching) on llama-8b and llama-1b, run on
+# the GPU machine from the gpu-pack (scripts/gpu-check.sh pack):
+#
+#   llama-8b bf16, profiled          the per-op device time (CONVEYOR_CUDA_PROFILE=1)
+#   llama-8b bf16, llama-1b bf16     the targets' rows
+#   llama-8b FP8 weights + FP8 K/V   issue 9's row
+#   llama-8b sampled, 256 prompts    greedy, then temperature 0.8, top-k 50, top-p 0.95
+#                                    sampled on the GPU, then on the host
+#                                    (CONVEYOR_CUDA_SAMPLING=host)
+#   llama-8b, two micro-batches      the host plans a step while the GPU runs the other
+#
+#   bash scripts/gpu/throughput-bench.sh [CASES...]   default: all of
+#       profile bf16-8b bf16-1b fp8-8b sampled micro-batches
+#
+# Results to $OUT/throughput.txt; each run is cut off at BENCH_TIMEOUT seconds.
+set -uo pipefail
+# shellcheck source=scripts/gpu/pack-env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pack-env.sh"
+report=$OUT/throughput.txt
+cases=("$@")
+[ ${#cases[@]} -gt 0 ] || cases=(profile bf16-8b bf16-1b fp8-8b sampled micro-batches)
+shape=(--input-len 256 --output-len 256 --mode continuous --max-step-tokens 8192)
+workload=(--prompts 1024 "${shape[@]}")
+
+bench() {
+  local label=$1
+  shift
+  echo "== $label: conveyor bench --backend cuda $*" | tee -a "$report"
+  local start=$SECONDS
+  timeout "${BENCH_TIMEOUT:-150}" "$PACK/bin/conveyor" bench --backend cuda --progress off "$@" \
+    2>&1 | grep -vE "^\[progress\]" >>"$report"
+  grep -E "^continuous" "$report" | tail -n 1
+  echo "(${label}: $((SECONDS - start)) s with loading)" | tee -a "$report"
+}
+
+for c in "${cases[@]}"; do
+  case "$c" in
+    profile)
+      CONVEYOR_CUDA_PROFILE=1 bench "llama-8b bf16, profiled" --shape llama-8b \
+        --max-sequences 512 "${workload[@]}"
+      grep -E "cuda profile" "$report" | tail -n 24
+      ;;
+    bf16-8b) bench "llama-8b bf16" --shape llama-8b --max-sequences 512 "${workload[@]}" ;;
+    bf16-1b) bench "llama-1b bf16" --shape llama-1b --max-sequences 1024 "${workload[@]}" ;;
+    fp8-8b)
+      bench "llama-8b f8_r weights, FP8 K/V" --shape llama-8b --dtype f8_r --kv-dtype fp8 \
+        --max-sequences 512 "${workload[@]}"
+      ;;
+    sampled)
+      # 256 prompts: the host's sampler takes a while over 128k-wide rows.
+      sampling=(--prompts 256 "${shape[@]}" --temperature 0.8 --top-k 50 --top-p 0.95)
+      bench "llama-8b greedy, 256 prompts" --shape llama-8b --max-sequences 256 --prompts 256 \
+        "${shape[@]}"
+      bench "llama-8b sampled on the GPU" --shape llama-8b --max-sequences 256 "${sampling[@]}"
+      CONVEYOR_CUDA_SAMPLING=host bench "llama-8b sampled on the host" --shape llama-8b \
+        --max-sequences 256 "${sampling[@]}"
+      ;;
+    micro-batches)
+      bench "llama-8b bf16, two micro-batches" --shape llama-8b --max-sequences 512 \
+        --micro-batches 2 "${workload[@]}"
+      ;;
+    *) echo "unknown case: $c" >&2 ;;
+  esac
+done

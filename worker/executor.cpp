@@ -259,7 +259,8 @@ SampleRow Executor::device_sample_row(const PlannedSequence& s,
 }
 
 bool Executor::samples_on_backend(const std::shared_ptr<const SequenceSampling>& sampling) const {
-  return backend_samples_ && sampling != nullptr && !sampling->params.logprobs;
+  // Every stage reads the same plan; only the one with the output head samples.
+  return backend_samples_ && last() && sampling != nullptr && !sampling->params.logprobs;
 }
 
 }  // namespace conveyor

@@ -1,6 +1,7 @@
 #include "kernels/cuda/cuda_backend.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -176,10 +177,11 @@ class CudaBackend final : public Backend {
   // Ops come from the stage's thread and uploads from the layer streamer's, not from
   // the thread that built the backend: each entry point makes this backend's device
   // the calling thread's current one (a cheap call) before touching the stream.
-  // Every op starts here; the count tells gemm whether another op ran since the last.
-  void bind() const {
+  // Every op starts here. Returns the op's number: gemm tells from it whether another op
+  // (on any thread) began since the last.
+  std::uint64_t bind() const {
     CONVEYOR_CUDA(cudaSetDevice(device_));
-    ++ops_begun_;
+    return ++ops_begun_;
   }
 
   BackendCapabilities capabilities() const override {
@@ -366,7 +368,7 @@ class CudaBackend final : public Backend {
 
   void gemm(const float* x, std::int64_t m, const BackendWeight& w, float* y,
             const GemmOptions& options) override {
-    bind();
+    const std::uint64_t op = bind();
     const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(w, m));
     const CudaWeight& cw = matrix_weight(w, "gemm");
     const float* bias =
@@ -382,7 +384,7 @@ class CudaBackend final : public Backend {
     } else if (cw.type() == CUDA_R_32F) {
       gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
     } else {
-      const void* x16 = converted_input(x, m, w.cols(), cw.type());
+      const void* x16 = converted_input(x, m, w.cols(), cw.type(), op);
       gemm_->run(x16, cw.data(), cw.type(), y, m, w.rows(), w.cols(), options.accumulate);
       // A product written over its own input leaves no converted copy of it.
       const float* x_end = x + m * w.cols();
@@ -395,10 +397,12 @@ class CudaBackend final : public Backend {
   // row (q, k and v; gate and up) convert it once: the copy is reused when the op just
   // before this one was a dense product that converted the same rows to the same type,
   // so nothing can have written them since.
-  const void* converted_input(const float* x, std::int64_t m, std::int64_t k, cudaDataType type) {
+  // `op`: this product's number from bind().
+  const void* converted_input(const float* x, std::int64_t m, std::int64_t k, cudaDataType type,
+                              std::uint64_t op) {
     void* x16 = scratch(0, static_cast<std::size_t>(m * k) * 2);
     const bool fresh = converted_.x == x && converted_.m == m && converted_.k == k &&
-                       converted_.type == type && converted_.op + 1 == ops_begun_;
+                       converted_.type == type && converted_.op + 1 == op;
     if (!fresh) {
       if (type == CUDA_R_16F) {
         cuda::convert_to_f16(x, static_cast<__half*>(x16), m * k, stream_);
@@ -406,7 +410,7 @@ class CudaBackend final : public Backend {
         cuda::convert_to_bf16(x, static_cast<__nv_bfloat16*>(x16), m * k, stream_);
       }
     }
-    converted_ = {x, m, k, type, ops_begun_};
+    converted_ = {x, m, k, type, op};
     return x16;
   }
 
@@ -646,13 +650,13 @@ class CudaBackend final : public Backend {
   } stream_;
   std::unique_ptr<cuda::OpProfiler> profiler_;
   int attention_passes_ = 2;
-  mutable std::uint64_t ops_begun_ = 0;
+  mutable std::atomic<std::uint64_t> ops_begun_{0};  // the layer streamer binds too
   struct ConvertedInput {
     const float* x = nullptr;
     std::int64_t m = 0;
     std::int64_t k = 0;
     cudaDataType type = CUDA_R_32F;
-    std::uint64_t op = 0;  // ops_begun_ when it was converted
+    std::uint64_t op = 0;  // the number of the product that converted it
   } converted_;
   bool attention_tensor_cores_ = true;
   bool sample_on_device_ = true;

@@ -128,8 +128,9 @@ struct DeviceAttention {
   // bf16 and FP8 K/V at head_dim 64, 128 and 256 run on the tensor cores
   // (mma_paged_attention) unless this is false.
   bool tensor_cores = true;
-  // Tiles of keys each warp of the tensor-core kernel copies ahead, plus one: 0 for its
-  // default (2 to 4 by head size and type), or 2.
+  // Tiles of keys each warp of the tensor-core decode kernel copies ahead, plus one: 0 for
+  // its default (2 to 4 by head size and type), or 2 (a tuning comparison: the next tile's
+  // copy then starts only after the current one's work). The prefill kernel keeps its own.
   std::int32_t stages = 0;
 };
 

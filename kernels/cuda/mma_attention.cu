@@ -27,7 +27,8 @@ constexpr int kWarps = 4;
 template <int kHeadDim, typename T, int kStagesOverride>
 struct Layout {
   using F = TileFormat<kHeadDim, T>;
-  // About 24 KiB of stages a warp (two blocks a multiprocessor), two to four stages.
+  // About 24 KiB of stages a warp (two blocks a multiprocessor; one at head_dim 256, whose
+  // two stages take 32 KiB), two to four stages.
   static constexpr int kStages = kStagesOverride > 0 ? kStagesOverride
                                                      : std::clamp(24576 / F::kBytes, 2, 4);
   static constexpr int kWarpBytes = kStages * F::kBytes;

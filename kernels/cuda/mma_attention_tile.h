@@ -53,7 +53,8 @@ struct TileFormat {
 
   // The physical 16-byte chunk of chunk q of row `row`. bf16: rows 2k and 2k + 1 use
   // opposite halves of each 128 bytes (a phase of a 16-byte load reads two rows); FP8:
-  // rows 4k ... 4k + 3 use different quarters (a phase of an 8-byte load reads four).
+  // rows 4k ... 4k + 3 use different quarters (a phase of an 8-byte load reads four), but
+  // at head_dim 64, whose 64-byte rows have two: rows 4k and 4k + 2 then share banks.
   __device__ static int chunk(int row, int q) {
     if constexpr (kFp8) return q ^ (((row & 3) << 1) & (kChunks - 1));
     return q ^ ((row & 1) << 2);

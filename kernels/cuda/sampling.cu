@@ -1,7 +1,9 @@
 // Sampling on the GPU, one block per row of logits, exactly as worker/sampling/sampler.h
 // specifies it (its twin): penalties, then temperature, top-k, top-p, min-p, and a draw
 // by inverse CDF with the row's uniform over the survivors in token-id order. Only the
-// order in which sums are rounded differs (they are doubles here too).
+// order in which sums are rounded differs (doubles here too; added by atomics, so the order
+// may change from run to run), which moves a cut-off or a draw only when it falls within
+// an ulp of a boundary.
 //
 // Nothing is sorted. As on the host, each candidate's bucket (score_buckets.h: its
 // temperature-scaled gap to the best logit, 1/32 nat wide) ranks it coarsely: a histogram
@@ -38,7 +40,7 @@ __device__ __forceinline__ unsigned long long rank_key(float logit, int token) {
 }
 
 // What decides whether a token survives, and its weight: the host's arithmetic, operation
-// for operation (no contraction into fused multiply-adds).
+// for operation (no contraction into fused multiply-adds; the exponential in double).
 struct RowFilter {
   float max_logit;
   float inverse_temperature;
@@ -55,6 +57,10 @@ struct RowFilter {
     const float scaled = __fmul_rn(gap, static_cast<float>(kBucketsPerNat));
     return scaled < static_cast<float>(kBuckets - 1) ? static_cast<int>(scaled) : kBuckets - 1;
   }
+  // A weight as the host computes it: the exponential in double, rounded to float.
+  __device__ static float weight(float gap) {
+    return static_cast<float>(exp(-static_cast<double>(gap)));
+  }
   __device__ static bool within(int bucket, unsigned long long key, int cut_bucket,
                                 unsigned long long cut_key) {
     return bucket < cut_bucket || (bucket == cut_bucket && key <= cut_key);
@@ -70,7 +76,7 @@ struct RowFilter {
     if (!(logit > -INFINITY)) return false;
     const float g = gap(logit);
     if (!after_top_p(logit, token, bucket(g))) return false;
-    const float w = expf(-g);
+    const float w = RowFilter::weight(g);
     weight = w;
     return !(w < min_p);
   }
@@ -149,14 +155,21 @@ __device__ void find_first_reaching(const int* counts, const double* weights, in
         w += w_up;
       }
     }
+    // The sums before each entry: the previous lane's inclusive sums, as they were added.
+    int c_before = __shfl_up_sync(kFull, c, 1);
+    double w_before = __shfl_up_sync(kFull, w, 1);
+    if (lane == 0) {
+      c_before = 0;
+      w_before = 0.0;
+    }
     const bool reached = count_base + c >= need_count || weight_base + w >= need_weight;
     const unsigned ballot = __ballot_sync(kFull, reached);
     if (ballot != 0) {
       const int first = __ffs(static_cast<int>(ballot)) - 1;
       if (lane == first) {
         sh.found_index = start + first;
-        sh.found_count_before = count_base + c - own_count;
-        sh.found_weight_before = weight_base + w - own_weight;
+        sh.found_count_before = count_base + c_before;
+        sh.found_weight_before = weight_base + w_before;
       }
       return;
     }
@@ -326,7 +339,7 @@ __global__ void __launch_bounds__(kThreads)
       const float g = f.gap(logit);
       const int b = RowFilter::bucket(g);
       if (!f.after_top_k(logit, i, b)) continue;
-      const double w = expf(-g);
+      const double w = RowFilter::weight(g);
       local_total += w;
       atomicAdd(&sh.bucket_weights[b], w);
     }
@@ -350,7 +363,7 @@ __global__ void __launch_bounds__(kThreads)
             const float g = f.gap(logit);
             const int b = RowFilter::bucket(g);
             if (b != boundary || !f.after_top_k(logit, token, b)) return false;
-            weight = expf(-g);
+            weight = RowFilter::weight(g);
             return true;
           },
           0, before, INT_MAX, need, sh);
@@ -389,17 +402,17 @@ __global__ void __launch_bounds__(kThreads)
     total += sh.warp_doubles[w];
   }
   const double target = p.uniform * total;
+  // A run that starts past the target offers its first survivor: the answer when rounding
+  // put the crossing between two runs. The earliest offer wins.
   double running = warp_base + inclusive - local;
   int chosen = INT_MAX;
-  if (running <= target) {
-    for (int i = begin; i < end; ++i) {
-      double w = 0.0;
-      if (!f.survives(row[i], i, w)) continue;
-      running += w;
-      if (running > target) {
-        chosen = i;
-        break;
-      }
+  for (int i = begin; i < end; ++i) {
+    double w = 0.0;
+    if (!f.survives(row[i], i, w)) continue;
+    running += w;
+    if (running > target) {
+      chosen = i;
+      break;
     }
   }
   chosen = block_min(chosen, sh);

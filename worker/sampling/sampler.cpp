@@ -128,9 +128,12 @@ std::size_t Sampler::filter(std::span<const float> logits, const SamplingParams&
                                std::numeric_limits<double>::infinity());
   }
   // Weights are relative to the best token, whose weight is exactly 1: that is what
-  // min-p compares against.
+  // min-p compares against. The exponential is taken in double and rounded to float, so
+  // that another implementation's (a GPU's) lands on the same float but in the rarest
+  // case, where float exponentials may differ by an ulp or two.
   for (std::size_t i = 0; i < count; ++i) {
-    candidates_[i].weight = std::exp(-scaled_gap(candidates_[i].logit));
+    candidates_[i].weight =
+        static_cast<float>(std::exp(-static_cast<double>(scaled_gap(candidates_[i].logit))));
   }
 
   if (params.top_p < 1.0f) {

@@ -255,11 +255,13 @@ TEST_CASE("cuda sampling draws the host sampler's token for every row" * doctest
 
 namespace {
 
-// Tokens a pipeline generates for `prompts` with sampling `params` (seeded per prompt).
+// Tokens a pipeline of `stages` generates for `prompts` with sampling `params` (seeded per
+// prompt).
 std::vector<std::vector<std::int32_t>> sampled_tokens(
     const ModelSource& source, const std::vector<std::vector<std::int32_t>>& prompts,
-    const SamplingParams& params) {
+    const SamplingParams& params, std::int64_t stages) {
   LocalPipelineOptions pipeline_options;
+  pipeline_options.stages = stages;
   pipeline_options.backend.kind = BackendKind::kCuda;
   pipeline_options.backend.gpu_memory_fraction = 0.05;
   pipeline_options.kv = {256, 16};
@@ -305,9 +307,12 @@ TEST_CASE("a pipeline samples the same tokens on the GPU as on the host" *
   params.min_p = 0.02f;
   params.repetition_penalty = 1.1f;
   params.frequency_penalty = 0.2f;
-  const auto on_device = sampled_tokens(*source, prompts, params);
+  const auto on_device = sampled_tokens(*source, prompts, params, 1);
+  // Two stages: only the one with the output head samples.
+  const auto two_stages = sampled_tokens(*source, prompts, params, 2);
   setenv("CONVEYOR_CUDA_SAMPLING", "host", 1);
-  const auto on_host = sampled_tokens(*source, prompts, params);
+  const auto on_host = sampled_tokens(*source, prompts, params, 1);
   unsetenv("CONVEYOR_CUDA_SAMPLING");
   CHECK(on_device == on_host);
+  CHECK(two_stages == on_host);
 }

@@ -123,8 +123,8 @@ TEST_CASE("attention kernel timing (CONVEYOR_GPU_BENCH)" * doctest::skip(timing_
         double unique_bytes = 0;
         for (const auto& seq : layout.sequences)
           unique_bytes += static_cast<double>(seq.start_position + seq.num_new) * row_bytes;
-        MESSAGE("attention " << std::string(shape.name) << ", " << variant.name << ", "
-                             << (fp8 ? "FP8" : "bf16") << " K/V: " << seconds * 1e6
+        MESSAGE("attention " << std::string(shape.name) << ", " << std::string(variant.name) << ", "
+                             << std::string(fp8 ? "FP8" : "bf16") << " K/V: " << seconds * 1e6
                              << " us; K/V once " << unique_bytes / seconds / 1e9
                              << " GB/s; as read " << key_reads * row_bytes / seconds / 1e9
                              << " GB/s");

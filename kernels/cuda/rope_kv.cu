@@ -8,13 +8,26 @@ namespace {
 
 constexpr int kThreads = 128;
 
-// One block per token; threads over (head, pair) of q's heads then k's.
+// One block per token. The block first evaluates each pair's cos and sin once (every head
+// of q and k turns its pair i by the same angle), then threads go over (head, pair) of q's
+// heads then k's.
 __global__ void rope_kernel(float* q, float* k, const std::int32_t* positions, DeviceRope rope) {
   const std::int64_t t = blockIdx.x;
   const int half = rope.head_dim / 2;
+  extern __shared__ float angles[];  // cos [half], then sin [half]
+  float* cos_of = angles;
+  float* sin_of = angles + half;
   // The angle is rounded to f32 as the reference does; its cos/sin are evaluated in
   // double and rounded once, as the CPU twin does.
   const float position = static_cast<float>(positions[t]);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    double s = 0;
+    double c = 0;
+    sincos(static_cast<double>(position * rope.inv_freq[i]), &s, &c);
+    cos_of[i] = static_cast<float>(c);
+    sin_of[i] = static_cast<float>(s);
+  }
+  __syncthreads();
   const int q_pairs = q != nullptr ? rope.num_heads * half : 0;
   const int k_pairs = k != nullptr ? rope.num_kv_heads * half : 0;
   for (int p = threadIdx.x; p < q_pairs + k_pairs; p += blockDim.x) {
@@ -24,11 +37,8 @@ __global__ void rope_kernel(float* q, float* k, const std::int32_t* positions, D
     const int i = local % half;
     float* x = is_q ? q + (t * rope.num_heads + head) * rope.head_dim
                     : k + (t * rope.num_kv_heads + head) * rope.head_dim;
-    double s = 0;
-    double c = 0;
-    sincos(static_cast<double>(position * rope.inv_freq[i]), &s, &c);
-    const float sin_f = static_cast<float>(s);
-    const float cos_f = static_cast<float>(c);
+    const float sin_f = sin_of[i];
+    const float cos_f = cos_of[i];
     const int ia = rope.interleaved ? 2 * i : i;
     const int ib = rope.interleaved ? 2 * i + 1 : i + half;
     const float a = x[ia];
@@ -99,8 +109,9 @@ __global__ void store_kv_fp8_kernel(const float* k, const float* v, const std::i
 void rope(float* q, float* k, const DeviceStep& step, const DeviceRope& config,
           cudaStream_t stream) {
   if (step.num_tokens == 0 || (q == nullptr && k == nullptr)) return;
-  rope_kernel<<<static_cast<unsigned>(step.num_tokens), kThreads, 0, stream>>>(q, k, step.positions,
-                                                                               config);
+  const std::size_t angles = static_cast<std::size_t>(config.head_dim / 2) * 2 * sizeof(float);
+  rope_kernel<<<static_cast<unsigned>(step.num_tokens), kThreads, angles, stream>>>(
+      q, k, step.positions, config);
   CONVEYOR_CUDA_LAUNCHED();
 }
 

@@ -258,6 +258,15 @@ class Backend {
   // out = silu(gate) * up, elementwise over n values; out may alias gate.
   virtual void swiglu(const float* gate, const float* up, std::int64_t n, float* out) = 0;
 
+  // The feed-forward block's products: out += W_down (silu(W_gate x) * W_up x), x f32
+  // [m, hidden] (the normed rows), out f32 [m, hidden] (the residual stream). gate_work
+  // and up_work are f32 [m, ff] that the op may overwrite. The default runs gemm, gemm,
+  // swiglu and gemm through them; a backend may keep the intermediate narrower (CUDA: in
+  // bf16 for bf16 weights, whose products round their inputs to bf16 anyway).
+  virtual void swiglu_ffn(const float* x, std::int64_t m, const BackendWeight& gate,
+                          const BackendWeight& up, const BackendWeight& down, float* gate_work,
+                          float* up_work, float* out);
+
   // Final norm and output projection for the step's logit_rows of the residual stream.
   // hidden: f32 [T, hidden]; out: f32 [logit_rows.size(), vocab].
   virtual void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm,

@@ -233,11 +233,8 @@ void LlamaModel::run_layer(std::int64_t local, const LayerWeights& w, const Back
   // MLP block: x += W_down (silu(W_gate n) * W_up n), n = norm(x); the residual add of
   // the attention output is fused into this norm, the MLP's into the down projection.
   backend_.rmsnorm(hidden, ws.delta->floats(), tokens, *w.ffn_norm, eps, normed);
-  backend_.gemm(normed, tokens, *w.ffn_gate, ws.gate->floats());
-  backend_.gemm(normed, tokens, *w.ffn_up, ws.up->floats());
-  backend_.swiglu(ws.gate->floats(), ws.up->floats(), tokens * s.intermediate_size,
-                  ws.gate->floats());
-  backend_.gemm(ws.gate->floats(), tokens, *w.ffn_down, hidden, {nullptr, true});
+  backend_.swiglu_ffn(normed, tokens, *w.ffn_gate, *w.ffn_up, *w.ffn_down, ws.gate->floats(),
+                      ws.up->floats(), hidden);
 }
 
 }  // namespace conveyor

@@ -1,4 +1,4 @@
-// The Backend ops that a backend may lack, with what they do then.
+// The Backend ops with a default: what a backend that does not override them does.
 #include "common/status.h"
 #include "kernels/backend.h"
 
@@ -7,6 +7,15 @@ namespace conveyor {
 void Backend::sample(float* /*logits*/, std::int64_t /*vocab*/, std::span<const SampleRow> /*rows*/,
                      std::int32_t* /*host_out*/) {
   fail(ErrorCode::kUnsupported, name() + " backend: sampling runs on the host");
+}
+
+void Backend::swiglu_ffn(const float* x, std::int64_t m, const BackendWeight& gate,
+                         const BackendWeight& up, const BackendWeight& down, float* gate_work,
+                         float* up_work, float* out) {
+  gemm(x, m, gate, gate_work);
+  gemm(x, m, up, up_work);
+  swiglu(gate_work, up_work, m * gate.rows(), gate_work);
+  gemm(gate_work, m, down, out, {nullptr, true});
 }
 
 }  // namespace conveyor

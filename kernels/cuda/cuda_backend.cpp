@@ -537,6 +537,48 @@ class CudaBackend final : public Backend {
     cuda::swiglu(gate, up, n, out, stream_);
   }
 
+  void swiglu_ffn(const float* x, std::int64_t m, const BackendWeight& gate,
+                  const BackendWeight& up, const BackendWeight& down, float* gate_work,
+                  float* up_work, float* out) override {
+    const CudaWeight& g = matrix_weight(gate, "swiglu_ffn");
+    const CudaWeight& u = matrix_weight(up, "swiglu_ffn");
+    const CudaWeight& d = matrix_weight(down, "swiglu_ffn");
+    const auto bf16 = [](const CudaWeight& w) {
+      return w.storage() == WeightStorage::kDense && w.type() == CUDA_R_16BF;
+    };
+    if (!bf16(g) || !bf16(u) || !bf16(d)) {
+      Backend::swiglu_ffn(x, m, gate, up, down, gate_work, up_work, out);
+      return;
+    }
+    const std::int64_t ff = gate.rows();
+    const std::int64_t hidden = gate.cols();
+    if (up.rows() != ff || up.cols() != hidden || down.rows() != hidden || down.cols() != ff) {
+      fail(ErrorCode::kInvalidArgument, "swiglu_ffn: gate " + gate.name() + ", up " + up.name() +
+                                            " and down " + down.name() + " do not fit together");
+    }
+    const std::uint64_t op = bind();
+    // bf16 all the way from the input's conversion to the down product's input: the
+    // products write bf16 (each rounded once from its f32 sums) into the workspaces,
+    // swiglu reads and writes bf16 in place, and the down product reads it as it is.
+    const void* x16 = converted_input(x, m, hidden, CUDA_R_16BF, op);
+    auto* gate16 = reinterpret_cast<__nv_bfloat16*>(gate_work);
+    auto* up16 = reinterpret_cast<__nv_bfloat16*>(up_work);
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(gate, m));
+      gemm_->run_narrow(x16, g.data(), CUDA_R_16BF, gate16, m, ff, hidden);
+    }
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(up, m));
+      gemm_->run_narrow(x16, u.data(), CUDA_R_16BF, up16, m, ff, hidden);
+    }
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, "swiglu");
+      cuda::swiglu_bf16(gate16, up16, m * ff, gate16, stream_);
+    }
+    const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(down, m));
+    gemm_->run(gate16, d.data(), CUDA_R_16BF, out, m, hidden, ff, true);
+  }
+
   void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,
               const BackendWeight& output, float* out) override {
     bind();

@@ -65,6 +65,9 @@ void rmsnorm(float* x, const float* residual_add, const std::int64_t* rows_index
 
 // out = silu(gate) * up over n values; out may alias gate.
 void swiglu(const float* gate, const float* up, std::int64_t n, float* out, cudaStream_t stream);
+// The same over bf16 values, computed in f32 and rounded once; out may alias gate.
+void swiglu_bf16(const __nv_bfloat16* gate, const __nv_bfloat16* up, std::int64_t n,
+                 __nv_bfloat16* out, cudaStream_t stream);
 
 // out[t] = table[tokens[t]] widened to f32; table is [vocab, cols] of f32 or bf16.
 void embed_f32(const float* table, const DeviceStep& step, std::int64_t cols, float* out,

@@ -73,6 +73,33 @@ __global__ void swiglu_by_four(const float4* gate, const float4* up, std::int64_
   }
 }
 
+__device__ __forceinline__ std::uint32_t swiglu_pair(std::uint32_t gate, std::uint32_t up) {
+  const float2 g = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&gate));
+  const float2 u = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&up));
+  return bf16_pair(silu_times(g.x, u.x), silu_times(g.y, u.y));
+}
+
+// Eight bf16 values at a time.
+__global__ void swiglu_bf16_by_eight(const uint4* gate, const uint4* up, std::int64_t n8,
+                                     uint4* out) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n8;
+       i += stride) {
+    const uint4 g = gate[i];
+    const uint4 u = up[i];
+    out[i] = make_uint4(swiglu_pair(g.x, u.x), swiglu_pair(g.y, u.y), swiglu_pair(g.z, u.z),
+                        swiglu_pair(g.w, u.w));
+  }
+}
+
+__global__ void swiglu_bf16_kernel(const __nv_bfloat16* gate, const __nv_bfloat16* up,
+                                   std::int64_t n, __nv_bfloat16* out) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += stride)
+    out[i] = __float2bfloat16_rn(silu_times(__bfloat162float(gate[i]), __bfloat162float(up[i])));
+}
+
 __global__ void convert_to_bf16_kernel(const float* in, __nv_bfloat16* out, std::int64_t n) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
@@ -243,6 +270,20 @@ void swiglu(const float* gate, const float* up, std::int64_t n, float* out, cuda
         reinterpret_cast<float4*>(out));
   } else {
     swiglu_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(gate, up, n, out);
+  }
+  CONVEYOR_CUDA_LAUNCHED();
+}
+
+void swiglu_bf16(const __nv_bfloat16* gate, const __nv_bfloat16* up, std::int64_t n,
+                 __nv_bfloat16* out, cudaStream_t stream) {
+  if (n == 0) return;
+  // by_four counts floats: eight bf16 values are four floats' bytes.
+  if (n % 8 == 0 && by_four(n / 2, {gate, up, out})) {
+    swiglu_bf16_by_eight<<<grid_for(n / 8, kThreads), kThreads, 0, stream>>>(
+        reinterpret_cast<const uint4*>(gate), reinterpret_cast<const uint4*>(up), n / 8,
+        reinterpret_cast<uint4*>(out));
+  } else {
+    swiglu_bf16_kernel<<<grid_for(n, kThreads), kThreads, 0, stream>>>(gate, up, n, out);
   }
   CONVEYOR_CUDA_LAUNCHED();
 }

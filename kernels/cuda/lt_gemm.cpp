@@ -20,11 +20,11 @@ LtGemm::~LtGemm() {
 
 const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
   if (const auto it = plans_.find(key); it != plans_.end()) return it->second;
-  const auto [m, n, k, type_int, accumulate, ldy] = key;
+  const auto [m, n, k, type_int, accumulate, ldy, y_type_int] = key;
   const auto type = static_cast<cudaDataType>(type_int);
   Plan plan;
   try {
-    create_plan(plan, type, type, m, n, k, ldy);
+    create_plan(plan, type, type, m, n, k, ldy, static_cast<cudaDataType>(y_type_int));
   } catch (...) {
     destroy_plan(plan);
     throw;
@@ -52,9 +52,21 @@ const LtGemm::Plan& LtGemm::plan_for(const Key& key) {
 void LtGemm::run(const void* x, const void* w, cudaDataType type, float* y, std::int64_t m,
                  std::int64_t n, std::int64_t k, bool accumulate, std::int64_t ldy) {
   if (m == 0) return;
-  const Plan& plan = plan_for({m, n, k, static_cast<int>(type), accumulate, ldy > 0 ? ldy : n});
+  const Plan& plan = plan_for({m, n, k, static_cast<int>(type), accumulate, ldy > 0 ? ldy : n,
+                               static_cast<int>(CUDA_R_32F)});
   const float alpha = 1.0f;
   const float beta = accumulate ? 1.0f : 0.0f;
+  CONVEYOR_CUBLAS(cublaslt().matmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y,
+                                    plan.c, y, plan.c, &plan.algo, workspace_, workspace_bytes_,
+                                    stream_));
+}
+
+void LtGemm::run_narrow(const void* x, const void* w, cudaDataType type, void* y, std::int64_t m,
+                        std::int64_t n, std::int64_t k) {
+  if (m == 0) return;
+  const Plan& plan = plan_for({m, n, k, static_cast<int>(type), false, n, static_cast<int>(type)});
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
   CONVEYOR_CUBLAS(cublaslt().matmul(handle_, plan.desc, &alpha, w, plan.a, x, plan.b, &beta, y,
                                     plan.c, y, plan.c, &plan.algo, workspace_, workspace_bytes_,
                                     stream_));

@@ -33,11 +33,17 @@ class LtGemm {
   void run(const void* x, const void* w, cudaDataType type, float* y, std::int64_t m,
            std::int64_t n, std::int64_t k, bool accumulate, std::int64_t ldy = 0);
 
+  // y = x W^T with y in the inputs' 16-bit `type` (CUDA_R_16BF or CUDA_R_16F), rounded
+  // once from the f32 accumulation: for an intermediate the next op reads as 16 bits.
+  void run_narrow(const void* x, const void* w, cudaDataType type, void* y, std::int64_t m,
+                  std::int64_t n, std::int64_t k);
+
   std::size_t cached_plans() const { return plans_.size(); }
 
  private:
   using Plan = LtPlan;
-  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, bool, std::int64_t>;
+  // m, n, k, input type, accumulate, ldy, output type.
+  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, int, bool, std::int64_t, int>;
 
   const Plan& plan_for(const Key& key);
 

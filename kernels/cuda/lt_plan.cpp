@@ -6,7 +6,7 @@
 namespace conveyor::cuda {
 
 void create_plan(LtPlan& plan, cudaDataType w_type, cudaDataType x_type, std::int64_t m,
-                 std::int64_t n, std::int64_t k, std::int64_t ldy) {
+                 std::int64_t n, std::int64_t k, std::int64_t ldy, cudaDataType y_type) {
   CONVEYOR_CUBLAS(cublaslt().matmul_desc_create(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t transpose = CUBLAS_OP_T;
   const cublasOperation_t none = CUBLAS_OP_N;
@@ -18,8 +18,8 @@ void create_plan(LtPlan& plan, cudaDataType w_type, cudaDataType x_type, std::in
                                                   static_cast<std::uint64_t>(n), k));
   CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(&plan.b, x_type, static_cast<std::uint64_t>(k),
                                                   static_cast<std::uint64_t>(m), k));
-  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(
-      &plan.c, CUDA_R_32F, static_cast<std::uint64_t>(n), static_cast<std::uint64_t>(m), ldy));
+  CONVEYOR_CUBLAS(cublaslt().matrix_layout_create(&plan.c, y_type, static_cast<std::uint64_t>(n),
+                                                  static_cast<std::uint64_t>(m), ldy));
 }
 
 void destroy_plan(LtPlan& plan) {

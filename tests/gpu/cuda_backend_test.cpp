@@ -123,6 +123,45 @@ TEST_CASE("cuda products of one input convert it once, and see every write to it
   }
 }
 
+TEST_CASE("cuda feed-forward block matches the CPU twin, in bf16 and through the default" *
+          doctest::skip(no_gpu())) {
+  // bf16 weights take the CUDA backend's own path (bf16 products and swiglu between); f16
+  // and f32 weights the default (gemm, gemm, swiglu, gemm). Both add into `out`.
+  Both b;
+  struct Shape {
+    std::int64_t m, hidden, ff;
+  };
+  for (const DType dtype : {DType::kBF16, DType::kF16, DType::kF32}) {
+    for (const Shape sh : {Shape{1, 64, 256}, Shape{37, 256, 704}, Shape{300, 576, 1536}}) {
+      CAPTURE(dtype_name(dtype));
+      CAPTURE(sh.m);
+      CAPTURE(sh.ff);
+      const OwnedTensor gate = random_tensor(dtype, {sh.ff, sh.hidden});
+      const OwnedTensor up = random_tensor(dtype, {sh.ff, sh.hidden});
+      const OwnedTensor down = random_tensor(dtype, {sh.hidden, sh.ff});
+      const auto x = random_floats(static_cast<std::size_t>(sh.m * sh.hidden));
+      const auto out0 = random_floats(static_cast<std::size_t>(sh.m * sh.hidden));
+      std::vector<float> results[2];
+      Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+      for (int i = 0; i < 2; ++i) {
+        Backend& be = *backends[i];
+        auto g = be.upload_weight(gate.ref);
+        auto u = be.upload_weight(up.ref);
+        auto d = be.upload_weight(down.ref);
+        auto xb = upload(be, x);
+        auto out = upload(be, out0);
+        auto gate_work = poisoned(be, static_cast<std::size_t>(sh.m * sh.ff));
+        auto up_work = poisoned(be, static_cast<std::size_t>(sh.m * sh.ff));
+        be.swiglu_ffn(xb->floats(), sh.m, *g, *u, *d, gate_work->floats(), up_work->floats(),
+                      out->floats());
+        results[i] = download(be, *out, out0.size());
+      }
+      CHECK(relative_error(results[1], results[0]) <
+            (dtype == DType::kF32 ? kF32Bound : kBf16Bound));
+    }
+  }
+}
+
 TEST_CASE("cuda W8A16, W4A16 and W8A8 GEMMs from the compressed weights match the CPU twin" *
           doctest::skip(no_gpu())) {
   // The CPU computes from the same compressed form in f32. The GPU rounds each input row

@@ -377,9 +377,15 @@ class CudaBackend final : public Backend {
       quantized_gemm(x, m, cw, y, options.accumulate);
     } else if (cw.storage() == WeightStorage::kF8Rows) {
       const std::size_t bytes = cuda::Fp8Gemm::scratch_bytes(m, w.rows(), w.cols());
+      void* fp8_scratch = scratch(5, std::max<std::size_t>(bytes, 16));
+      // As converted_input(): the codes of the input the product just before quantised.
+      const bool quantized = quantized_.x == x && quantized_.m == m && quantized_.k == w.cols() &&
+                             quantized_.scratch == fp8_scratch && quantized_.op + 1 == op;
       fp8_gemm_->run(x, m, static_cast<const std::uint8_t*>(cw.data()),
                      static_cast<const float*>(cw.scales()), w.rows(), w.cols(), bias, y,
-                     options.accumulate, scratch(5, std::max<std::size_t>(bytes, 16)));
+                     options.accumulate, fp8_scratch, quantized);
+      quantized_ = {x, m, w.cols(), fp8_scratch, op};
+      if (y < x + m * w.cols() && x < y + m * w.rows()) quantized_.x = nullptr;
       return;  // the bias is added with the scales
     } else if (cw.type() == CUDA_R_32F) {
       gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
@@ -700,6 +706,14 @@ class CudaBackend final : public Backend {
     cudaDataType type = CUDA_R_32F;
     std::uint64_t op = 0;  // the number of the product that converted it
   } converted_;
+  // The same for the FP8 products' quantised input, kept in scratch slot 5.
+  struct QuantizedInput {
+    const float* x = nullptr;
+    std::int64_t m = 0;
+    std::int64_t k = 0;
+    const void* scratch = nullptr;
+    std::uint64_t op = 0;
+  } quantized_;
   bool attention_tensor_cores_ = true;
   bool sample_on_device_ = true;
   int attention_stages_ = 0;

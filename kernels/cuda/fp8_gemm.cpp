@@ -175,7 +175,7 @@ Fp8Gemm::Plan& Fp8Gemm::plan_for(const Key& key, const float* w_scales, const fl
 
 void Fp8Gemm::run(const float* x, std::int64_t m, const std::uint8_t* w_codes,
                   const float* w_scales, std::int64_t n, std::int64_t k, const float* bias,
-                  float* y, bool accumulate, void* scratch) {
+                  float* y, bool accumulate, void* scratch, bool x_quantized) {
   if (m < 0 || n <= 0 || k <= 0 || k % 16 != 0 || n % 4 != 0) {
     fail(ErrorCode::kInvalidArgument,
          "fp8 gemm: " + shape_text(m, n, k) +
@@ -191,7 +191,7 @@ void Fp8Gemm::run(const float* x, std::int64_t m, const std::uint8_t* w_codes,
   float* const sums = reinterpret_cast<float*>(
       base + scales_offset + aligned(static_cast<std::size_t>(m) * sizeof(float)));
 
-  quantize_rows_e4m3(x, m, k, x_codes, x_scales, stream_);
+  if (!x_quantized) quantize_rows_e4m3(x, m, k, x_codes, x_scales, stream_);
 
   const Key key{m, n, k, accumulate, alignment_of(w_codes), alignment_of(y)};
   Plan& plan = plan_for(key, w_scales, x_scales);

@@ -49,9 +49,12 @@ class Fp8Gemm {
   // Throws Error(kInvalidArgument) unless m >= 0 and n, k > 0, k is a multiple of 16 and n
   // of 4: cuBLASLt's FP8 kernels need 16-byte aligned rows of A, B (k bytes) and C/D (4n
   // bytes). Error(kUnsupported) when cuBLASLt has no algorithm even for the fallback.
+  // With `x_quantized`, `scratch` already holds x's codes and scales from the previous
+  // run (same x, m and k, nothing written to x since): the products of one input in a row
+  // quantise it once.
   void run(const float* x, std::int64_t m, const std::uint8_t* w_codes, const float* w_scales,
            std::int64_t n, std::int64_t k, const float* bias, float* y, bool accumulate,
-           void* scratch);
+           void* scratch, bool x_quantized = false);
 
   // Whether cuBLASLt applied the per-row and per-column scales itself in the latest run()
   // (false before the first).

@@ -74,52 +74,56 @@ TEST_CASE("cuda gemm matches the CPU twin for f32, bf16 and dequantised weights"
   CHECK(gemm_error(b, DType::kS24_F16, 33, 320, 512, true, true) < kBf16Bound);
 }
 
-TEST_CASE("cuda products of one input convert it once, and see every write to it" *
+TEST_CASE("cuda products of one input convert or quantise it once, and see every write to it" *
           doctest::skip(no_gpu())) {
   // q, k and v (and gate and up) are products of one input in a row, which the backend
-  // converts to bf16 once. Each product below must still equal the CPU's on the input as
-  // it is then: after the same input again, after a copy into it, after another product
+  // converts to bf16 (or quantises to E4M3) once. Each product below must equal the CPU's on the
+  // input as it is then: after the same input again, after a copy into it, after another product
   // wrote it, and after another op (the residual add of rmsnorm) wrote it.
   Both b;
   constexpr std::int64_t m = 40;
   constexpr std::int64_t k = 256;
-  const OwnedTensor w1 = random_tensor(DType::kBF16, {k, k});
-  const OwnedTensor w2 = random_tensor(DType::kBF16, {96, k});
-  const OwnedTensor norm = f32_tensor(random_floats(static_cast<std::size_t>(k)), {k});
-  const auto x_first = random_floats(static_cast<std::size_t>(m * k));
-  const auto x_second = random_floats(static_cast<std::size_t>(m * k));
-  std::vector<std::vector<float>> results[2];
-  Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
-  for (int i = 0; i < 2; ++i) {
-    Backend& be = *backends[i];
-    auto square = be.upload_weight(w1.ref);
-    auto narrow = be.upload_weight(w2.ref);
-    auto norm_weight = be.upload_weight(norm.ref);
-    auto x = upload(be, x_first);
-    auto y = poisoned(be, static_cast<std::size_t>(m * k));
-    auto z = poisoned(be, static_cast<std::size_t>(m * 96));
-    auto u = poisoned(be, static_cast<std::size_t>(m * k));
-    auto keep = [&](BackendBuffer& buffer, std::int64_t cols) {
-      results[i].push_back(download(be, buffer, static_cast<std::size_t>(m * cols)));
-    };
-    be.gemm(x->floats(), m, *square, y->floats());
-    keep(*y, k);
-    be.gemm(x->floats(), m, *narrow, z->floats());  // the same input again
-    keep(*z, 96);
-    be.copy_from_host(x->data(), x_second.data(), x_second.size() * 4);
-    be.gemm(x->floats(), m, *narrow, z->floats());  // after a copy into it
-    keep(*z, 96);
-    be.gemm(y->floats(), m, *square, x->floats());  // another product's output
-    be.gemm(x->floats(), m, *narrow, z->floats());
-    keep(*z, 96);
-    be.rmsnorm(x->floats(), y->floats(), m, *norm_weight, 1e-5f, u->floats());  // x += y
-    be.gemm(x->floats(), m, *narrow, z->floats());
-    keep(*z, 96);
-  }
-  REQUIRE(results[0].size() == results[1].size());
-  for (std::size_t r = 0; r < results[0].size(); ++r) {
-    CAPTURE(r);
-    CHECK(relative_error(results[1][r], results[0][r]) < kBf16Bound);
+  // bf16 weights convert the input to bf16; FP8 weights quantise it to E4M3 per row.
+  for (const DType dtype : {DType::kBF16, DType::kF8_R}) {
+    CAPTURE(dtype_name(dtype));
+    const OwnedTensor w1 = random_tensor(dtype, {k, k});
+    const OwnedTensor w2 = random_tensor(dtype, {96, k});
+    const OwnedTensor norm = f32_tensor(random_floats(static_cast<std::size_t>(k)), {k});
+    const auto x_first = random_floats(static_cast<std::size_t>(m * k));
+    const auto x_second = random_floats(static_cast<std::size_t>(m * k));
+    std::vector<std::vector<float>> results[2];
+    Backend* backends[2] = {b.cpu.get(), b.gpu.get()};
+    for (int i = 0; i < 2; ++i) {
+      Backend& be = *backends[i];
+      auto square = be.upload_weight(w1.ref);
+      auto narrow = be.upload_weight(w2.ref);
+      auto norm_weight = be.upload_weight(norm.ref);
+      auto x = upload(be, x_first);
+      auto y = poisoned(be, static_cast<std::size_t>(m * k));
+      auto z = poisoned(be, static_cast<std::size_t>(m * 96));
+      auto u = poisoned(be, static_cast<std::size_t>(m * k));
+      auto keep = [&](BackendBuffer& buffer, std::int64_t cols) {
+        results[i].push_back(download(be, buffer, static_cast<std::size_t>(m * cols)));
+      };
+      be.gemm(x->floats(), m, *square, y->floats());
+      keep(*y, k);
+      be.gemm(x->floats(), m, *narrow, z->floats());  // the same input again
+      keep(*z, 96);
+      be.copy_from_host(x->data(), x_second.data(), x_second.size() * 4);
+      be.gemm(x->floats(), m, *narrow, z->floats());  // after a copy into it
+      keep(*z, 96);
+      be.gemm(y->floats(), m, *square, x->floats());  // another product's output
+      be.gemm(x->floats(), m, *narrow, z->floats());
+      keep(*z, 96);
+      be.rmsnorm(x->floats(), y->floats(), m, *norm_weight, 1e-5f, u->floats());  // x += y
+      be.gemm(x->floats(), m, *narrow, z->floats());
+      keep(*z, 96);
+    }
+    REQUIRE(results[0].size() == results[1].size());
+    for (std::size_t r = 0; r < results[0].size(); ++r) {
+      CAPTURE(r);
+      CHECK(relative_error(results[1][r], results[0][r]) < kBf16Bound);
+    }
   }
 }
 

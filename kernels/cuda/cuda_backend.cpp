@@ -20,6 +20,7 @@
 #include "kernels/cuda/cusparselt_probe.h"
 #include "kernels/cuda/device_pool.h"
 #include "kernels/cuda/fp8_gemm.h"
+#include "kernels/cuda/fp8_ops.h"
 #include "kernels/cuda/host_image.h"
 #include "kernels/cuda/lt_gemm.h"
 #include "kernels/cuda/op_profiler.h"
@@ -552,7 +553,10 @@ class CudaBackend final : public Backend {
     const auto bf16 = [](const CudaWeight& w) {
       return w.storage() == WeightStorage::kDense && w.type() == CUDA_R_16BF;
     };
-    if (!bf16(g) || !bf16(u) || !bf16(d)) {
+    const auto fp8 = [](const CudaWeight& w) { return w.storage() == WeightStorage::kF8Rows; };
+    const bool all_bf16 = bf16(g) && bf16(u) && bf16(d);
+    const bool all_fp8 = fp8(g) && fp8(u) && fp8(d);
+    if (!all_bf16 && !all_fp8) {
       Backend::swiglu_ffn(x, m, gate, up, down, gate_work, up_work, out);
       return;
     }
@@ -563,6 +567,11 @@ class CudaBackend final : public Backend {
                                             " and down " + down.name() + " do not fit together");
     }
     const std::uint64_t op = bind();
+    if (all_fp8) {
+      if (!fp8_ffn(x, m, g, u, d, gate_work, up_work, out, op))
+        Backend::swiglu_ffn(x, m, gate, up, down, gate_work, up_work, out);
+      return;
+    }
     // bf16 all the way from the input's conversion to the down product's input: the
     // products write bf16 (each rounded once from its f32 sums) into the workspaces,
     // swiglu reads and writes bf16 in place, and the down product reads it as it is.
@@ -583,6 +592,51 @@ class CudaBackend final : public Backend {
     }
     const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(down, m));
     gemm_->run(gate16, d.data(), CUDA_R_16BF, out, m, hidden, ff, true);
+  }
+
+  // swiglu_ffn for FP8 weights: the gate and up products write bf16 (cuBLASLt applying
+  // the scales), and their swiglu is quantised per row for the down product without an f32
+  // copy. False, before anything is written to `out`, where cuBLASLt will not give bf16.
+  bool fp8_ffn(const float* x, std::int64_t m, const CudaWeight& g, const CudaWeight& u,
+               const CudaWeight& d, float* gate_work, float* up_work, float* out,
+               std::uint64_t op) {
+    const std::int64_t ff = g.rows();
+    const std::int64_t hidden = g.cols();
+    auto* gate16 = reinterpret_cast<__nv_bfloat16*>(gate_work);
+    auto* up16 = reinterpret_cast<__nv_bfloat16*>(up_work);
+    void* in_scratch =
+        scratch(5, std::max<std::size_t>(cuda::Fp8Gemm::scratch_bytes(m, ff, hidden), 16));
+    const bool quantized = quantized_.x == x && quantized_.m == m && quantized_.k == hidden &&
+                           quantized_.scratch == in_scratch && quantized_.op + 1 == op;
+    quantized_.x = nullptr;
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(g, m));
+      if (!fp8_gemm_->run_narrow(x, m, static_cast<const std::uint8_t*>(g.data()),
+                                 static_cast<const float*>(g.scales()), ff, hidden, gate16,
+                                 in_scratch, quantized))
+        return false;
+    }
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(u, m));
+      if (!fp8_gemm_->run_narrow(x, m, static_cast<const std::uint8_t*>(u.data()),
+                                 static_cast<const float*>(u.scales()), ff, hidden, up16,
+                                 in_scratch, true))
+        return false;
+    }
+    // The down product's input: silu(gate) * up quantised straight into its scratch.
+    void* down_scratch =
+        scratch(5, std::max<std::size_t>(cuda::Fp8Gemm::scratch_bytes(m, hidden, ff), 16));
+    auto* codes = static_cast<std::uint8_t*>(down_scratch);
+    auto* scales = reinterpret_cast<float*>(codes + cuda::Fp8Gemm::x_scales_offset(m, ff));
+    {
+      const cuda::OpProfiler::Scope timing(*profiler_, "swiglu");
+      cuda::quantize_swiglu_rows_e4m3(gate16, up16, m, ff, codes, scales, stream_);
+    }
+    const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(d, m));
+    fp8_gemm_->run(nullptr, m, static_cast<const std::uint8_t*>(d.data()),
+                   static_cast<const float*>(d.scales()), hidden, ff, nullptr, out, true,
+                   down_scratch, true);
+    return true;
   }
 
   void logits(const float* hidden, const BackendStep& step, const BackendWeight& norm, float eps,

@@ -5,6 +5,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/silu.h"
 
 namespace conveyor::cuda {
 namespace {
@@ -35,10 +36,6 @@ __device__ __forceinline__ std::uint32_t bf16_pair(float a, float b) {
 // f16 saturating at the f16 range; NaN stays NaN (fmaxf would turn it into the bound).
 __device__ __forceinline__ __half saturated_f16(float v) {
   return __float2half_rn(isnan(v) ? v : fminf(fmaxf(v, -65504.0f), 65504.0f));
-}
-
-__device__ __forceinline__ float silu_times(float g, float u) {
-  return g / (1.0f + expf(-g)) * u;
 }
 
 __global__ void convert_to_bf16_by_four(const float4* in, uint2* out, std::int64_t n4) {

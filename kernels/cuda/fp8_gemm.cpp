@@ -100,7 +100,9 @@ bool Fp8Gemm::make_plan(const Key& key, bool vector_scales, const float* w_scale
     }
   } cleanup{plan};
 
-  create_plan(plan, CUDA_R_8F_E4M3, CUDA_R_8F_E4M3, m, n, k, n);
+  const bool narrow = std::get<6>(key);
+  if (narrow && !vector_scales) return false;  // the fallback's epilogue writes f32
+  create_plan(plan, CUDA_R_8F_E4M3, CUDA_R_8F_E4M3, m, n, k, n, narrow ? CUDA_R_16BF : CUDA_R_32F);
   // Off (the default, set to say so): Hopper's FP8 tensor cores keep only about 14 bits of
   // a running sum, and fast accumulation leaves the whole of k in them; without it the
   // kernels move the partial sums into f32 registers every few k-steps, so the error stays
@@ -167,23 +169,59 @@ bool Fp8Gemm::make_plan(const Key& key, bool vector_scales, const float* w_scale
 Fp8Gemm::Plan& Fp8Gemm::plan_for(const Key& key, const float* w_scales, const float* x_scales) {
   if (const auto it = plans_.find(key); it != plans_.end()) return it->second;
   Plan plan;
-  // The fallback plan either is made or throws.
-  if (!try_vector_scales_ || !make_plan(key, true, w_scales, x_scales, plan))
-    make_plan(key, false, nullptr, nullptr, plan);
+  if (!try_vector_scales_ || !make_plan(key, true, w_scales, x_scales, plan)) {
+    if (std::get<6>(key)) {
+      plan = Plan{};  // a bf16 output needs the vector scales: remembered as refused
+      plan.usable = false;
+    } else {
+      make_plan(key, false, nullptr, nullptr, plan);  // the fallback is made or throws
+    }
+  }
   return plans_.emplace(key, plan).first->second;
 }
 
-void Fp8Gemm::run(const float* x, std::int64_t m, const std::uint8_t* w_codes,
-                  const float* w_scales, std::int64_t n, std::int64_t k, const float* bias,
-                  float* y, bool accumulate, void* scratch, bool x_quantized) {
+void Fp8Gemm::check(std::int64_t m, std::int64_t n, std::int64_t k, const void* scratch) {
   if (m < 0 || n <= 0 || k <= 0 || k % 16 != 0 || n % 4 != 0) {
     fail(ErrorCode::kInvalidArgument,
          "fp8 gemm: " + shape_text(m, n, k) +
              " needs k a positive multiple of 16 and n a positive multiple of 4");
   }
-  if (m == 0) return;
   if (reinterpret_cast<std::uintptr_t>(scratch) % kAlignment != 0)
     fail(ErrorCode::kInvalidArgument, "fp8 gemm: the scratch is not 256-byte aligned");
+}
+
+bool Fp8Gemm::run_narrow(const float* x, std::int64_t m, const std::uint8_t* w_codes,
+                         const float* w_scales, std::int64_t n, std::int64_t k, __nv_bfloat16* y,
+                         void* scratch, bool x_quantized) {
+  check(m, n, k, scratch);
+  if (m == 0) return true;
+  auto* const base = static_cast<std::uint8_t*>(scratch);
+  std::uint8_t* const x_codes = base;
+  float* const x_scales = reinterpret_cast<float*>(base + x_scales_offset(m, k));
+  if (!x_quantized) quantize_rows_e4m3(x, m, k, x_codes, x_scales, stream_);
+  Plan& plan =
+      plan_for({m, n, k, false, alignment_of(w_codes), alignment_of(y), true}, w_scales, x_scales);
+  if (!plan.usable) return false;
+  set_scale_pointers(plan.desc, w_scales, x_scales);
+  const float alpha = 1.0f;
+  const float beta = 0.0f;
+  const cublasStatus_t status =
+      cublaslt().matmul(handle_, plan.desc, &alpha, w_codes, plan.a, x_codes, plan.b, &beta, y,
+                        plan.c, y, plan.c, &plan.algo, workspace_, workspace_bytes_, stream_);
+  if (status == CUBLAS_STATUS_SUCCESS) return true;
+  if (status != CUBLAS_STATUS_NOT_SUPPORTED && status != CUBLAS_STATUS_INVALID_VALUE)
+    CONVEYOR_CUBLAS(status);
+  // Refused when it ran, though the heuristic offered it: refused from now on.
+  destroy(plan);
+  plan.usable = false;
+  return false;
+}
+
+void Fp8Gemm::run(const float* x, std::int64_t m, const std::uint8_t* w_codes,
+                  const float* w_scales, std::int64_t n, std::int64_t k, const float* bias,
+                  float* y, bool accumulate, void* scratch, bool x_quantized) {
+  check(m, n, k, scratch);
+  if (m == 0) return;
   auto* const base = static_cast<std::uint8_t*>(scratch);
   std::uint8_t* const x_codes = base;
   const std::size_t scales_offset = x_scales_offset(m, k);
@@ -193,7 +231,7 @@ void Fp8Gemm::run(const float* x, std::int64_t m, const std::uint8_t* w_codes,
 
   if (!x_quantized) quantize_rows_e4m3(x, m, k, x_codes, x_scales, stream_);
 
-  const Key key{m, n, k, accumulate, alignment_of(w_codes), alignment_of(y)};
+  const Key key{m, n, k, accumulate, alignment_of(w_codes), alignment_of(y), false};
   Plan& plan = plan_for(key, w_scales, x_scales);
   const float alpha = 1.0f;
   if (plan.vector_scales) {

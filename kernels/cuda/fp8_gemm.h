@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cublasLt.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstddef>
@@ -56,6 +57,14 @@ class Fp8Gemm {
            std::int64_t n, std::int64_t k, const float* bias, float* y, bool accumulate,
            void* scratch, bool x_quantized = false);
 
+  // y (bf16 [m, n]) = the same product rounded once to bf16, without bias or accumulation,
+  // for an intermediate the next op reads as bf16. Only where cuBLASLt applies the scales
+  // itself: returns false, having written nothing to y, where it does not (the caller
+  // then takes run()); x may have been quantised into `scratch` either way.
+  bool run_narrow(const float* x, std::int64_t m, const std::uint8_t* w_codes,
+                  const float* w_scales, std::int64_t n, std::int64_t k, __nv_bfloat16* y,
+                  void* scratch, bool x_quantized = false);
+
   // Whether cuBLASLt applied the per-row and per-column scales itself in the latest run()
   // (false before the first).
   bool vector_scales() const { return last_vector_scales_; }
@@ -64,11 +73,12 @@ class Fp8Gemm {
  private:
   struct Plan : LtPlan {
     bool vector_scales = false;
+    bool usable = true;  // false: a bf16-output plan cuBLASLt refused (run_narrow)
   };
-  // m, n, k, accumulate, and the alignments (bytes, up to 256) of W's codes and of y: the
-  // algorithm chosen must be one that works with them.
-  using Key =
-      std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, std::uint32_t, std::uint32_t>;
+  // m, n, k, accumulate, the alignments (bytes, up to 256) of W's codes and of y (the
+  // algorithm chosen must be one that works with them), and whether y is bf16.
+  using Key = std::tuple<std::int64_t, std::int64_t, std::int64_t, bool, std::uint32_t,
+                         std::uint32_t, bool>;
 
   // The plan for `key`, made on first use: with vector scales (whose pointers it is made
   // with) unless cuBLASLt offers no algorithm for them, else the fallback.
@@ -78,6 +88,8 @@ class Fp8Gemm {
   bool make_plan(const Key& key, bool vector_scales, const float* w_scales, const float* x_scales,
                  Plan& plan);
   static void destroy(Plan& plan);
+  // Error(kInvalidArgument) for a shape or scratch run() and run_narrow() cannot take.
+  static void check(std::int64_t m, std::int64_t n, std::int64_t k, const void* scratch);
 
   cudaStream_t stream_;
   void* workspace_;

@@ -5,6 +5,7 @@
 // on `stream` and returns; none synchronises. Pointers are device memory.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -18,6 +19,12 @@ namespace conveyor::cuda {
 // bit is the device's, not necessarily the host's). One block per row.
 void quantize_rows_e4m3(const float* x, std::int64_t rows, std::int64_t k, std::uint8_t* codes,
                         float* scales, cudaStream_t stream);
+
+// The same of silu(gate) * up (in f32) for bf16 gate and up [rows, k]: the feed-forward
+// block's intermediate quantised for the down product without an f32 copy of it.
+void quantize_swiglu_rows_e4m3(const __nv_bfloat16* gate, const __nv_bfloat16* up,
+                               std::int64_t rows, std::int64_t k, std::uint8_t* codes,
+                               float* scales, cudaStream_t stream);
 
 // y[i][j] = (accumulate ? y[i][j] : 0) + sums[i][j] * (x_scales[i] * w_scales[j]) (+ bias[j]),
 // rounded step by step in that order as cpu::gemm_fp8 rounds it (no fused multiply-adds).

@@ -6,6 +6,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/e4m3.h"
 #include "kernels/cuda/fp8_ops.h"
+#include "kernels/cuda/silu.h"
 
 namespace conveyor::cuda {
 namespace {
@@ -14,15 +15,16 @@ constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
 // One block per row: the row's max|x| reduced in the block, then every value coded.
-__global__ void quantize_rows_e4m3_kernel(const float* x, std::int64_t k, std::uint8_t* codes,
+// `value(r, i)` gives element i of row r (read twice: for the max, then for the code).
+template <typename Value>
+__global__ void quantize_rows_e4m3_kernel(Value value, std::int64_t k, std::uint8_t* codes,
                                           float* scales) {
   const std::int64_t r = blockIdx.x;
-  const float* row = x + r * k;
   // fmaxf returns the other operand for a NaN, as std::max(amax, NaN) keeps amax on the
   // host: a NaN never becomes the scale. The maximum is exact in any order.
   float amax = 0.0f;
   for (std::int64_t i = threadIdx.x; i < k; i += blockDim.x)
-    amax = fmaxf(amax, fabsf(row[i]));
+    amax = fmaxf(amax, fabsf(value(r, i)));
   for (int offset = 16; offset > 0; offset /= 2)
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, offset));
   __shared__ float partial[kWarps];
@@ -41,8 +43,24 @@ __global__ void quantize_rows_e4m3_kernel(const float* x, std::int64_t k, std::u
   const float s = row_scale;
   std::uint8_t* out = codes + r * k;
   for (std::int64_t i = threadIdx.x; i < k; i += blockDim.x)
-    out[i] = encode_e4m3(row[i], s);
+    out[i] = encode_e4m3(value(r, i), s);
 }
+
+struct RowsF32 {
+  const float* x;
+  std::int64_t k;
+  __device__ float operator()(std::int64_t r, std::int64_t i) const { return x[r * k + i]; }
+};
+
+// silu(gate) * up of bf16 rows, in f32.
+struct RowsSwiglu {
+  const __nv_bfloat16* gate;
+  const __nv_bfloat16* up;
+  std::int64_t k;
+  __device__ float operator()(std::int64_t r, std::int64_t i) const {
+    return silu_times(__bfloat162float(gate[r * k + i]), __bfloat162float(up[r * k + i]));
+  }
+};
 
 // Rows stride over grid y, columns over grid x.
 __global__ void fp8_scale_epilogue_kernel(const float* sums, const float* x_scales,
@@ -68,8 +86,17 @@ __global__ void fp8_scale_epilogue_kernel(const float* sums, const float* x_scal
 void quantize_rows_e4m3(const float* x, std::int64_t rows, std::int64_t k, std::uint8_t* codes,
                         float* scales, cudaStream_t stream) {
   if (rows <= 0) return;
-  quantize_rows_e4m3_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, k, codes,
-                                                                                  scales);
+  quantize_rows_e4m3_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(RowsF32{x, k}, k,
+                                                                                  codes, scales);
+  CONVEYOR_CUDA_LAUNCHED();
+}
+
+void quantize_swiglu_rows_e4m3(const __nv_bfloat16* gate, const __nv_bfloat16* up,
+                               std::int64_t rows, std::int64_t k, std::uint8_t* codes,
+                               float* scales, cudaStream_t stream) {
+  if (rows <= 0) return;
+  quantize_rows_e4m3_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(
+      RowsSwiglu{gate, up, k}, k, codes, scales);
   CONVEYOR_CUDA_LAUNCHED();
 }
 

@@ -10,9 +10,12 @@
 #                                    sampled on the GPU, then on the host
 #                                    (CONVEYOR_CUDA_SAMPLING=host)
 #   llama-8b, two micro-batches      the host plans a step while the GPU runs the other
+#   llama-8b bf16 weights, FP8 K/V   the cache's effect alone
+#   llama-8b, 1024 sequences         bf16, then FP8 weights and K/V: every prompt at once
+#                                    (an H200 holds their K/V; an H100's 80 GB does not)
 #
 #   bash scripts/gpu/throughput-bench.sh [CASES...]   default: all of
-#       profile bf16-8b bf16-1b fp8-8b sampled micro-batches
+#       profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b
 #
 # Results to $OUT/throughput.txt; each run is cut off at BENCH_TIMEOUT seconds.
 set -uo pipefail
@@ -20,7 +23,8 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/pack-env.sh"
 report=$OUT/throughput.txt
 cases=("$@")
-[ ${#cases[@]} -gt 0 ] || cases=(profile bf16-8b bf16-1b fp8-8b sampled micro-batches)
+[ ${#cases[@]} -gt 0 ] ||
+  cases=(profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b)
 shape=(--input-len 256 --output-len 256 --mode continuous --max-step-tokens 8192)
 workload=(--prompts 1024 "${shape[@]}")
 
@@ -60,6 +64,16 @@ for c in "${cases[@]}"; do
     micro-batches)
       bench "llama-8b bf16, two micro-batches" --shape llama-8b --max-sequences 512 \
         --micro-batches 2 "${workload[@]}"
+      ;;
+    fp8kv-8b)
+      bench "llama-8b bf16 weights, FP8 K/V" --shape llama-8b --kv-dtype fp8 \
+        --max-sequences 512 "${workload[@]}"
+      ;;
+    wide-8b)
+      bench "llama-8b bf16, 1024 sequences" --shape llama-8b --max-sequences 1024 \
+        "${workload[@]}"
+      bench "llama-8b f8_r weights, FP8 K/V, 1024 sequences" --shape llama-8b --dtype f8_r \
+        --kv-dtype fp8 --max-sequences 1024 "${workload[@]}"
       ;;
     *) echo "unknown case: $c" >&2 ;;
   esac

@@ -251,8 +251,8 @@ void compare(const Problem& p, const std::vector<float>& gpu, const std::vector<
       const double bound = kTermsBound * terms + kRoundingBound * (added + std::fabs(want[at]));
       if (terms > 0) tally.worst_ratio = std::max(tally.worst_ratio, error / terms);
       if (!(error <= bound) && tally.failures++ == 0) {  // a NaN fails too
-        MESSAGE(p.m << "x" << p.n << "x" << p.k << (with_bias ? " +bias" : "")
-                    << (accumulate ? " accumulating" : "") << ": y[" << i << "][" << j
+        MESSAGE(p.m << "x" << p.n << "x" << p.k << std::string(with_bias ? " +bias" : "")
+                    << std::string(accumulate ? " accumulating" : "") << ": y[" << i << "][" << j
                     << "] = " << gpu[at] << ", cpu " << want[at] << ", terms " << terms);
       }
     }
@@ -362,9 +362,9 @@ TEST_CASE("cuda fp8 gemm matches the CPU twin, with vector scales and with the f
   const char* names[2] = {"vector scales allowed", "fallback forced"};
   for (int mode = 0; mode < 2; ++mode) {
     const Tally& tally = tallies[mode];
-    MESSAGE("fp8 gemm, " << names[mode] << ": cuBLASLt took the scales in " << tally.vector_runs
-                         << " of " << tally.runs << " runs; worst |gpu - cpu| / sum|terms| "
-                         << tally.worst_ratio
+    MESSAGE("fp8 gemm, " << std::string(names[mode]) << ": cuBLASLt took the scales in "
+                         << tally.vector_runs << " of " << tally.runs
+                         << " runs; worst |gpu - cpu| / sum|terms| " << tally.worst_ratio
                          << (mode == 0 && !tally.fallbacks.empty()
                                  ? "; fell back on" + tally.fallbacks
                                  : std::string()));
@@ -420,7 +420,7 @@ TEST_CASE("cuda fp8 gemm timing (CONVEYOR_GPU_BENCH)" *
   const double median = (milliseconds[4] + milliseconds[5]) / 2 * 1e-3;
   const double flops = 2.0 * m * n * k;
   MESSAGE("fp8 gemm " << m << "x" << n << "x" << k << " ("
-                      << (gemm.vector_scales() ? "vector scales" : "fallback")
+                      << std::string(gemm.vector_scales() ? "vector scales" : "fallback")
                       << ", activation quantisation included): " << median * 1e6 << " us, "
                       << flops / median / 1e12 << " TFLOP/s");
 }

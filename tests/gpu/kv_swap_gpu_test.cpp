@@ -154,9 +154,9 @@ TEST_CASE("cuda K/V swap bandwidth per tier against a plain copy (CONVEYOR_GPU_B
       to_host();
       const double in = timed(to_device);
       const double out = timed(to_host);
-      MESSAGE("plain copy, " << (pinned ? "pinned"
-                                 : pin  ? "pageable (pinning refused)"
-                                        : "pageable")
+      MESSAGE("plain copy, " << std::string(pinned ? "pinned"
+                                            : pin  ? "pageable (pinning refused)"
+                                                   : "pageable")
                              << " host: device->host " << gb_per_s(total, out)
                              << " GB/s, host->device " << gb_per_s(total, in) << " GB/s");
     }
@@ -201,7 +201,7 @@ TEST_CASE("cuda K/V swap bandwidth per tier against a plain copy (CONVEYOR_GPU_B
     round_trip(swapper, KvTierId::kHost, out, in);  // warm-up
     round_trip(swapper, KvTierId::kHost, out, in);
     check_blocks();
-    MESSAGE("host tier (" << (swapper.host_tier_pinned() ? "pinned" : "NOT pinned")
+    MESSAGE("host tier (" << std::string(swapper.host_tier_pinned() ? "pinned" : "NOT pinned")
                           << "): device->host " << gb_per_s(total, out) << " GB/s, host->device "
                           << gb_per_s(total, in) << " GB/s");
   }
@@ -214,8 +214,9 @@ TEST_CASE("cuda K/V swap bandwidth per tier against a plain copy (CONVEYOR_GPU_B
     round_trip(swapper, KvTierId::kDisk, out, in);  // warm-up: file extents, buffers
     round_trip(swapper, KvTierId::kDisk, out, in);
     check_blocks();
-    MESSAGE("disk tier (" << (direct ? "O_DIRECT" : "buffered") << ", " << dir.path().string()
-                          << "): device->host buffers " << gb_per_s(total, out)
+    MESSAGE("disk tier (" << std::string(direct ? "O_DIRECT" : "buffered") << ", "
+                          << dir.path().string() << "): device->host buffers "
+                          << gb_per_s(total, out)
                           << " GB/s (writes queued behind), then waiting for the writes, "
                              "disk->device "
                           << gb_per_s(total, in) << " GB/s; round trip "

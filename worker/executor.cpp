@@ -6,6 +6,7 @@
 
 #include "worker/sampling/penalties.h"
 #include "worker/sampling/rng.h"
+#include "worker/sampling/sample_row.h"
 
 namespace conveyor {
 
@@ -234,28 +235,7 @@ SampleRow Executor::device_sample_row(const PlannedSequence& s,
                                       std::deque<std::vector<std::int32_t>>& lists) {
   std::uint64_t draw_step = 0;
   const SamplingSlot& slot = history_for(s, draw_step);
-  const SamplingParams& params = s.sampling->params;
-  SampleRow row;
-  row.greedy = params.is_greedy();
-  row.temperature = params.temperature;
-  row.top_k = params.top_k;
-  row.top_p = params.top_p;
-  row.min_p = params.min_p;
-  row.repetition_penalty = params.repetition_penalty;
-  row.presence_penalty = params.presence_penalty;
-  row.frequency_penalty = params.frequency_penalty;
-  // The uniform the host's sampler would draw at this step (Rng is counter-based).
-  row.uniform = Rng::uniform_at(s.sampling->seed, draw_step);
-  row.seen_tokens = slot.history.distinct_tokens();
-  auto& tokens = lists.emplace_back();
-  auto& counts = lists.emplace_back();
-  for (const TokenCount& entry : slot.history.output_counts()) {
-    tokens.push_back(entry.token);
-    counts.push_back(entry.count);
-  }
-  row.output_tokens = tokens;
-  row.output_counts = counts;
-  return row;
+  return make_sample_row(s.sampling->params, slot.history, s.sampling->seed, draw_step, lists);
 }
 
 bool Executor::samples_on_backend(const std::shared_ptr<const SequenceSampling>& sampling) const {

@@ -188,31 +188,25 @@ void launch(const float* q, const void* k_cache, const void* v_cache, const Devi
       q, static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), step, config, out);
 }
 
-template <int kHeadDim, typename T>
-void launch_stages(const float* q, const void* k_cache, const void* v_cache, const DeviceStep& step,
-                   const DeviceAttention& config, float* out, cudaStream_t stream) {
-  if (config.stages == 2) {
-    launch<kHeadDim, T, 2>(q, k_cache, v_cache, step, config, out, stream);
-  } else {
-    launch<kHeadDim, T, 0>(q, k_cache, v_cache, step, config, out, stream);
-  }
-}
+// The decode kernel's launch for dispatch_mma_attention.
+struct DecodeLaunch {
+  const float* q;
+  const void* k_cache;
+  const void* v_cache;
+  const DeviceStep& step;
+  const DeviceAttention& config;
+  float* out;
+  cudaStream_t stream;
 
-template <typename T>
-void launch_type(const float* q, const void* k_cache, const void* v_cache, const DeviceStep& step,
-                 const DeviceAttention& config, float* out, cudaStream_t stream) {
-  switch (config.head_dim) {
-    case 64:
-      launch_stages<64, T>(q, k_cache, v_cache, step, config, out, stream);
-      break;
-    case 128:
-      launch_stages<128, T>(q, k_cache, v_cache, step, config, out, stream);
-      break;
-    default:
-      launch_stages<256, T>(q, k_cache, v_cache, step, config, out, stream);
-      break;
+  template <int kHeadDim, typename T>
+  void run() const {
+    if (config.stages == 2) {
+      launch<kHeadDim, T, 2>(q, k_cache, v_cache, step, config, out, stream);
+    } else {
+      launch<kHeadDim, T, 0>(q, k_cache, v_cache, step, config, out, stream);
+    }
   }
-}
+};
 
 }  // namespace
 
@@ -226,11 +220,7 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
                           const DeviceStep& step, const DeviceAttention& config, float* out,
                           cudaStream_t stream) {
   if (step.num_decode_rows == 0) return;
-  if (config.kv_type == KvType::kFp8) {
-    launch_type<std::uint8_t>(q, k_cache, v_cache, step, config, out, stream);
-  } else {
-    launch_type<__nv_bfloat16>(q, k_cache, v_cache, step, config, out, stream);
-  }
+  dispatch_mma_attention(config, DecodeLaunch{q, k_cache, v_cache, step, config, out, stream});
 }
 
 bool mma_paged_attention(const float* q, const void* k_cache, const void* v_cache,

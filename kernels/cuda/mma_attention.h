@@ -2,7 +2,10 @@
 // cuda_ops.h's mma_paged_attention.
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "kernels/cuda/cuda_ops.h"
 
@@ -23,5 +26,31 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
 void mma_prefill_attention(const float* q, const void* k_cache, const void* v_cache,
                            const DeviceStep& step, const DeviceAttention& config, float* out,
                            cudaStream_t stream);
+
+// Calls launch.template run<kHeadDim, T>() for the config's head size (64, 128 or 256) and
+// K/V element type (__nv_bfloat16, or std::uint8_t for FP8 codes): where both kernels
+// choose their instantiation. The config must fit (mma_attention_fits).
+template <typename Launch>
+void dispatch_mma_attention(const DeviceAttention& config, const Launch& launch) {
+  const auto by_head_dim = [&](auto type_tag) {
+    using T = decltype(type_tag);
+    switch (config.head_dim) {
+      case 64:
+        launch.template run<64, T>();
+        break;
+      case 128:
+        launch.template run<128, T>();
+        break;
+      default:
+        launch.template run<256, T>();
+        break;
+    }
+  };
+  if (config.kv_type == KvType::kFp8) {
+    by_head_dim(std::uint8_t{});
+  } else {
+    by_head_dim(__nv_bfloat16{});
+  }
+}
 
 }  // namespace conveyor::cuda

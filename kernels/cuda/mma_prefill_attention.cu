@@ -145,21 +145,21 @@ void launch(const float* q, const void* k_cache, const void* v_cache, const Devi
       q, static_cast<const T*>(k_cache), static_cast<const T*>(v_cache), step, config, out);
 }
 
-template <typename T>
-void launch_type(const float* q, const void* k_cache, const void* v_cache, const DeviceStep& step,
-                 const DeviceAttention& config, float* out, cudaStream_t stream) {
-  switch (config.head_dim) {
-    case 64:
-      launch<64, T>(q, k_cache, v_cache, step, config, out, stream);
-      break;
-    case 128:
-      launch<128, T>(q, k_cache, v_cache, step, config, out, stream);
-      break;
-    default:
-      launch<256, T>(q, k_cache, v_cache, step, config, out, stream);
-      break;
+// The prefill kernel's launch for dispatch_mma_attention.
+struct PrefillLaunch {
+  const float* q;
+  const void* k_cache;
+  const void* v_cache;
+  const DeviceStep& step;
+  const DeviceAttention& config;
+  float* out;
+  cudaStream_t stream;
+
+  template <int kHeadDim, typename T>
+  void run() const {
+    launch<kHeadDim, T>(q, k_cache, v_cache, step, config, out, stream);
   }
-}
+};
 
 }  // namespace
 
@@ -167,11 +167,7 @@ void mma_prefill_attention(const float* q, const void* k_cache, const void* v_ca
                            const DeviceStep& step, const DeviceAttention& config, float* out,
                            cudaStream_t stream) {
   if (step.num_prefill_groups == 0) return;
-  if (config.kv_type == KvType::kFp8) {
-    launch_type<std::uint8_t>(q, k_cache, v_cache, step, config, out, stream);
-  } else {
-    launch_type<__nv_bfloat16>(q, k_cache, v_cache, step, config, out, stream);
-  }
+  dispatch_mma_attention(config, PrefillLaunch{q, k_cache, v_cache, step, config, out, stream});
 }
 
 }  // namespace conveyor::cuda

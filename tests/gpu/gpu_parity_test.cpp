@@ -13,6 +13,7 @@
 #include "coordinator/local_pipeline.h"
 #include "coordinator/scheduler_actor.h"
 #include "tests/gpu/cuda_twin.h"
+#include "tests/gpu/pipeline_tokens.h"
 #include "tests/model/model_fixture.h"
 
 using namespace conveyor;
@@ -123,33 +124,15 @@ const char* const kQuestions[] = {
     "What is machine learning?",
 };
 
+// Greedy continuations of `new_tokens` through a whole pipeline.
 std::vector<std::vector<std::int32_t>> greedy_tokens(
     const ModelSource& source, const std::vector<std::vector<std::int32_t>>& prompts,
-    LocalPipelineOptions pipeline_options, std::int32_t new_tokens, std::string* backend_name) {
-  LocalPipeline pipeline(source, pipeline_options);
-  *backend_name = pipeline.backend_name();
-  SchedulerActorOptions options;
-  options.scheduler = {pipeline_options.kv.num_blocks, 16, 64, 512, false};
-  options.vocab_size = source.spec().vocab_size;
-  options.context_limit = source.spec().max_positions;
-  SchedulerActor actor(pipeline, options);
-  Channel<EngineRequest> requests;
-  for (std::size_t i = 0; i < prompts.size(); ++i) {
-    EngineRequest r;
-    r.key = i;
-    r.prompt = prompts[i];
-    r.sampling.temperature = 0;
-    r.sampling.ignore_eos = true;
-    r.sampling.max_tokens = new_tokens;
-    requests.send(std::move(r));
-  }
-  requests.close();
-  std::vector<std::vector<std::int32_t>> got(prompts.size());
-  actor.run(requests, [&](EngineResult result) {
-    REQUIRE(result.status.ok());
-    got[result.key] = result.choices.at(0).tokens;
-  });
-  return got;
+    const LocalPipelineOptions& pipeline_options, std::int32_t new_tokens,
+    std::string* backend_name) {
+  SamplingParams greedy;
+  greedy.temperature = 0;
+  greedy.max_tokens = new_tokens;
+  return pipeline_tokens(source, prompts, pipeline_options, greedy, backend_name);
 }
 
 std::size_t agreeing(const std::vector<std::int32_t>& a, const std::vector<std::int32_t>& b) {

@@ -8,17 +8,18 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <limits>
 #include <random>
 #include <string>
 
 #include "common/loader/open_model.h"
-#include "coordinator/local_pipeline.h"
-#include "coordinator/scheduler_actor.h"
 #include "tests/gpu/cuda_twin.h"
+#include "tests/gpu/pipeline_tokens.h"
 #include "tests/model/model_fixture.h"
 #include "worker/sampling/penalties.h"
 #include "worker/sampling/rng.h"
+#include "worker/sampling/sample_row.h"
 #include "worker/sampling/sampler.h"
 #include "worker/sampling/token_history.h"
 
@@ -38,30 +39,6 @@ struct Case {
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
 };
-
-// The row as Backend::sample takes it; the output lists go into `lists`.
-SampleRow to_row(const Case& c, std::vector<std::vector<std::int32_t>>& lists) {
-  SampleRow row;
-  row.greedy = c.params.is_greedy();
-  row.temperature = c.params.temperature;
-  row.top_k = c.params.top_k;
-  row.top_p = c.params.top_p;
-  row.min_p = c.params.min_p;
-  row.repetition_penalty = c.params.repetition_penalty;
-  row.presence_penalty = c.params.presence_penalty;
-  row.frequency_penalty = c.params.frequency_penalty;
-  row.uniform = Rng::uniform_at(c.seed, c.step);
-  row.seen_tokens = c.history.distinct_tokens();
-  auto& tokens = lists.emplace_back();
-  auto& counts = lists.emplace_back();
-  for (const TokenCount& entry : c.history.output_counts()) {
-    tokens.push_back(entry.token);
-    counts.push_back(entry.count);
-  }
-  row.output_tokens = tokens;
-  row.output_counts = counts;
-  return row;
-}
 
 // The host's answer: a token, or the failure code Backend::sample gives for its error.
 std::int32_t host_sample(const Case& c) {
@@ -215,12 +192,12 @@ TEST_CASE("cuda sampling draws the host sampler's token for every row" * doctest
       ++end;
     const std::size_t vocab = cases[first].logits.size();
     std::vector<float> all;
-    std::vector<std::vector<std::int32_t>> lists;
-    lists.reserve(2 * (end - first));
+    std::deque<std::vector<std::int32_t>> lists;
     std::vector<SampleRow> rows;
     for (std::size_t i = first; i < end; ++i) {
       all.insert(all.end(), cases[i].logits.begin(), cases[i].logits.end());
-      rows.push_back(to_row(cases[i], lists));
+      rows.push_back(
+          make_sample_row(cases[i].params, cases[i].history, cases[i].seed, cases[i].step, lists));
     }
     auto logits = upload(*gpu, all);
     std::vector<std::int32_t> got(rows.size());
@@ -255,40 +232,16 @@ TEST_CASE("cuda sampling draws the host sampler's token for every row" * doctest
 
 namespace {
 
-// Tokens a pipeline of `stages` generates for `prompts` with sampling `params` (seeded per
-// prompt).
+// Tokens a pipeline of `stages` on the GPU generates for `prompts` with sampling `params`.
 std::vector<std::vector<std::int32_t>> sampled_tokens(
     const ModelSource& source, const std::vector<std::vector<std::int32_t>>& prompts,
     const SamplingParams& params, std::int64_t stages) {
-  LocalPipelineOptions pipeline_options;
-  pipeline_options.stages = stages;
-  pipeline_options.backend.kind = BackendKind::kCuda;
-  pipeline_options.backend.gpu_memory_fraction = 0.05;
-  pipeline_options.kv = {256, 16};
-  LocalPipeline pipeline(source, pipeline_options);
-  SchedulerActorOptions options;
-  options.scheduler = {pipeline_options.kv.num_blocks, 16, 64, 512, false};
-  options.vocab_size = source.spec().vocab_size;
-  options.context_limit = source.spec().max_positions;
-  SchedulerActor actor(pipeline, options);
-  Channel<EngineRequest> requests;
-  for (std::size_t i = 0; i < prompts.size(); ++i) {
-    EngineRequest r;
-    r.key = i;
-    r.prompt = prompts[i];
-    r.sampling = params;
-    r.sampling.seed = 1000 + i;
-    r.sampling.ignore_eos = true;
-    r.sampling.max_tokens = 24;
-    requests.send(std::move(r));
-  }
-  requests.close();
-  std::vector<std::vector<std::int32_t>> got(prompts.size());
-  actor.run(requests, [&](EngineResult result) {
-    REQUIRE(result.status.ok());
-    got[result.key] = result.choices.at(0).tokens;
-  });
-  return got;
+  LocalPipelineOptions options;
+  options.stages = stages;
+  options.backend.kind = BackendKind::kCuda;
+  options.backend.gpu_memory_fraction = 0.05;
+  options.kv = {256, 16};
+  return pipeline_tokens(source, prompts, options, params);
 }
 
 }  // namespace
@@ -307,6 +260,7 @@ TEST_CASE("a pipeline samples the same tokens on the GPU as on the host" *
   params.min_p = 0.02f;
   params.repetition_penalty = 1.1f;
   params.frequency_penalty = 0.2f;
+  params.max_tokens = 24;
   const auto on_device = sampled_tokens(*source, prompts, params, 1);
   // Two stages: only the one with the output head samples.
   const auto two_stages = sampled_tokens(*source, prompts, params, 2);

@@ -189,15 +189,7 @@ void launch(const float* q, const void* k_cache, const void* v_cache, const Devi
 }
 
 // The decode kernel's launch for dispatch_mma_attention.
-struct DecodeLaunch {
-  const float* q;
-  const void* k_cache;
-  const void* v_cache;
-  const DeviceStep& step;
-  const DeviceAttention& config;
-  float* out;
-  cudaStream_t stream;
-
+struct DecodeLaunch : MmaAttentionArgs {
   template <int kHeadDim, typename T>
   void run() const {
     if (config.stages == 2) {
@@ -220,7 +212,7 @@ void mma_decode_attention(const float* q, const void* k_cache, const void* v_cac
                           const DeviceStep& step, const DeviceAttention& config, float* out,
                           cudaStream_t stream) {
   if (step.num_decode_rows == 0) return;
-  dispatch_mma_attention(config, DecodeLaunch{q, k_cache, v_cache, step, config, out, stream});
+  dispatch_mma_attention(config, DecodeLaunch{{q, k_cache, v_cache, step, config, out, stream}});
 }
 
 bool mma_paged_attention(const float* q, const void* k_cache, const void* v_cache,

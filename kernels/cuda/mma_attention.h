@@ -27,6 +27,17 @@ void mma_prefill_attention(const float* q, const void* k_cache, const void* v_ca
                            const DeviceStep& step, const DeviceAttention& config, float* out,
                            cudaStream_t stream);
 
+// What every tensor-core attention launch takes; each kernel's launch derives from it.
+struct MmaAttentionArgs {
+  const float* q;
+  const void* k_cache;
+  const void* v_cache;
+  const DeviceStep& step;
+  const DeviceAttention& config;
+  float* out;
+  cudaStream_t stream;
+};
+
 // Calls launch.template run<kHeadDim, T>() for the config's head size (64, 128 or 256) and
 // K/V element type (__nv_bfloat16, or std::uint8_t for FP8 codes): where both kernels
 // choose their instantiation. The config must fit (mma_attention_fits).

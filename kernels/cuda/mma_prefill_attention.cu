@@ -146,15 +146,7 @@ void launch(const float* q, const void* k_cache, const void* v_cache, const Devi
 }
 
 // The prefill kernel's launch for dispatch_mma_attention.
-struct PrefillLaunch {
-  const float* q;
-  const void* k_cache;
-  const void* v_cache;
-  const DeviceStep& step;
-  const DeviceAttention& config;
-  float* out;
-  cudaStream_t stream;
-
+struct PrefillLaunch : MmaAttentionArgs {
   template <int kHeadDim, typename T>
   void run() const {
     launch<kHeadDim, T>(q, k_cache, v_cache, step, config, out, stream);
@@ -167,7 +159,7 @@ void mma_prefill_attention(const float* q, const void* k_cache, const void* v_ca
                            const DeviceStep& step, const DeviceAttention& config, float* out,
                            cudaStream_t stream) {
   if (step.num_prefill_groups == 0) return;
-  dispatch_mma_attention(config, PrefillLaunch{q, k_cache, v_cache, step, config, out, stream});
+  dispatch_mma_attention(config, PrefillLaunch{{q, k_cache, v_cache, step, config, out, stream}});
 }
 
 }  // namespace conveyor::cuda

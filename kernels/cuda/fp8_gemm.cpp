@@ -198,10 +198,10 @@ bool Fp8Gemm::run_narrow(const float* x, std::int64_t m, const std::uint8_t* w_c
   auto* const base = static_cast<std::uint8_t*>(scratch);
   std::uint8_t* const x_codes = base;
   float* const x_scales = reinterpret_cast<float*>(base + x_scales_offset(m, k));
-  if (!x_quantized) quantize_rows_e4m3(x, m, k, x_codes, x_scales, stream_);
   Plan& plan =
       plan_for({m, n, k, false, alignment_of(w_codes), alignment_of(y), true}, w_scales, x_scales);
-  if (!plan.usable) return false;
+  if (!plan.usable) return false;  // before quantising x, which the caller's run() will do
+  if (!x_quantized) quantize_rows_e4m3(x, m, k, x_codes, x_scales, stream_);
   set_scale_pointers(plan.desc, w_scales, x_scales);
   const float alpha = 1.0f;
   const float beta = 0.0f;

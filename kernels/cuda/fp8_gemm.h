@@ -59,8 +59,8 @@ class Fp8Gemm {
 
   // y (bf16 [m, n]) = the same product rounded once to bf16, without bias or accumulation,
   // for an intermediate the next op reads as bf16. Only where cuBLASLt applies the scales
-  // itself: returns false, having written nothing to y, where it does not (the caller
-  // then takes run()); x may have been quantised into `scratch` either way.
+  // itself: returns false, having done nothing, where it does not (the caller then takes
+  // run()).
   bool run_narrow(const float* x, std::int64_t m, const std::uint8_t* w_codes,
                   const float* w_scales, std::int64_t n, std::int64_t k, __nv_bfloat16* y,
                   void* scratch, bool x_quantized = false);

@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/cuda/attention_rows.h"
 #include "kernels/cuda/host_image.h"
 
 namespace conveyor::cuda {
@@ -15,8 +16,6 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
   std::vector<std::int32_t> row_sequence(tokens, -1);
   std::vector<DeviceSequence> sequences;
   std::vector<std::int32_t> tables;
-  std::vector<std::int32_t> decode_rows;
-  std::vector<std::int32_t> prefill_groups;
   for (std::size_t s = 0; s < l.sequences.size(); ++s) {
     const AttentionSequence& seq = l.sequences[s];
     sequences.push_back(
@@ -26,13 +25,10 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
     tables.insert(tables.end(), seq.block_table.begin(), seq.block_table.end());
     for (std::int64_t i = 0; i < seq.num_new; ++i)
       row_sequence[static_cast<std::size_t>(seq.first_row + i)] = static_cast<std::int32_t>(s);
-    if (seq.num_new == 1) {
-      decode_rows.push_back(static_cast<std::int32_t>(seq.first_row));
-    } else {
-      for (std::int64_t i = 0; i < seq.num_new; i += kPrefillGroupRows)
-        prefill_groups.push_back(static_cast<std::int32_t>(seq.first_row + i));
-    }
   }
+  const AttentionRows attention = attention_rows(l);
+  const std::vector<std::int32_t>& decode_rows = attention.decode_rows;
+  const std::vector<std::int32_t>& prefill_groups = attention.prefill_groups;
   // One host image of every array, then one copy.
   HostImage image;
   auto place = [&image](const void* data, std::size_t bytes) { return image.place(data, bytes); };

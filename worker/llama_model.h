@@ -84,11 +84,6 @@ class LlamaModel {
   struct Workspace;
 
   void run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step);
-
-  // The last forward()'s kSampled rows: where they start in the logits workspace, and
-  // how many, until sample_kept() takes them.
-  std::int64_t kept_first_row_ = 0;
-  std::size_t kept_rows_ = 0;
   void ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
 
   Backend& backend_;
@@ -98,6 +93,10 @@ class LlamaModel {
   RopeConfig rope_;
   AttentionConfig attention_;
   std::unique_ptr<Workspace> ws_;
+  // The last forward()'s kSampled rows: where they start in the logits workspace, and
+  // how many, until sample_kept() takes them.
+  std::int64_t kept_first_row_ = 0;
+  std::size_t kept_rows_ = 0;
 };
 
 }  // namespace conveyor

@@ -49,6 +49,7 @@ struct BenchRun {
   double ttft_p50 = 0;
   double ttft_p99 = 0;
   double step_mean = 0;
+  double host_mean = 0;  // the scheduler's time between a result and the next step
   std::int64_t steps = 0;
   std::int64_t preemptions = 0;
   std::int64_t swaps_to_host = 0;  // of the preemptions, those that swapped to the host tier
@@ -129,6 +130,8 @@ BenchRun run_once(const BenchOptions& o, RunConfig config, std::shared_ptr<Model
   run.ttft_p99 = percentile(ttft, 0.99);
   run.steps = stats.steps;
   run.step_mean = stats.steps > 0 ? stats.step_seconds / static_cast<double>(stats.steps) : 0;
+  run.host_mean =
+      stats.host_intervals > 0 ? stats.host_seconds / static_cast<double>(stats.host_intervals) : 0;
   run.preemptions = stats.preemptions;
   run.swaps_to_host = stats.swap_preemptions - stats.disk_swap_preemptions;
   run.swaps_to_disk = stats.disk_swap_preemptions;
@@ -204,6 +207,7 @@ int run_bench(const BenchOptions& o) {
                              {"ttft_p50_seconds", r.ttft_p50},
                              {"ttft_p99_seconds", r.ttft_p99},
                              {"step_mean_seconds", r.step_mean},
+                             {"host_mean_seconds", r.host_mean},
                              {"steps", r.steps},
                              {"preemptions", r.preemptions},
                              {"swaps_to_host", r.swaps_to_host},
@@ -226,15 +230,18 @@ int run_bench(const BenchOptions& o) {
                 static_cast<double>(o.temperature), o.top_k, static_cast<double>(o.top_p));
   }
   std::printf(", prefix caching %s\n", config.kv.prefix_caching ? "on" : "off");
-  std::printf("%-11s %9s %12s %12s %10s %10s %10s %10s %6s %7s %7s %7s\n", "mode", "seconds",
+  // "host ms": the scheduler's own time between a step's result and the next step, which
+  // a pipeline with one step in flight waits through.
+  std::printf("%-11s %9s %12s %12s %10s %10s %10s %10s %6s %7s %7s %7s %8s\n", "mode", "seconds",
               "out tok/s", "total tok/s", "TTFT mean", "TTFT p50", "TTFT p99", "step ms", "steps",
-              "preempt", "->host", "->disk");
+              "preempt", "->host", "->disk", "host ms");
   for (const BenchRun& r : runs) {
-    std::printf("%-11s %9.2f %12.1f %12.1f %10.3f %10.3f %10.3f %10.1f %6lld %7lld %7lld %7lld\n",
-                r.mode.c_str(), r.seconds, r.output_tokens_per_second, r.total_tokens_per_second,
-                r.ttft_mean, r.ttft_p50, r.ttft_p99, r.step_mean * 1000,
-                static_cast<long long>(r.steps), static_cast<long long>(r.preemptions),
-                static_cast<long long>(r.swaps_to_host), static_cast<long long>(r.swaps_to_disk));
+    std::printf(
+        "%-11s %9.2f %12.1f %12.1f %10.3f %10.3f %10.3f %10.1f %6lld %7lld %7lld %7lld %8.2f\n",
+        r.mode.c_str(), r.seconds, r.output_tokens_per_second, r.total_tokens_per_second,
+        r.ttft_mean, r.ttft_p50, r.ttft_p99, r.step_mean * 1000, static_cast<long long>(r.steps),
+        static_cast<long long>(r.preemptions), static_cast<long long>(r.swaps_to_host),
+        static_cast<long long>(r.swaps_to_disk), r.host_mean * 1000);
   }
   for (const BenchRun& r : runs) {
     if (r.prefix_queried_tokens == 0) continue;

@@ -1,6 +1,7 @@
 #include "coordinator/scheduler_actor.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 
 #include "common/tokenizer/stream_decoder.h"
@@ -479,6 +480,7 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
                           const StepCallback& on_step, const TextCallback& on_text) {
   started_ = SteadyClock::now();
   bool input_open = true;
+  std::optional<SteadyClock::time_point> result_arrived;  // until the next submission
   const auto refresh = [&] {
     stats_.preemptions = scheduler_.preemptions();
     stats_.prefix_queried_tokens = scheduler_.prefix_queried_tokens();
@@ -529,7 +531,13 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
       auto plan = plan_for(schedule);
       const std::uint64_t step = plan->step;
       runner_.submit(std::move(plan));
-      in_flight_.emplace(step, InFlight{std::move(schedule), SteadyClock::now()});
+      const SteadyClock::time_point submitted = SteadyClock::now();
+      if (result_arrived) {
+        stats_.host_seconds += seconds_between(*result_arrived, submitted);
+        ++stats_.host_intervals;
+        result_arrived.reset();
+      }
+      in_flight_.emplace(step, InFlight{std::move(schedule), submitted});
     }
     if (in_flight_.empty()) {
       if (!scheduler_.idle()) {
@@ -546,7 +554,9 @@ void SchedulerActor::loop(Channel<EngineRequest>& requests, const ResultCallback
       add(std::move(*r), on_result);
       continue;
     }
-    apply(runner_.next_result(), on_result, on_text);
+    const StepOutput output = runner_.next_result();
+    result_arrived = SteadyClock::now();
+    apply(output, on_result, on_text);
     refresh();
     if (on_step) on_step(stats_);
   }

@@ -101,6 +101,11 @@ struct EngineStats {
   // Each step's time from submission to its result, summed: with several stages in
   // flight at once, seconds / steps understates how long one step takes.
   double step_seconds = 0;
+  // The actor's own time from a result's arrival to the next step's submission (taking in
+  // the tokens, planning), summed over `host_intervals` of them: with one step in flight,
+  // time the pipeline waits for the scheduler.
+  double host_seconds = 0;
+  std::int64_t host_intervals = 0;
 };
 
 struct SchedulerActorOptions {

@@ -358,9 +358,29 @@ TEST_CASE("bench: continuous and static batching on a random-weight shape, as JS
     CHECK(run.at("output_tokens") == 30);
     CHECK(run.at("output_tokens_per_second").get<double>() > 0);
     CHECK(run.at("steps").get<int>() >= 5);
+    // The scheduler's own time between steps: some, and less than the whole run.
+    CHECK(run.at("host_mean_seconds").get<double>() > 0);
+    CHECK(run.at("host_mean_seconds").get<double>() < run.at("seconds").get<double>());
   }
   CHECK(json["runs"][0]["mode"] == "continuous");
   CHECK(json["runs"][1]["mode"] == "static");
+}
+
+TEST_CASE("bench --temperature: every request samples, seeded, through top-k and top-p") {
+  const std::string args =
+      "bench --shape tiny --prompts 6 --input-len 8 --output-len 5 --mode continuous --json "
+      "--temperature 0.8 --top-k 20 --top-p 0.9";
+  const CommandOutput r = run_conveyor(args);
+  REQUIRE(r.exit_code == 0);
+  const auto json = nlohmann::json::parse(r.out.substr(r.out.find('{')));
+  CHECK(json.at("temperature").get<double>() == doctest::Approx(0.8));
+  CHECK(json.at("top_k") == 20);
+  CHECK(json.at("top_p").get<double>() == doctest::Approx(0.9));
+  CHECK(json["runs"][0].at("output_tokens") == 30);
+  // A temperature the sampler refuses is refused before any model is built.
+  const CommandOutput bad = run_conveyor("bench --shape tiny --prompts 2 --temperature -1");
+  CHECK(bad.exit_code != 0);
+  CHECK(bad.out.find("temperature") != std::string::npos);
 }
 
 TEST_CASE("bench --shared-prefix: prompts share their first tokens, which prefix caching reuses") {

@@ -22,6 +22,7 @@
 #include "kernels/cuda/fp8_gemm.h"
 #include "kernels/cuda/fp8_ops.h"
 #include "kernels/cuda/host_image.h"
+#include "kernels/cuda/input_copy.h"
 #include "kernels/cuda/lt_gemm.h"
 #include "kernels/cuda/op_profiler.h"
 #include "kernels/cuda/quant_gemm.h"
@@ -380,22 +381,19 @@ class CudaBackend final : public Backend {
       const std::size_t bytes = cuda::Fp8Gemm::scratch_bytes(m, w.rows(), w.cols());
       void* fp8_scratch = scratch(5, std::max<std::size_t>(bytes, 16));
       // As converted_input(): the codes of the input the product just before quantised.
-      const bool quantized = quantized_.x == x && quantized_.m == m && quantized_.k == w.cols() &&
-                             quantized_.scratch == fp8_scratch && quantized_.op + 1 == op;
+      const bool quantized = quantized_.holds(x, m, w.cols(), kE4M3Form, fp8_scratch, op);
       fp8_gemm_->run(x, m, static_cast<const std::uint8_t*>(cw.data()),
                      static_cast<const float*>(cw.scales()), w.rows(), w.cols(), bias, y,
                      options.accumulate, fp8_scratch, quantized);
-      quantized_ = {x, m, w.cols(), fp8_scratch, op};
-      if (y < x + m * w.cols() && x < y + m * w.rows()) quantized_.x = nullptr;
+      quantized_.made(x, m, w.cols(), kE4M3Form, fp8_scratch, op);
+      quantized_.written(y, m * w.rows());
       return;  // the bias is added with the scales
     } else if (cw.type() == CUDA_R_32F) {
       gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
     } else {
       const void* x16 = converted_input(x, m, w.cols(), cw.type(), op);
       gemm_->run(x16, cw.data(), cw.type(), y, m, w.rows(), w.cols(), options.accumulate);
-      // A product written over its own input leaves no converted copy of it.
-      const float* x_end = x + m * w.cols();
-      if (y < x_end && x < y + m * w.rows()) converted_.x = nullptr;
+      converted_.written(y, m * w.rows());  // a product written over its own input
     }
     if (bias != nullptr) cuda::add_bias(y, bias, m, w.rows(), stream_);
   }
@@ -408,16 +406,14 @@ class CudaBackend final : public Backend {
   const void* converted_input(const float* x, std::int64_t m, std::int64_t k, cudaDataType type,
                               std::uint64_t op) {
     void* x16 = scratch(0, static_cast<std::size_t>(m * k) * 2);
-    const bool fresh = converted_.x == x && converted_.m == m && converted_.k == k &&
-                       converted_.type == type && converted_.op + 1 == op;
-    if (!fresh) {
+    if (!converted_.holds(x, m, k, type, x16, op)) {
       if (type == CUDA_R_16F) {
         cuda::convert_to_f16(x, static_cast<__half*>(x16), m * k, stream_);
       } else {
         cuda::convert_to_bf16(x, static_cast<__nv_bfloat16*>(x16), m * k, stream_);
       }
     }
-    converted_ = {x, m, k, type, op};
+    converted_.made(x, m, k, type, x16, op);
     return x16;
   }
 
@@ -608,9 +604,8 @@ class CudaBackend final : public Backend {
     auto* up16 = reinterpret_cast<__nv_bfloat16*>(up_work);
     void* in_scratch =
         scratch(5, std::max<std::size_t>(cuda::Fp8Gemm::scratch_bytes(m, ff, hidden), 16));
-    const bool quantized = quantized_.x == x && quantized_.m == m && quantized_.k == hidden &&
-                           quantized_.scratch == in_scratch && quantized_.op + 1 == op;
-    quantized_.x = nullptr;
+    const bool quantized = quantized_.holds(x, m, hidden, kE4M3Form, in_scratch, op);
+    quantized_.forget();  // the slot ends holding the intermediate's codes
     {
       const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(g, m));
       if (!fp8_gemm_->run_narrow(x, m, static_cast<const std::uint8_t*>(g.data()),
@@ -755,21 +750,11 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::OpProfiler> profiler_;
   int attention_passes_ = 2;
   mutable std::atomic<std::uint64_t> ops_begun_{0};  // the layer streamer binds too
-  struct ConvertedInput {
-    const float* x = nullptr;
-    std::int64_t m = 0;
-    std::int64_t k = 0;
-    cudaDataType type = CUDA_R_32F;
-    std::uint64_t op = 0;  // the number of the product that converted it
-  } converted_;
-  // The same for the FP8 products' quantised input, kept in scratch slot 5.
-  struct QuantizedInput {
-    const float* x = nullptr;
-    std::int64_t m = 0;
-    std::int64_t k = 0;
-    const void* scratch = nullptr;
-    std::uint64_t op = 0;
-  } quantized_;
+  // The dense products' 16-bit input (scratch slot 0; its form the cudaDataType) and the FP8
+  // products' E4M3 codes and scales (slot 5).
+  static constexpr int kE4M3Form = -1;
+  cuda::InputCopy converted_;
+  cuda::InputCopy quantized_;
   bool attention_tensor_cores_ = true;
   bool sample_on_device_ = true;
   int attention_stages_ = 0;

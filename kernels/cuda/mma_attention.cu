@@ -79,13 +79,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const int g = lane / 4;
   const int r = lane % 4;
 
-  SequenceKeys keys;
-  keys.table = step.block_tables + seq.table_offset;
-  keys.kv_dim = cfg.kv_dim;
-  keys.head_offset = static_cast<std::int64_t>(kv_head) * kHeadDim;
-  keys.block_size = cfg.block_size;
-  keys.kv_head = kv_head;
-  keys.num_kv_heads = cfg.num_kv_heads;
+  const SequenceKeys keys = sequence_keys(step, seq, cfg, kv_head, kHeadDim);
   const int first_key = cfg.sliding_window > 0 ? max(0, position - cfg.sliding_window + 1) : 0;
   const int last_key = position;
 

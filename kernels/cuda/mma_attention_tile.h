@@ -76,6 +76,21 @@ struct SequenceKeys {
   std::int32_t num_kv_heads;
 };
 
+// Where `seq`'s keys are for K/V head `kv_head`.
+__device__ __forceinline__ SequenceKeys sequence_keys(const DeviceStep& step,
+                                                      const DeviceSequence& seq,
+                                                      const DeviceAttention& cfg, int kv_head,
+                                                      int head_dim) {
+  SequenceKeys keys;
+  keys.table = step.block_tables + seq.table_offset;
+  keys.kv_dim = cfg.kv_dim;
+  keys.head_offset = static_cast<std::int64_t>(kv_head) * head_dim;
+  keys.block_size = cfg.block_size;
+  keys.kv_head = kv_head;
+  keys.num_kv_heads = cfg.num_kv_heads;
+  return keys;
+}
+
 __device__ __forceinline__ std::int64_t slot_of(const SequenceKeys& keys, int j) {
   return static_cast<std::int64_t>(keys.table[j / keys.block_size]) * keys.block_size +
          j % keys.block_size;

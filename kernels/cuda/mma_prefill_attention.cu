@@ -78,13 +78,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int block_first = window_start(first_position);
   const int block_last = first_position + rows - 1;
 
-  SequenceKeys keys;
-  keys.table = step.block_tables + seq.table_offset;
-  keys.kv_dim = cfg.kv_dim;
-  keys.head_offset = static_cast<std::int64_t>(kv_head) * kHeadDim;
-  keys.block_size = cfg.block_size;
-  keys.kv_head = kv_head;
-  keys.num_kv_heads = cfg.num_kv_heads;
+  const SequenceKeys keys = sequence_keys(step, seq, cfg, kv_head, kHeadDim);
 
   const std::int64_t q_width = static_cast<std::int64_t>(cfg.num_heads) * kHeadDim;
   const std::int64_t head_offset = static_cast<std::int64_t>(kv_head * group) * kHeadDim;

@@ -26,6 +26,7 @@
 #include "kernels/cuda/lt_gemm.h"
 #include "kernels/cuda/op_profiler.h"
 #include "kernels/cuda/quant_gemm.h"
+#include "kernels/cuda/sample_upload.h"
 
 namespace conveyor {
 namespace {
@@ -660,50 +661,18 @@ class CudaBackend final : public Backend {
     const cuda::OpProfiler::Scope timing(*profiler_, "sample");
     if (rows.empty()) return;
     // The rows and their histories in one image, one copy in and one out.
-    std::vector<cuda::DeviceSampleRow> device_rows;
-    std::vector<std::int32_t> tokens;
-    std::vector<std::int32_t> counts;  // beside tokens; 0 for the tokens seen
-    for (const SampleRow& row : rows) {
-      if (row.output_tokens.size() != row.output_counts.size()) {
-        fail(ErrorCode::kInvalidArgument, "sample: " + std::to_string(row.output_tokens.size()) +
-                                              " output tokens with " +
-                                              std::to_string(row.output_counts.size()) + " counts");
-      }
-      cuda::DeviceSampleRow d;
-      d.uniform = row.uniform;
-      d.temperature = row.temperature;
-      d.top_k = row.top_k;
-      d.top_p = row.top_p;
-      d.min_p = row.min_p;
-      d.repetition_penalty = row.repetition_penalty;
-      d.presence_penalty = row.presence_penalty;
-      d.frequency_penalty = row.frequency_penalty;
-      d.greedy = row.greedy ? 1 : 0;
-      d.seen_offset = static_cast<std::int32_t>(tokens.size());
-      d.seen_count = static_cast<std::int32_t>(row.seen_tokens.size());
-      tokens.insert(tokens.end(), row.seen_tokens.begin(), row.seen_tokens.end());
-      counts.resize(tokens.size(), 0);
-      d.output_offset = static_cast<std::int32_t>(tokens.size());
-      d.output_count = static_cast<std::int32_t>(row.output_tokens.size());
-      tokens.insert(tokens.end(), row.output_tokens.begin(), row.output_tokens.end());
-      counts.insert(counts.end(), row.output_counts.begin(), row.output_counts.end());
-      device_rows.push_back(d);
-    }
-    cuda::HostImage image;
-    const std::size_t o_rows =
-        image.place(device_rows.data(), device_rows.size() * sizeof(cuda::DeviceSampleRow));
-    const std::size_t o_tokens = image.place(tokens.data(), tokens.size() * 4);
-    const std::size_t o_counts = image.place(counts.data(), counts.size() * 4);
-    const std::size_t o_out = image.place(nullptr, rows.size() * 4);
+    const cuda::SampleUpload upload = cuda::pack_sample_rows(rows);
+    const cuda::HostImage& image = upload.image;
     auto* base = static_cast<std::uint8_t*>(scratch(6, image.size()));
     // Pageable source: the copy is staged before it returns, so `image` may go.
     CONVEYOR_CUDA(
         cudaMemcpyAsync(base, image.data(), image.size(), cudaMemcpyHostToDevice, stream_));
-    auto* out = reinterpret_cast<std::int32_t*>(base + o_out);
-    cuda::sample_rows(logits, vocab, reinterpret_cast<const cuda::DeviceSampleRow*>(base + o_rows),
+    auto* out = reinterpret_cast<std::int32_t*>(base + upload.out);
+    cuda::sample_rows(logits, vocab,
+                      reinterpret_cast<const cuda::DeviceSampleRow*>(base + upload.rows),
                       static_cast<std::int32_t>(rows.size()),
-                      reinterpret_cast<const std::int32_t*>(base + o_tokens),
-                      reinterpret_cast<const std::int32_t*>(base + o_counts), out, stream_);
+                      reinterpret_cast<const std::int32_t*>(base + upload.tokens),
+                      reinterpret_cast<const std::int32_t*>(base + upload.counts), out, stream_);
     CONVEYOR_CUDA(cudaMemcpyAsync(host_out, out, rows.size() * 4, cudaMemcpyDeviceToHost, stream_));
     synchronize();
   }

@@ -165,6 +165,17 @@ class BackendStep {
   StepLayout layout_;
 };
 
+// A point in a backend's queue of ops (Backend::fence()). wait() returns once every
+// op issued before it has finished and the deferred host writes issued before it
+// (argmax_deferred, sample_deferred) have landed; ready() says whether wait() would
+// return at once. A fence dropped unwaited still waits for those writes' buffers.
+class BackendFence {
+ public:
+  virtual ~BackendFence() = default;
+  virtual bool ready() = 0;
+  virtual void wait() = 0;
+};
+
 struct AttentionConfig {
   std::int64_t num_heads = 0;
   std::int64_t num_kv_heads = 0;
@@ -198,6 +209,10 @@ class Backend {
   }
   // Waits until every op issued so far has finished (a no-op for synchronous backends).
   virtual void synchronize() = 0;
+  // A fence after every op issued so far: the host goes on preparing the next step
+  // while the device runs this one. The default, for synchronous backends, is a fence
+  // already passed.
+  virtual std::unique_ptr<BackendFence> fence();
 
   // Pins [data, data + bytes) of host memory for this backend's device until the handle
   // goes (release it before freeing the memory). nullptr where there is nothing to pin
@@ -285,6 +300,18 @@ class Backend {
   // result. The rows' logits are penalised in place. Others throw Error(kUnsupported).
   virtual void sample(float* logits, std::int64_t vocab, std::span<const SampleRow> rows,
                       std::int32_t* host_out);
+
+  // As argmax() and sample(), without waiting: `host_out` holds the result once a fence
+  // taken after the call has been waited on (or after synchronize()), and must stay
+  // until then. The defaults wait, as synchronous backends do anyway.
+  virtual void argmax_deferred(const float* logits, std::int64_t rows, std::int64_t vocab,
+                               std::int32_t* host_out) {
+    argmax(logits, rows, vocab, host_out);
+  }
+  virtual void sample_deferred(float* logits, std::int64_t vocab, std::span<const SampleRow> rows,
+                               std::int32_t* host_out) {
+    sample(logits, vocab, rows, host_out);
+  }
 };
 
 }  // namespace conveyor

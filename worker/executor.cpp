@@ -84,8 +84,24 @@ Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layer
 
 Executor::~Executor() = default;
 
+StartedRun::StartedRun() = default;
+StartedRun::~StartedRun() = default;
+
+bool StartedRun::ready() const {
+  return launched_ == nullptr || launched_->fence->ready();
+}
+
 StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden_in,
                           const StepPlan* next) {
+  const std::unique_ptr<StartedRun> started = start(plan, hidden_in, next);
+  return finish(*started);
+}
+
+std::unique_ptr<StartedRun> Executor::start(const StepPlan& plan,
+                                            const std::vector<float>& hidden_in,
+                                            const StepPlan* next) {
+  auto run = std::make_unique<StartedRun>();
+  run->plan_ = &plan;
   // Swaps first: a swap-out reads blocks that this step's sequences may overwrite.
   for (const KvSwap& swap : plan.swaps)
     swapper_->apply(swap);
@@ -99,7 +115,7 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
       swapper_->prefetch(swap);
   }
   // A step of swaps and releases only: nothing to compute, nothing to hand on.
-  if (plan.sequences.empty()) return {};
+  if (plan.sequences.empty()) return run;
 
   std::vector<SequenceStep> steps;
   steps.reserve(plan.sequences.size());
@@ -123,26 +139,40 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
                                             " activations, expected " + std::to_string(expected));
     }
   }
-  StepResult out = model_->forward(steps, first() ? nullptr : hidden_in.data());
+  // The sequences the backend samples where their logits are: their rows go with the
+  // step, which draws them after its logits. The last stage's contexts (what the
+  // penalties see) take this step's tokens first.
+  std::vector<SampleRow> device_rows;
+  std::deque<std::vector<std::int32_t>> device_lists;  // the rows' token lists
+  if (last()) {
+    for (const PlannedSequence& s : plan.sequences) {
+      record_context(s);
+      if (!s.samples) continue;
+      if (!s.sampling) {  // a malformed plan: the step fails, not the request
+        fail(ErrorCode::kInvalidArgument,
+             "sequence " + std::to_string(s.id) + " samples without sampling parameters");
+      }
+      if (!greedy_on_backend(s.sampling) && samples_on_backend(s.sampling))
+        device_rows.push_back(device_sample_row(s, device_lists));
+    }
+  }
+  run->launched_ = model_->launch(steps, first() ? nullptr : hidden_in.data(), device_rows);
+  return run;
+}
 
+StageResult Executor::finish(StartedRun& run) {
   StageResult result;
+  if (run.launched_ == nullptr) return result;
+  const StepPlan& plan = *run.plan_;
+  StepResult out = model_->finish(*run.launched_);
   if (!last()) {
     result.hidden = std::move(out.hidden);
     return result;
   }
   const std::int64_t vocab = spec().vocab_size;
-  // The sequences the backend samples where their logits are: gathered, then one call.
-  std::vector<SampleRow> device_rows;
-  std::vector<std::size_t> device_samples;  // their places in result.samples
-  std::deque<std::vector<std::int32_t>> device_lists;
   for (std::size_t i = 0; i < plan.sequences.size(); ++i) {
     const PlannedSequence& s = plan.sequences[i];
-    record_context(s);
     if (!s.samples) continue;
-    if (!s.sampling) {  // a malformed plan: the step fails, not the request
-      fail(ErrorCode::kInvalidArgument,
-           "sequence " + std::to_string(s.id) + " samples without sampling parameters");
-    }
     SampledToken token{s.id, {}, {}};
     if (greedy_on_backend(s.sampling)) {
       token.sample.token = out.greedy[i];
@@ -154,8 +184,13 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
       continue;
     }
     if (samples_on_backend(s.sampling)) {
-      device_rows.push_back(device_sample_row(s, device_lists));
-      device_samples.push_back(result.samples.size());
+      if (out.sampled[i] >= 0) {
+        token.sample.token = out.sampled[i];
+      } else {
+        // Not the request's fault, but only its own, as on the host.
+        token.status = Status(ErrorCode::kInternal,
+                              "sampling: " + sample_failure_message(out.sampled[i], vocab));
+      }
       result.samples.push_back(std::move(token));
       continue;
     }
@@ -167,19 +202,6 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
       token.status = Status(ErrorCode::kInternal, "sampling: " + e.status().message());
     }
     result.samples.push_back(std::move(token));
-  }
-  if (!device_rows.empty()) {
-    const std::vector<std::int32_t> tokens = model_->sample_kept(device_rows);
-    for (std::size_t r = 0; r < tokens.size(); ++r) {
-      SampledToken& token = result.samples[device_samples[r]];
-      if (tokens[r] >= 0) {
-        token.sample.token = tokens[r];
-      } else {
-        // Not the request's fault, but only its own, as on the host.
-        token.status =
-            Status(ErrorCode::kInternal, "sampling: " + sample_failure_message(tokens[r], vocab));
-      }
-    }
   }
   return result;
 }

@@ -41,6 +41,22 @@ struct StageResult {
   std::vector<SampledToken> samples;  // the last stage: one per sampling sequence
 };
 
+// A plan Executor::start() has launched and Executor::finish() has not yet taken.
+class StartedRun {
+ public:
+  StartedRun();
+  ~StartedRun();
+  StartedRun(const StartedRun&) = delete;
+  StartedRun& operator=(const StartedRun&) = delete;
+  // finish() would not wait for the backend.
+  bool ready() const;
+
+ private:
+  friend class Executor;
+  const StepPlan* plan_ = nullptr;
+  std::unique_ptr<LaunchedStep> launched_;  // null for a step with nothing to compute
+};
+
 class Executor {
  public:
   // Loads the weights of `layers` from `source` through `backend` and allocates K/V
@@ -69,6 +85,15 @@ class Executor {
   // reading ahead.
   StageResult run(const StepPlan& plan, const std::vector<float>& hidden_in,
                   const StepPlan* next = nullptr);
+
+  // run() in two halves, so that the host prepares one step while a device backend
+  // runs another: start() does everything but wait for the backend, finish() waits and
+  // hands the result over. `plan` must stay until finish(). Runs finish in the order
+  // they started, each before the next-but-one starts; sequences of two runs in flight
+  // together must differ (the scheduler's micro-batches do). Throws as run() does.
+  std::unique_ptr<StartedRun> start(const StepPlan& plan, const std::vector<float>& hidden_in,
+                                    const StepPlan* next = nullptr);
+  StageResult finish(StartedRun& run);
 
  private:
   // What the last stage remembers of a sequence between steps: its context so far,

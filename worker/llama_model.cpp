@@ -88,7 +88,26 @@ void LlamaModel::ensure_workspace(std::int64_t tokens, std::int64_t logit_rows) 
   }
 }
 
-StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const float* hidden_in) {
+StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const float* hidden_in,
+                               std::span<const SampleRow> sample_rows) {
+  const std::unique_ptr<LaunchedStep> launched = launch(sequences, hidden_in, sample_rows);
+  return finish(*launched);
+}
+
+StepResult LlamaModel::finish(LaunchedStep& launched) {
+  launched.fence->wait();
+  StepResult& result = launched.result;
+  // Without an output head (a stage before the last) no token was drawn.
+  for (std::size_t g = 0; g < launched.greedy_out.size(); ++g)
+    result.greedy[launched.greedy_sequences[g]] = launched.greedy_out[g];
+  for (std::size_t r = 0; r < launched.sampled_out.size(); ++r)
+    result.sampled[launched.sampled_sequences[r]] = launched.sampled_out[r];
+  return std::move(result);
+}
+
+std::unique_ptr<LaunchedStep> LlamaModel::launch(std::span<const SequenceStep> sequences,
+                                                 const float* hidden_in,
+                                                 std::span<const SampleRow> sample_rows) {
   const ModelSpec& s = spec();
   if (sequences.empty()) invalid("forward: a step needs at least one sequence");
   if (weights_.has_embedding() == (hidden_in != nullptr)) {
@@ -101,15 +120,16 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   // and the wanted logit rows per sequence.
   StepLayout layout;
   layout.sequences.reserve(sequences.size());
-  StepResult result;
+  auto launched = std::make_unique<LaunchedStep>();
+  StepResult& result = launched->result;
   result.logits_begin.reserve(sequences.size() + 1);
   const std::int64_t block_size = cache_.config().block_size;
   // Logit rows: every row a sequence wants in full first, in sequence order, then the
   // last rows of kGreedy sequences, whose argmax alone leaves the backend.
   std::vector<std::int64_t> greedy_rows;
-  std::vector<std::size_t> greedy_sequences;
-  std::vector<std::int64_t> kept_rows;  // kSampled: after the greedy rows
+  std::vector<std::int64_t> sampled_rows;  // kSampled: after the greedy rows
   result.greedy.assign(sequences.size(), -1);
+  result.sampled.assign(sequences.size(), kSampleNothing);
   for (const SequenceStep& seq : sequences) {
     const auto n = static_cast<std::int64_t>(seq.tokens.size());
     if (n == 0) invalid("forward: a sequence with no new tokens");
@@ -128,9 +148,12 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
     result.logits_begin.push_back(static_cast<std::int64_t>(layout.logit_rows.size()));
     if (seq.logits == LogitsWanted::kGreedy) {
       greedy_rows.push_back(first_row + n - 1);
-      greedy_sequences.push_back(layout.sequences.size() - 1);
+      launched->greedy_sequences.push_back(layout.sequences.size() - 1);
     }
-    if (seq.logits == LogitsWanted::kSampled) kept_rows.push_back(first_row + n - 1);
+    if (seq.logits == LogitsWanted::kSampled) {
+      sampled_rows.push_back(first_row + n - 1);
+      launched->sampled_sequences.push_back(layout.sequences.size() - 1);
+    }
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int64_t position = seq.start_position + i;
       layout.tokens.push_back(seq.tokens[static_cast<std::size_t>(i)]);
@@ -146,69 +169,63 @@ StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const fl
   result.logits_begin.push_back(static_cast<std::int64_t>(layout.logit_rows.size()));
   const auto full_rows = static_cast<std::int64_t>(layout.logit_rows.size());
   layout.logit_rows.insert(layout.logit_rows.end(), greedy_rows.begin(), greedy_rows.end());
-  layout.logit_rows.insert(layout.logit_rows.end(), kept_rows.begin(), kept_rows.end());
-  if (!kept_rows.empty() && !weights_.has_output()) {
+  layout.logit_rows.insert(layout.logit_rows.end(), sampled_rows.begin(), sampled_rows.end());
+  if (!sampled_rows.empty() && !weights_.has_output()) {
     invalid("forward: sampling needs the stage with the output head");
   }
-  kept_first_row_ = full_rows + static_cast<std::int64_t>(greedy_rows.size());
-  kept_rows_ = 0;  // set once the logits exist
+  if (sample_rows.size() != sampled_rows.size()) {
+    invalid("forward: " + std::to_string(sample_rows.size()) + " sample rows for " +
+            std::to_string(sampled_rows.size()) + " sampled sequences");
+  }
+  const std::int64_t sampled_first_row = full_rows + static_cast<std::int64_t>(greedy_rows.size());
   const std::int64_t tokens = layout.num_tokens();
   const auto logit_rows = static_cast<std::int64_t>(layout.logit_rows.size());
   ensure_workspace(tokens, logit_rows);
   Workspace& ws = *ws_;
-  const std::unique_ptr<BackendStep> step = backend_.prepare_step(std::move(layout));
+  launched->step = backend_.prepare_step(std::move(layout));
+  const BackendStep& step = *launched->step;
 
   if (weights_.has_embedding()) {
-    backend_.embed(weights_.token_embd(), *step, ws.hidden->floats());
+    backend_.embed(weights_.token_embd(), step, ws.hidden->floats());
   } else {
     backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
   }
   for (std::int64_t l = 0; l < weights_.layers().size(); ++l) {
     const HeldLayer layer(*store_, l);
-    run_layer(l, layer.weights(), *step);
+    run_layer(l, layer.weights(), step);
   }
 
   if (!weights_.has_output()) {
     result.hidden.resize(static_cast<std::size_t>(tokens * s.hidden_size));
     backend_.copy_to_host(result.hidden.data(), ws.hidden->data(),
                           f32_bytes(tokens, s.hidden_size));
-    backend_.synchronize();
-    return result;
+    launched->fence = backend_.fence();
+    return launched;
   }
   if (logit_rows > 0) {
-    backend_.logits(ws.hidden->floats(), *step, weights_.output_norm(),
+    backend_.logits(ws.hidden->floats(), step, weights_.output_norm(),
                     static_cast<float>(s.rms_norm_eps), weights_.output(), ws.logits->floats());
     result.logits.resize(static_cast<std::size_t>(full_rows * s.vocab_size));
     if (full_rows > 0) {
       backend_.copy_to_host(result.logits.data(), ws.logits->data(),
                             result.logits.size() * sizeof(float));
     }
+    // The tokens wait where the backend puts them until the fence: the logits stay
+    // on the device, and the host does not wait here.
     if (!greedy_rows.empty()) {
-      std::vector<std::int32_t> tokens_out(greedy_rows.size());
-      backend_.argmax(ws.logits->floats() + full_rows * s.vocab_size,
-                      static_cast<std::int64_t>(greedy_rows.size()), s.vocab_size,
-                      tokens_out.data());
-      for (std::size_t g = 0; g < greedy_sequences.size(); ++g)
-        result.greedy[greedy_sequences[g]] = tokens_out[g];
+      launched->greedy_out.assign(greedy_rows.size(), -1);
+      backend_.argmax_deferred(ws.logits->floats() + full_rows * s.vocab_size,
+                               static_cast<std::int64_t>(greedy_rows.size()), s.vocab_size,
+                               launched->greedy_out.data());
     }
-    kept_rows_ = kept_rows.size();
+    if (!sampled_rows.empty()) {
+      launched->sampled_out.assign(sampled_rows.size(), kSampleNothing);
+      backend_.sample_deferred(ws.logits->floats() + sampled_first_row * s.vocab_size, s.vocab_size,
+                               sample_rows, launched->sampled_out.data());
+    }
   }
-  backend_.synchronize();
-  return result;
-}
-
-std::vector<std::int32_t> LlamaModel::sample_kept(std::span<const SampleRow> rows) {
-  if (rows.size() != kept_rows_) {
-    invalid("sample_kept: " + std::to_string(rows.size()) + " rows for the " +
-            std::to_string(kept_rows_) + " sampled sequences of the last step");
-  }
-  std::vector<std::int32_t> tokens(rows.size());
-  if (!rows.empty()) {
-    const std::int64_t vocab = spec().vocab_size;
-    backend_.sample(ws_->logits->floats() + kept_first_row_ * vocab, vocab, rows, tokens.data());
-  }
-  kept_rows_ = 0;
-  return tokens;
+  launched->fence = backend_.fence();
+  return launched;
 }
 
 void LlamaModel::run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step) {

@@ -21,8 +21,9 @@
 namespace conveyor {
 
 // kGreedy: the last position's greedy token only (Backend::argmax), without moving
-// its logits off the backend. kSampled: the last position's logits stay on the backend
-// for sample_kept() (Backend::sample; only where its capabilities say it samples).
+// its logits off the backend. kSampled: the last position's token drawn where its
+// logits are, by the SampleRow given with the step (Backend::sample; only where the
+// backend's capabilities say it samples).
 enum class LogitsWanted { kNone, kLast, kAll, kGreedy, kSampled };
 
 struct SequenceStep {
@@ -41,6 +42,9 @@ struct StepResult {
   // Per sequence: the greedy token of a kGreedy sequence (-1: no logit above -inf);
   // unused for the others. A kGreedy sequence owns no logit rows.
   std::vector<std::int32_t> greedy;
+  // Per sequence: the token a kSampled sequence drew, or a kSample* failure
+  // (kernels/sample_failure.h); unused for the others, which own no logit rows.
+  std::vector<std::int32_t> sampled;
   // f32 [tokens, hidden]: the residual stream after the last layer held, for the next
   // pipeline stage; filled only when this range has no output head.
   std::vector<float> hidden;
@@ -49,6 +53,18 @@ struct StepResult {
     return std::span<const float>(logits).subspan(static_cast<std::size_t>(r * vocab),
                                                   static_cast<std::size_t>(vocab));
   }
+};
+
+// A step launch() has queued on the backend and finish() has not yet taken: the host
+// may prepare the next step meanwhile.
+struct LaunchedStep {
+  std::unique_ptr<BackendStep> step;          // its metadata stays until its ops have run
+  StepResult result;                          // the tokens land in it at finish()
+  std::vector<std::size_t> greedy_sequences;  // the sequences of greedy_out's entries
+  std::vector<std::int32_t> greedy_out;       // written by the backend until the fence
+  std::vector<std::size_t> sampled_sequences;
+  std::vector<std::int32_t> sampled_out;
+  std::unique_ptr<BackendFence> fence;  // after the step's last op
 };
 
 class LlamaModel {
@@ -73,12 +89,19 @@ class LlamaModel {
   // exactly when this range does not start at layer 0.
   // Throws Error(kInvalidArgument) for an empty step, an empty sequence, a block table
   // that does not cover the positions, a token outside the vocabulary.
-  StepResult forward(std::span<const SequenceStep> sequences, const float* hidden_in = nullptr);
+  // `sample_rows`: row i draws the token of the i-th kSampled sequence, in step order;
+  // one per such sequence, or Error(kInvalidArgument).
+  StepResult forward(std::span<const SequenceStep> sequences, const float* hidden_in = nullptr,
+                     std::span<const SampleRow> sample_rows = {});
 
-  // Draws the tokens of the last forward()'s kSampled sequences, row i for the i-th of
-  // them in step order, where their logits are (Backend::sample): tokens or kSample*
-  // failures. Once per forward(); throws Error(kInvalidArgument) for a count that differs.
-  std::vector<std::int32_t> sample_kept(std::span<const SampleRow> rows);
+  // forward() in two halves: launch() checks the step and queues its ops, returning
+  // without waiting for a device backend; finish() waits for them and hands the result
+  // over. Steps finish in the order they were launched. The workspace is shared: what
+  // a step leaves there (logits) is only valid until the next launch().
+  std::unique_ptr<LaunchedStep> launch(std::span<const SequenceStep> sequences,
+                                       const float* hidden_in = nullptr,
+                                       std::span<const SampleRow> sample_rows = {});
+  StepResult finish(LaunchedStep& launched);
 
  private:
   struct Workspace;
@@ -93,10 +116,6 @@ class LlamaModel {
   RopeConfig rope_;
   AttentionConfig attention_;
   std::unique_ptr<Workspace> ws_;
-  // The last forward()'s kSampled rows: where they start in the logits workspace, and
-  // how many, until sample_kept() takes them.
-  std::int64_t kept_first_row_ = 0;
-  std::size_t kept_rows_ = 0;
 };
 
 }  // namespace conveyor

@@ -3,9 +3,14 @@
 // its input channel (none on the first stage), runs its layers, and passes the
 // hidden states on, or on the last stage reports the sampled tokens. Stopping
 // drains: what is in the inbox is run first.
+//
+// A stage that is the whole pipeline, given more than one micro-batch at a time, starts
+// the next plan while the device still runs the current one, so that the device does
+// not wait for the host between steps; results still go out in step order.
 #pragma once
 
 #include <chrono>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -64,9 +69,27 @@ class StageActor {
   StageStats stats() const;
 
  private:
+  // A plan started on the executor, with the time it took so far.
+  struct Started {
+    std::shared_ptr<const StepPlan> plan;
+    Activations input;
+    std::unique_ptr<StartedRun> run;
+    double wait_seconds = 0;   // for the input
+    double start_seconds = 0;  // in Executor::start()
+  };
+
   void loop();
+  // The next plan: from `ahead`, else from the inbox; null once the inbox is closed and
+  // empty. With `running`, waits only while that run has not finished on the device.
+  std::shared_ptr<const StepPlan> take(std::deque<std::shared_ptr<const StepPlan>>& ahead,
+                                       const StartedRun* running);
   // `next`: the plan after this one, when it has arrived already.
-  Status run_one(const StepPlan& plan, const StepPlan* next);
+  Status start_one(std::shared_ptr<const StepPlan> plan, const StepPlan* next,
+                   std::deque<Started>& started);
+  Status finish_one(Started& started);
+  bool more_plans_in_flight() const;
+  // Reports the step's failure, closes the output, and ends the stage's work.
+  void report_failure(std::uint64_t step, const Status& status);
 
   std::unique_ptr<Executor> executor_;
   ActivationChannel* input_;
@@ -75,7 +98,10 @@ class StageActor {
   Channel<std::shared_ptr<const StepPlan>> inbox_;
   mutable std::mutex stats_mutex_;
   StageStats stats_;
-  std::uint64_t submitted_ = 0;                       // under stats_mutex_
+  std::uint64_t submitted_ = 0;  // under stats_mutex_
+  // The most plans submitted and not finished at once: a stage alone waits for the next
+  // plan while one runs only when the scheduler keeps more than one in flight.
+  std::uint64_t peak_in_flight_ = 0;                  // under stats_mutex_
   std::chrono::steady_clock::time_point progress_{};  // last step done, or work arriving
   std::thread thread_;
 };

@@ -9,6 +9,22 @@ void Backend::sample(float* /*logits*/, std::int64_t /*vocab*/, std::span<const 
   fail(ErrorCode::kUnsupported, name() + " backend: sampling runs on the host");
 }
 
+namespace {
+
+// What a synchronous backend's ops have done by the time they return.
+class PassedFence final : public BackendFence {
+ public:
+  bool ready() override { return true; }
+  void wait() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<BackendFence> Backend::fence() {
+  synchronize();
+  return std::make_unique<PassedFence>();
+}
+
 void Backend::swiglu_ffn(const float* x, std::int64_t m, const BackendWeight& gate,
                          const BackendWeight& up, const BackendWeight& down, float* gate_work,
                          float* up_work, float* out) {

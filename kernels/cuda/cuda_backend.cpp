@@ -25,6 +25,7 @@
 #include "kernels/cuda/input_copy.h"
 #include "kernels/cuda/lt_gemm.h"
 #include "kernels/cuda/op_profiler.h"
+#include "kernels/cuda/pinned_staging.h"
 #include "kernels/cuda/quant_gemm.h"
 #include "kernels/cuda/sample_upload.h"
 
@@ -133,6 +134,7 @@ class CudaBackend final : public Backend {
     const std::size_t usable = free_bytes > kHeadroom ? free_bytes - kHeadroom : 0;
     pool_ = std::make_shared<DevicePool>(std::min(wanted, usable));
     CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_.handle, cudaStreamNonBlocking));
+    staging_ = std::make_unique<cuda::PinnedStaging>(stream_);
     profiler_ = std::make_unique<cuda::OpProfiler>(stream_);
     // A tuning knob, read once: the attention kernel's passes in flight (2 or 4).
     if (const char* passes = std::getenv("CONVEYOR_CUDA_ATTENTION_PASSES")) {
@@ -170,6 +172,7 @@ class CudaBackend final : public Backend {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
     profiler_.reset();
+    staging_.reset();
     gemm_.reset();
     scratch_.clear();
     gemm_workspace_.reset();
@@ -289,7 +292,14 @@ class CudaBackend final : public Backend {
   void synchronize() override {
     bind();
     CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+    staging_->land_all();
     profiler_->collect();
+  }
+
+  std::unique_ptr<BackendFence> fence() override {
+    bind();
+    profiler_->collect();  // the ops that have finished
+    return staging_->fence();
   }
 
   // A weight's bytes, in stream order: its memory may have held a buffer that queued
@@ -429,7 +439,7 @@ class CudaBackend final : public Backend {
   std::unique_ptr<BackendStep> prepare_step(StepLayout layout) override {
     bind();
     check_step_layout(layout);
-    return std::make_unique<CudaStep>(std::move(layout), pool_, stream_);
+    return std::make_unique<CudaStep>(std::move(layout), pool_, *staging_);
   }
 
   void embed(const BackendWeight& table, const BackendStep& step, float* out) override {
@@ -657,6 +667,12 @@ class CudaBackend final : public Backend {
 
   void sample(float* logits, std::int64_t vocab, std::span<const SampleRow> rows,
               std::int32_t* host_out) override {
+    sample_deferred(logits, vocab, rows, host_out);
+    synchronize();
+  }
+
+  void sample_deferred(float* logits, std::int64_t vocab, std::span<const SampleRow> rows,
+                       std::int32_t* host_out) override {
     bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "sample");
     if (rows.empty()) return;
@@ -664,29 +680,30 @@ class CudaBackend final : public Backend {
     const cuda::SampleUpload upload = cuda::pack_sample_rows(rows);
     const cuda::HostImage& image = upload.image;
     auto* base = static_cast<std::uint8_t*>(scratch(6, image.size()));
-    // Pageable source: the copy is staged before it returns, so `image` may go.
-    CONVEYOR_CUDA(
-        cudaMemcpyAsync(base, image.data(), image.size(), cudaMemcpyHostToDevice, stream_));
+    staging_->upload(base, image.data(), image.size());
     auto* out = reinterpret_cast<std::int32_t*>(base + upload.out);
     cuda::sample_rows(logits, vocab,
                       reinterpret_cast<const cuda::DeviceSampleRow*>(base + upload.rows),
                       static_cast<std::int32_t>(rows.size()),
                       reinterpret_cast<const std::int32_t*>(base + upload.tokens),
                       reinterpret_cast<const std::int32_t*>(base + upload.counts), out, stream_);
-    CONVEYOR_CUDA(cudaMemcpyAsync(host_out, out, rows.size() * 4, cudaMemcpyDeviceToHost, stream_));
-    synchronize();
+    staging_->download(host_out, out, rows.size() * 4);
   }
 
   void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
               std::int32_t* host_out) override {
+    argmax_deferred(logits, rows, vocab, host_out);
+    synchronize();
+  }
+
+  void argmax_deferred(const float* logits, std::int64_t rows, std::int64_t vocab,
+                       std::int32_t* host_out) override {
     bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "argmax");
     if (rows == 0) return;
     auto* indices = static_cast<std::int32_t*>(scratch(2, static_cast<std::size_t>(rows) * 4));
     cuda::argmax_rows(logits, rows, vocab, indices, stream_);
-    CONVEYOR_CUDA(cudaMemcpyAsync(host_out, indices, static_cast<std::size_t>(rows) * 4,
-                                  cudaMemcpyDeviceToHost, stream_));
-    synchronize();
+    staging_->download(host_out, indices, static_cast<std::size_t>(rows) * 4);
   }
 
  private:
@@ -717,6 +734,8 @@ class CudaBackend final : public Backend {
     operator cudaStream_t() const { return handle; }  // where a stream is expected
   } stream_;
   std::unique_ptr<cuda::OpProfiler> profiler_;
+  // Step metadata up, sampled tokens down, without the host waiting for the stream.
+  std::unique_ptr<cuda::PinnedStaging> staging_;
   int attention_passes_ = 2;
   mutable std::atomic<std::uint64_t> ops_begun_{0};  // the layer streamer binds too
   // The dense products' 16-bit input (scratch slot 0; its form the cudaDataType) and the FP8

@@ -9,7 +9,7 @@
 
 namespace conveyor::cuda {
 
-CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStream_t stream)
+CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, PinnedStaging& staging)
     : BackendStep(std::move(layout)) {
   const StepLayout& l = this->layout();
   const auto tokens = static_cast<std::size_t>(l.num_tokens());
@@ -43,9 +43,7 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStre
   const std::size_t o_groups = place(prefill_groups.data(), prefill_groups.size() * 4);
   storage_ = std::make_unique<PoolBlock>(std::move(pool), std::max<std::size_t>(image.size(), 16),
                                          "a step's metadata");
-  // Pageable source: the copy is staged before this returns, so `image` may go.
-  CONVEYOR_CUDA(cudaMemcpyAsync(storage_->data(), image.data(), image.size(),
-                                cudaMemcpyHostToDevice, stream));
+  staging.upload(storage_->data(), image.data(), image.size());
   auto* base = static_cast<std::uint8_t*>(storage_->data());
   view_.tokens = reinterpret_cast<const std::int32_t*>(base + o_tokens);
   view_.positions = reinterpret_cast<const std::int32_t*>(base + o_positions);

@@ -8,6 +8,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/pinned_staging.h"
 #include "kernels/cuda/pool_block.h"
 
 namespace conveyor::cuda {
@@ -15,8 +16,9 @@ namespace conveyor::cuda {
 // A step's metadata, copied to the device once (one transfer) for all its ops.
 class CudaStep final : public BackendStep {
  public:
-  // Copies the layout's arrays to the device on `stream`, in one transfer.
-  CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, cudaStream_t stream);
+  // Copies the layout's arrays to the device through `staging`, in one transfer that
+  // the host does not wait for.
+  CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, PinnedStaging& staging);
   const DeviceStep& device() const { return view_; }
 
  private:

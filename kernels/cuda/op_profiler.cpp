@@ -80,7 +80,16 @@ OpProfiler::Scope::~Scope() {
 
 void OpProfiler::collect() {
   if (!enabled_) return;
+  std::size_t done = 0;
   for (const Pending& p : pending_) {
+    // Ops finish in stream order: the first unfinished one ends what can be taken now.
+    const cudaError_t state = cudaEventQuery(p.stop);
+    if (state == cudaErrorNotReady) {
+      cudaGetLastError();
+      break;
+    }
+    CONVEYOR_CUDA(state);
+    ++done;
     float ms = 0;
     CONVEYOR_CUDA(cudaEventElapsedTime(&ms, p.start, p.stop));
     Total& total = totals_[p.name];
@@ -89,7 +98,7 @@ void OpProfiler::collect() {
     free_events_.push_back(p.start);
     free_events_.push_back(p.stop);
   }
-  pending_.clear();
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(done));
   last_collect_ = std::chrono::steady_clock::now();
 }
 

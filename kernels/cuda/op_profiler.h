@@ -38,7 +38,8 @@ class OpProfiler {
     cudaEvent_t start_ = nullptr;
   };
 
-  // After the stream has been synchronised: adds the finished pairs to the totals.
+  // Adds the pairs whose ops have finished to the totals (all of them after the stream
+  // has been synchronised).
   void collect();
 
  private:

@@ -10,12 +10,14 @@
 #                                    sampled on the GPU, then on the host
 #                                    (CONVEYOR_CUDA_SAMPLING=host)
 #   llama-8b, two micro-batches      the host plans a step while the GPU runs the other
+#   llama-8b/1b, two micro-batches   1024 sequences, the stage starting each micro-batch while
+#     of 512 (overlap)               the GPU runs the other (StageActor)
 #   llama-8b bf16 weights, FP8 K/V   the cache's effect alone
 #   llama-8b, 1024 sequences         bf16, then FP8 weights and K/V: every prompt at once
 #                                    (an H200 holds their K/V; an H100's 80 GB does not)
 #
 #   bash scripts/gpu/throughput-bench.sh [CASES...]   default: all of
-#       profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b
+#       profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b overlap
 #
 # Results to $OUT/throughput.txt; each run is cut off at BENCH_TIMEOUT seconds.
 set -uo pipefail
@@ -24,7 +26,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/pack-env.sh"
 report=$OUT/throughput.txt
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] ||
-  cases=(profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b)
+  cases=(profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b overlap)
 shape=(--input-len 256 --output-len 256 --mode continuous --max-step-tokens 8192)
 workload=(--prompts 1024 "${shape[@]}")
 
@@ -74,6 +76,14 @@ for c in "${cases[@]}"; do
         "${workload[@]}"
       bench "llama-8b f8_r weights, FP8 K/V, 1024 sequences" --shape llama-8b --dtype f8_r \
         --kv-dtype fp8 --max-sequences 1024 "${workload[@]}"
+      ;;
+    overlap)
+      bench "llama-8b bf16, 2 micro-batches of 512" --shape llama-8b --max-sequences 1024 \
+        --micro-batches 2 "${workload[@]}"
+      bench "llama-8b f8_r weights, FP8 K/V, 2 micro-batches of 512" --shape llama-8b \
+        --dtype f8_r --kv-dtype fp8 --max-sequences 1024 --micro-batches 2 "${workload[@]}"
+      bench "llama-1b bf16, 2 micro-batches of 512" --shape llama-1b --max-sequences 1024 \
+        --micro-batches 2 "${workload[@]}"
       ;;
     *) echo "unknown case: $c" >&2 ;;
   esac

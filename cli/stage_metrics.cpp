@@ -23,6 +23,10 @@ class StageCollector final : public prometheus::Collectable {
     prometheus::MetricFamily compute =
         family("conveyor_stage_compute_seconds_total", "Time a stage spent running its layers",
                MetricType::Counter);
+    prometheus::MetricFamily device_wait =
+        family("conveyor_stage_device_wait_seconds_total",
+               "Of a stage's compute time, the time it waited for its device to end a step",
+               MetricType::Counter);
     prometheus::MetricFamily wait = family(
         "conveyor_stage_input_wait_seconds_total",
         "Time a stage spent waiting for the previous stage's activations", MetricType::Counter);
@@ -49,6 +53,7 @@ class StageCollector final : public prometheus::Collectable {
       };
       steps.metric.push_back(sample(static_cast<double>(s.steps), MetricType::Counter));
       compute.metric.push_back(sample(s.compute_seconds, MetricType::Counter));
+      device_wait.metric.push_back(sample(s.device_wait_seconds, MetricType::Counter));
       wait.metric.push_back(sample(s.input_wait_seconds, MetricType::Counter));
       bubble.metric.push_back(sample(s.bubble_ratio, MetricType::Gauge));
       if (!s.transport.empty()) {
@@ -56,7 +61,7 @@ class StageCollector final : public prometheus::Collectable {
                                       MetricType::Counter, {{"transport", s.transport}}));
       }
     }
-    return {steps, compute, wait, bubble, bytes};
+    return {steps, compute, device_wait, wait, bubble, bytes};
   }
 
  private:

@@ -91,6 +91,10 @@ bool StartedRun::ready() const {
   return launched_ == nullptr || launched_->fence->ready();
 }
 
+void StartedRun::wait() {
+  if (launched_ != nullptr) launched_->fence->wait();
+}
+
 StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden_in,
                           const StepPlan* next) {
   const std::unique_ptr<StartedRun> started = start(plan, hidden_in, next);

@@ -50,6 +50,9 @@ class StartedRun {
   StartedRun& operator=(const StartedRun&) = delete;
   // finish() would not wait for the backend.
   bool ready() const;
+  // Waits for the backend's end of the step (finish() does too): timed apart, the wait
+  // shows what is the device's time and what the host's.
+  void wait();
 
  private:
   friend class Executor;

@@ -177,6 +177,8 @@ Status StageActor::finish_one(Started& started) {
   using Clock = std::chrono::steady_clock;
   return guarded([&]() -> Status {
     const Clock::time_point finishing = Clock::now();
+    started.run->wait();
+    const Clock::time_point waited = Clock::now();
     StageResult result = executor_->finish(*started.run);
     const Clock::time_point done = Clock::now();
     const std::uint64_t bytes = result.hidden.size() * sizeof(float);
@@ -188,6 +190,7 @@ Status StageActor::finish_one(Started& started) {
           started.start_seconds + std::chrono::duration<double>(done - finishing).count();
       ++stats_.steps;
       stats_.compute_seconds += compute;
+      stats_.device_wait_seconds += std::chrono::duration<double>(waited - finishing).count();
       stats_.input_wait_seconds += wait;
       if (output_ != nullptr) {
         stats_.activation_bytes_sent += bytes;

@@ -26,7 +26,10 @@ namespace conveyor {
 // What a stage has done, for its metrics; read from any thread.
 struct StageStats {
   std::uint64_t steps = 0;
-  double compute_seconds = 0;     // running its layers
+  double compute_seconds = 0;  // running its layers
+  // Of compute_seconds, the time spent waiting for the backend to end a step; the rest
+  // is the host's: preparing steps, launching their ops, taking in their results.
+  double device_wait_seconds = 0;
   double input_wait_seconds = 0;  // waiting for the previous stage's activations
   std::uint64_t activation_bytes_sent = 0;
   std::string transport;  // of the output channel; "" on the last stage
@@ -48,6 +51,7 @@ struct StageStats {
 inline void add_counters(StageStats& into, const StageStats& from) {
   into.steps += from.steps;
   into.compute_seconds += from.compute_seconds;
+  into.device_wait_seconds += from.device_wait_seconds;
   into.input_wait_seconds += from.input_wait_seconds;
   into.activation_bytes_sent += from.activation_bytes_sent;
 }

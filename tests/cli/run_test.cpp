@@ -361,6 +361,9 @@ TEST_CASE("bench: continuous and static batching on a random-weight shape, as JS
     // The scheduler's own time between steps: some, and less than the whole run.
     CHECK(run.at("host_mean_seconds").get<double>() > 0);
     CHECK(run.at("host_mean_seconds").get<double>() < run.at("seconds").get<double>());
+    // The stage's host time per step: the CPU backend computes on the host, so all of it.
+    CHECK(run.at("stage_host_mean_seconds").get<double>() > 0);
+    CHECK(run.at("stage_host_mean_seconds").get<double>() < run.at("seconds").get<double>());
   }
   CHECK(json["runs"][0]["mode"] == "continuous");
   CHECK(json["runs"][1]["mode"] == "static");

@@ -69,6 +69,8 @@ struct BackendCapabilities {
   std::vector<DType> weight_dtypes;  // stored types upload_weight() accepts
   std::vector<DType> kv_dtypes{DType::kF32};  // K/V cache element types
   bool sampling = false;                      // sample() draws where the logits are
+  // Replays the recorded ops of decode steps (CUDA graphs; Backend::replay_step).
+  bool step_recording = false;
 };
 
 // One row of Backend::sample, as the sampler specifies it (worker/sampling/sampler.h):
@@ -138,6 +140,9 @@ struct AttentionSequence {
   std::span<const std::int32_t> block_table;
 };
 
+// A slot that stores nothing: the K/V of a recorded step's padding rows.
+inline constexpr std::int64_t kNoSlot = -1;
+
 // The token layout of one batch step, in host memory: everything besides activations
 // that embed, rope, store_kv, attention and logits need. Token t of the step is row t
 // of every activation.
@@ -147,6 +152,10 @@ struct StepLayout {
   std::vector<std::int64_t> slots;      // [T] KV cache slot of each token (KvLayerView)
   std::vector<AttentionSequence> sequences;
   std::vector<std::int64_t> logit_rows;  // rows that logits() projects, in output order
+  // > 0: a decode step of this many rows (padding included) whose ops a backend with
+  // capabilities().step_recording may record and replay; every step of one such size
+  // then keeps its metadata at the same device addresses.
+  std::int64_t recorded_rows = 0;
 
   std::int64_t num_tokens() const { return static_cast<std::int64_t>(positions.size()); }
 };
@@ -300,6 +309,18 @@ class Backend {
   // result. The rows' logits are penalised in place. Others throw Error(kUnsupported).
   virtual void sample(float* logits, std::int64_t vocab, std::span<const SampleRow> rows,
                       std::int32_t* host_out);
+
+  // Recorded steps (capabilities().step_recording; CUDA graphs). For a step prepared
+  // with recorded_rows > 0: replay_step() runs the ops recorded for steps of that size,
+  // if a recording is still valid, and says whether it did. Otherwise the caller may
+  // record: begin_step_recording(), the step's ops (queued, not run), then
+  // end_step_recording(), which keeps the recording and says whether it did; only then
+  // do the ops run, through replay_step(). A recording lives until
+  // forget_step_recordings() or until the backend's memory under it changes.
+  virtual bool replay_step(const BackendStep& /*step*/) { return false; }
+  virtual void begin_step_recording(const BackendStep& /*step*/) {}
+  virtual bool end_step_recording(const BackendStep& /*step*/) { return false; }
+  virtual void forget_step_recordings() {}
 
   // As argmax() and sample(), without waiting: `host_out` holds the result once a fence
   // taken after the call has been waited on (or after synchronize()), and must stay

@@ -4,8 +4,10 @@
 #include <limits>
 #include <string>
 
+#include "common/log/log.h"
 #include "common/status.h"
 #include "kernels/rope_config.h"
+#include "worker/step_recording.h"
 
 namespace conveyor {
 
@@ -60,14 +62,16 @@ LlamaModel::LlamaModel(Backend& backend, std::unique_ptr<WeightStore> weights, K
   // As transformers: head_dim ** -0.5, applied to the f32 scores.
   attention_.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
   attention_.sliding_window = s.sliding_window;
+  step_recording_ = backend.capabilities().step_recording;
 }
 
 LlamaModel::~LlamaModel() = default;
 
-void LlamaModel::ensure_workspace(std::int64_t tokens, std::int64_t logit_rows) {
+bool LlamaModel::ensure_workspace(std::int64_t tokens, std::int64_t logit_rows) {
   const ModelSpec& s = spec();
   Workspace& ws = *ws_;
-  if (tokens > ws.token_capacity) {
+  const bool grows = tokens > ws.token_capacity;
+  if (grows) {
     // Grow geometrically so a run of slightly larger steps does not reallocate each time.
     const std::int64_t n = std::max(tokens, ws.token_capacity * 2);
     ws.hidden = backend_.allocate(f32_bytes(n, s.hidden_size));
@@ -86,6 +90,7 @@ void LlamaModel::ensure_workspace(std::int64_t tokens, std::int64_t logit_rows) 
     ws.logits = backend_.allocate(f32_bytes(n, s.vocab_size));
     ws.logit_capacity = n;
   }
+  return grows;
 }
 
 StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const float* hidden_in,
@@ -180,19 +185,19 @@ std::unique_ptr<LaunchedStep> LlamaModel::launch(std::span<const SequenceStep> s
   const std::int64_t sampled_first_row = full_rows + static_cast<std::int64_t>(greedy_rows.size());
   const std::int64_t tokens = layout.num_tokens();
   const auto logit_rows = static_cast<std::int64_t>(layout.logit_rows.size());
-  ensure_workspace(tokens, logit_rows);
+  const std::int64_t padded = recordable(layout) ? recorded_rows(tokens) : 0;
+  if (padded > 0) pad_for_recording(layout, padded);
+  // A workspace that moves takes the recordings' addresses with it.
+  if (ensure_workspace(std::max(tokens, padded), logit_rows)) backend_.forget_step_recordings();
   Workspace& ws = *ws_;
   launched->step = backend_.prepare_step(std::move(layout));
   const BackendStep& step = *launched->step;
 
   if (weights_.has_embedding()) {
-    backend_.embed(weights_.token_embd(), step, ws.hidden->floats());
+    if (padded == 0 || !replay_or_record(step)) run_body(step);
   } else {
     backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
-  }
-  for (std::int64_t l = 0; l < weights_.layers().size(); ++l) {
-    const HeldLayer layer(*store_, l);
-    run_layer(l, layer.weights(), step);
+    run_body(step);
   }
 
   if (!weights_.has_output()) {
@@ -226,6 +231,47 @@ std::unique_ptr<LaunchedStep> LlamaModel::launch(std::span<const SequenceStep> s
   }
   launched->fence = backend_.fence();
   return launched;
+}
+
+bool LlamaModel::recordable(const StepLayout& layout) const {
+  // Decode steps of the first stage with every layer resident: their ops and addresses
+  // repeat from step to step.
+  if (!step_recording_ || !weights_.has_embedding() || store_->streamed_layers() > 0) return false;
+  if (layout.sequences.size() != layout.positions.size()) return false;
+  // A replayed step skips embed()'s own check of its tokens.
+  const std::int64_t vocab = spec().vocab_size;
+  for (const std::int32_t token : layout.tokens) {
+    if (token < 0 || token >= vocab) return false;
+  }
+  return true;
+}
+
+void LlamaModel::run_body(const BackendStep& step) {
+  if (weights_.has_embedding()) backend_.embed(weights_.token_embd(), step, ws_->hidden->floats());
+  for (std::int64_t l = 0; l < weights_.layers().size(); ++l) {
+    const HeldLayer layer(*store_, l);
+    run_layer(l, layer.weights(), step);
+  }
+}
+
+bool LlamaModel::replay_or_record(const BackendStep& step) {
+  if (backend_.replay_step(step)) return true;
+  // The first step of a size runs as it is, so that the backend's scratch memory grows
+  // to it before a recording fixes its addresses; the second is recorded.
+  const std::int64_t rows = step.layout().recorded_rows;
+  if (recording_refused_ || ++steps_seen_[rows] < 2) return false;
+  backend_.begin_step_recording(step);
+  try {
+    run_body(step);
+  } catch (const Error& e) {
+    // An op that cannot be recorded: the step runs as it is, and so do later ones.
+    backend_.end_step_recording(step);
+    recording_refused_ = true;
+    log::warn(logger("model"), "step recording refused on " + backend_.name() + ": " +
+                                   e.status().message() + "; steps run unrecorded");
+    return false;
+  }
+  return backend_.end_step_recording(step) && backend_.replay_step(step);
 }
 
 void LlamaModel::run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -107,7 +108,15 @@ class LlamaModel {
   struct Workspace;
 
   void run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step);
-  void ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
+  // Embedding (on the first stage) and every layer.
+  void run_body(const BackendStep& step);
+  // Whether a step's layout may be padded and recorded (Backend::replay_step).
+  bool recordable(const StepLayout& layout) const;
+  // Runs a recorded-size step by replaying its size's recording, recording one first
+  // when due; false when the caller must run it as it is.
+  bool replay_or_record(const BackendStep& step);
+  // Grows the workspace to the step; true when it moved.
+  bool ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
 
   Backend& backend_;
   std::unique_ptr<WeightStore> store_;
@@ -116,6 +125,9 @@ class LlamaModel {
   RopeConfig rope_;
   AttentionConfig attention_;
   std::unique_ptr<Workspace> ws_;
+  bool step_recording_ = false;                       // the backend records steps
+  bool recording_refused_ = false;                    // a recording failed: no more are tried
+  std::unordered_map<std::int64_t, int> steps_seen_;  // recorded-size steps, by rows
 };
 
 }  // namespace conveyor

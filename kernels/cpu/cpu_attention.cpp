@@ -171,6 +171,7 @@ void store_kv_f32(const float* k, const float* v, std::span<const std::int64_t> 
   const auto row_bytes = static_cast<std::size_t>(layer.kv_dim) * sizeof(float);
   for (std::size_t i = 0; i < slots.size(); ++i) {
     const std::int64_t slot = slots[i];
+    if (slot == kNoSlot) continue;
     if (slot < 0 || slot >= capacity) {
       invalid("store_kv: slot " + std::to_string(slot) + " outside the cache");
     }

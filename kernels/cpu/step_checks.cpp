@@ -34,6 +34,7 @@ void check_step_layout(const StepLayout& layout) {
 void check_kv_slots(std::span<const std::int64_t> slots, const KvLayerView& layer) {
   const std::int64_t capacity = layer.num_blocks * layer.block_size;
   for (const std::int64_t slot : slots) {
+    if (slot == kNoSlot) continue;
     if (slot < 0 || slot >= capacity) {
       fail(ErrorCode::kInvalidArgument,
            "store_kv: slot " + std::to_string(slot) + " outside the cache");

@@ -13,7 +13,7 @@ namespace conveyor {
 // start, logit rows within the step.
 void check_step_layout(const StepLayout& layout);
 
-// Every slot inside the layer's cache.
+// Every slot inside the layer's cache, or kNoSlot (stores nothing).
 void check_kv_slots(std::span<const std::int64_t> slots, const KvLayerView& layer);
 
 }  // namespace conveyor

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -136,6 +137,12 @@ class CudaBackend final : public Backend {
     CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_.handle, cudaStreamNonBlocking));
     staging_ = std::make_unique<cuda::PinnedStaging>(stream_);
     profiler_ = std::make_unique<cuda::OpProfiler>(stream_);
+    // Decode steps recorded once per size and replayed as CUDA graphs: with
+    // CONVEYOR_CUDA_GRAPHS=1, and never under the profiler, whose events a graph would
+    // freeze.
+    if (const char* graphs = std::getenv("CONVEYOR_CUDA_GRAPHS")) {
+      record_steps_ = std::string(graphs) == "1" && !profiler_->enabled();
+    }
     // A tuning knob, read once: the attention kernel's passes in flight (2 or 4).
     if (const char* passes = std::getenv("CONVEYOR_CUDA_ATTENTION_PASSES")) {
       attention_passes_ = std::string(passes) == "4" ? 4 : 2;
@@ -171,6 +178,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
+    drop_recordings();
     profiler_.reset();
     staging_.reset();
     gemm_.reset();
@@ -206,6 +214,7 @@ class CudaBackend final : public Backend {
     // kF8_R: the FP8 K/V cache, E4M3 with a scale per head and position.
     caps.kv_dtypes = {DType::kF32, DType::kBF16, DType::kF8_R};
     caps.sampling = sample_on_device_;
+    caps.step_recording = record_steps_;
     return caps;
   }
 
@@ -439,8 +448,65 @@ class CudaBackend final : public Backend {
   std::unique_ptr<BackendStep> prepare_step(StepLayout layout) override {
     bind();
     check_step_layout(layout);
-    return std::make_unique<CudaStep>(std::move(layout), pool_, *staging_);
+    if (layout.recorded_rows <= 0 || !record_steps_) {
+      return std::make_unique<CudaStep>(std::move(layout), pool_, *staging_);
+    }
+    Recording& r = recordings_[layout.recorded_rows];
+    auto step = std::make_unique<CudaStep>(std::move(layout), pool_, *staging_, &r.metadata);
+    if (step->moved()) r.drop();  // its addresses moved
+    return step;
   }
+
+  bool replay_step(const BackendStep& step) override {
+    const std::int64_t rows = step.layout().recorded_rows;
+    if (!record_steps_ || rows <= 0) return false;
+    const auto it = recordings_.find(rows);
+    if (it == recordings_.end() || it->second.graph == nullptr ||
+        it->second.generation != memory_generation_) {
+      return false;
+    }
+    bind();
+    CONVEYOR_CUDA(cudaGraphLaunch(it->second.graph, stream_));
+    return true;
+  }
+
+  void begin_step_recording(const BackendStep& step) override {
+    if (!record_steps_ || step.layout().recorded_rows <= 0) return;
+    bind();
+    CONVEYOR_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    recording_ = true;
+    recording_generation_ = memory_generation_;
+  }
+
+  bool end_step_recording(const BackendStep& step) override {
+    if (!recording_) return false;
+    recording_ = false;
+    bind();
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    // Scratch memory that moved while the ops were queued leaves the earlier ones
+    // pointing at memory given back: such a recording is dropped, and the next step of
+    // its size records again with the memory grown.
+    if (ended != cudaSuccess || graph == nullptr || recording_generation_ != memory_generation_) {
+      cudaGetLastError();
+      if (graph != nullptr) cudaGraphDestroy(graph);
+      return false;
+    }
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (made != cudaSuccess) {
+      cudaGetLastError();
+      return false;
+    }
+    Recording& r = recordings_[step.layout().recorded_rows];
+    r.drop();
+    r.graph = exec;
+    r.generation = memory_generation_;
+    return true;
+  }
+
+  void forget_step_recordings() override { ++memory_generation_; }
 
   void embed(const BackendWeight& table, const BackendStep& step, float* out) override {
     bind();
@@ -713,6 +779,7 @@ class CudaBackend final : public Backend {
     if (scratch_.size() <= index) scratch_.resize(index + 1);
     auto& slot = scratch_[index];
     if (!slot || slot->bytes() < bytes) {
+      ++memory_generation_;  // recordings that read the old slot are stale
       const std::size_t grown = std::max(bytes, slot ? slot->bytes() * 2 : bytes);
       slot.reset();
       slot = std::make_unique<PoolBlock>(pool_, grown, "scratch");
@@ -736,6 +803,26 @@ class CudaBackend final : public Backend {
   std::unique_ptr<cuda::OpProfiler> profiler_;
   // Step metadata up, sampled tokens down, without the host waiting for the stream.
   std::unique_ptr<cuda::PinnedStaging> staging_;
+  // Recorded decode steps by their row count: the steps' metadata at fixed addresses and
+  // the graph of their ops, valid while the scratch memory it was recorded over stays.
+  struct Recording {
+    std::unique_ptr<PoolBlock> metadata;
+    cudaGraphExec_t graph = nullptr;
+    std::uint64_t generation = 0;  // memory_generation_ when recorded
+    void drop() {
+      if (graph != nullptr) cudaGraphExecDestroy(graph);
+      graph = nullptr;
+    }
+  };
+  void drop_recordings() {
+    for (auto& [rows, r] : recordings_)
+      r.drop();
+  }
+  bool record_steps_ = false;
+  std::map<std::int64_t, Recording> recordings_;
+  std::uint64_t memory_generation_ = 0;  // counts moves of memory that ops address
+  bool recording_ = false;
+  std::uint64_t recording_generation_ = 0;
   int attention_passes_ = 2;
   mutable std::atomic<std::uint64_t> ops_begun_{0};  // the layer streamer binds too
   // The dense products' 16-bit input (scratch slot 0; its form the cudaDataType) and the FP8

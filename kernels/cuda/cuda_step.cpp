@@ -9,7 +9,8 @@
 
 namespace conveyor::cuda {
 
-CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, PinnedStaging& staging)
+CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, PinnedStaging& staging,
+                   std::unique_ptr<PoolBlock>* fixed)
     : BackendStep(std::move(layout)) {
   const StepLayout& l = this->layout();
   const auto tokens = static_cast<std::size_t>(l.num_tokens());
@@ -29,7 +30,9 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, PinnedSt
   const AttentionRows attention = attention_rows(l);
   const std::vector<std::int32_t>& decode_rows = attention.decode_rows;
   const std::vector<std::int32_t>& prefill_groups = attention.prefill_groups;
-  // One host image of every array, then one copy.
+  // One host image of every array, then one copy. The block tables come last, and a
+  // recorded step's logit rows take room for one per row: every other array then starts
+  // where the row count alone puts it.
   HostImage image;
   auto place = [&image](const void* data, std::size_t bytes) { return image.place(data, bytes); };
   const std::size_t o_tokens = place(l.tokens.data(), l.tokens.size() * 4);
@@ -37,14 +40,31 @@ CudaStep::CudaStep(StepLayout layout, std::shared_ptr<DevicePool> pool, PinnedSt
   const std::size_t o_slots = place(l.slots.data(), l.slots.size() * 8);
   const std::size_t o_rows = place(row_sequence.data(), row_sequence.size() * 4);
   const std::size_t o_seqs = place(sequences.data(), sequences.size() * sizeof(DeviceSequence));
-  const std::size_t o_tables = place(tables.data(), tables.size() * 4);
-  const std::size_t o_logits = place(l.logit_rows.data(), l.logit_rows.size() * 8);
   const std::size_t o_decode = place(decode_rows.data(), decode_rows.size() * 4);
   const std::size_t o_groups = place(prefill_groups.data(), prefill_groups.size() * 4);
-  storage_ = std::make_unique<PoolBlock>(std::move(pool), std::max<std::size_t>(image.size(), 16),
-                                         "a step's metadata");
-  staging.upload(storage_->data(), image.data(), image.size());
-  auto* base = static_cast<std::uint8_t*>(storage_->data());
+  std::vector<std::int64_t> logit_rows = l.logit_rows;
+  if (l.recorded_rows > 0) {
+    logit_rows.resize(std::max(logit_rows.size(), static_cast<std::size_t>(l.recorded_rows)));
+  }
+  const std::size_t o_logits = place(logit_rows.data(), logit_rows.size() * 8);
+  const std::size_t o_tables = place(tables.data(), tables.size() * 4);
+  const std::size_t bytes = std::max<std::size_t>(image.size(), 16);
+  void* storage = nullptr;
+  if (fixed != nullptr) {
+    if (!*fixed || (*fixed)->bytes() < bytes) {
+      // Room for longer block tables than this step's, so that it moves seldom.
+      const std::size_t grown = std::max(bytes * 2, *fixed ? (*fixed)->bytes() * 2 : 0);
+      fixed->reset();
+      *fixed = std::make_unique<PoolBlock>(std::move(pool), grown, "a recorded step's metadata");
+      moved_ = true;
+    }
+    storage = (*fixed)->data();
+  } else {
+    storage_ = std::make_unique<PoolBlock>(std::move(pool), bytes, "a step's metadata");
+    storage = storage_->data();
+  }
+  staging.upload(storage, image.data(), image.size());
+  auto* base = static_cast<std::uint8_t*>(storage);
   view_.tokens = reinterpret_cast<const std::int32_t*>(base + o_tokens);
   view_.positions = reinterpret_cast<const std::int32_t*>(base + o_positions);
   view_.slots = reinterpret_cast<const std::int64_t*>(base + o_slots);

@@ -64,6 +64,7 @@ __global__ void store_kv_kernel(const float* k, const float* v, const std::int64
                                 T* k_cache, T* v_cache, std::int64_t kv_dim) {
   const std::int64_t t = blockIdx.x;
   const std::int64_t slot = slots[t];
+  if (slot < 0) return;  // kNoSlot: a padding row
   for (std::int64_t i = threadIdx.x; i < kv_dim; i += blockDim.x) {
     k_cache[slot * kv_dim + i] = narrow<T>(k[t * kv_dim + i]);
     v_cache[slot * kv_dim + i] = narrow<T>(v[t * kv_dim + i]);
@@ -90,6 +91,7 @@ __global__ void store_kv_fp8_kernel(const float* k, const float* v, const std::i
                                     DeviceKv cache) {
   const std::int64_t t = blockIdx.x;
   const std::int64_t slot = slots[t];
+  if (slot < 0) return;  // kNoSlot: a padding row
   const std::int64_t head_dim = cache.kv_dim / cache.num_kv_heads;
   auto* k_codes = static_cast<std::uint8_t*>(cache.k);
   auto* v_codes = static_cast<std::uint8_t*>(cache.v);

@@ -71,6 +71,8 @@ struct BackendCapabilities {
   bool sampling = false;                      // sample() draws where the logits are
   // Replays the recorded ops of decode steps (CUDA graphs; Backend::replay_step).
   bool step_recording = false;
+  // Queues of ops that may run at once (Backend::use_lane); 1 for a synchronous backend.
+  int lanes = 1;
 };
 
 // One row of Backend::sample, as the sampler specifies it (worker/sampling/sampler.h):
@@ -218,9 +220,15 @@ class Backend {
   }
   // Waits until every op issued so far has finished (a no-op for synchronous backends).
   virtual void synchronize() = 0;
-  // A fence after every op issued so far: the host goes on preparing the next step
-  // while the device runs this one. The default, for synchronous backends, is a fence
-  // already passed.
+  // Ops issued from now on go to queue `lane` (0 <= lane < capabilities().lanes): each
+  // lane's ops run in order, two lanes' may run at once, synchronize() waits for all.
+  // Whoever switches lanes keeps them apart: a lane's step may not read what another
+  // lane's unfinished step writes. The default has one lane.
+  virtual void use_lane(int lane);
+
+  // A fence after every op issued so far on the current lane: the host goes on preparing the next
+  // step while the device runs this one. The default, for synchronous backends, is a fence already
+  // passed.
   virtual std::unique_ptr<BackendFence> fence();
 
   // Pins [data, data + bytes) of host memory for this backend's device until the handle

@@ -3,7 +3,8 @@
 // fence reports itself ready only after a number of looks (the device "runs" that
 // long). Code that reads results early, or mixes up two steps in flight, sees it. It
 // counts the fences outstanding at once: two means a step started while the one
-// before it was still running.
+// before it was still running. It has two lanes (Backend::use_lane), whose use it
+// records; a step started on a lane whose last step has not finished is a misuse.
 #pragma once
 
 #include <algorithm>
@@ -21,8 +22,16 @@ class DeferringBackend final : public ForwardingBackend {
  public:
   int most_outstanding = 0;  // fences taken and not yet waited on, at most
   int looks_until_ready = 50;
+  std::vector<int> lanes_used;  // the lane of every fence, in order
+  bool lane_misused = false;    // a fence taken on a lane with one outstanding
 
   std::string name() const override { return "cpu-deferring"; }
+  BackendCapabilities capabilities() const override {
+    BackendCapabilities caps = cpu_.capabilities();
+    caps.lanes = 2;
+    return caps;
+  }
+  void use_lane(int lane) override { lane_ = lane; }
 
   void argmax_deferred(const float* logits, std::int64_t rows, std::int64_t vocab,
                        std::int32_t* host_out) override {
@@ -34,7 +43,9 @@ class DeferringBackend final : public ForwardingBackend {
   std::unique_ptr<BackendFence> fence() override {
     ++outstanding_;
     most_outstanding = std::max(most_outstanding, outstanding_);
-    return std::make_unique<Fence>(*this, std::exchange(queued_, {}));
+    lanes_used.push_back(lane_);
+    if (lane_outstanding_[lane_]++ > 0) lane_misused = true;
+    return std::make_unique<Fence>(*this, std::exchange(queued_, {}), lane_);
   }
 
  private:
@@ -45,23 +56,31 @@ class DeferringBackend final : public ForwardingBackend {
 
   class Fence final : public BackendFence {
    public:
-    Fence(DeferringBackend& owner, std::vector<Landing> landings)
-        : owner_(owner), landings_(std::move(landings)), looks_left_(owner.looks_until_ready) {}
+    Fence(DeferringBackend& owner, std::vector<Landing> landings, int lane)
+        : owner_(owner),
+          landings_(std::move(landings)),
+          looks_left_(owner.looks_until_ready),
+          lane_(lane) {}
     ~Fence() override {
-      if (!waited_) --owner_.outstanding_;
+      if (!waited_) done();
     }
     bool ready() override { return waited_ || --looks_left_ <= 0; }
     void wait() override {
       if (waited_) return;
       land(landings_);
       waited_ = true;
+      done();
+    }
+    void done() {
       --owner_.outstanding_;
+      --owner_.lane_outstanding_[lane_];
     }
 
    private:
     DeferringBackend& owner_;
     std::vector<Landing> landings_;
     int looks_left_;
+    int lane_;
     bool waited_ = false;
   };
 
@@ -73,6 +92,8 @@ class DeferringBackend final : public ForwardingBackend {
 
   std::vector<Landing> queued_;  // taken by the next fence
   int outstanding_ = 0;
+  int lane_ = 0;
+  int lane_outstanding_[2] = {0, 0};
 };
 
 }  // namespace conveyor::testing

@@ -103,7 +103,7 @@ StageResult Executor::run(const StepPlan& plan, const std::vector<float>& hidden
 
 std::unique_ptr<StartedRun> Executor::start(const StepPlan& plan,
                                             const std::vector<float>& hidden_in,
-                                            const StepPlan* next) {
+                                            const StepPlan* next, int lane) {
   auto run = std::make_unique<StartedRun>();
   run->plan_ = &plan;
   // Swaps first: a swap-out reads blocks that this step's sequences may overwrite.
@@ -160,7 +160,7 @@ std::unique_ptr<StartedRun> Executor::start(const StepPlan& plan,
         device_rows.push_back(device_sample_row(s, device_lists));
     }
   }
-  run->launched_ = model_->launch(steps, first() ? nullptr : hidden_in.data(), device_rows);
+  run->launched_ = model_->launch(steps, first() ? nullptr : hidden_in.data(), device_rows, lane);
   return run;
 }
 

@@ -94,8 +94,10 @@ class Executor {
   // hands the result over. `plan` must stay until finish(). Runs finish in the order
   // they started, each before the next-but-one starts; sequences of two runs in flight
   // together must differ (the scheduler's micro-batches do). Throws as run() does.
+  // `lane`: the backend's queue for the step (LlamaModel::launch), below lanes().
   std::unique_ptr<StartedRun> start(const StepPlan& plan, const std::vector<float>& hidden_in,
-                                    const StepPlan* next = nullptr);
+                                    const StepPlan* next = nullptr, int lane = 0);
+  int lanes() const { return model_->lanes(); }
   StageResult finish(StartedRun& run);
 
  private:

@@ -47,7 +47,7 @@ LlamaModel::LlamaModel(Backend& backend, std::unique_ptr<WeightStore> weights, K
       store_(std::move(weights)),
       weights_(store_->resident()),
       cache_(cache),
-      ws_(std::make_unique<Workspace>()) {
+      workspaces_(1) {
   const ModelSpec& s = weights_.spec();
   if (cache.config().num_layers != weights_.layers().size() ||
       cache.config().kv_dim != s.kv_dim()) {
@@ -62,7 +62,13 @@ LlamaModel::LlamaModel(Backend& backend, std::unique_ptr<WeightStore> weights, K
   // As transformers: head_dim ** -0.5, applied to the f32 scores.
   attention_.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
   attention_.sliding_window = s.sliding_window;
-  step_recording_ = backend.capabilities().step_recording;
+  const BackendCapabilities caps = backend.capabilities();
+  step_recording_ = caps.step_recording;
+  // Streamed layers move through one lane's order (the streamer uploads there).
+  if (store_->streamed_layers() == 0) workspaces_.resize(static_cast<std::size_t>(caps.lanes));
+  for (auto& ws : workspaces_)
+    ws = std::make_unique<Workspace>();
+  ws_ = workspaces_.front().get();
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -95,7 +101,7 @@ bool LlamaModel::ensure_workspace(std::int64_t tokens, std::int64_t logit_rows) 
 
 StepResult LlamaModel::forward(std::span<const SequenceStep> sequences, const float* hidden_in,
                                std::span<const SampleRow> sample_rows) {
-  const std::unique_ptr<LaunchedStep> launched = launch(sequences, hidden_in, sample_rows);
+  const std::unique_ptr<LaunchedStep> launched = launch(sequences, hidden_in, sample_rows, 0);
   return finish(*launched);
 }
 
@@ -112,8 +118,13 @@ StepResult LlamaModel::finish(LaunchedStep& launched) {
 
 std::unique_ptr<LaunchedStep> LlamaModel::launch(std::span<const SequenceStep> sequences,
                                                  const float* hidden_in,
-                                                 std::span<const SampleRow> sample_rows) {
+                                                 std::span<const SampleRow> sample_rows, int lane) {
   const ModelSpec& s = spec();
+  if (lane < 0 || lane >= lanes()) {
+    invalid("launch: lane " + std::to_string(lane) + " of " + std::to_string(lanes()));
+  }
+  if (lanes() > 1) backend_.use_lane(lane);
+  ws_ = workspaces_[static_cast<std::size_t>(lane)].get();
   if (sequences.empty()) invalid("forward: a step needs at least one sequence");
   if (weights_.has_embedding() == (hidden_in != nullptr)) {
     invalid(weights_.has_embedding()

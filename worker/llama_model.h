@@ -97,12 +97,17 @@ class LlamaModel {
 
   // forward() in two halves: launch() checks the step and queues its ops, returning
   // without waiting for a device backend; finish() waits for them and hands the result
-  // over. Steps finish in the order they were launched. The workspace is shared: what
-  // a step leaves there (logits) is only valid until the next launch().
+  // over. A step's workspace (its lane's) holds what it leaves there (logits) until the
+  // lane's next launch().
+  // `lane`: the backend's queue the step's ops go to (Backend::use_lane), each with its
+  // own workspace; two steps in flight on different lanes may run at once, and a lane's
+  // next step may start only once its last one finished.
   std::unique_ptr<LaunchedStep> launch(std::span<const SequenceStep> sequences,
                                        const float* hidden_in = nullptr,
-                                       std::span<const SampleRow> sample_rows = {});
+                                       std::span<const SampleRow> sample_rows = {}, int lane = 0);
   StepResult finish(LaunchedStep& launched);
+  // The lanes launch() takes: the backend's, or one while layers are streamed.
+  int lanes() const { return static_cast<int>(workspaces_.size()); }
 
  private:
   struct Workspace;
@@ -124,10 +129,11 @@ class LlamaModel {
   KvCache& cache_;
   RopeConfig rope_;
   AttentionConfig attention_;
-  std::unique_ptr<Workspace> ws_;
-  bool step_recording_ = false;                       // the backend records steps
-  bool recording_refused_ = false;                    // a recording failed: no more are tried
-  std::unordered_map<std::int64_t, int> steps_seen_;  // recorded-size steps, by rows
+  std::vector<std::unique_ptr<Workspace>> workspaces_;  // one a lane
+  Workspace* ws_ = nullptr;                             // the current lane's
+  bool step_recording_ = false;                         // the backend records steps
+  bool recording_refused_ = false;                      // a recording failed: no more are tried
+  std::unordered_map<std::int64_t, int> steps_seen_;    // recorded-size steps, by rows
 };
 
 }  // namespace conveyor

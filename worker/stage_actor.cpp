@@ -165,7 +165,10 @@ Status StageActor::start_one(std::shared_ptr<const StepPlan> plan, const StepPla
       }
     }
     const Clock::time_point computing = Clock::now();
-    s.run = executor_->start(*s.plan, s.input.hidden, next);
+    // Two runs in flight take different lanes, where the backend has two: one's
+    // attention may then run beside the other's products.
+    if (executor_->lanes() > 1 && !started.empty()) s.lane = 1 - started.back().lane;
+    s.run = executor_->start(*s.plan, s.input.hidden, next, s.lane);
     s.wait_seconds = std::chrono::duration<double>(computing - waiting).count();
     s.start_seconds = std::chrono::duration<double>(Clock::now() - computing).count();
     started.push_back(std::move(s));

@@ -80,6 +80,7 @@ class StageActor {
     std::unique_ptr<StartedRun> run;
     double wait_seconds = 0;   // for the input
     double start_seconds = 0;  // in Executor::start()
+    int lane = 0;              // the backend's queue it runs on
   };
 
   void loop();

@@ -1,4 +1,6 @@
 // The Backend ops with a default: what a backend that does not override them does.
+#include <string>
+
 #include "common/status.h"
 #include "kernels/backend.h"
 
@@ -19,6 +21,13 @@ class PassedFence final : public BackendFence {
 };
 
 }  // namespace
+
+void Backend::use_lane(int lane) {
+  if (lane != 0) {
+    fail(ErrorCode::kInvalidArgument,
+         name() + " backend: lane " + std::to_string(lane) + " of its one lane");
+  }
+}
 
 std::unique_ptr<BackendFence> Backend::fence() {
   synchronize();

@@ -4,7 +4,6 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -15,6 +14,7 @@
 #include "kernels/cpu/cpu_attention.h"
 #include "kernels/cpu/step_checks.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_lane.h"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/cuda_step.h"
 #include "kernels/cuda/cuda_weight.h"
@@ -23,12 +23,14 @@
 #include "kernels/cuda/fp8_gemm.h"
 #include "kernels/cuda/fp8_ops.h"
 #include "kernels/cuda/host_image.h"
+#include "kernels/cuda/host_registration.h"
 #include "kernels/cuda/input_copy.h"
 #include "kernels/cuda/lt_gemm.h"
 #include "kernels/cuda/op_profiler.h"
 #include "kernels/cuda/pinned_staging.h"
 #include "kernels/cuda/quant_gemm.h"
 #include "kernels/cuda/sample_upload.h"
+#include "kernels/cuda/step_recorder.h"
 
 namespace conveyor {
 namespace {
@@ -44,9 +46,6 @@ using cuda::PoolBlock;
 using cuda::Usage;
 using cuda::vector_data;
 using cuda::WeightStorage;
-
-// cuBLASLt's recommended workspace on Hopper.
-constexpr std::size_t kGemmWorkspaceBytes = 32u << 20;
 
 // The layer's K/V element type: f32, bf16, or FP8 codes with scales per head.
 cuda::KvType kv_type(const KvLayerView& layer, const char* what) {
@@ -134,9 +133,8 @@ class CudaBackend final : public Backend {
         static_cast<std::size_t>(static_cast<double>(total_bytes) * options.memory_fraction);
     const std::size_t usable = free_bytes > kHeadroom ? free_bytes - kHeadroom : 0;
     pool_ = std::make_shared<DevicePool>(std::min(wanted, usable));
-    CONVEYOR_CUDA(cudaStreamCreateWithFlags(&stream_.handle, cudaStreamNonBlocking));
-    staging_ = std::make_unique<cuda::PinnedStaging>(stream_);
-    profiler_ = std::make_unique<cuda::OpProfiler>(stream_);
+    add_lane();
+    profiler_ = std::make_unique<cuda::OpProfiler>(lane_->stream);
     // Decode steps recorded once per size and replayed as CUDA graphs: with
     // CONVEYOR_CUDA_GRAPHS=1, and never under the profiler, whose events a graph would
     // freeze.
@@ -159,10 +157,13 @@ class CudaBackend final : public Backend {
     if (const char* stages = std::getenv("CONVEYOR_CUDA_ATTENTION_STAGES")) {
       attention_stages_ = std::string(stages) == "2" ? 2 : 0;
     }
-    gemm_workspace_ = std::make_unique<PoolBlock>(pool_, kGemmWorkspaceBytes, "GEMM workspace");
-    gemm_ = std::make_unique<cuda::LtGemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
-    fp8_gemm_ =
-        std::make_unique<cuda::Fp8Gemm>(stream_, gemm_workspace_->data(), kGemmWorkspaceBytes);
+    // Two lanes (CONVEYOR_CUDA_LANES=2): the stage's two micro-batches run at once, one's
+    // attention beside the other's products. Not under the profiler, which times one
+    // stream.
+    if (const char* lanes = std::getenv("CONVEYOR_CUDA_LANES")) {
+      if (std::string(lanes) == "2" && !profiler_->enabled()) add_lane();
+    }
+    lane_ = lanes_.front().get();
     multiprocessors_ = prop.multiProcessorCount;
     // Knobs for measuring, read once: dequantise compressed matrices at load as before
     // (to compare with the kernels that read them compressed), and the largest m that
@@ -177,13 +178,17 @@ class CudaBackend final : public Backend {
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
-    cudaStreamSynchronize(stream_);
-    drop_recordings();
+    for (const auto& lane : lanes_)
+      cudaStreamSynchronize(lane->stream);
     profiler_.reset();
-    staging_.reset();
-    gemm_.reset();
-    scratch_.clear();
-    gemm_workspace_.reset();
+    // Each lane's parts before its stream.
+    lanes_.clear();
+  }
+
+  // A lane with its own stream, staging, GEMM workspace and scratch; the current one.
+  void add_lane() {
+    lanes_.push_back(std::make_unique<cuda::CudaLane>(static_cast<int>(lanes_.size()), pool_));
+    lane_ = lanes_.back().get();
   }
 
   std::string name() const override { return "cuda:" + std::to_string(device_); }
@@ -215,6 +220,7 @@ class CudaBackend final : public Backend {
     caps.kv_dtypes = {DType::kF32, DType::kBF16, DType::kF8_R};
     caps.sampling = sample_on_device_;
     caps.step_recording = record_steps_;
+    caps.lanes = static_cast<int>(lanes_.size());
     return caps;
   }
 
@@ -229,94 +235,66 @@ class CudaBackend final : public Backend {
 
   std::unique_ptr<BackendBuffer> allocate(std::size_t bytes) override {
     bind();
-    return std::make_unique<CudaBuffer>(pool_, bytes, usage_, stream_);
+    auto buffer = std::make_unique<CudaBuffer>(pool_, bytes, usage_, lane_->stream);
+    // Zero-filled for every lane's ops, not only this one's.
+    if (lanes_.size() > 1) CONVEYOR_CUDA(cudaStreamSynchronize(lane_->stream));
+    return buffer;
   }
 
   void copy_from_host(void* dst, const void* src, std::size_t bytes) override {
     bind();
-    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, lane_->stream));
   }
 
   void copy_to_host(void* dst, const void* src, std::size_t bytes) override {
     bind();
     {
       const cuda::OpProfiler::Scope timing(*profiler_, "copy to host");
-      CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+      CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, lane_->stream));
     }
     synchronize();
   }
 
   void copy_to_host_async(void* dst, const void* src, std::size_t bytes) override {
     bind();
-    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
-  }
-
-  // Host memory registered with cudaHostRegister (page-locked, so that copies to and
-  // from it are DMA without the driver's staging), unregistered when the handle goes.
-  class HostRegistration final : public HostPinning {
-   public:
-    HostRegistration(int device, void* data) : device_(device), data_(data) {}
-    ~HostRegistration() override {
-      // A destructor cannot report: a failure leaves the range registered until the
-      // process exits, and its error is cleared so that no later check reports it.
-      if (cudaSetDevice(device_) != cudaSuccess || cudaHostUnregister(data_) != cudaSuccess) {
-        cudaGetLastError();
-      }
-    }
-    HostRegistration(const HostRegistration&) = delete;
-    HostRegistration& operator=(const HostRegistration&) = delete;
-
-   private:
-    int device_;
-    void* data_;
-  };
-
-  std::unique_ptr<HostPinning> register_host(void* data, std::size_t bytes, unsigned int flags) {
-    bind();
-    const cudaError_t error = cudaHostRegister(data, bytes, flags);
-    if (error != cudaSuccess) {
-      // Not a sticky error: cleared, or the next launch check would report it as its own.
-      cudaGetLastError();
-      cuda::fail_cuda(error, "cudaHostRegister", __FILE__, __LINE__);
-    }
-    return std::make_unique<HostRegistration>(device_, data);
+    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, lane_->stream));
   }
 
   std::unique_ptr<HostPinning> pin_host_memory(void* data, std::size_t bytes) override {
-    return register_host(data, bytes, cudaHostRegisterDefault);
+    bind();
+    return cuda::register_host(device_, data, bytes, cudaHostRegisterDefault);
   }
 
   std::unique_ptr<HostPinning> pin_host_memory_read_only(const void* data,
                                                          std::size_t bytes) override {
     bind();
-    int read_only = 0;
-    CONVEYOR_CUDA(
-        cudaDeviceGetAttribute(&read_only, cudaDevAttrHostRegisterReadOnlySupported, device_));
-    // The driver only reads the range either way; without read-only registration, a
-    // read-only mapping is refused (and stays unpinned).
-    return register_host(const_cast<void*>(data), bytes,
-                         read_only != 0 ? cudaHostRegisterReadOnly : cudaHostRegisterDefault);
+    return cuda::register_host_read_only(device_, data, bytes);
   }
 
   void synchronize() override {
     bind();
-    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
-    staging_->land_all();
+    for (const auto& lane : lanes_) {
+      CONVEYOR_CUDA(cudaStreamSynchronize(lane->stream));
+      lane->staging->land_all();
+    }
     profiler_->collect();
   }
 
   std::unique_ptr<BackendFence> fence() override {
     bind();
     profiler_->collect();  // the ops that have finished
-    return staging_->fence();
+    return lane_->staging->fence();
   }
 
   // A weight's bytes, in stream order: its memory may have held a buffer that queued
   // kernels still read. Waits, so the host memory may go at once.
+  // On the first lane: the layer streamer's thread calls it, and streamed layers keep
+  // every step there (LlamaModel uses one lane then).
   void upload(void* dst, const void* src, std::size_t bytes) {
     bind();
-    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
-    CONVEYOR_CUDA(cudaStreamSynchronize(stream_));
+    cudaStream_t stream = lanes_.front()->stream;
+    CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream));
+    CONVEYOR_CUDA(cudaStreamSynchronize(stream));
   }
 
   std::shared_ptr<const BackendWeight> upload_weight(const TensorRef& tensor) override;
@@ -367,12 +345,12 @@ class CudaBackend final : public Backend {
     const std::int64_t n = w.rows();
     const std::int64_t k = w.cols();
     auto* x16 = static_cast<__half*>(scratch(0, static_cast<std::size_t>(m * k) * 2));
-    cuda::convert_to_f16(x, x16, m * k, stream_);
+    cuda::convert_to_f16(x, x16, m * k, lane_->stream);
     const cuda::QuantMatrix q = w.quant();
     if (m <= quant_gemm_max_rows_) {
       const std::size_t partial_bytes = cuda::quant_gemm_scratch_bytes(m, q, multiprocessors_);
       void* partials = scratch(3, std::max<std::size_t>(partial_bytes, 16));
-      cuda::quant_gemm(x16, m, q, y, accumulate, partials, multiprocessors_, stream_);
+      cuda::quant_gemm(x16, m, q, y, accumulate, partials, multiprocessors_, lane_->stream);
       return;
     }
     // Slabs of 64 rows at least, so that each slab's first column of y stays aligned
@@ -383,8 +361,8 @@ class CudaBackend final : public Backend {
         static_cast<__half*>(scratch(4, static_cast<std::size_t>(std::min(slab, n) * k) * 2));
     for (std::int64_t first = 0; first < n; first += slab) {
       const std::int64_t count = std::min(slab, n - first);
-      cuda::dequantize_rows_f16(q, first, count, w16, stream_);
-      gemm_->run(x16, w16, CUDA_R_16F, y + first, m, count, k, accumulate, n);
+      cuda::dequantize_rows_f16(q, first, count, w16, lane_->stream);
+      lane_->gemm->run(x16, w16, CUDA_R_16F, y + first, m, count, k, accumulate, n);
     }
   }
 
@@ -401,21 +379,21 @@ class CudaBackend final : public Backend {
       const std::size_t bytes = cuda::Fp8Gemm::scratch_bytes(m, w.rows(), w.cols());
       void* fp8_scratch = scratch(5, std::max<std::size_t>(bytes, 16));
       // As converted_input(): the codes of the input the product just before quantised.
-      const bool quantized = quantized_.holds(x, m, w.cols(), kE4M3Form, fp8_scratch, op);
-      fp8_gemm_->run(x, m, static_cast<const std::uint8_t*>(cw.data()),
-                     static_cast<const float*>(cw.scales()), w.rows(), w.cols(), bias, y,
-                     options.accumulate, fp8_scratch, quantized);
-      quantized_.made(x, m, w.cols(), kE4M3Form, fp8_scratch, op);
-      quantized_.written(y, m * w.rows());
+      const bool quantized = lane_->quantized.holds(x, m, w.cols(), kE4M3Form, fp8_scratch, op);
+      lane_->fp8_gemm->run(x, m, static_cast<const std::uint8_t*>(cw.data()),
+                           static_cast<const float*>(cw.scales()), w.rows(), w.cols(), bias, y,
+                           options.accumulate, fp8_scratch, quantized);
+      lane_->quantized.made(x, m, w.cols(), kE4M3Form, fp8_scratch, op);
+      lane_->quantized.written(y, m * w.rows());
       return;  // the bias is added with the scales
     } else if (cw.type() == CUDA_R_32F) {
-      gemm_->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
+      lane_->gemm->run(x, cw.data(), CUDA_R_32F, y, m, w.rows(), w.cols(), options.accumulate);
     } else {
       const void* x16 = converted_input(x, m, w.cols(), cw.type(), op);
-      gemm_->run(x16, cw.data(), cw.type(), y, m, w.rows(), w.cols(), options.accumulate);
-      converted_.written(y, m * w.rows());  // a product written over its own input
+      lane_->gemm->run(x16, cw.data(), cw.type(), y, m, w.rows(), w.cols(), options.accumulate);
+      lane_->converted.written(y, m * w.rows());  // a product written over its own input
     }
-    if (bias != nullptr) cuda::add_bias(y, bias, m, w.rows(), stream_);
+    if (bias != nullptr) cuda::add_bias(y, bias, m, w.rows(), lane_->stream);
   }
 
   // The input rows in a weight's 16-bit type (scratch slot 0). Products of one input in a
@@ -426,14 +404,14 @@ class CudaBackend final : public Backend {
   const void* converted_input(const float* x, std::int64_t m, std::int64_t k, cudaDataType type,
                               std::uint64_t op) {
     void* x16 = scratch(0, static_cast<std::size_t>(m * k) * 2);
-    if (!converted_.holds(x, m, k, type, x16, op)) {
+    if (!lane_->converted.holds(x, m, k, type, x16, op)) {
       if (type == CUDA_R_16F) {
-        cuda::convert_to_f16(x, static_cast<__half*>(x16), m * k, stream_);
+        cuda::convert_to_f16(x, static_cast<__half*>(x16), m * k, lane_->stream);
       } else {
-        cuda::convert_to_bf16(x, static_cast<__nv_bfloat16*>(x16), m * k, stream_);
+        cuda::convert_to_bf16(x, static_cast<__nv_bfloat16*>(x16), m * k, lane_->stream);
       }
     }
-    converted_.made(x, m, k, type, x16, op);
+    lane_->converted.made(x, m, k, type, x16, op);
     return x16;
   }
 
@@ -442,71 +420,47 @@ class CudaBackend final : public Backend {
     bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "rmsnorm");
     cuda::rmsnorm(x, residual_add, nullptr, rows, weight.rows(),
-                  vector_data(weight, weight.rows(), "rmsnorm"), eps, out, stream_);
+                  vector_data(weight, weight.rows(), "rmsnorm"), eps, out, lane_->stream);
   }
 
   std::unique_ptr<BackendStep> prepare_step(StepLayout layout) override {
     bind();
     check_step_layout(layout);
-    if (layout.recorded_rows <= 0 || !record_steps_) {
-      return std::make_unique<CudaStep>(std::move(layout), pool_, *staging_);
+    const std::int64_t rows = layout.recorded_rows;
+    if (rows <= 0 || !record_steps_) {
+      return std::make_unique<CudaStep>(std::move(layout), pool_, *lane_->staging);
     }
-    Recording& r = recordings_[layout.recorded_rows];
-    auto step = std::make_unique<CudaStep>(std::move(layout), pool_, *staging_, &r.metadata);
-    if (step->moved()) r.drop();  // its addresses moved
+    auto step = std::make_unique<CudaStep>(std::move(layout), pool_, *lane_->staging,
+                                           recorder_.metadata(lane_->index, rows));
+    if (step->moved()) recorder_.metadata_moved(lane_->index, rows);
     return step;
+  }
+
+  void use_lane(int lane) override {
+    if (lane < 0 || lane >= static_cast<int>(lanes_.size())) Backend::use_lane(lane);
+    // One lane: never written after construction (the layer streamer's thread reads it).
+    if (lanes_.size() > 1) lane_ = lanes_[static_cast<std::size_t>(lane)].get();
   }
 
   bool replay_step(const BackendStep& step) override {
     const std::int64_t rows = step.layout().recorded_rows;
     if (!record_steps_ || rows <= 0) return false;
-    const auto it = recordings_.find(rows);
-    if (it == recordings_.end() || it->second.graph == nullptr ||
-        it->second.generation != memory_generation_) {
-      return false;
-    }
     bind();
-    CONVEYOR_CUDA(cudaGraphLaunch(it->second.graph, stream_));
-    return true;
+    return recorder_.replay(lane_->index, rows, lane_->stream);
   }
 
   void begin_step_recording(const BackendStep& step) override {
     if (!record_steps_ || step.layout().recorded_rows <= 0) return;
     bind();
-    CONVEYOR_CUDA(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-    recording_ = true;
-    recording_generation_ = memory_generation_;
+    recorder_.begin(lane_->stream);
   }
 
   bool end_step_recording(const BackendStep& step) override {
-    if (!recording_) return false;
-    recording_ = false;
     bind();
-    cudaGraph_t graph = nullptr;
-    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
-    // Scratch memory that moved while the ops were queued leaves the earlier ones
-    // pointing at memory given back: such a recording is dropped, and the next step of
-    // its size records again with the memory grown.
-    if (ended != cudaSuccess || graph == nullptr || recording_generation_ != memory_generation_) {
-      cudaGetLastError();
-      if (graph != nullptr) cudaGraphDestroy(graph);
-      return false;
-    }
-    cudaGraphExec_t exec = nullptr;
-    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
-    cudaGraphDestroy(graph);
-    if (made != cudaSuccess) {
-      cudaGetLastError();
-      return false;
-    }
-    Recording& r = recordings_[step.layout().recorded_rows];
-    r.drop();
-    r.graph = exec;
-    r.generation = memory_generation_;
-    return true;
+    return recorder_.end(lane_->index, step.layout().recorded_rows, lane_->stream);
   }
 
-  void forget_step_recordings() override { ++memory_generation_; }
+  void forget_step_recordings() override { recorder_.memory_moved(); }
 
   void embed(const BackendWeight& table, const BackendStep& step, float* out) override {
     bind();
@@ -524,17 +478,18 @@ class CudaBackend final : public Backend {
     }
     const cuda::DeviceStep& d = cuda_step(step).device();
     if (cw.storage() == WeightStorage::kQ8Rows || cw.storage() == WeightStorage::kQ4Groups) {
-      cuda::embed_quant(cw.quant(), d.tokens, d.num_tokens, out, stream_);
+      cuda::embed_quant(cw.quant(), d.tokens, d.num_tokens, out, lane_->stream);
     } else if (cw.storage() == WeightStorage::kF8Rows) {
       cuda::embed_fp8_rows(static_cast<const std::uint8_t*>(cw.data()),
                            static_cast<const float*>(cw.scales()), table.cols(), d.tokens,
-                           d.num_tokens, out, stream_);
+                           d.num_tokens, out, lane_->stream);
     } else if (cw.type() == CUDA_R_32F) {
-      cuda::embed_f32(cw.floats(), d, table.cols(), out, stream_);
+      cuda::embed_f32(cw.floats(), d, table.cols(), out, lane_->stream);
     } else if (cw.type() == CUDA_R_16F) {
-      cuda::embed_f16(static_cast<const __half*>(cw.data()), d, table.cols(), out, stream_);
+      cuda::embed_f16(static_cast<const __half*>(cw.data()), d, table.cols(), out, lane_->stream);
     } else {
-      cuda::embed_bf16(static_cast<const __nv_bfloat16*>(cw.data()), d, table.cols(), out, stream_);
+      cuda::embed_bf16(static_cast<const __nv_bfloat16*>(cw.data()), d, table.cols(), out,
+                       lane_->stream);
     }
   }
 
@@ -548,7 +503,8 @@ class CudaBackend final : public Backend {
     if (config.inv_freq != rope_inv_freq_host_) {
       rope_inv_freq_ = std::make_unique<PoolBlock>(pool_, config.inv_freq.size() * 4, "RoPE table");
       CONVEYOR_CUDA(cudaMemcpyAsync(rope_inv_freq_->data(), config.inv_freq.data(),
-                                    config.inv_freq.size() * 4, cudaMemcpyHostToDevice, stream_));
+                                    config.inv_freq.size() * 4, cudaMemcpyHostToDevice,
+                                    lane_->stream));
       rope_inv_freq_host_ = config.inv_freq;
     }
     cuda::DeviceRope r;
@@ -557,7 +513,7 @@ class CudaBackend final : public Backend {
     r.num_kv_heads = static_cast<std::int32_t>(config.num_kv_heads);
     r.head_dim = static_cast<std::int32_t>(config.head_dim);
     r.interleaved = config.pairing != RopePairing::kHalfSplit;
-    cuda::rope(q, k, cuda_step(step).device(), r, stream_);
+    cuda::rope(q, k, cuda_step(step).device(), r, lane_->stream);
   }
 
   void store_kv(const float* k, const float* v, const BackendStep& step,
@@ -573,7 +529,7 @@ class CudaBackend final : public Backend {
     cache.kv_dim = layer.kv_dim;
     cache.num_kv_heads = static_cast<std::int32_t>(layer.num_kv_heads);
     cache.type = kv_type(layer, "store_kv");
-    cuda::store_kv(k, v, cuda_step(step).device(), cache, stream_);
+    cuda::store_kv(k, v, cuda_step(step).device(), cache, lane_->stream);
   }
 
   void attention(const float* q, const KvLayerView& layer, const BackendStep& step,
@@ -608,13 +564,13 @@ class CudaBackend final : public Backend {
     a.passes = attention_passes_;
     a.tensor_cores = attention_tensor_cores_;
     a.stages = attention_stages_;
-    cuda::paged_attention(q, layer.k, layer.v, cuda_step(step).device(), a, out, stream_);
+    cuda::paged_attention(q, layer.k, layer.v, cuda_step(step).device(), a, out, lane_->stream);
   }
 
   void swiglu(const float* gate, const float* up, std::int64_t n, float* out) override {
     bind();
     const cuda::OpProfiler::Scope timing(*profiler_, "swiglu");
-    cuda::swiglu(gate, up, n, out, stream_);
+    cuda::swiglu(gate, up, n, out, lane_->stream);
   }
 
   void swiglu_ffn(const float* x, std::int64_t m, const BackendWeight& gate,
@@ -655,18 +611,18 @@ class CudaBackend final : public Backend {
       // The input's conversion counts with the gate product, as in gemm().
       const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(gate, m));
       x16 = converted_input(x, m, hidden, CUDA_R_16BF, op);
-      gemm_->run_narrow(x16, g.data(), CUDA_R_16BF, gate16, m, ff, hidden);
+      lane_->gemm->run_narrow(x16, g.data(), CUDA_R_16BF, gate16, m, ff, hidden);
     }
     {
       const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(up, m));
-      gemm_->run_narrow(x16, u.data(), CUDA_R_16BF, up16, m, ff, hidden);
+      lane_->gemm->run_narrow(x16, u.data(), CUDA_R_16BF, up16, m, ff, hidden);
     }
     {
       const cuda::OpProfiler::Scope timing(*profiler_, "swiglu");
-      cuda::swiglu_bf16(gate16, up16, m * ff, gate16, stream_);
+      cuda::swiglu_bf16(gate16, up16, m * ff, gate16, lane_->stream);
     }
     const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(down, m));
-    gemm_->run(gate16, d.data(), CUDA_R_16BF, out, m, hidden, ff, true);
+    lane_->gemm->run(gate16, d.data(), CUDA_R_16BF, out, m, hidden, ff, true);
   }
 
   // swiglu_ffn for FP8 weights: the gate and up products write bf16 (cuBLASLt applying
@@ -681,20 +637,20 @@ class CudaBackend final : public Backend {
     auto* up16 = reinterpret_cast<__nv_bfloat16*>(up_work);
     void* in_scratch =
         scratch(5, std::max<std::size_t>(cuda::Fp8Gemm::scratch_bytes(m, ff, hidden), 16));
-    const bool quantized = quantized_.holds(x, m, hidden, kE4M3Form, in_scratch, op);
-    quantized_.forget();  // the slot ends holding the intermediate's codes
+    const bool quantized = lane_->quantized.holds(x, m, hidden, kE4M3Form, in_scratch, op);
+    lane_->quantized.forget();  // the slot ends holding the intermediate's codes
     {
       const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(g, m));
-      if (!fp8_gemm_->run_narrow(x, m, static_cast<const std::uint8_t*>(g.data()),
-                                 static_cast<const float*>(g.scales()), ff, hidden, gate16,
-                                 in_scratch, quantized))
+      if (!lane_->fp8_gemm->run_narrow(x, m, static_cast<const std::uint8_t*>(g.data()),
+                                       static_cast<const float*>(g.scales()), ff, hidden, gate16,
+                                       in_scratch, quantized))
         return false;
     }
     {
       const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(u, m));
-      if (!fp8_gemm_->run_narrow(x, m, static_cast<const std::uint8_t*>(u.data()),
-                                 static_cast<const float*>(u.scales()), ff, hidden, up16,
-                                 in_scratch, true))
+      if (!lane_->fp8_gemm->run_narrow(x, m, static_cast<const std::uint8_t*>(u.data()),
+                                       static_cast<const float*>(u.scales()), ff, hidden, up16,
+                                       in_scratch, true))
         return false;
     }
     // The down product's input: silu(gate) * up quantised straight into its scratch.
@@ -704,12 +660,12 @@ class CudaBackend final : public Backend {
     auto* scales = reinterpret_cast<float*>(codes + cuda::Fp8Gemm::x_scales_offset(m, ff));
     {
       const cuda::OpProfiler::Scope timing(*profiler_, "swiglu");
-      cuda::quantize_swiglu_rows_e4m3(gate16, up16, m, ff, codes, scales, stream_);
+      cuda::quantize_swiglu_rows_e4m3(gate16, up16, m, ff, codes, scales, lane_->stream);
     }
     const cuda::OpProfiler::Scope timing(*profiler_, gemm_label(d, m));
-    fp8_gemm_->run(nullptr, m, static_cast<const std::uint8_t*>(d.data()),
-                   static_cast<const float*>(d.scales()), hidden, ff, nullptr, out, true,
-                   down_scratch, true);
+    lane_->fp8_gemm->run(nullptr, m, static_cast<const std::uint8_t*>(d.data()),
+                         static_cast<const float*>(d.scales()), hidden, ff, nullptr, out, true,
+                         down_scratch, true);
     return true;
   }
 
@@ -726,7 +682,7 @@ class CudaBackend final : public Backend {
     {
       const cuda::OpProfiler::Scope timing(*profiler_, "logits norm");
       cuda::rmsnorm(const_cast<float*>(hidden), nullptr, cuda_step(step).device().logit_rows, rows,
-                    width, weight, eps, normed, stream_);
+                    width, weight, eps, normed, lane_->stream);
     }
     gemm(normed, rows, output, out, {});
   }
@@ -746,14 +702,14 @@ class CudaBackend final : public Backend {
     const cuda::SampleUpload upload = cuda::pack_sample_rows(rows);
     const cuda::HostImage& image = upload.image;
     auto* base = static_cast<std::uint8_t*>(scratch(6, image.size()));
-    staging_->upload(base, image.data(), image.size());
+    lane_->staging->upload(base, image.data(), image.size());
     auto* out = reinterpret_cast<std::int32_t*>(base + upload.out);
-    cuda::sample_rows(logits, vocab,
-                      reinterpret_cast<const cuda::DeviceSampleRow*>(base + upload.rows),
-                      static_cast<std::int32_t>(rows.size()),
-                      reinterpret_cast<const std::int32_t*>(base + upload.tokens),
-                      reinterpret_cast<const std::int32_t*>(base + upload.counts), out, stream_);
-    staging_->download(host_out, out, rows.size() * 4);
+    cuda::sample_rows(
+        logits, vocab, reinterpret_cast<const cuda::DeviceSampleRow*>(base + upload.rows),
+        static_cast<std::int32_t>(rows.size()),
+        reinterpret_cast<const std::int32_t*>(base + upload.tokens),
+        reinterpret_cast<const std::int32_t*>(base + upload.counts), out, lane_->stream);
+    lane_->staging->download(host_out, out, rows.size() * 4);
   }
 
   void argmax(const float* logits, std::int64_t rows, std::int64_t vocab,
@@ -768,19 +724,24 @@ class CudaBackend final : public Backend {
     const cuda::OpProfiler::Scope timing(*profiler_, "argmax");
     if (rows == 0) return;
     auto* indices = static_cast<std::int32_t*>(scratch(2, static_cast<std::size_t>(rows) * 4));
-    cuda::argmax_rows(logits, rows, vocab, indices, stream_);
-    staging_->download(host_out, indices, static_cast<std::size_t>(rows) * 4);
+    cuda::argmax_rows(logits, rows, vocab, indices, lane_->stream);
+    lane_->staging->download(host_out, indices, static_cast<std::size_t>(rows) * 4);
   }
 
  private:
   // Scratch slot `index` of at least `bytes`, grown geometrically. Ops on the one
   // stream run in order, so memory given back here is reused only after its readers.
   void* scratch(std::size_t index, std::size_t bytes) {
-    if (scratch_.size() <= index) scratch_.resize(index + 1);
-    auto& slot = scratch_[index];
+    if (lane_->scratch.size() <= index) lane_->scratch.resize(index + 1);
+    auto& slot = lane_->scratch[index];
     if (!slot || slot->bytes() < bytes) {
-      ++memory_generation_;  // recordings that read the old slot are stale
+      recorder_.memory_moved();  // recordings that read the old slot are stale
       const std::size_t grown = std::max(bytes, slot ? slot->bytes() * 2 : bytes);
+      // The pool hands memory back in one stream's order: with two lanes, this lane's
+      // queued readers of the old slot finish before the other lane can take it. (While
+      // recording nothing of this lane's runs but the step's upload.)
+      if (slot && lanes_.size() > 1 && !recorder_.recording())
+        CONVEYOR_CUDA(cudaStreamSynchronize(lane_->stream));
       slot.reset();
       slot = std::make_unique<PoolBlock>(pool_, grown, "scratch");
     }
@@ -792,54 +753,21 @@ class CudaBackend final : public Backend {
   std::string device_name_;
   std::shared_ptr<Usage> usage_;
   std::shared_ptr<DevicePool> pool_;
-  // Destroyed with the backend, or when its constructor fails after creating it.
-  struct Stream {
-    cudaStream_t handle = nullptr;
-    ~Stream() {
-      if (handle != nullptr) cudaStreamDestroy(handle);
-    }
-    operator cudaStream_t() const { return handle; }  // where a stream is expected
-  } stream_;
-  std::unique_ptr<cuda::OpProfiler> profiler_;
-  // Step metadata up, sampled tokens down, without the host waiting for the stream.
-  std::unique_ptr<cuda::PinnedStaging> staging_;
-  // Recorded decode steps by their row count: the steps' metadata at fixed addresses and
-  // the graph of their ops, valid while the scratch memory it was recorded over stays.
-  struct Recording {
-    std::unique_ptr<PoolBlock> metadata;
-    cudaGraphExec_t graph = nullptr;
-    std::uint64_t generation = 0;  // memory_generation_ when recorded
-    void drop() {
-      if (graph != nullptr) cudaGraphExecDestroy(graph);
-      graph = nullptr;
-    }
-  };
-  void drop_recordings() {
-    for (auto& [rows, r] : recordings_)
-      r.drop();
-  }
+  std::vector<std::unique_ptr<cuda::CudaLane>> lanes_;
+  cuda::CudaLane* lane_ = nullptr;  // where ops go now; set by the thread that runs steps
+  std::unique_ptr<cuda::OpProfiler> profiler_;  // on the first lane's stream
+  // Decode steps replayed as CUDA graphs (CONVEYOR_CUDA_GRAPHS=1).
   bool record_steps_ = false;
-  std::map<std::int64_t, Recording> recordings_;
-  std::uint64_t memory_generation_ = 0;  // counts moves of memory that ops address
-  bool recording_ = false;
-  std::uint64_t recording_generation_ = 0;
+  cuda::StepRecorder recorder_;
   int attention_passes_ = 2;
   mutable std::atomic<std::uint64_t> ops_begun_{0};  // the layer streamer binds too
-  // The dense products' 16-bit input (scratch slot 0; its form the cudaDataType) and the FP8
-  // products' E4M3 codes and scales (slot 5).
-  static constexpr int kE4M3Form = -1;
-  cuda::InputCopy converted_;
-  cuda::InputCopy quantized_;
+  static constexpr int kE4M3Form = -1;               // InputCopy's form of E4M3 codes
   bool attention_tensor_cores_ = true;
   bool sample_on_device_ = true;
   int attention_stages_ = 0;
-  std::unique_ptr<PoolBlock> gemm_workspace_;
-  std::unique_ptr<cuda::LtGemm> gemm_;
-  std::unique_ptr<cuda::Fp8Gemm> fp8_gemm_;
   int multiprocessors_ = 1;
   bool dequantize_at_load_ = false;
   std::int64_t quant_gemm_max_rows_ = 256;
-  std::vector<std::unique_ptr<PoolBlock>> scratch_;
   std::vector<float> rope_inv_freq_host_;
   std::unique_ptr<PoolBlock> rope_inv_freq_;
 };

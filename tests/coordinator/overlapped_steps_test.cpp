@@ -4,6 +4,7 @@
 // sampled and penalised requests alike, with the steps really overlapping.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
 #include <vector>
 
@@ -111,8 +112,11 @@ TEST_CASE(
     REQUIRE(expected.tokens[i].size() == 10);
     CHECK(overlapped.tokens[i] == expected.tokens[i]);
   }
-  // A step started while the one before it still ran on the "device".
+  // A step started while the one before it still ran on the "device", each of the two
+  // on its own lane.
   CHECK(deferring.most_outstanding == 2);
+  CHECK_FALSE(deferring.lane_misused);
+  CHECK(std::count(deferring.lanes_used.begin(), deferring.lanes_used.end(), 1) > 0);
   CHECK(overlapped.stage.steps == expected.stage.steps);
   CHECK(overlapped.stage.in_flight == 0);
 }

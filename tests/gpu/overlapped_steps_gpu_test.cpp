@@ -1,5 +1,6 @@
 // Steps launched on the GPU before the one ahead of them finished (LlamaModel::launch,
-// then finish in order, as a stage alone runs two micro-batches): every greedy and
+// then finish in order, as a stage alone runs two micro-batches), on one stream and on
+// two lanes (CONVEYOR_CUDA_LANES=2) that may run them at once: every greedy and
 // sampled token, and every logit row sent to the host, equals what the same steps give
 // run one at a time. The tokens come back through the CUDA backend's page-locked staging
 // (kernels/cuda/pinned_staging.h) and land only at each step's fence. Skipped without a
@@ -53,7 +54,7 @@ class Group {
     }
   }
 
-  std::unique_ptr<LaunchedStep> launch(int step) {
+  std::unique_ptr<LaunchedStep> launch(int step, int lane) {
     steps_.clear();
     rows_.clear();
     tokens_.clear();
@@ -68,7 +69,7 @@ class Group {
       steps_.push_back({tokens_[s], starts_[s], m_.blocks->block_table(ids_[s]), wanted});
       if (wanted == LogitsWanted::kSampled) rows_.push_back(sample_row(s, step));
     }
-    return m_.model->launch(steps_, nullptr, rows_);
+    return m_.model->launch(steps_, nullptr, rows_, lane);
   }
 
   void finish(LaunchedStep& launched, GroupOutput& out) {
@@ -108,22 +109,28 @@ class Group {
 
 // Both groups' outputs over a prefill and kDecodeSteps decode steps, the second group's
 // step launched before the first's finished when `overlapped`.
-std::vector<GroupOutput> run(const std::vector<std::vector<std::int32_t>>& prompts,
-                             bool overlapped) {
-  LoadedModel m = load_model(hf_tiny_dir("llama-tiny"), 1, 16, 64, {}, gpu_backend(0.05));
+// With `lanes` 2, the groups' steps go to the backend's two lanes (CONVEYOR_CUDA_LANES=2)
+// and may run at once.
+std::vector<GroupOutput> run(const std::vector<std::vector<std::int32_t>>& prompts, bool overlapped,
+                             int lanes = 1) {
+  LoadedModel m = load_model(
+      hf_tiny_dir("llama-tiny"), 1, 16, 64, {},
+      lanes == 2 ? gpu_backend_with("CONVEYOR_CUDA_LANES", "2", 0.05) : gpu_backend(0.05));
+  REQUIRE(m.model->lanes() == lanes);
+  const int second_lane = lanes - 1;
   const std::size_t half = prompts.size() / 2;
   Group a(m, prompts, 0, half);
   Group b(m, prompts, half, prompts.size() - half);
   std::vector<GroupOutput> out(2);
   for (int step = 0; step <= kDecodeSteps; ++step) {
     if (overlapped) {
-      const auto first = a.launch(step);
-      const auto second = b.launch(step);
+      const auto first = a.launch(step, 0);
+      const auto second = b.launch(step, second_lane);
       a.finish(*first, out[0]);
       b.finish(*second, out[1]);
     } else {
-      a.finish(*a.launch(step), out[0]);
-      b.finish(*b.launch(step), out[1]);
+      a.finish(*a.launch(step, 0), out[0]);
+      b.finish(*b.launch(step, second_lane), out[1]);
     }
   }
   return out;
@@ -142,9 +149,13 @@ TEST_CASE("steps launched before the last one finished give the tokens of steps 
   REQUIRE(prompts.size() == 6);
   const auto serial = run(prompts, false);
   const auto overlapped = run(prompts, true);
+  const auto two_lanes = run(prompts, true, 2);
   for (std::size_t g = 0; g < 2; ++g) {
     CAPTURE(g);
     CHECK(overlapped[g].tokens == serial[g].tokens);
     CHECK(overlapped[g].logits == serial[g].logits);
+    // The same kernels on the same shapes, on two streams at once.
+    CHECK(two_lanes[g].tokens == serial[g].tokens);
+    CHECK(two_lanes[g].logits == serial[g].logits);
   }
 }

@@ -330,9 +330,13 @@ class Backend {
   virtual bool end_step_recording(const BackendStep& /*step*/) { return false; }
   virtual void forget_step_recordings() {}
 
-  // As argmax() and sample(), without waiting: `host_out` holds the result once a fence
-  // taken after the call has been waited on (or after synchronize()), and must stay
-  // until then. The defaults wait, as synchronous backends do anyway.
+  // As copy_to_host(), argmax() and sample(), without waiting: `dst` and `host_out` hold
+  // the result once a fence taken after the call has been waited on (or after
+  // synchronize()), and must stay until then. The defaults wait, as synchronous backends
+  // do anyway.
+  virtual void copy_to_host_deferred(void* dst, const void* src, std::size_t bytes) {
+    copy_to_host(dst, src, bytes);
+  }
   virtual void argmax_deferred(const float* logits, std::int64_t rows, std::int64_t vocab,
                                std::int32_t* host_out) {
     argmax(logits, rows, vocab, host_out);

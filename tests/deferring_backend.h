@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/status.h"
 #include "tests/forwarding_backend.h"
 
 namespace conveyor::testing {
@@ -24,6 +25,7 @@ class DeferringBackend final : public ForwardingBackend {
   int looks_until_ready = 50;
   std::vector<int> lanes_used;  // the lane of every fence, in order
   bool lane_misused = false;    // a fence taken on a lane with one outstanding
+  bool faulty = false;          // fences throw as after a device fault
 
   std::string name() const override { return "cpu-deferring"; }
   BackendCapabilities capabilities() const override {
@@ -64,8 +66,12 @@ class DeferringBackend final : public ForwardingBackend {
     ~Fence() override {
       if (!waited_) done();
     }
-    bool ready() override { return waited_ || --looks_left_ <= 0; }
+    bool ready() override {
+      if (owner_.faulty) fail(ErrorCode::kUnavailable, "device fault");
+      return waited_ || --looks_left_ <= 0;
+    }
     void wait() override {
+      if (owner_.faulty) fail(ErrorCode::kUnavailable, "device fault");
       if (waited_) return;
       land(landings_);
       waited_ = true;

@@ -1,5 +1,6 @@
 #include "worker/executor.h"
 
+#include <algorithm>
 #include <string>
 
 #include "common/status.h"
@@ -29,7 +30,10 @@ KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerR
     const BackendMemoryInfo memory = backend.memory_info();
     const std::uint64_t in_use = memory.total_bytes - memory.available_bytes;
     const std::uint64_t other = in_use > memory.weight_bytes ? in_use - memory.weight_bytes : 0;
-    const std::uint64_t taken = weight_bound + other + kv.reserve_bytes;
+    // Each lane's step has its own activations and scratch (LlamaModel::launch).
+    const std::uint64_t reserve =
+        kv.reserve_bytes * static_cast<std::uint64_t>(std::max(1, backend.capabilities().lanes));
+    const std::uint64_t taken = weight_bound + other + reserve;
     const std::uint64_t available =
         memory.total_bytes > weight_bound + other ? memory.total_bytes - weight_bound - other : 0;
     const std::uint64_t block = kv_block_bytes(config);
@@ -39,8 +43,8 @@ KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerR
     if (config.num_blocks < 1) {
       fail(ErrorCode::kResourceExhausted,
            "kv cache: no room for a block on " + backend.name() + " after the weights (" +
-               std::to_string(available >> 20) + " MiB free, " +
-               std::to_string(kv.reserve_bytes >> 20) + " MiB kept for activations)");
+               std::to_string(available >> 20) + " MiB free, " + std::to_string(reserve >> 20) +
+               " MiB kept for activations)");
     }
   }
   return config;
@@ -88,7 +92,11 @@ StartedRun::StartedRun() = default;
 StartedRun::~StartedRun() = default;
 
 bool StartedRun::ready() const {
-  return launched_ == nullptr || launched_->fence->ready();
+  try {
+    return launched_ == nullptr || launched_->fence->ready();
+  } catch (const Error&) {
+    return true;  // a device fault: finish() waits, and reports it as the step's failure
+  }
 }
 
 void StartedRun::wait() {

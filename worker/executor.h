@@ -28,7 +28,8 @@ namespace conveyor {
 
 struct KvGeometry {
   // 0: as many blocks as the backend's memory holds once the weights are loaded,
-  // keeping `reserve_bytes` free for activations (device backends size the cache so).
+  // keeping `reserve_bytes` free for activations, for each of the backend's lanes
+  // (device backends size the cache so).
   std::int64_t num_blocks = 0;
   std::int64_t block_size = 16;
   std::uint64_t reserve_bytes = 0;

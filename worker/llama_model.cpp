@@ -204,41 +204,55 @@ std::unique_ptr<LaunchedStep> LlamaModel::launch(std::span<const SequenceStep> s
   launched->step = backend_.prepare_step(std::move(layout));
   const BackendStep& step = *launched->step;
 
-  if (weights_.has_embedding()) {
-    if (padded == 0 || !replay_or_record(step)) run_body(step);
-  } else {
-    backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
-    run_body(step);
-  }
+  // The step's ops, then its results' copies to the host, all queued.
+  const auto queue = [&] {
+    if (weights_.has_embedding()) {
+      if (padded == 0 || !replay_or_record(step)) run_body(step);
+    } else {
+      backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
+      run_body(step);
+    }
 
-  if (!weights_.has_output()) {
-    result.hidden.resize(static_cast<std::size_t>(tokens * s.hidden_size));
-    backend_.copy_to_host(result.hidden.data(), ws.hidden->data(),
-                          f32_bytes(tokens, s.hidden_size));
-    launched->fence = backend_.fence();
-    return launched;
-  }
-  if (logit_rows > 0) {
-    backend_.logits(ws.hidden->floats(), step, weights_.output_norm(),
-                    static_cast<float>(s.rms_norm_eps), weights_.output(), ws.logits->floats());
-    result.logits.resize(static_cast<std::size_t>(full_rows * s.vocab_size));
-    if (full_rows > 0) {
-      backend_.copy_to_host(result.logits.data(), ws.logits->data(),
-                            result.logits.size() * sizeof(float));
+    if (!weights_.has_output()) {
+      result.hidden.resize(static_cast<std::size_t>(tokens * s.hidden_size));
+      backend_.copy_to_host_deferred(result.hidden.data(), ws.hidden->data(),
+                                     f32_bytes(tokens, s.hidden_size));
+      return;
     }
-    // The tokens wait where the backend puts them until the fence: the logits stay
-    // on the device, and the host does not wait here.
-    if (!greedy_rows.empty()) {
-      launched->greedy_out.assign(greedy_rows.size(), -1);
-      backend_.argmax_deferred(ws.logits->floats() + full_rows * s.vocab_size,
-                               static_cast<std::int64_t>(greedy_rows.size()), s.vocab_size,
-                               launched->greedy_out.data());
+    if (logit_rows > 0) {
+      backend_.logits(ws.hidden->floats(), step, weights_.output_norm(),
+                      static_cast<float>(s.rms_norm_eps), weights_.output(), ws.logits->floats());
+      result.logits.resize(static_cast<std::size_t>(full_rows * s.vocab_size));
+      if (full_rows > 0) {
+        backend_.copy_to_host_deferred(result.logits.data(), ws.logits->data(),
+                                       result.logits.size() * sizeof(float));
+      }
+      // The tokens wait where the backend puts them until the fence: the logits stay
+      // on the device, and the host does not wait here.
+      if (!greedy_rows.empty()) {
+        launched->greedy_out.assign(greedy_rows.size(), -1);
+        backend_.argmax_deferred(ws.logits->floats() + full_rows * s.vocab_size,
+                                 static_cast<std::int64_t>(greedy_rows.size()), s.vocab_size,
+                                 launched->greedy_out.data());
+      }
+      if (!sampled_rows.empty()) {
+        launched->sampled_out.assign(sampled_rows.size(), kSampleNothing);
+        backend_.sample_deferred(ws.logits->floats() + sampled_first_row * s.vocab_size,
+                                 s.vocab_size, sample_rows, launched->sampled_out.data());
+      }
     }
-    if (!sampled_rows.empty()) {
-      launched->sampled_out.assign(sampled_rows.size(), kSampleNothing);
-      backend_.sample_deferred(ws.logits->floats() + sampled_first_row * s.vocab_size, s.vocab_size,
-                               sample_rows, launched->sampled_out.data());
+  };
+  try {
+    queue();
+  } catch (...) {
+    // Copies queued for this step would land in its result, which goes with it: a
+    // fence taken and dropped releases them unlanded.
+    try {
+      backend_.fence();
+    } catch (const Error&) {
+      // The first error is the one to report.
     }
+    throw;
   }
   launched->fence = backend_.fence();
   return launched;

@@ -26,7 +26,10 @@ namespace conveyor {
 // What a stage has done, for its metrics; read from any thread.
 struct StageStats {
   std::uint64_t steps = 0;
-  double compute_seconds = 0;  // running its layers
+  // Running its layers: starting each step and finishing it. A stage alone that
+  // overlaps two micro-batches also waits for the next plan while the device runs; that
+  // time counts nowhere.
+  double compute_seconds = 0;
   // Of compute_seconds, the time spent waiting for the backend to end a step; the rest
   // is the host's: preparing steps, launching their ops, taking in their results.
   double device_wait_seconds = 0;

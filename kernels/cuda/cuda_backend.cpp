@@ -255,6 +255,12 @@ class CudaBackend final : public Backend {
     synchronize();
   }
 
+  void copy_to_host_deferred(void* dst, const void* src, std::size_t bytes) override {
+    bind();
+    const cuda::OpProfiler::Scope timing(*profiler_, "copy to host");
+    lane_->staging->download(dst, src, bytes);
+  }
+
   void copy_to_host_async(void* dst, const void* src, std::size_t bytes) override {
     bind();
     CONVEYOR_CUDA(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, lane_->stream));
@@ -282,8 +288,10 @@ class CudaBackend final : public Backend {
 
   std::unique_ptr<BackendFence> fence() override {
     bind();
+    // The fence first: it owns the queued downloads whatever the profiler does.
+    std::unique_ptr<BackendFence> fence = lane_->staging->fence();
     profiler_->collect();  // the ops that have finished
-    return lane_->staging->fence();
+    return fence;
   }
 
   // A weight's bytes, in stream order: its memory may have held a buffer that queued
@@ -501,10 +509,14 @@ class CudaBackend final : public Backend {
     }
     // The table is per model; keep the last one uploaded (every layer passes the same).
     if (config.inv_freq != rope_inv_freq_host_) {
+      // Every lane reads the table: with two, the old one goes only once neither does,
+      // and the new one is in place before either reads it.
+      if (lanes_.size() > 1) synchronize();
       rope_inv_freq_ = std::make_unique<PoolBlock>(pool_, config.inv_freq.size() * 4, "RoPE table");
       CONVEYOR_CUDA(cudaMemcpyAsync(rope_inv_freq_->data(), config.inv_freq.data(),
                                     config.inv_freq.size() * 4, cudaMemcpyHostToDevice,
                                     lane_->stream));
+      if (lanes_.size() > 1) CONVEYOR_CUDA(cudaStreamSynchronize(lane_->stream));
       rope_inv_freq_host_ = config.inv_freq;
     }
     cuda::DeviceRope r;

@@ -31,4 +31,16 @@ void fail_cublas(cublasStatus_t status, const char* call, const char* file, int 
                  cublaslt().status_string(status) + ") in " + where(call, file, line));
 }
 
+bool event_done(cudaEvent_t event) {
+  const cudaError_t state = cudaEventQuery(event);
+  if (state == cudaErrorNotReady) {
+    // Clear it only if the runtime kept it as the last error: an unrelated error
+    // waiting there is the next check's to report.
+    if (cudaPeekAtLastError() == cudaErrorNotReady) cudaGetLastError();
+    return false;
+  }
+  if (state != cudaSuccess) fail_cuda(state, "cudaEventQuery", __FILE__, __LINE__);
+  return true;
+}
+
 }  // namespace conveyor::cuda

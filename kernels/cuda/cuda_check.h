@@ -17,6 +17,10 @@ namespace conveyor::cuda {
 [[noreturn]] void fail_cuda(cudaError_t error, const char* call, const char* file, int line);
 [[noreturn]] void fail_cublas(cublasStatus_t status, const char* call, const char* file, int line);
 
+// Whether the work before `event` has finished: false while it runs, Error for a fault.
+// "Not ready" is not an error, and none is left behind for the next check.
+bool event_done(cudaEvent_t event);
+
 }  // namespace conveyor::cuda
 
 #define CONVEYOR_CUDA(call)                                                         \

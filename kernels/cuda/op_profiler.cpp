@@ -80,25 +80,29 @@ OpProfiler::Scope::~Scope() {
 
 void OpProfiler::collect() {
   if (!enabled_) return;
+  // The pairs taken leave pending_ however the loop ends, an error included: each is
+  // in free_events_ then, and must not stay pending too.
   std::size_t done = 0;
+  struct Taken {
+    std::vector<Pending>& pending;
+    std::size_t& done;
+    ~Taken() {
+      pending.erase(pending.begin(), pending.begin() + static_cast<std::ptrdiff_t>(done));
+    }
+  } taken{pending_, done};
   for (const Pending& p : pending_) {
     // Ops finish in stream order: the first unfinished one ends what can be taken now.
-    const cudaError_t state = cudaEventQuery(p.stop);
-    if (state == cudaErrorNotReady) {
-      cudaGetLastError();
-      break;
-    }
-    CONVEYOR_CUDA(state);
-    ++done;
+    if (!event_done(p.stop)) break;
     float ms = 0;
-    CONVEYOR_CUDA(cudaEventElapsedTime(&ms, p.start, p.stop));
+    const cudaError_t timed = cudaEventElapsedTime(&ms, p.start, p.stop);
+    free_events_.push_back(p.start);
+    free_events_.push_back(p.stop);
+    ++done;
+    CONVEYOR_CUDA(timed);
     Total& total = totals_[p.name];
     ++total.calls;
     total.ms += ms;
-    free_events_.push_back(p.start);
-    free_events_.push_back(p.stop);
   }
-  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(done));
   last_collect_ = std::chrono::steady_clock::now();
 }
 

@@ -31,14 +31,7 @@ StagingFence::~StagingFence() {
 }
 
 bool StagingFence::ready() {
-  if (waited_) return true;
-  const cudaError_t state = cudaEventQuery(event_);
-  if (state == cudaErrorNotReady) {
-    cudaGetLastError();  // not an error: cleared so that no later check reports it
-    return false;
-  }
-  CONVEYOR_CUDA(state);
-  return true;
+  return waited_ || event_done(event_);
 }
 
 void StagingFence::wait() {
@@ -65,13 +58,7 @@ std::size_t PinnedStaging::acquire(std::size_t bytes) {
     Buffer& b = buffers_[i];
     if (b.held || b.bytes < bytes) continue;
     if (best < buffers_.size() && buffers_[best].bytes <= b.bytes) continue;
-    const cudaError_t state = cudaEventQuery(b.done);
-    if (state == cudaErrorNotReady) {
-      cudaGetLastError();
-      continue;
-    }
-    CONVEYOR_CUDA(state);
-    best = i;
+    if (event_done(b.done)) best = i;
   }
   if (best < buffers_.size()) return best;
   Buffer b;
@@ -100,10 +87,12 @@ void PinnedStaging::download(void* host_dst, const void* device_src, std::size_t
   std::lock_guard lock(mutex_);
   const std::size_t index = acquire(bytes);
   Buffer& b = buffers_[index];
-  CONVEYOR_CUDA(cudaMemcpyAsync(b.host, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
-  CONVEYOR_CUDA(cudaEventRecord(b.done, stream_));
+  // Held from here on: should the copy be queued and the event fail, the buffer is
+  // still taken until a fence (whose own event follows the copy) lands it.
   b.held = true;
   queued_.push_back({index, host_dst, bytes});
+  CONVEYOR_CUDA(cudaMemcpyAsync(b.host, device_src, bytes, cudaMemcpyDeviceToHost, stream_));
+  CONVEYOR_CUDA(cudaEventRecord(b.done, stream_));
 }
 
 std::unique_ptr<StagingFence> PinnedStaging::fence() {

@@ -30,10 +30,17 @@ class SoloStage final : public StepRunner {
                nullptr, nullptr, results_) {}
   int depth() const override { return 1; }
   void submit(std::shared_ptr<const StepPlan> plan) override { stage_.submit(std::move(plan)); }
-  StepOutput next_result() override { return results_.receive().value(); }
+  // After a failed step nothing more comes back, as LocalPipeline answers.
+  StepOutput next_result() override {
+    if (!stopped_.ok()) return StepOutput{0, stopped_, {}};
+    StepOutput out = results_.receive().value();
+    if (!out.status.ok()) stopped_ = Status(ErrorCode::kUnavailable, "stage stopped");
+    return out;
+  }
   StageStats stats() const { return stage_.stats(); }
 
  private:
+  Status stopped_;
   Channel<StepOutput> results_;
   StageActor stage_;
 };
@@ -119,6 +126,31 @@ TEST_CASE(
   CHECK(std::count(deferring.lanes_used.begin(), deferring.lanes_used.end(), 1) > 0);
   CHECK(overlapped.stage.steps == expected.stage.steps);
   CHECK(overlapped.stage.in_flight == 0);
+}
+
+TEST_CASE("a device fault seen while the stage waits for the next plan fails the run cleanly") {
+  const auto source = tiny_model();
+  testing::DeferringBackend faulty;
+  faulty.faulty = true;
+  SoloStage stage(faulty, *source);
+  SchedulerActorOptions options;
+  options.scheduler = {kBlocks, 16, 8, 64, false};
+  options.micro_batches = 2;
+  options.vocab_size = source->spec().vocab_size;
+  options.context_limit = source->spec().max_positions;
+  SchedulerActor actor(stage, options);
+  Channel<EngineRequest> channel;
+  for (EngineRequest& r : requests())
+    channel.send(std::move(r));
+  channel.close();
+  // The stage reports the failed step; the scheduler ends the run with its error.
+  std::string error;
+  try {
+    actor.run(channel, [](EngineResult) {});
+  } catch (const Error& e) {
+    error = e.status().message();
+  }
+  CHECK(error.find("device fault") != std::string::npos);
 }
 
 TEST_CASE("one micro-batch at a time never starts a step before the last one finished") {

@@ -12,12 +12,16 @@
 #   llama-8b, two micro-batches      the host plans a step while the GPU runs the other
 #   llama-8b/1b, two micro-batches   1024 sequences, the stage starting each micro-batch while
 #     of 512 (overlap)               the GPU runs the other (StageActor)
+#   the same on two lanes (lanes)    CONVEYOR_CUDA_LANES=2: the micro-batches on two streams
+#   CUDA graphs (graphs)             CONVEYOR_CUDA_GRAPHS=1: llama-8b and llama-1b as above,
+#                                    then llama-1b with 64 sequences, where launches count
 #   llama-8b bf16 weights, FP8 K/V   the cache's effect alone
 #   llama-8b, 1024 sequences         bf16, then FP8 weights and K/V: every prompt at once
 #                                    (an H200 holds their K/V; an H100's 80 GB does not)
 #
 #   bash scripts/gpu/throughput-bench.sh [CASES...]   default: all of
-#       profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b overlap
+#       profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b overlap lanes
+#       graphs
 #
 # Results to $OUT/throughput.txt; each run is cut off at BENCH_TIMEOUT seconds.
 set -uo pipefail
@@ -26,7 +30,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/pack-env.sh"
 report=$OUT/throughput.txt
 cases=("$@")
 [ ${#cases[@]} -gt 0 ] ||
-  cases=(profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b overlap)
+  cases=(profile bf16-8b bf16-1b fp8-8b sampled micro-batches fp8kv-8b wide-8b overlap lanes
+    graphs)
 shape=(--input-len 256 --output-len 256 --mode continuous --max-step-tokens 8192)
 workload=(--prompts 1024 "${shape[@]}")
 
@@ -84,6 +89,21 @@ for c in "${cases[@]}"; do
         --dtype f8_r --kv-dtype fp8 --max-sequences 1024 --micro-batches 2 "${workload[@]}"
       bench "llama-1b bf16, 2 micro-batches of 512" --shape llama-1b --max-sequences 1024 \
         --micro-batches 2 "${workload[@]}"
+      ;;
+    lanes)
+      CONVEYOR_CUDA_LANES=2 bench "llama-8b bf16, 2 micro-batches of 512 on two lanes" \
+        --shape llama-8b --max-sequences 1024 --micro-batches 2 "${workload[@]}"
+      CONVEYOR_CUDA_LANES=2 bench "llama-8b f8_r weights, FP8 K/V, two lanes" --shape llama-8b \
+        --dtype f8_r --kv-dtype fp8 --max-sequences 1024 --micro-batches 2 "${workload[@]}"
+      ;;
+    graphs)
+      CONVEYOR_CUDA_GRAPHS=1 bench "llama-8b bf16, CUDA graphs" --shape llama-8b \
+        --max-sequences 512 "${workload[@]}"
+      CONVEYOR_CUDA_GRAPHS=1 bench "llama-1b bf16, CUDA graphs" --shape llama-1b \
+        --max-sequences 1024 "${workload[@]}"
+      small=(--shape llama-1b --max-sequences 64 --prompts 256 "${shape[@]}")
+      bench "llama-1b bf16, 64 sequences" "${small[@]}"
+      CONVEYOR_CUDA_GRAPHS=1 bench "llama-1b bf16, 64 sequences, CUDA graphs" "${small[@]}"
       ;;
     *) echo "unknown case: $c" >&2 ;;
   esac

@@ -5,10 +5,10 @@
 // a GPU; built everywhere.
 #include <doctest/doctest.h>
 
-#include <cmath>
 #include <vector>
 
 #include "tests/gpu/cuda_twin.h"
+#include "tests/greedy_decode.h"
 #include "tests/model/model_fixture.h"
 
 using namespace conveyor;
@@ -16,48 +16,23 @@ using namespace conveyor::testing;
 
 namespace {
 
-struct DecodeRun {
-  std::vector<std::int32_t> tokens;
-  std::vector<float> logits;  // the kLast sequence's, every step
-};
-
 // Eleven sequences of the reference prompts, decoding 24 steps; from step 12 on only the
 // first five run (another recorded size). Sequence 1 sends its logits to the host.
 DecodeRun decode(std::unique_ptr<Backend> backend) {
   LoadedModel m = load_model(hf_tiny_dir("llama-tiny"), 1, 16, 256, {}, std::move(backend));
   const auto cases = load_reference("llama-tiny");
-  const std::int64_t vocab = m.model->spec().vocab_size;
-  std::vector<std::vector<std::int32_t>> next;
-  std::vector<std::int64_t> starts;
+  std::vector<std::vector<std::int32_t>> prompts;
+  std::vector<std::span<const std::int32_t>> tables;
   for (std::size_t i = 0; i < 11; ++i) {
-    const auto& prompt = cases[i % cases.size()].input_ids;
+    prompts.push_back(cases[i % cases.size()].input_ids);
     REQUIRE(m.blocks->reserve(static_cast<SequenceId>(i),
-                              static_cast<std::int64_t>(prompt.size()) + 32));
-    next.push_back(prompt);
-    starts.push_back(0);
+                              static_cast<std::int64_t>(prompts.back().size()) + 32));
   }
-  DecodeRun run;
-  for (int step = 0; step <= 24; ++step) {
-    const std::size_t live = step < 12 ? 11 : 5;
-    std::vector<SequenceStep> steps;
-    for (std::size_t s = 0; s < live; ++s) {
-      steps.push_back({next[s], starts[s], m.blocks->block_table(static_cast<SequenceId>(s)),
-                       s == 1 ? LogitsWanted::kLast : LogitsWanted::kGreedy});
-    }
-    const StepResult out = m.model->forward(steps);
-    for (std::size_t s = 0; s < live; ++s) {
-      starts[s] += static_cast<std::int64_t>(next[s].size());
-      std::int32_t token = out.greedy[s];
-      if (s == 1) {
-        const auto row = out.row(out.logits_begin[s], vocab);
-        run.logits.insert(run.logits.end(), row.begin(), row.end());
-        token = static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
-      }
-      run.tokens.push_back(token);
-      next[s] = {token};
-    }
-  }
-  return run;
+  // Once every sequence has its blocks: the tables stay as they are from here on.
+  for (std::size_t i = 0; i < 11; ++i)
+    tables.push_back(m.blocks->block_table(static_cast<SequenceId>(i)));
+  return greedy_decode(*m.model, prompts, tables, 24, 1,
+                       [](int step) { return std::size_t{step < 12 ? 11u : 5u}; });
 }
 
 }  // namespace
@@ -70,9 +45,7 @@ TEST_CASE("decode steps replayed as CUDA graphs give the tokens of steps run as 
   const DecodeRun replayed = decode(std::move(recording));
   CHECK(replayed.tokens == eager.tokens);
   REQUIRE(replayed.logits.size() == eager.logits.size());
-  float worst = 0;
-  for (std::size_t i = 0; i < eager.logits.size(); ++i)
-    worst = std::max(worst, std::abs(replayed.logits[i] - eager.logits[i]));
+  const float worst = max_abs_error(replayed.logits, eager.logits);
   CHECK(worst < 1e-4f);
   MESSAGE("largest logit difference, replayed against eager: " << worst);
 }

@@ -8,6 +8,7 @@
 #include "common/status.h"
 #include "common/synthetic/random_model_source.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "tests/greedy_decode.h"
 #include "tests/recording_backend.h"
 #include "worker/llama_model.h"
 #include "worker/step_recording.h"
@@ -62,41 +63,16 @@ TEST_CASE("padding rows take token 0 at position 0, store nothing and read a rea
 
 namespace {
 
-struct DecodeRun {
-  std::vector<std::int32_t> tokens;  // every step's greedy token of each sequence
-  std::vector<float> logits;         // every step's logits of the kLast sequence
-};
-
 // Four sequences: a prefill, then ten decode steps, sequence 2's logits to the host and
 // the others' greedy tokens on the backend.
-DecodeRun decode(Backend& backend, const ModelSource& source) {
+testing::DecodeRun decode(Backend& backend, const ModelSource& source) {
   const ModelSpec& spec = source.spec();
   KvCache cache(backend, {spec.num_layers, 16, 16, spec.kv_dim()});
   LlamaModel model(backend, ModelWeights::load(backend, source, LayerRange::all(spec)), cache);
-  std::vector<std::vector<std::int32_t>> tables{{0, 1}, {2, 3}, {4, 5}, {6, 7}};
-  std::vector<std::vector<std::int32_t>> next{{5, 9, 14}, {3}, {8, 8, 1, 2}, {40, 41}};
-  std::vector<std::int64_t> starts(4, 0);
-  DecodeRun run;
-  for (int step = 0; step <= 10; ++step) {
-    std::vector<SequenceStep> steps;
-    for (std::size_t s = 0; s < 4; ++s) {
-      steps.push_back(
-          {next[s], starts[s], tables[s], s == 2 ? LogitsWanted::kLast : LogitsWanted::kGreedy});
-    }
-    const StepResult out = model.forward(steps);
-    for (std::size_t s = 0; s < 4; ++s) {
-      starts[s] += static_cast<std::int64_t>(next[s].size());
-      std::int32_t token = out.greedy[s];
-      if (s == 2) {
-        const auto row = out.row(out.logits_begin[s], spec.vocab_size);
-        run.logits.insert(run.logits.end(), row.begin(), row.end());
-        token = static_cast<std::int32_t>(std::max_element(row.begin(), row.end()) - row.begin());
-      }
-      run.tokens.push_back(token);
-      next[s] = {token};
-    }
-  }
-  return run;
+  const std::vector<std::vector<std::int32_t>> tables{{0, 1}, {2, 3}, {4, 5}, {6, 7}};
+  return testing::greedy_decode(model, {{5, 9, 14}, {3}, {8, 8, 1, 2}, {40, 41}},
+                                {tables.begin(), tables.end()}, 10, 2,
+                                [](int) { return std::size_t{4}; });
 }
 
 }  // namespace
@@ -109,9 +85,9 @@ TEST_CASE("a model on a recording backend pads its decode steps and gives the sa
   const auto source =
       make_random_model({"recording-test", 64, 2, 4, 2, 128, 300, false, 10000}, options);
   testing::ForwardingBackend plain;
-  const DecodeRun expected = decode(plain, *source);
+  const testing::DecodeRun expected = decode(plain, *source);
   testing::RecordingBackend recording;
-  const DecodeRun got = decode(recording, *source);
+  const testing::DecodeRun got = decode(recording, *source);
   CHECK(got.tokens == expected.tokens);
   REQUIRE(got.logits.size() == expected.logits.size());
   float worst = 0;

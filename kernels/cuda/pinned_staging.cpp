@@ -96,17 +96,24 @@ void PinnedStaging::download(void* host_dst, const void* device_src, std::size_t
 }
 
 std::unique_ptr<StagingFence> PinnedStaging::fence() {
-  cudaEvent_t event = nullptr;
-  CONVEYOR_CUDA(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  const cudaError_t recorded = cudaEventRecord(event, stream_);
-  if (recorded != cudaSuccess) {
-    cudaEventDestroy(event);
-    CONVEYOR_CUDA(recorded);
-  }
   std::vector<StagingFence::Landing> landings;
   {
     std::lock_guard lock(mutex_);
     landings.swap(queued_);
+  }
+  cudaEvent_t event = nullptr;
+  cudaError_t error = cudaEventCreateWithFlags(&event, cudaEventDisableTiming);
+  if (error == cudaSuccess) error = cudaEventRecord(event, stream_);
+  if (error != cudaSuccess) {
+    // No fence to land them: the downloads are dropped, their buffers freed once the
+    // copies cannot run any more, and the failure goes to the caller.
+    if (event != nullptr) cudaEventDestroy(event);
+    cudaStreamSynchronize(stream_);
+    cudaGetLastError();
+    std::lock_guard lock(mutex_);
+    for (const StagingFence::Landing& l : landings)
+      buffers_[l.buffer].held = false;
+    fail_cuda(error, "cudaEventRecord (a staging fence)", __FILE__, __LINE__);
   }
   return std::make_unique<StagingFence>(*this, event, std::move(landings));
 }

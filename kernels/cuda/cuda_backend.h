@@ -9,7 +9,9 @@
 //   keeps them closer than bf16's 8 bits. Conveyor's compressed q8_r, q4_g128 and
 //   f8_r matrices stay compressed and run through GEMMs that read them as stored
 //   (quant_gemm.h: W8A16, W4A16; fp8_gemm.h: W8A8 on the FP8 tensor cores).
-// - Ops queue on one stream and return; copy_to_host() and synchronize() wait. The
+// - Ops queue on a stream and return; copy_to_host() and synchronize() wait, fence()
+//   does not (results land through page-locked staging). Two lanes
+//   (CONVEYOR_CUDA_LANES=2) give two streams that may run at once. The
 //   model's activations stay f32; a 16-bit GEMM rounds its input rows to the
 //   weight's type (f16 saturating at its range) and accumulates in f32 (cuBLASLt,
 //   algorithm cached per shape).

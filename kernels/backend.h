@@ -324,7 +324,9 @@ class Backend {
   // record: begin_step_recording(), the step's ops (queued, not run), then
   // end_step_recording(), which keeps the recording and says whether it did; only then
   // do the ops run, through replay_step(). A recording lives until
-  // forget_step_recordings() or until the backend's memory under it changes.
+  // forget_step_recordings() or until the backend's memory under it changes. Steps of
+  // one size on one lane share their metadata's memory: a step's ops must be queued
+  // before the next step of its size and lane is prepared.
   virtual bool replay_step(const BackendStep& /*step*/) { return false; }
   virtual void begin_step_recording(const BackendStep& /*step*/) {}
   virtual bool end_step_recording(const BackendStep& /*step*/) { return false; }

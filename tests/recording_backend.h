@@ -14,7 +14,9 @@ class RecordingBackend final : public ForwardingBackend {
  public:
   std::vector<StepLayout> layouts;  // every step prepared, in order
   int recordings = 0;               // end_step_recording() calls that kept one
+  int attempts = 0;                 // begin_step_recording() calls
   int forgets = 0;
+  bool keep = true;  // false: every recording fails, as one the driver would not make
 
   std::string name() const override { return "cpu-recording"; }
   BackendCapabilities capabilities() const override {
@@ -31,9 +33,12 @@ class RecordingBackend final : public ForwardingBackend {
     just_recorded_ = nullptr;
     return recorded;
   }
-  void begin_step_recording(const BackendStep& step) override { recording_ = &step; }
+  void begin_step_recording(const BackendStep& step) override {
+    recording_ = &step;
+    ++attempts;
+  }
   bool end_step_recording(const BackendStep& step) override {
-    if (recording_ != &step) return false;
+    if (recording_ != &step || !keep) return false;
     recording_ = nullptr;
     just_recorded_ = &step;
     ++recordings;

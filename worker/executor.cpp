@@ -18,7 +18,7 @@ namespace {
 // which the streamer may still be filling), what else is allocated, and the
 // activation reserve.
 KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerRange layers,
-                           KvGeometry kv, std::uint64_t weight_bound) {
+                           KvGeometry kv, std::uint64_t weight_bound, int lanes) {
   KvCacheConfig config;
   config.num_layers = layers.size();
   config.num_blocks = kv.num_blocks;
@@ -31,8 +31,7 @@ KvCacheConfig cache_config(const Backend& backend, const ModelSpec& spec, LayerR
     const std::uint64_t in_use = memory.total_bytes - memory.available_bytes;
     const std::uint64_t other = in_use > memory.weight_bytes ? in_use - memory.weight_bytes : 0;
     // Each lane's step has its own activations and scratch (LlamaModel::launch).
-    const std::uint64_t reserve =
-        kv.reserve_bytes * static_cast<std::uint64_t>(std::max(1, backend.capabilities().lanes));
+    const std::uint64_t reserve = kv.reserve_bytes * static_cast<std::uint64_t>(lanes);
     const std::uint64_t taken = weight_bound + other + reserve;
     const std::uint64_t available =
         memory.total_bytes > weight_bound + other ? memory.total_bytes - weight_bound - other : 0;
@@ -79,8 +78,10 @@ Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layer
                    WeightBudget weight_budget) {
   // Weights first, so that an automatic cache takes what they leave.
   auto weights = std::make_unique<WeightStore>(backend, source, layers, weight_budget);
+  // The lanes the model will use: the backend's, one while layers are streamed.
+  const int lanes = weights->streamed_layers() > 0 ? 1 : std::max(1, backend.capabilities().lanes);
   cache_ = std::make_unique<KvCache>(
-      backend, cache_config(backend, source.spec(), layers, kv, weights->bound_bytes()));
+      backend, cache_config(backend, source.spec(), layers, kv, weights->bound_bytes(), lanes));
   swapper_ = std::make_unique<KvSwapper>(*cache_, kv.swap);
   model_ = std::make_unique<LlamaModel>(backend, std::move(weights), *cache_);
   backend_samples_ = backend.capabilities().sampling;

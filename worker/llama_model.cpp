@@ -207,7 +207,7 @@ std::unique_ptr<LaunchedStep> LlamaModel::launch(std::span<const SequenceStep> s
   // The step's ops, then its results' copies to the host, all queued.
   const auto queue = [&] {
     if (weights_.has_embedding()) {
-      if (padded == 0 || !replay_or_record(step)) run_body(step);
+      if (padded == 0 || !replay_or_record(step, lane)) run_body(step);
     } else {
       backend_.copy_from_host(ws.hidden->data(), hidden_in, f32_bytes(tokens, s.hidden_size));
       run_body(step);
@@ -261,12 +261,22 @@ std::unique_ptr<LaunchedStep> LlamaModel::launch(std::span<const SequenceStep> s
 bool LlamaModel::recordable(const StepLayout& layout) const {
   // Decode steps of the first stage with every layer resident: their ops and addresses
   // repeat from step to step.
-  if (!step_recording_ || !weights_.has_embedding() || store_->streamed_layers() > 0) return false;
+  if (!step_recording_ || recording_refused_ || !weights_.has_embedding() ||
+      store_->streamed_layers() > 0) {
+    return false;
+  }
   if (layout.sequences.size() != layout.positions.size()) return false;
-  // A replayed step skips embed()'s own check of its tokens.
+  // A replayed step skips the ops' own checks of its tokens and blocks: such a step
+  // runs as it is, and fails there.
   const std::int64_t vocab = spec().vocab_size;
   for (const std::int32_t token : layout.tokens) {
     if (token < 0 || token >= vocab) return false;
+  }
+  const std::int64_t blocks = cache_.config().num_blocks;
+  for (const AttentionSequence& seq : layout.sequences) {
+    for (const std::int32_t block : seq.block_table) {
+      if (block < 0 || block >= blocks) return false;
+    }
   }
   return true;
 }
@@ -279,24 +289,31 @@ void LlamaModel::run_body(const BackendStep& step) {
   }
 }
 
-bool LlamaModel::replay_or_record(const BackendStep& step) {
+bool LlamaModel::replay_or_record(const BackendStep& step, int lane) {
   if (backend_.replay_step(step)) return true;
-  // The first step of a size runs as it is, so that the backend's scratch memory grows
-  // to it before a recording fixes its addresses; the second is recorded.
-  const std::int64_t rows = step.layout().recorded_rows;
-  if (recording_refused_ || ++steps_seen_[rows] < 2) return false;
-  backend_.begin_step_recording(step);
+  // The first step of a size on a lane runs as it is, so that the backend's scratch
+  // memory grows to it before a recording fixes its addresses; the second is recorded.
+  // A size whose recordings keep failing (memory that moved while recording, a graph
+  // the driver would not make) runs as it is from then on.
+  Recorded& seen = recorded_[{lane, step.layout().recorded_rows}];
+  if (++seen.steps < 2 || seen.failures >= kRecordingAttempts) return false;
   try {
+    backend_.begin_step_recording(step);
     run_body(step);
-  } catch (const Error& e) {
-    // An op that cannot be recorded: the step runs as it is, and so do later ones.
+  } catch (...) {
+    // The capture ends whatever went wrong, or every later op of the lane would fail.
     backend_.end_step_recording(step);
+    // Run as it is, the step throws again if the error was its own.
+    run_body(step);
+    // Otherwise an op could not be recorded, and no step will be.
     recording_refused_ = true;
-    log::warn(logger("model"), "step recording refused on " + backend_.name() + ": " +
-                                   e.status().message() + "; steps run unrecorded");
-    return false;
+    log::warn(logger("model"),
+              "step recording refused on " + backend_.name() + "; steps run unrecorded");
+    return true;
   }
-  return backend_.end_step_recording(step) && backend_.replay_step(step);
+  if (backend_.end_step_recording(step) && backend_.replay_step(step)) return true;
+  ++seen.failures;
+  return false;
 }
 
 void LlamaModel::run_layer(std::int64_t local, const LayerWeights& w, const BackendStep& step) {

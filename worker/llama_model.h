@@ -9,9 +9,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -117,9 +118,9 @@ class LlamaModel {
   void run_body(const BackendStep& step);
   // Whether a step's layout may be padded and recorded (Backend::replay_step).
   bool recordable(const StepLayout& layout) const;
-  // Runs a recorded-size step by replaying its size's recording, recording one first
-  // when due; false when the caller must run it as it is.
-  bool replay_or_record(const BackendStep& step);
+  // Runs a recorded-size step by replaying its size's recording on `lane`, recording
+  // one first when due; false when the caller must run it as it is.
+  bool replay_or_record(const BackendStep& step, int lane);
   // Grows the workspace to the step; true when it moved.
   bool ensure_workspace(std::int64_t tokens, std::int64_t logit_rows);
 
@@ -131,9 +132,15 @@ class LlamaModel {
   AttentionConfig attention_;
   std::vector<std::unique_ptr<Workspace>> workspaces_;  // one a lane
   Workspace* ws_ = nullptr;                             // the current lane's
-  bool step_recording_ = false;                         // the backend records steps
-  bool recording_refused_ = false;                      // a recording failed: no more are tried
-  std::unordered_map<std::int64_t, int> steps_seen_;    // recorded-size steps, by rows
+  // Recorded steps of one size on one lane: how many came, how many recordings failed.
+  struct Recorded {
+    int steps = 0;
+    int failures = 0;
+  };
+  static constexpr int kRecordingAttempts = 3;
+  bool step_recording_ = false;     // the backend records steps
+  bool recording_refused_ = false;  // an op could not be recorded: no more are tried
+  std::map<std::pair<int, std::int64_t>, Recorded> recorded_;  // by lane and rows
 };
 
 }  // namespace conveyor

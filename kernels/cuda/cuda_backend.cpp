@@ -184,8 +184,12 @@ WeightStorage CudaBackend::storage_for(DType source, bool vector, std::int64_t r
 void* CudaBackend::scratch(std::size_t index, std::size_t bytes) {
   if (lane_->scratch.size() <= index) lane_->scratch.resize(index + 1);
   auto& slot = lane_->scratch[index];
-  if (!slot || slot->bytes() < bytes) {
+  const std::uint32_t bit = 1u << index;
+  if (slot && slot->bytes() < bytes && ((lane_->recorded_scratch & bit) || recorder_.recording())) {
     recorder_.memory_moved();  // recordings that read the old slot are stale
+  }
+  if (recorder_.recording()) lane_->recorded_scratch |= bit;
+  if (!slot || slot->bytes() < bytes) {
     const std::size_t grown = std::max(bytes, slot ? slot->bytes() * 2 : bytes);
     // The pool hands memory back in one stream's order: with two lanes, this lane's
     // queued readers of the old slot finish before the other lane can take it. (While

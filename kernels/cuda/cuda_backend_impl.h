@@ -241,8 +241,10 @@ class CudaBackend final : public Backend {
                        std::int32_t* host_out) override;
 
  private:
-  // Scratch slot `index` of at least `bytes`, grown geometrically. Ops on the one
-  // stream run in order, so memory given back here is reused only after its readers.
+  // The current lane's scratch slot `index` (below 32) of at least `bytes`, grown
+  // geometrically. A lane's ops run in order, so memory given back here is reused only
+  // after its readers (with two lanes, it waits for them). Growing a slot that a
+  // recording uses makes the recordings stale.
   void* scratch(std::size_t index, std::size_t bytes);
 
   int device_;

@@ -95,6 +95,7 @@ void CudaBackend::rope(float* q, float* k, const BackendStep& step, const RopeCo
     // Every lane reads the table: with two, the old one goes only once neither does,
     // and the new one is in place before either reads it.
     if (lanes_.size() > 1) synchronize();
+    recorder_.memory_moved();  // recordings hold the old table's address
     rope_inv_freq_ = std::make_unique<PoolBlock>(pool_, config.inv_freq.size() * 4, "RoPE table");
     CONVEYOR_CUDA(cudaMemcpyAsync(rope_inv_freq_->data(), config.inv_freq.data(),
                                   config.inv_freq.size() * 4, cudaMemcpyHostToDevice,

@@ -6,6 +6,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -44,6 +45,8 @@ struct CudaLane {
   std::unique_ptr<LtGemm> gemm;
   std::unique_ptr<Fp8Gemm> fp8_gemm;
   std::vector<std::unique_ptr<PoolBlock>> scratch;
+  // Bit i: scratch slot i was used by a recorded step, whose graph holds its address.
+  std::uint32_t recorded_scratch = 0;
   // The dense products' 16-bit input (scratch slot 0; its form the cudaDataType) and the
   // FP8 products' E4M3 codes and scales (slot 5).
   InputCopy converted;

@@ -104,3 +104,21 @@ TEST_CASE("a model on a recording backend pads its decode steps and gives the sa
   }
   CHECK(recording.recordings == 9);
 }
+
+TEST_CASE("a size whose recordings keep failing runs unrecorded after three attempts") {
+  RandomModelOptions options;
+  options.seed = 3;
+  options.max_positions = 256;
+  options.threads = 2;
+  const auto source =
+      make_random_model({"recording-test", 64, 2, 4, 2, 128, 300, false, 10000}, options);
+  testing::ForwardingBackend plain;
+  const testing::DecodeRun expected = decode(plain, *source);
+  testing::RecordingBackend failing;
+  failing.keep = false;
+  const testing::DecodeRun got = decode(failing, *source);
+  // A failed recording ran nothing: the step ran as it is, with the same tokens.
+  CHECK(got.tokens == expected.tokens);
+  CHECK(failing.recordings == 0);
+  CHECK(failing.attempts == 3);
+}

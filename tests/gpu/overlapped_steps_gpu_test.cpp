@@ -2,11 +2,13 @@
 // then finish in order, as a stage alone runs two micro-batches), on one stream and on
 // two lanes (CONVEYOR_CUDA_LANES=2) that may run them at once: every greedy and
 // sampled token, and every logit row sent to the host, equals what the same steps give
-// run one at a time. The tokens come back through the CUDA backend's page-locked staging
-// (kernels/cuda/pinned_staging.h) and land only at each step's fence. Skipped without a
-// GPU; built everywhere.
+// run one at a time; and decode steps replayed as CUDA graphs (CONVEYOR_CUDA_GRAPHS=1) on
+// two lanes at once agree with the same recorded steps one by one. The tokens come back
+// through the CUDA backend's page-locked staging (kernels/cuda/pinned_staging.h) and land
+// only at each step's fence. Skipped without a GPU; built everywhere.
 #include <doctest/doctest.h>
 
+#include <cstdlib>
 #include <vector>
 
 #include "tests/gpu/cuda_twin.h"
@@ -107,15 +109,23 @@ class Group {
   std::vector<SampleRow> rows_;
 };
 
+// A backend with `lanes` lanes (CONVEYOR_CUDA_LANES=2), recording decode steps with
+// `graphs` (CONVEYOR_CUDA_GRAPHS=1).
+std::unique_ptr<Backend> backend_for(int lanes, bool graphs) {
+  if (graphs) setenv("CONVEYOR_CUDA_GRAPHS", "1", 1);
+  auto backend =
+      lanes == 2 ? gpu_backend_with("CONVEYOR_CUDA_LANES", "2", 0.05) : gpu_backend(0.05);
+  unsetenv("CONVEYOR_CUDA_GRAPHS");
+  return backend;
+}
+
 // Both groups' outputs over a prefill and kDecodeSteps decode steps, the second group's
 // step launched before the first's finished when `overlapped`.
-// With `lanes` 2, the groups' steps go to the backend's two lanes (CONVEYOR_CUDA_LANES=2)
-// and may run at once.
+// With `lanes` 2, the groups' steps go to the backend's two lanes and may run at once.
 std::vector<GroupOutput> run(const std::vector<std::vector<std::int32_t>>& prompts, bool overlapped,
-                             int lanes = 1) {
-  LoadedModel m = load_model(
-      hf_tiny_dir("llama-tiny"), 1, 16, 64, {},
-      lanes == 2 ? gpu_backend_with("CONVEYOR_CUDA_LANES", "2", 0.05) : gpu_backend(0.05));
+                             int lanes = 1, bool graphs = false) {
+  LoadedModel m = load_model(hf_tiny_dir("llama-tiny"), 1, 16, 64, {}, backend_for(lanes, graphs));
+  REQUIRE(m.backend->capabilities().step_recording == graphs);
   REQUIRE(m.model->lanes() == lanes);
   const int second_lane = lanes - 1;
   const std::size_t half = prompts.size() / 2;
@@ -136,17 +146,22 @@ std::vector<GroupOutput> run(const std::vector<std::vector<std::int32_t>>& promp
   return out;
 }
 
-}  // namespace
-
-TEST_CASE("steps launched before the last one finished give the tokens of steps run one by one" *
-          doctest::skip(no_gpu())) {
-  // The reference prompts twice: each group holds one sequence of each kind.
+// The reference prompts twice: each group holds one sequence of each kind.
+std::vector<std::vector<std::int32_t>> reference_prompts_twice() {
   std::vector<std::vector<std::int32_t>> prompts;
   for (int copy = 0; copy < 2; ++copy) {
     for (const ReferenceCase& rc : load_reference("llama-tiny"))
       prompts.push_back(rc.input_ids);
   }
   REQUIRE(prompts.size() == 6);
+  return prompts;
+}
+
+}  // namespace
+
+TEST_CASE("steps launched before the last one finished give the tokens of steps run one by one" *
+          doctest::skip(no_gpu())) {
+  const auto prompts = reference_prompts_twice();
   const auto serial = run(prompts, false);
   const auto overlapped = run(prompts, true);
   const auto two_lanes = run(prompts, true, 2);
@@ -155,6 +170,22 @@ TEST_CASE("steps launched before the last one finished give the tokens of steps 
     CHECK(overlapped[g].tokens == serial[g].tokens);
     CHECK(overlapped[g].logits == serial[g].logits);
     // The same kernels on the same shapes, on two streams at once.
+    CHECK(two_lanes[g].tokens == serial[g].tokens);
+    CHECK(two_lanes[g].logits == serial[g].logits);
+  }
+}
+
+TEST_CASE(
+    "recorded decode steps on two lanes at once give the tokens of recorded steps one by "
+    "one" *
+    doctest::skip(no_gpu())) {
+  const auto prompts = reference_prompts_twice();
+  // Both pad their decode steps alike (three rows to eight), so the products see the same
+  // shapes: the replayed graphs, one lane at a time or two at once, agree bit for bit.
+  const auto serial = run(prompts, false, 1, true);
+  const auto two_lanes = run(prompts, true, 2, true);
+  for (std::size_t g = 0; g < 2; ++g) {
+    CAPTURE(g);
     CHECK(two_lanes[g].tokens == serial[g].tokens);
     CHECK(two_lanes[g].logits == serial[g].logits);
   }

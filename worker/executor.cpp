@@ -78,10 +78,9 @@ Executor::Executor(Backend& backend, const ModelSource& source, LayerRange layer
                    WeightBudget weight_budget) {
   // Weights first, so that an automatic cache takes what they leave.
   auto weights = std::make_unique<WeightStore>(backend, source, layers, weight_budget);
-  // The lanes the model will use: the backend's, one while layers are streamed.
-  const int lanes = weights->streamed_layers() > 0 ? 1 : std::max(1, backend.capabilities().lanes);
   cache_ = std::make_unique<KvCache>(
-      backend, cache_config(backend, source.spec(), layers, kv, weights->bound_bytes(), lanes));
+      backend, cache_config(backend, source.spec(), layers, kv, weights->bound_bytes(),
+                            LlamaModel::lanes_for(backend, *weights)));
   swapper_ = std::make_unique<KvSwapper>(*cache_, kv.swap);
   model_ = std::make_unique<LlamaModel>(backend, std::move(weights), *cache_);
   backend_samples_ = backend.capabilities().sampling;

@@ -1,5 +1,6 @@
 #include "worker/llama_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -62,16 +63,18 @@ LlamaModel::LlamaModel(Backend& backend, std::unique_ptr<WeightStore> weights, K
   // As transformers: head_dim ** -0.5, applied to the f32 scores.
   attention_.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.head_dim)));
   attention_.sliding_window = s.sliding_window;
-  const BackendCapabilities caps = backend.capabilities();
-  step_recording_ = caps.step_recording;
-  // Streamed layers move through one lane's order (the streamer uploads there).
-  if (store_->streamed_layers() == 0) workspaces_.resize(static_cast<std::size_t>(caps.lanes));
+  step_recording_ = backend.capabilities().step_recording;
+  workspaces_.resize(static_cast<std::size_t>(lanes_for(backend, *store_)));
   for (auto& ws : workspaces_)
     ws = std::make_unique<Workspace>();
   ws_ = workspaces_.front().get();
 }
 
 LlamaModel::~LlamaModel() = default;
+
+int LlamaModel::lanes_for(const Backend& backend, const WeightStore& weights) {
+  return weights.streamed_layers() > 0 ? 1 : std::max(1, backend.capabilities().lanes);
+}
 
 bool LlamaModel::ensure_workspace(std::int64_t tokens, std::int64_t logit_rows) {
   const ModelSpec& s = spec();

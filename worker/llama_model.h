@@ -107,8 +107,10 @@ class LlamaModel {
                                        const float* hidden_in = nullptr,
                                        std::span<const SampleRow> sample_rows = {}, int lane = 0);
   StepResult finish(LaunchedStep& launched);
-  // The lanes launch() takes: the backend's, or one while layers are streamed.
+  // The lanes launch() takes: the backend's, or one while layers are streamed (the
+  // streamer uploads in one lane's order). lanes_for() says so before a model exists.
   int lanes() const { return static_cast<int>(workspaces_.size()); }
+  static int lanes_for(const Backend& backend, const WeightStore& weights);
 
  private:
   struct Workspace;

@@ -23,9 +23,7 @@ StagingFence::~StagingFence() {
     // A destructor cannot report: an error here is the device's, and the next op
     // reports it. The buffers still must not be handed out while copies may run.
     if (cudaEventSynchronize(event_) != cudaSuccess) cudaGetLastError();
-    std::lock_guard lock(staging_.mutex_);
-    for (const Landing& l : landings_)
-      staging_.buffers_[l.buffer].held = false;
+    staging_.drop(landings_);
   }
   cudaEventDestroy(event_);
 }
@@ -110,9 +108,7 @@ std::unique_ptr<StagingFence> PinnedStaging::fence() {
     if (event != nullptr) cudaEventDestroy(event);
     cudaStreamSynchronize(stream_);
     cudaGetLastError();
-    std::lock_guard lock(mutex_);
-    for (const StagingFence::Landing& l : landings)
-      buffers_[l.buffer].held = false;
+    drop(landings);
     fail_cuda(error, "cudaEventRecord (a staging fence)", __FILE__, __LINE__);
   }
   return std::make_unique<StagingFence>(*this, event, std::move(landings));
@@ -122,6 +118,12 @@ void PinnedStaging::land_all() {
   std::lock_guard lock(mutex_);
   land(queued_);
   queued_.clear();
+}
+
+void PinnedStaging::drop(const std::vector<StagingFence::Landing>& landings) {
+  std::lock_guard lock(mutex_);
+  for (const StagingFence::Landing& l : landings)
+    buffers_[l.buffer].held = false;
 }
 
 void PinnedStaging::land(const std::vector<StagingFence::Landing>& landings) {

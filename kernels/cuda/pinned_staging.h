@@ -76,6 +76,8 @@ class PinnedStaging {
   std::size_t acquire(std::size_t bytes);
   // Copies landed downloads out and frees their buffers (under mutex_).
   void land(const std::vector<StagingFence::Landing>& landings);
+  // Frees the buffers of downloads that will not land (takes mutex_).
+  void drop(const std::vector<StagingFence::Landing>& landings);
 
   cudaStream_t stream_;
   std::mutex mutex_;

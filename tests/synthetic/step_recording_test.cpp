@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <memory>
 
 #include "common/status.h"
 #include "common/synthetic/random_model_source.h"
@@ -75,15 +76,18 @@ testing::DecodeRun decode(Backend& backend, const ModelSource& source) {
                                 [](int) { return std::size_t{4}; });
 }
 
-}  // namespace
-
-TEST_CASE("a model on a recording backend pads its decode steps and gives the same outputs") {
+std::unique_ptr<ModelSource> recording_test_model() {
   RandomModelOptions options;
   options.seed = 3;
   options.max_positions = 256;
   options.threads = 2;
-  const auto source =
-      make_random_model({"recording-test", 64, 2, 4, 2, 128, 300, false, 10000}, options);
+  return make_random_model({"recording-test", 64, 2, 4, 2, 128, 300, false, 10000}, options);
+}
+
+}  // namespace
+
+TEST_CASE("a model on a recording backend pads its decode steps and gives the same outputs") {
+  const auto source = recording_test_model();
   testing::ForwardingBackend plain;
   const testing::DecodeRun expected = decode(plain, *source);
   testing::RecordingBackend recording;
@@ -106,12 +110,7 @@ TEST_CASE("a model on a recording backend pads its decode steps and gives the sa
 }
 
 TEST_CASE("a size whose recordings keep failing runs unrecorded after three attempts") {
-  RandomModelOptions options;
-  options.seed = 3;
-  options.max_positions = 256;
-  options.threads = 2;
-  const auto source =
-      make_random_model({"recording-test", 64, 2, 4, 2, 128, 300, false, 10000}, options);
+  const auto source = recording_test_model();
   testing::ForwardingBackend plain;
   const testing::DecodeRun expected = decode(plain, *source);
   testing::RecordingBackend failing;
